@@ -1,0 +1,165 @@
+"""Tencent Cloud credentials and the provider chain the official SDKs use.
+
+First match wins: explicit (flag + key file), environment, profile file, CVM instance role.
+Secrets never reach ``repr``/``str``: a leaked log line must not leak a key.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROFILE_PATHS = (Path("~/.tencentcloud/credentials"), Path("/etc/tencentcloud/credentials"))
+
+
+class CredentialError(Exception):
+    """No usable credential could be found or loaded (message names the source, never the key)."""
+
+
+@dataclass(frozen=True)
+class Credential:
+    secret_id: str
+    secret_key: str = field(repr=False)
+    token: str = field(default="", repr=False)
+
+    def __repr__(self) -> str:
+        return f"Credential(secret_id={self.secret_id!r}, secret_key='***', token={'***' if self.token else ''!r})"
+
+    __str__ = __repr__
+
+
+class CredentialProvider:
+    """Something that yields the credential to sign the next request with.
+
+    ``get()`` is called per request so rotated files and refreshed role keys take effect.
+    """
+
+    description = "credentials"
+
+    def get(self) -> Credential:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, repr=False)
+class StaticCredentials(CredentialProvider):
+    credential: Credential
+    description: str = "static credentials"
+
+    def get(self) -> Credential:
+        return self.credential
+
+    def __repr__(self) -> str:
+        return f"StaticCredentials({self.credential!r})"
+
+
+def _read_secret(path: Path, what: str) -> str:
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise CredentialError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
+    if not value:
+        raise CredentialError(f"{what} file {path} is empty")
+    return value
+
+
+class SecretFileCredentials(CredentialProvider):
+    """``--secret-id`` with ``--secret-key-file``: the key is re-read when the file changes."""
+
+    def __init__(self, secret_id: str, key_file: Path, token_file: Path | None = None) -> None:
+        self._secret_id = secret_id
+        self._key_file = key_file
+        self._token_file = token_file
+        self._lock = threading.Lock()
+        self._stamp: tuple[float, ...] | None = None
+        self._cached: Credential | None = None
+        self.description = f"--secret-key-file {key_file}"
+        self.get()  # fail at startup, not at the first poll
+
+    def _mtimes(self) -> tuple[float, ...]:
+        files = [self._key_file] + ([self._token_file] if self._token_file else [])
+        try:
+            return tuple(p.stat().st_mtime_ns for p in files)
+        except OSError:
+            return ()
+
+    def get(self) -> Credential:
+        stamp = self._mtimes()
+        with self._lock:
+            if self._cached is not None and stamp and stamp == self._stamp:
+                return self._cached
+            token = _read_secret(self._token_file, "token") if self._token_file else ""
+            self._cached = Credential(self._secret_id, _read_secret(self._key_file, "secret key"), token)
+            self._stamp = stamp
+            return self._cached
+
+    def __repr__(self) -> str:
+        return f"SecretFileCredentials(secret_id={self._secret_id!r}, key_file={str(self._key_file)!r})"
+
+
+def from_environment(env: Mapping[str, str]) -> StaticCredentials | None:
+    secret_id = env.get("TENCENTCLOUD_SECRET_ID", "").strip()
+    secret_key = env.get("TENCENTCLOUD_SECRET_KEY", "").strip()
+    if not secret_id and not secret_key:
+        return None
+    if not secret_id or not secret_key:
+        missing = "TENCENTCLOUD_SECRET_KEY" if secret_id else "TENCENTCLOUD_SECRET_ID"
+        raise CredentialError(f"{missing} is not set (the other half of the key pair is)")
+    token = env.get("TENCENTCLOUD_TOKEN", "").strip()
+    return StaticCredentials(Credential(secret_id, secret_key, token), "environment")
+
+
+def from_profile(path: Path) -> StaticCredentials | None:
+    """The INI profile file, section ``[default]``; None when the file does not exist."""
+    path = path.expanduser()
+    if not path.is_file():
+        return None
+    parser = configparser.ConfigParser()
+    try:
+        parser.read_string(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, configparser.Error) as exc:
+        raise CredentialError(f"cannot parse credentials profile {path}: {type(exc).__name__}") from None
+    if not parser.has_section("default"):
+        raise CredentialError(f"credentials profile {path} has no [default] section")
+    section = parser["default"]
+    secret_id = section.get("secret_id", "").strip()
+    secret_key = section.get("secret_key", "").strip()
+    if not secret_id or not secret_key:
+        raise CredentialError(f"credentials profile {path} lacks secret_id or secret_key in [default]")
+    return StaticCredentials(Credential(secret_id, secret_key), f"profile {path}")
+
+
+def resolve_chain(
+    secret_id: str | None = None,
+    secret_key_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    profile_paths: tuple[Path, ...] = PROFILE_PATHS,
+    cvm_role: str | None = None,
+    cvm_role_factory: Callable[[str], CredentialProvider] | None = None,
+) -> CredentialProvider:
+    """Pick the first configured source, in the official SDKs' order."""
+    env = os.environ if env is None else env
+    if secret_id or secret_key_file:
+        if not (secret_id and secret_key_file):
+            raise CredentialError("--secret-id and --secret-key-file must be given together")
+        return SecretFileCredentials(secret_id, secret_key_file)
+    found = from_environment(env)
+    if found:
+        return found
+    for path in profile_paths:
+        found = from_profile(path)
+        if found:
+            return found
+    if cvm_role:
+        if cvm_role_factory is None:
+            from exporter.cvm_role import CvmRoleCredentials
+
+            return CvmRoleCredentials(cvm_role)
+        return cvm_role_factory(cvm_role)
+    raise CredentialError(
+        "no Tencent Cloud credentials: set --secret-id/--secret-key-file, TENCENTCLOUD_SECRET_ID/"
+        "TENCENTCLOUD_SECRET_KEY, ~/.tencentcloud/credentials, or --cvm-role"
+    )

@@ -1,0 +1,300 @@
+"""Tencent Cloud API 3.0 client: signed JSON POSTs over one pooled ``requests.Session``.
+
+Every way a call can fail ends as a ``CallFailure`` with a ``code`` (Tencent's own error code, or
+one of ours under ``ClientError.*``) and an ``outcome`` (the label of
+``tiw_exporter_api_requests_total``). Callers never see a raw ``requests`` or JSON exception.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from exporter import signing
+from exporter.credentials import CredentialError, CredentialProvider
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ENDPOINT = "https://tiw.tencentcloudapi.com"
+DEFAULT_REGION = "ap-guangzhou"
+MAX_RESPONSE_BYTES = 1 << 20  # a DescribeWhiteboardPush answer is < 2 KiB; cap what a broken proxy can make us read
+
+# Outcomes, the values of the `outcome` label.
+SUCCESS = "success"
+ERROR = "error"
+THROTTLED = "throttled"
+NETWORK_ERROR = "network_error"
+BAD_RESPONSE = "bad_response"
+
+
+class CallFailure(Exception):
+    """A call that produced no usable answer. ``code`` is stable and safe to put in a label."""
+
+    outcome = ERROR
+
+    def __init__(self, code: str, message: str, request_id: str = "") -> None:
+        super().__init__(f"{code}: {message}" + (f" (RequestId {request_id})" if request_id else ""))
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
+class ApiError(CallFailure):
+    """The API answered with ``Response.Error``."""
+
+    @property
+    def outcome(self) -> str:  # type: ignore[override]
+        return THROTTLED if self.code.startswith("RequestLimitExceeded") else ERROR
+
+    @property
+    def retryable(self) -> bool:
+        return self.code.startswith(("RequestLimitExceeded", "InternalError"))
+
+    @property
+    def account_level(self) -> bool:
+        """Errors about the account or SdkAppId rather than one task."""
+        return self.code.startswith(("AuthFailure", "ResourceUnavailable", "UnauthorizedOperation"))
+
+
+class NetworkFailure(CallFailure):
+    """Connection refused, DNS failure, reset: no HTTP answer at all."""
+
+    outcome = NETWORK_ERROR
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+class TimeoutFailure(NetworkFailure):
+    """Connect or read timeout."""
+
+
+class BadResponse(CallFailure):
+    """An HTTP answer that is not a valid API envelope (non-JSON, wrong shape, oversized, 4xx)."""
+
+    outcome = BAD_RESPONSE
+
+
+class HttpStatusFailure(BadResponse):
+    """HTTP 5xx: a gateway or server fault, worth a retry."""
+
+    @property
+    def retryable(self) -> bool:
+        return True
+
+
+class CredentialFailure(CallFailure):
+    """The credential provider could not give a key (e.g. rotated file unreadable)."""
+
+    outcome = ERROR
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Capped exponential backoff with full jitter, for retryable failures only."""
+
+    attempts: int = 3
+    base_seconds: float = 0.2
+    cap_seconds: float = 5.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        return rng.uniform(0, min(self.cap_seconds, self.base_seconds * (2**attempt)))
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """A successful call: the ``Response`` object and how long the HTTP exchange took."""
+
+    response: dict[str, Any]
+    request_id: str
+    seconds: float
+
+
+@dataclass
+class CallObserver:
+    """Hooks the collector uses to count requests; defaults do nothing."""
+
+    before_attempt: Callable[[str], None] = lambda action: None
+    after_attempt: Callable[[str, str, float, str | None], None] = lambda action, outcome, seconds, code: None
+
+
+@dataclass
+class TencentCloudClient:
+    """Signs and sends API 3.0 calls for one service/version/region and credential source."""
+
+    credentials: CredentialProvider
+    service: str = "tiw"
+    version: str = "2019-09-19"
+    endpoint: str = DEFAULT_ENDPOINT
+    region: str = DEFAULT_REGION
+    connect_timeout: float = 3.0
+    read_timeout: float = 10.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    observer: CallObserver = field(default_factory=CallObserver)
+    pool_size: int = 16
+    clock: Callable[[], float] = time.time
+    sleep: Callable[[float], None] = time.sleep
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"endpoint {self.endpoint!r} is not an http(s) URL")
+        self._url = f"{parts.scheme}://{parts.netloc}/"
+        self._host = parts.netloc
+        self._session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._rng = random.Random()
+        self._rng_lock = threading.Lock()
+        self.clock_offset = 0.0  # server time minus ours, learned from SignatureExpire answers
+
+    def __repr__(self) -> str:
+        return f"TencentCloudClient(endpoint={self.endpoint!r}, region={self.region!r}, credentials={self.credentials!r})"
+
+    def close(self) -> None:
+        self._session.close()
+
+    def call(self, action: str, params: dict[str, Any]) -> CallResult:
+        """One logical call, with retries for retryable failures; raises ``CallFailure``."""
+        attempt = 0
+        while True:
+            try:
+                return self._attempt(action, params)
+            except CallFailure as failure:
+                attempt += 1
+                if not failure.retryable or attempt >= self.retry.attempts:
+                    raise
+                with self._rng_lock:
+                    pause = self.retry.delay(attempt - 1, self._rng)
+                log.debug("retrying %s after %s in %.2fs", action, failure.code, pause)
+                self.sleep(pause)
+
+    def _attempt(self, action: str, params: dict[str, Any]) -> CallResult:
+        self.observer.before_attempt(action)
+        started = time.monotonic()
+        outcome, code = SUCCESS, None
+        try:
+            result = self._exchange(action, params)
+            return result
+        except CallFailure as failure:
+            outcome, code = failure.outcome, failure.code
+            raise
+        finally:
+            self.observer.after_attempt(action, outcome, time.monotonic() - started, code)
+
+    def _headers(self, action: str, body: bytes) -> dict[str, str]:
+        try:
+            credential = self.credentials.get()
+        except CredentialError as exc:
+            raise CredentialFailure("ClientError.Credential", str(exc)) from None
+        timestamp = int(self.clock() + self.clock_offset)
+        headers = {
+            "Content-Type": "application/json",
+            "Host": self._host,
+            "X-TC-Action": action,
+            "X-TC-Version": self.version,
+            "X-TC-Timestamp": str(timestamp),
+            "X-TC-Region": self.region,
+        }
+        if credential.token:
+            headers["X-TC-Token"] = credential.token
+        canonical = signing.canonical_request(
+            "POST", "/", "", headers, signing.DEFAULT_SIGNED_HEADERS, body
+        )
+        headers["Authorization"] = signing.authorization(
+            credential.secret_id, credential.secret_key, timestamp, self.service, canonical
+        )
+        return headers
+
+    def _exchange(self, action: str, params: dict[str, Any]) -> CallResult:
+        body = json.dumps(params, separators=(",", ":")).encode("utf-8")
+        headers = self._headers(action, body)
+        started = time.monotonic()
+        try:
+            with self._session.post(
+                self._url,
+                data=body,
+                headers=headers,
+                timeout=(self.connect_timeout, self.read_timeout),
+                stream=True,
+            ) as http:
+                raw = self._read_capped(http)
+                status, date_header = http.status_code, http.headers.get("Date")
+        except requests.Timeout as exc:
+            raise TimeoutFailure("ClientError.Timeout", _short(exc)) from None
+        except requests.RequestException as exc:
+            raise NetworkFailure("ClientError.Network", _short(exc)) from None
+        seconds = time.monotonic() - started
+        if status >= 500:
+            raise HttpStatusFailure("ClientError.HttpStatus", f"HTTP {status} from {self._host}")
+        response = _parse_envelope(raw, status)
+        request_id = response.get("RequestId") if isinstance(response.get("RequestId"), str) else ""
+        error = response.get("Error")
+        if error is not None:
+            if not isinstance(error, dict) or not isinstance(error.get("Code"), str) or not error["Code"]:
+                raise BadResponse("ClientError.BadResponse", "Response.Error lacks a string Code", request_id)
+            code = error["Code"]
+            if code == "AuthFailure.SignatureExpire":
+                self._resync_clock(date_header)
+            message = error.get("Message") if isinstance(error.get("Message"), str) else ""
+            raise ApiError(code, message, request_id)
+        if status != 200:
+            raise BadResponse("ClientError.HttpStatus", f"HTTP {status} with a non-error envelope", request_id)
+        return CallResult(response=response, request_id=request_id, seconds=seconds)
+
+    @staticmethod
+    def _read_capped(http: requests.Response) -> bytes:
+        chunks, size = [], 0
+        for chunk in http.iter_content(chunk_size=65536):
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise BadResponse("ClientError.ResponseTooLarge", f"response exceeds {MAX_RESPONSE_BYTES} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _resync_clock(self, date_header: str | None) -> None:
+        """Learn the server's clock from its ``Date`` header after a SignatureExpire."""
+        if not date_header:
+            return
+        from email.utils import parsedate_to_datetime
+
+        try:
+            server = parsedate_to_datetime(date_header).timestamp()
+        except (TypeError, ValueError, IndexError):
+            return
+        offset = server - self.clock()
+        if abs(offset) > 60:
+            log.warning("local clock is %.0fs off the API server's; signing with the server's time", -offset)
+            self.clock_offset = offset
+
+
+def _parse_envelope(raw: bytes, status: int) -> dict[str, Any]:
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        detail = f"HTTP {status}, {len(raw)} bytes of non-JSON"
+        raise BadResponse("ClientError.BadResponse", detail) from None
+    if not isinstance(document, dict) or not isinstance(document.get("Response"), dict):
+        raise BadResponse("ClientError.BadResponse", f"HTTP {status}, JSON without a Response object")
+    return document["Response"]
+
+
+def _short(exc: Exception) -> str:
+    """An exception's class and first line, bounded: URLs in requests' messages carry no secrets."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text[:200]}"
