@@ -164,7 +164,8 @@ class TencentCloudClient:
         self.clock_offset = 0.0  # server time minus ours, learned from SignatureExpire answers
 
     def __repr__(self) -> str:
-        return f"TencentCloudClient(endpoint={self.endpoint!r}, region={self.region!r}, credentials={self.credentials!r})"
+        return (f"TencentCloudClient(endpoint={self.endpoint!r}, region={self.region!r}, "
+                f"credentials={self.credentials!r})")
 
     def close(self) -> None:
         self._session.close()

@@ -1,0 +1,253 @@
+"""``tiw-exporter`` commands: parse options, build objects, run. No business logic here.
+
+Every error a user can cause ends as one line on stderr and exit status 2 (usage/config) or 1
+(the API said no); never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from exporter import __version__, logs
+from exporter.config import ConfigError, Settings, build_settings, parse_duration
+from exporter.credentials import CredentialError, resolve_chain
+from exporter.tasks import TasksFileError, load_tasks_file
+from exporter.tencentcloud import CallFailure, TencentCloudClient
+from exporter.tiw import PushTask, describe_whiteboard_push
+
+ENV_PREFIX = "TIW_EXPORTER_"
+
+
+def _env(name: str, *extra: str) -> list[str]:
+    return [ENV_PREFIX + name.upper().replace("-", "_"), *extra]
+
+
+def _option(flag: str, *extra_env: str, **kwargs: Any) -> Callable[[Any], Any]:
+    name = flag.lstrip("-")
+    return click.option(flag, envvar=_env(name, *extra_env), show_envvar=True, default=None, **kwargs)
+
+
+def api_options(func: Any) -> Any:
+    """Options every command that talks to the Tencent Cloud API shares."""
+    for decorator in reversed([
+        _option("--endpoint", help="API endpoint [default: https://tiw.tencentcloudapi.com]."),
+        _option("--region", "TENCENTCLOUD_REGION", help="API region [default: ap-guangzhou]."),
+        _option("--secret-id", help="SecretId (with --secret-key-file); else TENCENTCLOUD_SECRET_ID/"
+                                    "_SECRET_KEY, the profile file, or --cvm-role."),
+        _option("--secret-key-file", help="File holding the SecretKey (re-read when it changes)."),
+        _option("--cvm-role", help="CVM instance role name: temporary keys from the metadata service."),
+        _option("--connect-timeout", help="Connect timeout [default: 3s]."),
+        _option("--read-timeout", help="Read timeout [default: 10s]."),
+    ]):
+        func = decorator(func)
+    return func
+
+
+def fail(message: str, status: int = 2) -> NoReturn:
+    click.echo(f"tiw-exporter: error: {message}", err=True)
+    sys.exit(status)
+
+
+def _settings(flags: dict[str, Any], config_file: str | None = None) -> Settings:
+    env_secrets = {
+        "api_token": os.environ.get(ENV_PREFIX + "API_TOKEN"),
+        "callback_key": os.environ.get(ENV_PREFIX + "CALLBACK_KEY"),
+    }
+    try:
+        return build_settings({**env_secrets, **flags}, Path(config_file) if config_file else None)
+    except ConfigError as exc:
+        fail("; ".join(exc.problems))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(__version__, "--version", prog_name="tiw-exporter")
+def cli() -> None:
+    """Prometheus exporter for Tencent Cloud Interactive Whiteboard (TIW) push tasks."""
+
+
+@cli.command()
+@click.option("--config", "config_file", envvar=_env("config"), show_envvar=True, default=None,
+              help="YAML file with the same keys as the long options (flags > env > file).")
+@_option("--listen", help="HOST:PORT to serve on [default: 0.0.0.0:9877].")
+@api_options
+@_option("--sdk-app-id", help="SdkAppId for --task values given without one.")
+@_option("--task", "tasks", multiple=True, help="Task to track: SDKAPPID:TASKID or TASKID (repeatable).")
+@_option("--tasks-file", help="YAML list of {sdk_app_id, task_id}; re-read on change and SIGHUP.")
+@_option("--api-token-file", help="Bearer token for task API writes (or env TIW_EXPORTER_API_TOKEN).")
+@_option("--state-file", help="Persist tracked tasks and latest results here (atomic writes).")
+@_option("--interval", help="Poll interval of an active task [default: 15s].")
+@_option("--rate-limit", help="API requests per second for this credential [default: 20].")
+@_option("--concurrency", help="Requests in flight [default: 8].")
+@_option("--finished-retention", help="How long a stopped task stays exported [default: 1h].")
+@_option("--web-config-file", help="exporter-toolkit web config (TLS, basic auth).")
+@_option("--callback-key-file", help="TIW callback key, to verify callbacks (or env TIW_EXPORTER_CALLBACK_KEY).")
+@_option("--callback-listen", help="Extra HOST:PORT serving only /callbacks/tiw.")
+@_option("--discover-sdk-app-id", "discover_sdk_app_ids", multiple=True,
+         help="Discover running push tasks of this SdkAppId (repeatable).")
+@_option("--discover-interval", help="How often to discover [default: 60s].")
+@_option("--log-level", help="debug, info, warning or error [default: info].")
+@_option("--log-format", help="text or json [default: text].")
+def run(config_file: str | None, **flags: Any) -> None:
+    """Run the exporter."""
+    settings = _settings(flags, config_file)
+    logs.configure(settings.log_level, settings.log_format)
+    from exporter.app import Exporter
+
+    try:
+        exporter = Exporter(settings)
+    except CredentialError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot listen on {settings.listen[0]}:{settings.listen[1]}: {exc.strerror or exc}")
+    exporter.start()
+    exporter.wait()
+
+
+@cli.command()
+@click.option("--sdk-app-id", required=True, help="The SdkAppId of the task.")
+@click.option("--task-id", required=True, help="The TaskId of the push task.")
+@click.option("--output", "-o", type=click.Choice(["json", "table"]), default="table", show_default=True)
+@api_options
+def describe(sdk_app_id: str, task_id: str, output: str, **flags: Any) -> None:
+    """Query one push task once and print it (exit 1 with the error code on failure)."""
+    settings = _settings({**flags, "tasks": (f"{sdk_app_id}:{task_id}",)})
+    app_id, task = settings.tasks[0]
+    try:
+        credentials = resolve_chain(settings.secret_id, settings.secret_key_file, cvm_role=settings.cvm_role)
+        client = TencentCloudClient(credentials, endpoint=settings.endpoint, region=settings.region,
+                                    connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout)
+    except CredentialError as exc:
+        fail(str(exc))
+    try:
+        result = describe_whiteboard_push(client, app_id, task)
+    except CallFailure as failure:
+        if output == "json":
+            click.echo(json.dumps({"error": {"code": failure.code, "message": failure.message,
+                                             "request_id": failure.request_id}}, ensure_ascii=False))
+        fail(str(failure), status=1)
+    finally:
+        client.close()
+    click.echo(json.dumps(result.to_dict(), ensure_ascii=False, indent=2) if output == "json" else _table(result))
+
+
+def _table(task: PushTask) -> str:
+    rows = [
+        ("SdkAppId", task.sdk_app_id), ("TaskId", task.task_id), ("Status", task.status),
+        ("FinishReason", task.finish_reason), ("RoomId", task.room_id), ("GroupId", task.group_id),
+        ("PushUserId", task.push_user_id), ("PushStartTime", task.push_start_time),
+        ("PushStopTime", task.push_stop_time), ("ExceptionCnt", task.exception_cnt),
+        ("IMSyncTime", task.im_sync_time), ("Backup", task.backup), ("RequestId", task.request_id),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+@cli.command("check-config")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--kind", type=click.Choice(["auto", "config", "tasks"]), default="auto", show_default=True,
+              help="What FILE is; auto: a YAML list is a tasks file, a mapping a config file.")
+def check_config(file: str, kind: str) -> None:
+    """Validate a config file or a tasks file and exit (0 valid, 2 invalid)."""
+    path = Path(file)
+    if kind == "auto":
+        kind = "tasks" if path.read_text(encoding="utf-8", errors="replace").lstrip().startswith("-") else "config"
+    if kind == "tasks":
+        try:
+            keys = load_tasks_file(path)
+        except TasksFileError as exc:
+            fail(str(exc))
+        click.echo(f"{path}: valid tasks file, {len(keys)} tasks")
+        return
+    settings = _settings({}, str(path))
+    click.echo(f"{path}: valid config file ({len(settings.tasks)} tasks, listen {settings.listen[0]}:"
+               f"{settings.listen[1]})")
+
+
+@cli.command()
+@click.option("--listen", default="127.0.0.1:9878", show_default=True, help="HOST:PORT for the simulator.")
+@click.option("--secret-id", default="AKIDsimulator", show_default=True)
+@click.option("--secret-key", default="simulator-secret-key", show_default=True,
+              help="The simulator's own test key (not a real credential).")
+@click.option("--latency", default="0s", show_default=True, help="Added to every answer.")
+@click.option("--rate-limit", type=float, default=20.0, show_default=True, help="Requests/s per action (0: off).")
+@click.option("--tasks", "task_count", type=click.IntRange(min=0), default=0, help="Extra generated tasks.")
+@click.option("--demo-mix/--no-demo-mix", default=True, show_default=True, help="Create the demo's task mix.")
+@click.option("--sdk-app-id", type=click.IntRange(min=1), default=1400000001, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--callback-url", default=None, help="Send signed push callbacks here.")
+@click.option("--callback-key", default=None, help="Key to sign callbacks with.")
+@click.option("--fault", "faults", multiple=True, help="Inject a fault: KIND[:RATIO] e.g. http500:0.1 (repeatable).")
+def simulate(listen: str, secret_id: str, secret_key: str, latency: str, rate_limit: float, task_count: int,
+             demo_mix: bool, sdk_app_id: int, seed: int, callback_url: str | None, callback_key: str | None,
+             faults: tuple[str, ...]) -> None:
+    """Run the built-in TIW API simulator."""
+    from exporter.config import parse_listen
+    from exporter.simulator import main_simulate
+
+    try:
+        address = parse_listen(listen)
+        latency_seconds = parse_duration(latency)
+        fault_specs = [_parse_fault(f) for f in faults]
+    except ValueError as exc:
+        fail(str(exc))
+    main_simulate(address, secret_id, secret_key, latency_seconds, rate_limit, task_count, seed, demo_mix,
+                  sdk_app_id, callback_url, callback_key, fault_specs)
+
+
+def _parse_fault(spec: str) -> tuple[str, float | None]:
+    kind, _, ratio = spec.partition(":")
+    if not kind:
+        raise ValueError(f"--fault needs KIND[:RATIO], got {spec!r}")
+    try:
+        return kind, float(ratio) if ratio else None
+    except ValueError:
+        raise ValueError(f"--fault ratio must be a number, got {ratio!r}") from None
+
+
+@cli.command()
+@click.option("--listen", default="127.0.0.1:9877", show_default=True, help="HOST:PORT for the exporter.")
+@click.option("--simulator-listen", default="127.0.0.1:0", show_default=True, help="HOST:PORT for the simulator.")
+@click.option("--interval", default="5s", show_default=True, help="Poll interval (short, for a lively demo).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info")
+def demo(listen: str, simulator_listen: str, interval: str, seed: int, log_level: str) -> None:
+    """Run the simulator with a realistic task mix and the exporter against it."""
+    from exporter.demo import run_demo
+
+    settings = _settings({"listen": listen, "interval": interval, "log_level": log_level})
+    logs.configure(settings.log_level, settings.log_format)
+    try:
+        from exporter.config import parse_listen
+
+        run_demo(settings, parse_listen(simulator_listen), seed)
+    except OSError as exc:
+        fail(f"cannot start the demo: {exc.strerror or exc}")
+    except ValueError as exc:
+        fail(str(exc))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry: click errors become one line and exit status 2."""
+    try:
+        cli.main(args=argv, prog_name="tiw-exporter", standalone_mode=False)
+    except click.exceptions.Abort:
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        fail(exc.format_message())
+    except OSError as exc:  # e.g. check-config on an unreadable file
+        fail(f"{exc.strerror or exc}: {getattr(exc, 'filename', '') or ''}".rstrip(": "))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

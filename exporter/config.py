@@ -1,0 +1,259 @@
+"""``Settings``: every option of ``tiw-exporter run``, validated once, frozen.
+
+Sources, highest first: command-line flags, ``TIW_EXPORTER_*`` environment (both via click),
+the ``--config`` YAML file (same keys as the long flags, with ``_`` or ``-``), then defaults.
+Loading returns a ``Settings`` or raises ``ConfigError`` listing every problem found, each one
+readable on its own line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from exporter.tencentcloud import DEFAULT_ENDPOINT, DEFAULT_REGION
+from exporter.tiw import InvalidTaskRef, validate_sdk_app_id, validate_task_id
+
+TaskKey = tuple[int, str]
+
+
+class ConfigError(Exception):
+    """Invalid configuration; ``problems`` holds one readable line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> float:
+    """'15s', '1h', '500ms', '2m', or a bare number of seconds -> seconds (float)."""
+    if isinstance(value, bool):
+        raise ValueError(f"not a duration: {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION_RE.match(str(value))
+        if not match:
+            raise ValueError(f"not a duration (use e.g. 15s, 2m, 1h): {str(value)[:40]!r}")
+        seconds = float(match[1]) * _UNITS[match[2]]
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        raise ValueError(f"not a finite duration: {value!r}")
+    return seconds
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """'HOST:PORT', ':PORT' or '[::1]:PORT' -> (host, port)."""
+    text = str(value).strip()
+    host, sep, port_text = text.rpartition(":")
+    if not sep or not port_text.isdigit():
+        raise ValueError(f"listen address must be HOST:PORT, got {text[:60]!r}")
+    port = int(port_text)
+    if not 0 <= port <= 65535:
+        raise ValueError(f"port out of range in {text!r}")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, port
+
+
+def parse_task_ref(value: str, default_sdk_app_id: int | None) -> TaskKey:
+    """'SDKAPPID:TASKID', or 'TASKID' with the default SdkAppId."""
+    text = str(value).strip()
+    if ":" in text:
+        sdk_text, _, task_text = text.partition(":")
+        return validate_sdk_app_id(sdk_text), validate_task_id(task_text)
+    if default_sdk_app_id is None:
+        raise InvalidTaskRef(f"task {text[:70]!r} has no SdkAppId: write SDKAPPID:TASKID or set --sdk-app-id")
+    return default_sdk_app_id, validate_task_id(text)
+
+
+@dataclass(frozen=True)
+class Settings:
+    listen: tuple[str, int] = ("0.0.0.0", 9877)
+    endpoint: str = DEFAULT_ENDPOINT
+    region: str = DEFAULT_REGION
+    secret_id: str | None = None
+    secret_key_file: Path | None = None
+    cvm_role: str | None = None
+    sdk_app_id: int | None = None
+    tasks: tuple[TaskKey, ...] = ()
+    tasks_file: Path | None = None
+    api_token_file: Path | None = None
+    api_token: str | None = field(default=None, repr=False)
+    state_file: Path | None = None
+    interval: float = 15.0
+    rate_limit: float = 20.0
+    concurrency: int = 8
+    finished_retention: float = 3600.0
+    connect_timeout: float = 3.0
+    read_timeout: float = 10.0
+    web_config_file: Path | None = None
+    callback_key_file: Path | None = None
+    callback_key: str | None = field(default=None, repr=False)
+    callback_listen: tuple[str, int] | None = None
+    discover_sdk_app_ids: tuple[int, ...] = ()
+    discover_interval: float = 60.0
+    log_level: str = "info"
+    log_format: str = "text"
+
+
+OPTION_NAMES = tuple(f.name for f in fields(Settings) if f.name not in ("api_token", "callback_key"))
+_LIST_OPTIONS = {"tasks": "task", "discover_sdk_app_ids": "discover_sdk_app_id"}
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The ``--config`` YAML as a mapping of option name -> raw value."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"cannot read config file {path}: {exc.strerror or exc}"]) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise ConfigError([f"config file {path} is not valid YAML{at}"]) from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise ConfigError([f"config file {path} must be a mapping of option: value"])
+    raw: dict[str, Any] = {}
+    problems = []
+    known = set(OPTION_NAMES) | set(_LIST_OPTIONS.values())
+    for key, value in document.items():
+        name = str(key).replace("-", "_")
+        if name not in known:
+            problems.append(f"config file {path}: unknown option {key!r}")
+            continue
+        for plural, singular in _LIST_OPTIONS.items():
+            if name == singular:
+                name = plural
+        raw[name] = value
+    if problems:
+        raise ConfigError(problems)
+    return raw
+
+
+def _read_secret_file(path: Path, what: str) -> str:
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ValueError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
+    if not value:
+        raise ValueError(f"{what} file {path} is empty")
+    return value
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    if isinstance(value, str):
+        return value.split()
+    return [value]
+
+
+class _Builder:
+    """Converts raw option values into typed ones, collecting every problem instead of stopping."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = raw
+        self.values: dict[str, Any] = {}
+        self.problems: list[str] = []
+
+    def convert(self, name: str, converter: Any) -> None:
+        value = self.raw.get(name)
+        if value is None or value == ():
+            return
+        try:
+            self.values[name] = converter(value)
+        except (ValueError, TypeError) as exc:
+            self.problems.append(f"--{name.replace('_', '-')}: {exc}")
+
+    def check(self, name: str, ok: bool, message: str) -> None:
+        if name in self.values and not ok:
+            self.problems.append(f"--{name.replace('_', '-')}: {message}")
+
+
+def _positive_int(value: Any) -> int:
+    if isinstance(value, bool) or not str(value).strip().isdigit():
+        raise ValueError(f"must be a positive integer, got {str(value)[:40]!r}")
+    return int(str(value).strip())
+
+
+def _positive_float(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a number, got {str(value)[:40]!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise ValueError(f"must be a positive number, got {value!r}")
+    return number
+
+
+def _choice(options: tuple[str, ...]) -> Any:
+    def convert(value: Any) -> str:
+        text = str(value).lower()
+        if text not in options:
+            raise ValueError(f"must be one of {', '.join(options)}, got {str(value)[:30]!r}")
+        return text
+
+    return convert
+
+
+def build_settings(flags: Mapping[str, Any], config_file: Path | None = None) -> Settings:
+    """Merge flags/env (``flags``, None meaning unset) over the config file over defaults."""
+    raw: dict[str, Any] = read_config_file(config_file) if config_file else {}
+    for name, value in flags.items():
+        if value is not None and value != ():
+            raw[name] = value
+    b = _Builder(raw)
+    b.convert("listen", parse_listen)
+    b.convert("callback_listen", parse_listen)
+    b.convert("endpoint", str)
+    b.convert("region", str)
+    b.convert("secret_id", str)
+    b.convert("cvm_role", str)
+    for name in ("secret_key_file", "tasks_file", "api_token_file", "state_file", "web_config_file",
+                 "callback_key_file"):
+        b.convert(name, lambda v: Path(str(v)).expanduser())
+    b.convert("sdk_app_id", validate_sdk_app_id)
+    default_sdk = b.values.get("sdk_app_id")
+    b.convert("tasks", lambda v: tuple(dict.fromkeys(parse_task_ref(t, default_sdk) for t in _as_list(v))))
+    b.convert("discover_sdk_app_ids", lambda v: tuple(dict.fromkeys(validate_sdk_app_id(x) for x in _as_list(v))))
+    for name in ("interval", "finished_retention", "connect_timeout", "read_timeout", "discover_interval"):
+        b.convert(name, parse_duration)
+        b.check(name, b.values.get(name, 1) > 0, "must be greater than zero")
+    b.convert("rate_limit", _positive_float)
+    b.convert("concurrency", _positive_int)
+    b.check("concurrency", 1 <= b.values.get("concurrency", 1) <= 256, "must be between 1 and 256")
+    b.convert("log_level", _choice(LOG_LEVELS))
+    b.convert("log_format", _choice(LOG_FORMATS))
+    endpoint = b.values.get("endpoint")
+    if endpoint is not None and not re.match(r"^https?://[^/\s]+/?$", endpoint):
+        b.problems.append(f"--endpoint: must be http(s)://HOST[:PORT], got {endpoint[:60]!r}")
+    _load_secret(b, raw, "api_token_file", "api_token", "API token")
+    _load_secret(b, raw, "callback_key_file", "callback_key", "callback key")
+    if b.problems:
+        raise ConfigError(b.problems)
+    return Settings(**b.values)
+
+
+def _load_secret(b: _Builder, raw: Mapping[str, Any], file_option: str, value_option: str, what: str) -> None:
+    """A secret comes from its file option, else from its direct value (env only)."""
+    path = b.values.get(file_option)
+    if path is not None:
+        try:
+            b.values[value_option] = _read_secret_file(path, what)
+        except ValueError as exc:
+            b.problems.append(f"--{file_option.replace('_', '-')}: {exc}")
+    elif raw.get(value_option):
+        b.values[value_option] = str(raw[value_option]).strip()

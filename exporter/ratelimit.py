@@ -1,0 +1,76 @@
+"""A paced request budget shared by every worker of one credential.
+
+Requests are spaced evenly (no bursts), because Tencent Cloud enforces its per-second limit on
+any one-second window: a bucket that lets 20 requests out at once trips it just as surely as 21.
+The pace leaves ``headroom`` below the published limit for network jitter. ``RequestLimitExceeded``
+halves the pace; each calm second wins back 5% of the nominal rate (AIMD), so the budget recovers
+within seconds once the API calms down.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class PacedLimiter:
+    def __init__(
+        self,
+        rate: float,
+        headroom: float = 0.97,
+        floor_fraction: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
+        self.nominal = rate * headroom
+        self._current = self.nominal
+        self._floor = rate * floor_fraction
+        self._clock = clock
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._next_slot = clock()
+        self._last_adjust = clock()
+
+    @property
+    def current_rate(self) -> float:
+        with self._lock:
+            self._recover(self._clock())
+            return self._current
+
+    def _recover(self, now: float) -> None:
+        calm_seconds = now - self._last_adjust
+        if calm_seconds >= 1.0 and self._current < self.nominal:
+            self._current = min(self.nominal, self._current + 0.05 * self.nominal * int(calm_seconds))
+            self._last_adjust = now
+        elif self._current >= self.nominal:
+            self._last_adjust = now
+
+    def reserve(self) -> float:
+        """Claim the next slot; returns how long the caller must wait before sending."""
+        with self._lock:
+            now = self._clock()
+            self._recover(now)
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + 1.0 / self._current
+            return slot - now
+
+    def acquire(self, stop: threading.Event | None = None) -> bool:
+        """Wait for the next slot; False if ``stop`` was set while waiting."""
+        wait = self.reserve()
+        if wait <= 0:
+            return True
+        if stop is not None:
+            return not stop.wait(wait)
+        self._sleep(wait)
+        return True
+
+    def throttled(self) -> None:
+        """The API said RequestLimitExceeded: halve the pace (not below the floor)."""
+        with self._lock:
+            now = self._clock()
+            self._current = max(self._floor, self._current / 2)
+            self._last_adjust = now
+            self._next_slot = max(self._next_slot, now + 1.0 / self._current)
