@@ -180,8 +180,8 @@ class Collector:
             if record.active and not record.retired:
                 self.scheduler.schedule(record.key, now)
                 self._first_pass.add(record.key)
-        self._check_ready()
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="poll")
+        self._check_ready()
         for target, name in ((self._dispatch_loop, "dispatcher"), (self._housekeeping_loop, "housekeeping")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -198,7 +198,7 @@ class Collector:
 
     def _check_ready(self) -> None:
         with self._lock:
-            if not self._first_pass:
+            if self._executor is not None and not self._first_pass:
                 self.ready.set()
 
     # --- the loop --------------------------------------------------------------------------
@@ -340,4 +340,4 @@ class Collector:
 
 
 def _retire(record: TaskRecord) -> TaskRecord:
-    return replace(record, retired=True, version=record.version + 1)
+    return replace(record, retired=True)

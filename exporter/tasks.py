@@ -52,7 +52,6 @@ class TaskRecord:
     last_error: TaskError | None = None
     stopped_seen_at: float | None = None  # when we first learned it is STOPPED (drives retention)
     retired: bool = False  # a configured task past its retention: kept for the config, not exported
-    version: int = 0  # bumped on each change; lets the renderer cache by (key, version)
 
     @property
     def key(self) -> TaskKey:
@@ -128,8 +127,7 @@ def merge_result(record: TaskRecord, task: PushTask, now: float) -> TaskRecord:
     stopped_seen_at = record.stopped_seen_at
     if task.stopped and stopped_seen_at is None:
         stopped_seen_at = now
-    return replace(record, latest=task, last_success=now, last_error=None, stopped_seen_at=stopped_seen_at,
-                   version=record.version + 1)
+    return replace(record, latest=task, last_success=now, last_error=None, stopped_seen_at=stopped_seen_at)
 
 
 def _regresses(previous: PushTask, new: PushTask) -> bool:
@@ -139,7 +137,7 @@ def _regresses(previous: PushTask, new: PushTask) -> bool:
 
 
 def merge_error(record: TaskRecord, error: TaskError) -> TaskRecord:
-    return replace(record, last_error=error, version=record.version + 1)
+    return replace(record, last_error=error)
 
 
 class TaskStore:

@@ -16,8 +16,8 @@ from exporter import signing
 
 # Tencent's published example (DESIGN §3).
 EXAMPLE_PAYLOAD = (
-    '{"Limit": 1, "Filters": [{"Values": ["\\u672a\\u547d\\u540d"], "Name": "instance-name"}]}'
-).encode()
+    b'{"Limit": 1, "Filters": [{"Values": ["\\u672a\\u547d\\u540d"], "Name": "instance-name"}]}'
+)
 EXAMPLE_HEADERS = {
     "Content-Type": "application/json; charset=utf-8",
     "Host": "cvm.tencentcloudapi.com",

@@ -1,0 +1,136 @@
+"""Helpers shared by the tests of the alerting rules and of the Grafana dashboard.
+
+They run the real tools (promtool, amtool) and know the metric contract of DESIGN.md §6, so that
+both the rules and the dashboard are checked against the names the exporter promises.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.tools import REPO, find_tool
+
+ALERTS_DIR = REPO / "alerts"
+RULES_FILE = ALERTS_DIR / "tiw-push.rules.yml"
+RULES_TEST_FILE = ALERTS_DIR / "tiw-push.rules.test.yml"
+RUNBOOK_FILE = ALERTS_DIR / "runbook.md"
+ALERTMANAGER_FILE = ALERTS_DIR / "alertmanager.example.yml"
+DASHBOARD_FILE = REPO / "dashboards" / "tiw-push.json"
+PROVISIONING_DIR = REPO / "dashboards" / "provisioning"
+
+# DESIGN.md §6: every metric family the exporter exposes (histograms with their series suffixes).
+CONTRACT_METRICS = frozenset(
+    {
+        "tiw_push_task_info",
+        "tiw_push_task_status",
+        "tiw_push_task_finish_reason",
+        "tiw_push_task_duration_seconds",
+        "tiw_push_task_start_timestamp_seconds",
+        "tiw_push_task_stop_timestamp_seconds",
+        "tiw_push_task_exceptions_total",
+        "tiw_push_task_error",
+        "tiw_push_task_last_success_timestamp_seconds",
+        "tiw_push_task_backup_status",
+        "tiw_push_task_backup_exceptions_total",
+        "tiw_push_tasks",
+        "tiw_push_api_errors_total",
+        "tiw_exporter_api_requests_total",
+        "tiw_exporter_api_request_duration_seconds_bucket",
+        "tiw_exporter_api_request_duration_seconds_sum",
+        "tiw_exporter_api_request_duration_seconds_count",
+        "tiw_exporter_poll_lag_seconds",
+        "tiw_exporter_tracked_tasks",
+        "tiw_exporter_build_info",
+        "tiw_exporter_tasks_file_reload_success",
+    }
+)
+# Series Prometheus itself writes.
+PROMETHEUS_METRICS = frozenset({"up", "ALERTS", "ALERTS_FOR_STATE"})
+
+
+def load_yaml(path: Path) -> Any:
+    with path.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+def run_tool(name: str, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run an external tool found by ``find_tool``; never raises on a non-zero exit status."""
+    command = [find_tool(name), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def run_tool_ok(name: str, *args: str | Path) -> str:
+    """Run a tool, fail the test with its output unless it succeeds; return its output."""
+    result = run_tool(name, *args)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, f"{name} {' '.join(map(str, args))} failed:\n{output}"
+    return output
+
+
+def recording_rule_names() -> frozenset[str]:
+    groups = load_yaml(RULES_FILE)["groups"]
+    return frozenset(rule["record"] for group in groups for rule in group["rules"] if "record" in rule)
+
+
+def known_metrics() -> frozenset[str]:
+    """Every series name a query may use: the contract, Prometheus' own, our recording rules."""
+    return CONTRACT_METRICS | PROMETHEUS_METRICS | recording_rule_names()
+
+
+def invalid_promql(expressions: Iterable[str]) -> list[str]:
+    """The expressions Prometheus' own parser rejects (via ``promtool check rules``)."""
+    unique = list(dict.fromkeys(expressions))
+    if _promtool_accepts(unique):
+        return []
+    # Something is wrong: find out which ones, so the failure names them.
+    return [expr for expr in unique if not _promtool_accepts([expr])]
+
+
+def _promtool_accepts(expressions: list[str]) -> bool:
+    rules = {
+        "groups": [
+            {
+                "name": "query-syntax-check",
+                "rules": [
+                    {"record": f"query_syntax_check_{index}", "expr": expr}
+                    for index, expr in enumerate(expressions)
+                ],
+            }
+        ]
+    }
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "queries.rules.yml"
+        path.write_text(yaml.safe_dump(rules), encoding="utf-8")
+        return run_tool("promtool", "check", "rules", path).returncode == 0
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_MATCHERS = re.compile(r"\{[^{}]*\}")
+_LABEL_LISTS = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
+_RANGES = re.compile(r"\[[^\]]*\]")
+_IDENTIFIER = re.compile(r"(?<![\w:.])[A-Za-z_:][\w:]*")
+_KEYWORDS = frozenset({"and", "or", "unless", "offset", "bool", "inf", "nan", "atan2"})
+
+
+def metric_names(expr: str) -> set[str]:
+    """Series names selected by a PromQL expression (a lexical scan, good for our queries).
+
+    Strings, label matchers, grouping label lists and ranges are blanked out first; what is left
+    that is neither a keyword nor followed by ``(`` (a function or an aggregation) is a name.
+    """
+    text = expr
+    for pattern in (_STRING, _MATCHERS, _LABEL_LISTS, _RANGES):
+        text = pattern.sub(" ", text)
+    names = set()
+    for match in _IDENTIFIER.finditer(text):
+        rest = text[match.end() :].lstrip()
+        if match.group() not in _KEYWORDS and not rest.startswith("("):
+            names.add(match.group())
+    return names

@@ -1,0 +1,259 @@
+"""The poll scheduler: lifecycle, error classes, fairness and pacing (fake API, real threads)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, defaultdict
+
+import pytest
+
+from exporter.collector import Collector, Scheduler
+from exporter.ratelimit import PacedLimiter
+from exporter.tasks import TaskStore
+from exporter.tencentcloud import ApiError, TimeoutFailure
+from exporter.tiw import PushTask
+
+APP = 1400000001
+
+
+class FakeApi:
+    """Answers per task from a script: a list of PushTask statuses or exceptions, last one repeating."""
+
+    def __init__(self) -> None:
+        self.scripts: dict[str, list] = {}
+        self.calls: Counter[str] = Counter()
+        self.times: list[float] = []
+        self.lock = threading.Lock()
+
+    def __call__(self, sdk_app_id: int, task_id: str) -> PushTask:
+        with self.lock:
+            self.calls[task_id] += 1
+            self.times.append(time.monotonic())
+            script = self.scripts.get(task_id, ["PUSHING"])
+            step = script[min(self.calls[task_id], len(script)) - 1]
+        if isinstance(step, Exception):
+            raise step
+        return PushTask(sdk_app_id, task_id, step, finish_reason="AUTO" if step == "STOPPED" else "")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(api=None, rate=1000.0, clock=None, **kwargs):
+    store = TaskStore(clock=clock or time.time)
+    collector = Collector(store, api or FakeApi(), PacedLimiter(rate), clock=clock or time.time, **kwargs)
+    return store, collector
+
+
+def wait_until(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_stopped_task_is_not_polled_again():
+    api = FakeApi()
+    api.scripts["t"] = ["PREPARED", "PUSHING", "STOPPED"]
+    store, collector = make(api, interval=0.05)
+    store.add((APP, "t"), "api")
+    collector.start()
+    try:
+        assert wait_until(lambda: store.get((APP, "t")).status == "STOPPED")
+        time.sleep(0.3)
+        assert api.calls["t"] == 3
+        assert (APP, "t") not in collector.scheduler
+    finally:
+        collector.stop()
+
+
+def test_stopped_task_is_dropped_after_retention_and_configured_ones_are_retired():
+    clock = Clock()
+    api = FakeApi()
+    api.scripts = {"a": ["STOPPED"], "b": ["STOPPED"]}
+    store, collector = make(api, clock=clock, finished_retention=60)
+    store.add((APP, "a"), "api")
+    store.add((APP, "b"), "flag")
+    collector.poll((APP, "a"), clock.now)
+    collector.poll((APP, "b"), clock.now)
+    clock.now += 59
+    assert collector.expire_finished() == 0
+    clock.now += 2
+    assert collector.expire_finished() == 2
+    assert store.get((APP, "a")) is None
+    assert store.get((APP, "b")).retired
+
+
+def test_task_level_errors_back_off_exponentially_up_to_the_cap():
+    clock = Clock()
+    api = FakeApi()
+    api.scripts["t"] = [ApiError("InvalidParameter.TaskNotFound", "no such task", "r1")]
+    store, collector = make(api, clock=clock, interval=15, max_backoff=300)
+    store.add((APP, "t"), "api")
+    delays = []
+    for _ in range(7):
+        collector.poll((APP, "t"), clock.now)
+        delays.append(collector.scheduler.earliest() - clock.now)
+    assert delays == [15, 30, 60, 120, 240, 300, 300]
+    assert store.get((APP, "t")).last_error.code == "InvalidParameter.TaskNotFound"
+
+
+def test_account_level_error_pauses_the_whole_sdk_app_id():
+    clock = Clock()
+    api = FakeApi()
+    api.scripts["t1"] = [ApiError("AuthFailure.SecretIdNotFound", "who?", "r")]
+    errors = []
+    store, collector = make(api, clock=clock, interval=10, on_api_error=lambda app, code: errors.append((app, code)))
+    store.add((APP, "t1"), "api")
+    store.add((APP, "t2"), "api")
+    collector.poll((APP, "t1"), clock.now)
+    assert collector.paused_accounts() == {APP: "AuthFailure.SecretIdNotFound"}
+    assert errors == [(APP, "AuthFailure.SecretIdNotFound")]
+    clock.now += 11
+    assert collector.paused_accounts() == {}
+
+
+def test_throttling_slows_the_limiter_and_keeps_the_task_first_in_line():
+    clock = Clock()
+    api = FakeApi()
+    api.scripts["t"] = [ApiError("RequestLimitExceeded", "slow down", "r"), "PUSHING"]
+    store, collector = make(api, clock=clock)
+    store.add((APP, "t"), "api")
+    before = collector.limiter.current_rate
+    collector.poll((APP, "t"), clock.now - 5)
+    assert collector.limiter.current_rate == pytest.approx(before / 2)
+    assert collector.scheduler.earliest() == clock.now - 5
+    assert store.get((APP, "t")).last_error is None  # throttling is not the task's fault
+
+
+def test_transient_failure_keeps_last_good_values_and_retries_soon():
+    clock = Clock()
+    api = FakeApi()
+    api.scripts["t"] = ["PUSHING", TimeoutFailure("ClientError.Timeout", "read timeout")]
+    store, collector = make(api, clock=clock, interval=15)
+    store.add((APP, "t"), "api")
+    collector.poll((APP, "t"), clock.now)
+    collector.poll((APP, "t"), clock.now)
+    record = store.get((APP, "t"))
+    assert record.status == "PUSHING" and record.last_error.code == "ClientError.Timeout"
+    assert collector.scheduler.earliest() - clock.now == 5
+
+
+def test_unexpected_exception_in_a_poll_does_not_stop_the_loop():
+    api = FakeApi()
+    api.scripts["bad"] = [RuntimeError("bug")]
+    store, collector = make(api, interval=0.05)
+    store.add((APP, "bad"), "api")
+    store.add((APP, "good"), "api")
+    collector.start()
+    try:
+        assert wait_until(lambda: api.calls["good"] >= 3 and api.calls["bad"] >= 2)
+    finally:
+        collector.stop()
+
+
+def test_ready_after_the_first_pass():
+    api = FakeApi()
+    store, collector = make(api, interval=60)
+    for i in range(20):
+        store.add((APP, f"t{i}"), "flag")
+    assert not collector.ready.is_set()
+    collector.start()
+    try:
+        assert collector.ready.wait(5)
+        assert all(api.calls[f"t{i}"] >= 1 for i in range(20))
+    finally:
+        collector.stop()
+
+
+def test_budget_short_of_tasks_serves_most_overdue_first_and_starves_none():
+    api = FakeApi()
+    store, collector = make(api, rate=100, interval=0.5, concurrency=4)
+    for i in range(100):  # needs 200 req/s, budget is ~97 req/s
+        store.add((APP, f"t{i}"), "api")
+    collector.start()
+    try:
+        time.sleep(3)
+    finally:
+        collector.stop()
+    counts = [api.calls[f"t{i}"] for i in range(100)]
+    assert min(counts) >= 1
+    assert max(counts) - min(counts) <= 1, counts
+    assert collector.lag() > 0
+
+
+def test_requests_are_paced_evenly_within_the_rate():
+    api = FakeApi()
+    store, collector = make(api, rate=50, interval=0.01, concurrency=8)
+    for i in range(30):
+        store.add((APP, f"t{i}"), "api")
+    collector.start()
+    try:
+        time.sleep(2.2)
+    finally:
+        collector.stop()
+    times = sorted(api.times)
+    per_window = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    assert per_window <= 50
+    assert len(times) >= 80  # it does use the budget
+
+
+def test_scheduler_pops_most_overdue_and_skips_discarded():
+    scheduler = Scheduler()
+    scheduler.schedule((1, "late"), 5)
+    scheduler.schedule((1, "later"), 7)
+    scheduler.schedule((1, "gone"), 1)
+    scheduler.discard((1, "gone"))
+    scheduler.schedule((1, "later"), 3)  # rescheduled earlier: the old entry is stale
+    assert scheduler.pop_due(10) == ((1, "later"), 3)
+    assert scheduler.pop_due(10) == ((1, "late"), 5)
+    assert scheduler.pop_due(10) is None
+
+
+def test_limiter_recovers_after_throttling():
+    now = [0.0]
+    limiter = PacedLimiter(20, clock=lambda: now[0])
+    limiter.throttled()
+    assert limiter.current_rate == pytest.approx(20 * 0.97 / 2)
+    now[0] += 30
+    assert limiter.current_rate == pytest.approx(20 * 0.97)
+
+
+def test_removed_task_is_not_polled():
+    api = FakeApi()
+    store, collector = make(api, interval=0.05)
+    store.add((APP, "t"), "api")
+    collector.start()
+    try:
+        assert wait_until(lambda: api.calls["t"] >= 1)
+        store.remove((APP, "t"))
+        time.sleep(0.1)
+        calls = api.calls["t"]
+        time.sleep(0.3)
+        assert api.calls["t"] == calls
+    finally:
+        collector.stop()
+
+
+def test_poll_counts_by_task_stay_balanced_with_many_workers():
+    api = FakeApi()
+    store, collector = make(api, rate=400, interval=0.2, concurrency=8)
+    for i in range(40):
+        store.add((APP, f"t{i}"), "api")
+    collector.start()
+    try:
+        time.sleep(1.5)
+    finally:
+        collector.stop()
+    by_count = defaultdict(int)
+    for i in range(40):
+        by_count[api.calls[f"t{i}"]] += 1
+    assert min(by_count) >= 5

@@ -1,0 +1,202 @@
+"""Metric families: names, state sets, absent-until-known rules, and the fast path's fidelity."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.metrics import ExporterMetrics, Exposition, self_registry
+from exporter.tasks import TaskError, TaskStore, merge_error, merge_result
+from exporter.tiw import PushTask
+from tests.tools import find_tool
+
+APP = 1400000001
+
+
+def tracked(store: TaskStore, task_id: str, status: str | None = None, now: float = 1_700_000_000.0,
+            **fields) -> None:
+    store.add((APP, task_id), "api")
+    if status:
+        task = PushTask(APP, task_id, status, **fields)
+        store.update((APP, task_id), lambda r: merge_result(r, task, now))
+
+
+def samples(store: TaskStore) -> dict[tuple[str, frozenset], float]:
+    exposition = Exposition(store, CollectorRegistry())
+    text = b"".join(exposition.render_text()).decode()
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text) for s in family.samples
+    }
+
+
+def value(found, name, **labels):
+    return found.get((name, frozenset({"sdk_app_id": str(APP), **labels}.items())))
+
+
+def test_pushing_task_has_status_set_duration_and_no_finish_reason():
+    store = TaskStore()
+    tracked(store, "p", "PUSHING", now=1000.0, push_start_time=400, exception_cnt=3, room_id=7, group_id="g",
+            push_user_id="u")
+    found = samples(store)
+    assert value(found, "tiw_push_task_status", task_id="p", status="PUSHING") == 1
+    assert value(found, "tiw_push_task_status", task_id="p", status="PREPARED") == 0
+    assert value(found, "tiw_push_task_status", task_id="p", status="STOPPED") == 0
+    assert value(found, "tiw_push_task_duration_seconds", task_id="p") == 600
+    assert value(found, "tiw_push_task_exceptions_total", task_id="p") == 3
+    assert value(found, "tiw_push_task_start_timestamp_seconds", task_id="p") == 400
+    assert value(found, "tiw_push_task_stop_timestamp_seconds", task_id="p") is None
+    assert value(found, "tiw_push_task_info", task_id="p", room_id="7", group_id="g", push_user_id="u") == 1
+    assert value(found, "tiw_push_task_last_success_timestamp_seconds", task_id="p") == 1000
+    assert not any(name == "tiw_push_task_finish_reason" for name, _ in found)
+
+
+def test_stopped_task_has_finish_reason_state_set_and_stop_minus_start_duration():
+    store = TaskStore()
+    tracked(store, "s", "STOPPED", finish_reason="EXCEPTION", push_start_time=100, push_stop_time=160)
+    found = samples(store)
+    assert value(found, "tiw_push_task_finish_reason", task_id="s", reason="EXCEPTION") == 1
+    assert value(found, "tiw_push_task_finish_reason", task_id="s", reason="AUTO") == 0
+    assert value(found, "tiw_push_task_finish_reason", task_id="s", reason="USER_CALL") == 0
+    assert value(found, "tiw_push_task_duration_seconds", task_id="s") == 60
+    assert value(found, "tiw_push_task_stop_timestamp_seconds", task_id="s") == 160
+
+
+def test_prepared_task_has_no_duration_or_start_time():
+    store = TaskStore()
+    tracked(store, "r", "PREPARED")
+    found = samples(store)
+    assert value(found, "tiw_push_task_status", task_id="r", status="PREPARED") == 1
+    assert value(found, "tiw_push_task_duration_seconds", task_id="r") is None
+    assert value(found, "tiw_push_task_start_timestamp_seconds", task_id="r") is None
+
+
+def test_task_before_its_first_answer_counts_as_unknown():
+    store = TaskStore()
+    tracked(store, "new")
+    found = samples(store)
+    assert all(value(found, "tiw_push_task_status", task_id="new", status=s) == 0
+               for s in ("PREPARED", "PUSHING", "STOPPED"))
+    assert value(found, "tiw_push_tasks", status="UNKNOWN") == 1
+    assert value(found, "tiw_push_tasks", status="PUSHING") == 0
+    assert found[("tiw_exporter_tracked_tasks", frozenset())] == 1
+
+
+def test_error_gauge_carries_the_latest_error_code_only_while_failing():
+    store = TaskStore()
+    tracked(store, "e", "PUSHING")
+    store.update((APP, "e"), lambda r: merge_error(r, TaskError("FailedOperation.WhiteboardPush", "m", "", 1)))
+    found = samples(store)
+    assert value(found, "tiw_push_task_error", task_id="e", code="FailedOperation.WhiteboardPush") == 1
+    assert value(found, "tiw_push_task_status", task_id="e", status="PUSHING") == 1  # last good value kept
+    tracked(store, "e", "PUSHING")
+    assert not any(name == "tiw_push_task_error" for name, _ in samples(store))
+
+
+def test_backup_object_exports_backup_status_and_exceptions():
+    store = TaskStore()
+    tracked(store, "b", "PUSHING", backup='{"Status": "PUSHING", "ExceptionCnt": 4}')
+    found = samples(store)
+    assert value(found, "tiw_push_task_backup_status", task_id="b", status="PUSHING") == 1
+    assert value(found, "tiw_push_task_backup_exceptions_total", task_id="b") == 4
+
+
+@pytest.mark.parametrize("backup", ["", "null", "{}", "{broken"])
+def test_empty_or_unparseable_backup_exports_nothing(backup):
+    store = TaskStore()
+    tracked(store, "b", "PUSHING", backup=backup)
+    assert not any(name.startswith("tiw_push_task_backup") for name, _ in samples(store))
+
+
+def test_unparseable_backup_is_logged_once_per_task(caplog):
+    store = TaskStore()
+    tracked(store, "b", "PUSHING", backup="{broken")
+    exposition = Exposition(store, CollectorRegistry())
+    exposition.render_text()
+    tracked(store, "b", "PUSHING", backup="{still broken")
+    exposition.render_text()
+    assert caplog.text.count("unparseable Backup") == 1
+
+
+def test_removed_and_retired_tasks_leave_no_series():
+    store = TaskStore()
+    exposition = Exposition(store, CollectorRegistry())
+    tracked(store, "gone", "PUSHING")
+    tracked(store, "kept", "PUSHING")
+    assert b'task_id="gone"' in b"".join(exposition.render_text())
+    store.remove((APP, "gone"))
+    text = b"".join(exposition.render_text())
+    assert b'task_id="gone"' not in text and b'task_id="kept"' in text
+
+
+def _fleet(size: int) -> TaskStore:
+    store = TaskStore()
+    statuses = ("PREPARED", "PUSHING", "STOPPED")
+    for i in range(size):
+        status = statuses[i % 3]
+        tracked(store, f"task{i:05d}", status if i % 7 else None, push_start_time=100 * (i % 2),
+                push_stop_time=200 if status == "STOPPED" and i % 2 else 0, finish_reason="AUTO", exception_cnt=i,
+                backup='{"Status":"STOPPED","ExceptionCnt":1}' if i % 5 == 0 else "", group_id='we"ird\\',
+                push_user_id="line\nbreak")
+        if i % 4 == 0:
+            store.update((APP, f"task{i:05d}"), lambda r: merge_error(r, TaskError("InternalError", "x", "", 5)))
+    return store
+
+
+def test_fast_text_equals_prometheus_client_output_line_for_line():
+    store = _fleet(300)
+    exposition = Exposition(store, CollectorRegistry())
+    registry = CollectorRegistry()
+    registry.register(exposition.task_collector)
+    for _ in range(2):  # a cold and a warm (cached) render
+        fast = b"".join(exposition.render_text()).decode()
+        reference = generate_latest(registry).decode()
+        assert sorted(fast.splitlines()) == sorted(reference.splitlines())
+        tracked(store, "task00001", "STOPPED", exception_cnt=99)
+
+
+def test_gzip_is_served_when_accepted():
+    store = _fleet(10)
+    exposition = Exposition(store, CollectorRegistry())
+    chunks, _, gzipped = exposition.render("text/plain", "gzip, deflate")
+    assert gzipped
+    assert gzip.decompress(b"".join(chunks)) == b"".join(exposition.render_text())
+
+
+def test_openmetrics_output_when_asked():
+    store = _fleet(10)
+    exposition = Exposition(store, CollectorRegistry())
+    chunks, content_type, _ = exposition.render("application/openmetrics-text; version=1.0.0", "")
+    body = b"".join(chunks).decode()
+    assert content_type.startswith("application/openmetrics-text")
+    assert body.endswith("# EOF\n")
+    assert "# TYPE tiw_push_task_exceptions counter" in body
+
+
+def test_exporter_output_passes_promtool_check_metrics():
+    promtool = find_tool("promtool")
+    store = _fleet(50)
+    registry = self_registry()
+    metrics = ExporterMetrics(registry)
+    metrics.observe_attempt("DescribeWhiteboardPush", "success", 0.1, None)
+    metrics.count_api_error(APP, "InternalError")
+    metrics.tasks_file_reload_success.set(1)
+    metrics.account_paused.labels(str(APP)).set(1)
+    body = b"".join(Exposition(store, registry).render_text())
+    result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == b"" and result.stderr.strip() == b""
+
+
+def test_every_family_has_help_text():
+    registry = self_registry()
+    ExporterMetrics(registry)
+    body = b"".join(Exposition(_fleet(30), registry).render_text()).decode()
+    for family in text_string_to_metric_families(body):
+        assert family.documentation, family.name
+

@@ -1,0 +1,172 @@
+"""The task store, forward-only status, the tasks file and the state file."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from exporter import statefile
+from exporter.tasks import (
+    TaskError,
+    TasksFileError,
+    TasksFileWatcher,
+    TaskStore,
+    load_tasks_file,
+    merge_error,
+    merge_result,
+)
+from exporter.tiw import PushTask
+
+KEY = (1400000001, "task1")
+
+
+def push(status: str, **fields) -> PushTask:
+    return PushTask(KEY[0], KEY[1], status, **fields)
+
+
+def test_status_never_moves_backwards():
+    store = TaskStore()
+    store.add(KEY, "api")
+    store.update(KEY, lambda r: merge_result(r, push("STOPPED", finish_reason="USER_CALL", exception_cnt=2), 10))
+    record = store.update(KEY, lambda r: merge_result(r, push("PUSHING", exception_cnt=1), 20))
+    assert record.status == "STOPPED"
+    assert record.latest.finish_reason == "USER_CALL"
+    assert record.latest.exception_cnt == 2
+    assert record.stopped_seen_at == 10
+    assert record.last_success == 20
+
+
+def test_forward_moves_are_applied():
+    store = TaskStore()
+    store.add(KEY, "api")
+    for status in ("PREPARED", "PUSHING", "STOPPED"):
+        record = store.update(KEY, lambda r, s=status: merge_result(r, push(s), 1))
+        assert record.status == status
+
+
+def test_success_clears_the_last_error_but_keeps_values_on_error():
+    store = TaskStore()
+    store.add(KEY, "api")
+    store.update(KEY, lambda r: merge_result(r, push("PUSHING", exception_cnt=3), 1))
+    record = store.update(KEY, lambda r: merge_error(r, TaskError("ClientError.Timeout", "slow", "", 2)))
+    assert record.latest.exception_cnt == 3 and record.last_error.code == "ClientError.Timeout"
+    record = store.update(KEY, lambda r: merge_result(r, push("PUSHING"), 3))
+    assert record.last_error is None
+
+
+def test_a_task_stays_tracked_while_any_source_names_it():
+    store = TaskStore()
+    assert store.add(KEY, "file") is True
+    assert store.add(KEY, "api") is False
+    assert store.remove_source(KEY, "file") is False
+    assert store.get(KEY).sources == {"api"}
+    assert store.remove_source(KEY, "api") is True
+    assert store.get(KEY) is None
+
+
+def test_replace_source_adds_and_removes_only_its_own_tasks():
+    store = TaskStore()
+    store.add((1, "a"), "file")
+    store.add((1, "b"), "file")
+    store.add((1, "b"), "api")
+    assert store.replace_source("file", [(1, "c")]) == (1, 1)
+    assert {r.key for r in store.snapshot()} == {(1, "b"), (1, "c")}
+    assert store.get((1, "b")).sources == {"api"}
+
+
+def test_membership_listeners_hear_adds_and_removes():
+    store = TaskStore()
+    events = []
+    store.subscribe(lambda added, removed: events.append((added, removed)))
+    store.add(KEY, "api")
+    store.remove(KEY)
+    assert events == [([KEY], []), ([], [KEY])]
+
+
+def test_tasks_file_accepts_a_list(tmp_path):
+    path = tmp_path / "tasks.yml"
+    path.write_text("- {sdk_app_id: 1400000001, task_id: abc}\n- {sdk_app_id: '1400000002', task_id: def}\n")
+    assert load_tasks_file(path) == [(1400000001, "abc"), (1400000002, "def")]
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("- {sdk_app_id: 0, task_id: abc}\n", "entry 1: sdk_app_id"),
+    ("- {sdk_app_id: 1, task_id: 'a b'}\n", "entry 1: task_id"),
+    ("- {sdk_app_id: 1}\n", "exactly sdk_app_id and task_id"),
+    ("sdk_app_id: 1\n", "must be a list"),
+    ("- [unclosed\n", "not valid YAML"),
+])
+def test_broken_tasks_files_are_named(tmp_path, content, message):
+    path = tmp_path / "tasks.yml"
+    path.write_text(content)
+    with pytest.raises(TasksFileError, match=message):
+        load_tasks_file(path)
+
+
+def test_broken_tasks_file_keeps_the_last_good_set(tmp_path):
+    path = tmp_path / "tasks.yml"
+    path.write_text("- {sdk_app_id: 1, task_id: a}\n")
+    store = TaskStore()
+    results = []
+    watcher = TasksFileWatcher(path, store, results.append)
+    assert watcher.reload() is True
+    path.write_text("- {sdk_app_id: 1, task_id: [oops]}\n")
+    assert watcher.reload() is False
+    assert [r.key for r in store.snapshot()] == [(1, "a")]
+    assert results == [True, False]
+
+
+def _stored_store() -> TaskStore:
+    store = TaskStore()
+    store.add(KEY, "api")
+    store.add((1400000001, "task2"), "callback")
+    store.update(KEY, lambda r: merge_result(r, push("PUSHING", room_id=5, backup='{"a":1}'), 100))
+    store.update(KEY, lambda r: merge_error(r, TaskError("InternalError", "boom", "rid", 101)))
+    return store
+
+
+def test_state_file_round_trips_every_record(tmp_path):
+    path = tmp_path / "state.json"
+    store = _stored_store()
+    statefile.save(path, store.snapshot())
+    restored = TaskStore()
+    assert restored.restore(statefile.load(path)) == 2
+    original = {r.key: r for r in store.snapshot()}
+    for record in restored.snapshot():
+        assert record == original[record.key]
+
+
+def test_state_restore_drops_tasks_only_configured_by_flags_no_longer_given(tmp_path):
+    path = tmp_path / "state.json"
+    store = TaskStore()
+    store.add((1, "flagged"), "flag")
+    statefile.save(path, store.snapshot())
+    assert TaskStore().restore(statefile.load(path)) == 0
+
+
+@pytest.mark.parametrize("content", [b"{truncated", b'{"version": 99, "tasks": []}', b'{"version": 1, "tasks": [{}]}',
+                                     b"\xff\xfe"])
+def test_corrupt_state_file_is_set_aside_and_reported(tmp_path, caplog, content):
+    path = tmp_path / "state.json"
+    path.write_bytes(content)
+    with caplog.at_level(logging.ERROR):
+        assert statefile.load(path) == []
+    assert not path.exists()
+    aside = list(tmp_path.glob("state.json.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == content
+    assert "is corrupt" in caplog.text
+
+
+def test_state_writer_only_writes_after_changes(tmp_path):
+    path = tmp_path / "state.json"
+    store = _stored_store()
+    writer = statefile.StateWriter(path, store)
+    writer.flush()
+    first = path.stat().st_mtime_ns
+    writer.flush()
+    assert path.stat().st_mtime_ns == first
+    store.add((1, "new"), "api")
+    writer.flush()
+    assert len(json.loads(path.read_text())["tasks"]) == 3
