@@ -148,7 +148,7 @@ def test_invalid_task_ids(value):
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=10)
 
 
-@given(st.dictionaries(st.sampled_from(sorted(SEED_EXAMPLE) + ["Extra"]),
+@given(st.dictionaries(st.sampled_from([*sorted(SEED_EXAMPLE), "Extra"]),
                        json_scalars | st.lists(json_scalars, max_size=2), max_size=14))
 def test_any_response_gives_a_task_or_a_bad_response(response):
     try:
