@@ -99,8 +99,7 @@ def _promtool_accepts(expressions: list[str]) -> bool:
             {
                 "name": "query-syntax-check",
                 "rules": [
-                    {"record": f"query_syntax_check_{index}", "expr": expr}
-                    for index, expr in enumerate(expressions)
+                    {"record": f"query_syntax_check_{index}", "expr": expr} for index, expr in enumerate(expressions)
                 ],
             }
         ]

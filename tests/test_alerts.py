@@ -1,0 +1,274 @@
+"""The alerting rules, their unit tests, the runbook and the Alertmanager example.
+
+Checked with the real tools (promtool, amtool) and against the conventions of STYLE.md: every
+alert is `TiwPush...`, has a severity, summary, description and a runbook section, and is shown
+both firing and silent by a promtool unit test.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Any
+
+import pytest
+
+from tests.monitoring import (
+    ALERTMANAGER_FILE,
+    RULES_FILE,
+    RULES_TEST_FILE,
+    RUNBOOK_FILE,
+    known_metrics,
+    load_yaml,
+    metric_names,
+    run_tool,
+    run_tool_ok,
+)
+
+RUNBOOK_URL = "https://github.com/tiw-push-exporter/tiw-push-exporter/blob/main/alerts/runbook.md"
+SEVERITY_RECEIVERS = {"critical": "pager", "warning": "ticket", "info": "low-priority"}
+HEALTHY_FLEET_GROUP = "a healthy fleet never alerts"
+
+
+def _rules() -> list[dict[str, Any]]:
+    return [rule for group in load_yaml(RULES_FILE)["groups"] for rule in group["rules"]]
+
+
+ALERTS = [rule for rule in _rules() if "alert" in rule]
+ALERT_NAMES = [rule["alert"] for rule in ALERTS]
+PER_TASK_ALERTS = [rule for rule in ALERTS if rule["alert"].startswith("TiwPushTask")]
+
+
+def by_name(rules: list[dict[str, Any]]) -> Any:
+    """Parametrize a test over alerting rules, with the alert names as test ids."""
+    return pytest.mark.parametrize("alert", rules, ids=[rule["alert"] for rule in rules])
+
+
+def unit_test_cases() -> list[tuple[str, dict[str, Any]]]:
+    """Every ``alert_rule_test`` entry of the promtool unit tests, with its group's name."""
+    return [
+        (group.get("name", ""), case)
+        for group in load_yaml(RULES_TEST_FILE)["tests"]
+        for case in group.get("alert_rule_test", [])
+    ]
+
+
+def fired_labels(alertname: str) -> list[dict[str, str]]:
+    """The expected labels of every firing instance of ``alertname`` in the unit tests."""
+    return [
+        expected["exp_labels"]
+        for _, case in unit_test_cases()
+        if case["alertname"] == alertname
+        for expected in case.get("exp_alerts") or []
+    ]
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading."""
+    slug = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return slug.replace(" ", "-")
+
+
+def runbook_headings(level: str = "##") -> list[str]:
+    text = RUNBOOK_FILE.read_text(encoding="utf-8")
+    return re.findall(rf"^{level} (.+?)\s*$", text, flags=re.MULTILINE)
+
+
+def parse_matcher(matcher: str) -> tuple[str, str, str]:
+    """``name="value"`` / ``name=~"regex"`` (Alertmanager matcher syntax) -> (name, op, value)."""
+    found = re.fullmatch(r'\s*(\w+)\s*(=~|!~|!=|=)\s*"(.*)"\s*', matcher)
+    assert found, f"cannot parse matcher {matcher!r}"
+    return found.group(1), found.group(2), found.group(3)
+
+
+def alerts_selected(matchers: list[str]) -> list[str]:
+    """Our alert names an Alertmanager matcher list on ``alertname`` selects."""
+    selected = list(ALERT_NAMES)
+    for name, op, value in map(parse_matcher, matchers):
+        assert name == "alertname", f"inhibition should select alerts by name, not {name}"
+        assert op in ("=", "=~"), f"unexpected operator {op} in {matchers}"
+        pattern = re.escape(value) if op == "=" else value
+        selected = [alert for alert in selected if re.fullmatch(pattern, alert)]
+    return selected
+
+
+# --------------------------------------------------------------------------- rules and unit tests
+
+
+def test_rules_file_passes_promtool_check() -> None:
+    output = run_tool_ok("promtool", "check", "rules", RULES_FILE)
+    assert f"SUCCESS: {len(_rules())} rules found" in output
+
+
+def test_promtool_unit_tests_pass() -> None:
+    output = run_tool_ok("promtool", "test", "rules", RULES_TEST_FILE)
+    assert "SUCCESS" in output
+
+
+def test_alert_names_are_unique() -> None:
+    assert len(ALERT_NAMES) == len(set(ALERT_NAMES))
+
+
+@by_name(ALERTS)
+def test_alert_is_named_tiwpush_in_camel_case(alert: dict[str, Any]) -> None:
+    assert re.fullmatch(r"TiwPush(?:[A-Z][a-z]+)+", alert["alert"])
+
+
+@by_name(ALERTS)
+def test_alert_has_severity_summary_description_and_runbook_url(alert: dict[str, Any]) -> None:
+    assert alert.get("labels", {}).get("severity") in SEVERITY_RECEIVERS
+    annotations = alert.get("annotations", {})
+    assert annotations.get("summary", "").strip()
+    assert annotations.get("description", "").strip()
+    assert annotations.get("runbook_url") == f"{RUNBOOK_URL}#{alert['alert'].lower()}"
+
+
+@by_name(ALERTS)
+def test_runbook_has_the_section_the_alert_links_to(alert: dict[str, Any]) -> None:
+    anchors = {github_anchor(heading) for heading in runbook_headings()}
+    assert alert["annotations"]["runbook_url"].rpartition("#")[2] in anchors
+
+
+def test_runbook_has_no_section_for_an_alert_that_does_not_exist() -> None:
+    sections = {heading for heading in runbook_headings() if heading.startswith("TiwPush")}
+    assert sections == set(ALERT_NAMES)
+
+
+def test_github_anchor_matches_githubs_slugs() -> None:
+    assert github_anchor("TiwPushTaskEndedWithException") == "tiwpushtaskendedwithexception"
+    assert github_anchor("How these alerts are built") == "how-these-alerts-are-built"
+
+
+@by_name(PER_TASK_ALERTS)
+def test_per_task_alert_names_the_task(alert: dict[str, Any]) -> None:
+    description = alert["annotations"]["description"]
+    assert "$labels.task_id" in description
+    assert "$labels.sdk_app_id" in description
+    firing = fired_labels(alert["alert"])
+    assert firing, "no unit test shows it firing"
+    for labels in firing:
+        assert {"sdk_app_id", "task_id"} <= labels.keys()
+
+
+@by_name(ALERTS)
+def test_alert_has_a_firing_and_a_silent_unit_test(alert: dict[str, Any]) -> None:
+    outcomes = {bool(case.get("exp_alerts")) for _, case in unit_test_cases() if case["alertname"] == alert["alert"]}
+    assert outcomes == {True, False}, "needs one test where it fires and one where it stays silent"
+
+
+def test_unit_tests_only_name_existing_alerts() -> None:
+    # A test expecting silence from a misspelt alert name would pass without testing anything.
+    tested = {case["alertname"] for _, case in unit_test_cases()}
+    assert tested <= set(ALERT_NAMES)
+
+
+def test_healthy_fleet_test_covers_every_alert() -> None:
+    silent: dict[str, set[bool]] = defaultdict(set)
+    for group, case in unit_test_cases():
+        if group == HEALTHY_FLEET_GROUP:
+            silent[case["alertname"]].add(not case.get("exp_alerts"))
+    assert {name: {True} for name in ALERT_NAMES} == dict(silent)
+
+
+def test_recording_rules_are_named_level_metric_operations() -> None:
+    records = [rule["record"] for rule in _rules() if "record" in rule]
+    assert records
+    for record in records:
+        assert re.fullmatch(r"[a-z0-9_]+:[a-z0-9_]+:[a-z0-9_]+", record), record
+
+
+def test_rules_use_only_metrics_of_the_contract() -> None:
+    unknown = {name for rule in _rules() for name in metric_names(rule["expr"])} - known_metrics()
+    assert not unknown
+
+
+def test_exporter_job_is_selected_in_one_place() -> None:
+    # Users change the job matcher once (see the runbook); everything else reads the record.
+    selecting_up = [rule for rule in _rules() if "up" in metric_names(rule["expr"])]
+    assert [rule.get("record") for rule in selecting_up] == ["job_instance:up:tiw_exporter"]
+
+
+# --------------------------------------------------------------------------- Alertmanager example
+
+
+def alertmanager_config() -> dict[str, Any]:
+    return load_yaml(ALERTMANAGER_FILE)
+
+
+def test_alertmanager_example_passes_amtool_check() -> None:
+    output = run_tool_ok("amtool", "check-config", ALERTMANAGER_FILE)
+    assert "SUCCESS" in output
+
+
+def route(labels: dict[str, str], receiver: str) -> tuple[int, str]:
+    """``amtool config routes test`` for ``labels`` expecting ``receiver``: (status, output)."""
+    result = run_tool(
+        "amtool",
+        "config",
+        "routes",
+        "test",
+        f"--config.file={ALERTMANAGER_FILE}",
+        f"--verify.receivers={receiver}",
+        *(f"{name}={value}" for name, value in labels.items()),
+    )
+    return result.returncode, result.stdout + result.stderr
+
+
+def example_labels(alert: dict[str, Any]) -> dict[str, str]:
+    """Labels as the alert would carry them: from its firing unit test, plus alertname."""
+    return {"alertname": alert["alert"], **fired_labels(alert["alert"])[0]}
+
+
+@by_name(ALERTS)
+def test_alert_is_routed_by_its_severity(alert: dict[str, Any]) -> None:
+    expected = SEVERITY_RECEIVERS[alert["labels"]["severity"]]
+    status, output = route(example_labels(alert), expected)
+    assert status == 0, output
+
+
+def test_alert_without_severity_still_reaches_the_ticket_queue() -> None:
+    status, output = route({"alertname": "SomethingElse"}, "ticket")
+    assert status == 0, output
+
+
+def test_route_check_notices_a_wrong_receiver() -> None:
+    status, _ = route({"alertname": "TiwPushExporterDown", "severity": "critical"}, "ticket")
+    assert status != 0
+
+
+def test_alerts_are_grouped_by_alertname_and_sdk_app_id() -> None:
+    assert alertmanager_config()["route"]["group_by"] == ["alertname", "sdk_app_id"]
+
+
+def test_webhook_receivers_are_local_placeholders() -> None:
+    receivers = alertmanager_config()["receivers"]
+    assert {receiver["name"] for receiver in receivers} == set(SEVERITY_RECEIVERS.values())
+    for receiver in receivers:
+        for webhook in receiver["webhook_configs"]:
+            assert webhook["url"].startswith("http://127.0.0.1:")
+
+
+INHIBIT_RULES = alertmanager_config()["inhibit_rules"]
+
+
+@pytest.mark.parametrize("rule", INHIBIT_RULES, ids=lambda rule: "+".join(rule["source_matchers"]))
+def test_inhibit_rule_selects_alerts_that_share_its_equal_labels(rule: dict[str, Any]) -> None:
+    # An inhibition whose matchers select no alert, or whose `equal` labels the alerts lack,
+    # silently never inhibits anything.
+    sources = alerts_selected(rule["source_matchers"])
+    targets = alerts_selected(rule["target_matchers"])
+    assert sources and targets
+    assert not set(sources) & set(targets), "an alert must not inhibit its own kind"
+    for name in sources + targets:
+        for labels in fired_labels(name):
+            assert set(rule["equal"]) <= labels.keys(), f"{name} lacks {rule['equal']}"
+
+
+def test_exporter_down_and_account_failure_inhibit_every_per_task_alert() -> None:
+    inhibited_by: dict[str, set[str]] = defaultdict(set)
+    for rule in INHIBIT_RULES:
+        for source in alerts_selected(rule["source_matchers"]):
+            inhibited_by[source].update(alerts_selected(rule["target_matchers"]))
+    per_task = {rule["alert"] for rule in PER_TASK_ALERTS}
+    assert per_task <= inhibited_by["TiwPushExporterDown"]
+    assert per_task <= inhibited_by["TiwPushAccountFailure"]

@@ -1,0 +1,271 @@
+"""The Grafana dashboard and its provisioning examples.
+
+Re-implements the dashboard-linter rules STYLE.md names (datasource variable, `${datasource}` on
+every panel, `$__rate_interval`, units and descriptions, grid layout, stable uid, no import
+inputs) and checks that every query is valid PromQL with Prometheus' own parser.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from typing import Any
+
+import pytest
+
+from tests.monitoring import (
+    DASHBOARD_FILE,
+    PROVISIONING_DIR,
+    invalid_promql,
+    known_metrics,
+    load_yaml,
+    metric_names,
+)
+
+DASHBOARD_TEXT = DASHBOARD_FILE.read_text(encoding="utf-8")
+DASHBOARD: dict[str, Any] = json.loads(DASHBOARD_TEXT)
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+GRID_COLUMNS = 24
+
+# What Grafana puts in place of its built-in variables when it sends a query; our own variables
+# (sdk_app_id, task_id, job) are only used in regex matchers, where ".*" is what "All" means.
+BUILTIN_VARIABLES = {
+    "__rate_interval": "1m",
+    "__interval": "1m",
+    "__interval_ms": "60000",
+    "__range": "1h",
+    "__range_s": "3600",
+}
+
+
+def all_panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Panels in order, rows included, with the panels of collapsed rows."""
+    return [item for panel in panels for item in (panel, *all_panels(panel.get("panels", [])))]
+
+
+PANELS_AND_ROWS = all_panels(DASHBOARD["panels"])
+PANELS = [panel for panel in PANELS_AND_ROWS if panel["type"] != "row"]
+VARIABLES = {variable["name"]: variable for variable in DASHBOARD["templating"]["list"]}
+
+
+def by_title(panels: list[dict[str, Any]]) -> Any:
+    """Parametrize a test over panels, with the panel titles as test ids."""
+    return pytest.mark.parametrize("panel", panels, ids=[panel["title"] for panel in panels])
+
+
+def panel_exprs(panel: dict[str, Any]) -> list[str]:
+    return [target["expr"] for target in panel.get("targets", [])]
+
+
+def variable_query(variable: dict[str, Any]) -> str:
+    query = variable.get("query", "")
+    return query.get("query", "") if isinstance(query, dict) else query
+
+
+def label_values_selector(query: str) -> str | None:
+    """The series selector of a ``label_values(selector, label)`` variable query."""
+    found = re.fullmatch(r"\s*label_values\((.+),\s*\w+\s*\)\s*", query, flags=re.DOTALL)
+    return found.group(1) if found else None
+
+
+def all_queries() -> list[str]:
+    """Every PromQL expression of the dashboard (panels, annotations, variables), as written."""
+    queries = [expr for panel in PANELS for expr in panel_exprs(panel)]
+    queries += [item["expr"] for item in DASHBOARD["annotations"]["list"] if "expr" in item]
+    for variable in VARIABLES.values():
+        if variable["type"] == "query":
+            selector = label_values_selector(variable_query(variable))
+            assert selector, f"variable {variable['name']}: expected label_values(selector, label)"
+            queries.append(selector)
+    return queries
+
+
+def substitute_variables(expr: str) -> str:
+    """The query as Prometheus receives it, with ``.*`` for our own (regex) variables."""
+
+    def value(match: re.Match[str]) -> str:
+        name = next(group for group in match.groups() if group)
+        return BUILTIN_VARIABLES.get(name, ".*")
+
+    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]", value, expr)
+
+
+def sent_queries() -> list[str]:
+    """Every query as Prometheus receives it from Grafana."""
+    return [substitute_variables(query) for query in all_queries()]
+
+
+def overlap(a: dict[str, int], b: dict[str, int]) -> bool:
+    """Whether two grid rectangles share a cell."""
+    columns = a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"]
+    return columns and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"]
+
+
+# --------------------------------------------------------------------------- dashboard-linter rules
+
+
+def test_datasource_variable_is_named_datasource_and_lists_prometheus() -> None:
+    datasources = [variable for variable in VARIABLES.values() if variable["type"] == "datasource"]
+    assert [(variable["name"], variable["query"]) for variable in datasources] == [("datasource", "prometheus")]
+
+
+@by_title(PANELS)
+def test_panel_queries_the_datasource_variable(panel: dict[str, Any]) -> None:
+    assert panel.get("datasource") == DATASOURCE
+    assert panel.get("targets"), "a panel without queries"
+    for target in panel["targets"]:
+        assert target.get("datasource") == DATASOURCE
+
+
+def test_query_variables_and_annotations_use_the_datasource_variable() -> None:
+    queried = [variable for variable in VARIABLES.values() if variable["type"] == "query"]
+    queried += [item for item in DASHBOARD["annotations"]["list"] if "expr" in item]
+    assert queried
+    for item in queried:
+        assert item["datasource"] == DATASOURCE, item.get("name")
+
+
+@by_title(PANELS)
+def test_every_range_uses_rate_interval(panel: dict[str, Any]) -> None:
+    for expr in panel_exprs(panel):
+        ranges = re.findall(r"\[([^\]]*)\]", expr)
+        if re.search(r"\b(?:rate|irate|increase)\(", expr):
+            assert ranges, expr
+        assert all(window == "$__rate_interval" for window in ranges), expr
+
+
+@by_title(PANELS)
+def test_panel_has_description_and_unit(panel: dict[str, Any]) -> None:
+    assert panel.get("description", "").strip()
+    assert panel["fieldConfig"]["defaults"].get("unit")
+
+
+@by_title(PANELS_AND_ROWS)
+def test_panel_fits_the_24_column_grid(panel: dict[str, Any]) -> None:
+    grid = panel["gridPos"]
+    assert grid["w"] > 0 and grid["h"] > 0
+    assert grid["x"] >= 0 and grid["y"] >= 0
+    assert grid["x"] + grid["w"] <= GRID_COLUMNS
+
+
+def test_panels_do_not_overlap() -> None:
+    overlapping = [
+        (a["title"], b["title"])
+        for a, b in itertools.combinations(PANELS_AND_ROWS, 2)
+        if overlap(a["gridPos"], b["gridPos"])
+    ]
+    assert not overlapping
+
+
+def test_overlap_detects_shared_cells_only() -> None:
+    left = {"x": 0, "y": 0, "w": 12, "h": 8}
+    assert overlap(left, {"x": 11, "y": 7, "w": 2, "h": 2})
+    assert not overlap(left, {"x": 12, "y": 0, "w": 12, "h": 8})
+    assert not overlap(left, {"x": 0, "y": 8, "w": 24, "h": 1})
+
+
+def test_uid_is_stable() -> None:
+    assert DASHBOARD["uid"] == "tiw-push-exporter"
+
+
+def test_no_import_inputs_so_file_provisioning_works() -> None:
+    assert "__inputs" not in DASHBOARD
+    assert "${DS_" not in DASHBOARD_TEXT
+
+
+def test_panel_ids_are_unique() -> None:
+    ids = [panel["id"] for panel in PANELS_AND_ROWS]
+    assert len(ids) == len(set(ids))
+
+
+def test_schema_version_is_grafana_10() -> None:
+    assert 36 <= DASHBOARD["schemaVersion"] <= 39
+
+
+# --------------------------------------------------------------------------- content
+
+
+def test_drill_down_variables_filter_by_sdk_app_id_and_task_id() -> None:
+    for name in ("sdk_app_id", "task_id"):
+        variable = VARIABLES[name]
+        assert variable["type"] == "query"
+        assert variable["multi"] and variable["includeAll"]
+        assert label_values_selector(variable_query(variable))
+    # Picking an SdkAppId narrows the task list.
+    assert "$sdk_app_id" in variable_query(VARIABLES["task_id"])
+
+
+def test_drill_down_row_has_a_status_timeline_per_task() -> None:
+    timelines = [panel for panel in PANELS if panel["type"] == "state-timeline"]
+    status = [panel for panel in timelines if "tiw_push_task_status" in " ".join(panel_exprs(panel))]
+    assert status
+    for expr in panel_exprs(status[0]):
+        assert 'task_id=~"$task_id"' in expr
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        "tiw_push_tasks",
+        "tiw_push_task_start_timestamp_seconds",
+        "tiw_push_task_stop_timestamp_seconds",
+        "tiw_push_task_finish_reason",
+        "tiw_push_api_errors_total",
+        "tiw_exporter_api_requests_total",
+        "tiw_exporter_api_request_duration_seconds_bucket",
+        "tiw_exporter_poll_lag_seconds",
+        "tiw_exporter_tracked_tasks",
+        "tiw_exporter_build_info",
+        "up",
+        "tiw_push_task_status",
+        "tiw_push_task_duration_seconds",
+        "tiw_push_task_exceptions_total",
+        "tiw_push_task_error",
+    ],
+)
+def test_dashboard_shows_metric(metric: str) -> None:
+    # Recorded series count as their source: sdk_app_id_status:tiw_push_tasks:sum shows tiw_push_tasks.
+    shown = {name for expr in sent_queries() for name in metric_names(expr)}
+    shown |= {name.split(":")[1] for name in shown if name.count(":") == 2}
+    assert metric in shown
+
+
+def test_dashboard_uses_only_metrics_of_the_contract_and_recording_rules() -> None:
+    unknown = {name for expr in sent_queries() for name in metric_names(expr)} - known_metrics()
+    assert not unknown
+
+
+# --------------------------------------------------------------------------- queries parse
+
+
+def test_every_query_is_valid_promql() -> None:
+    queries = sent_queries()
+    assert len(queries) > len(PANELS)
+    assert invalid_promql(queries) == []
+
+
+def test_promql_check_rejects_broken_queries() -> None:
+    broken = ["sum(rate(tiw_push_tasks[1m])", 'tiw_push_tasks{status="PUSHING"']
+    assert invalid_promql(["sum(tiw_push_tasks)", *broken]) == broken
+
+
+def test_variable_substitution_yields_what_grafana_sends() -> None:
+    assert (
+        substitute_variables('rate(x{task_id=~"$task_id", a=~"${sdk_app_id}"}[$__rate_interval]) offset $__interval')
+        == 'rate(x{task_id=~".*", a=~".*"}[1m]) offset 1m'
+    )
+
+
+# --------------------------------------------------------------------------- provisioning examples
+
+
+def test_dashboard_provider_loads_json_files_from_a_path() -> None:
+    providers = load_yaml(PROVISIONING_DIR / "dashboards.yml")["providers"]
+    assert providers and all(provider["type"] == "file" and provider["options"]["path"] for provider in providers)
+
+
+def test_datasource_example_provides_a_prometheus_datasource() -> None:
+    config = load_yaml(PROVISIONING_DIR / "datasources.yml")
+    assert config["apiVersion"] == 1
+    assert [source["type"] for source in config["datasources"]] == ["prometheus"]
