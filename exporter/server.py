@@ -298,7 +298,7 @@ class ExporterHTTPServer(HTTPServer):
             self.shutdown_request(request)
 
     def start(self) -> ExporterHTTPServer:
-        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
                                         name=f"http-{self.server_address[1]}", daemon=True)
         self._thread.start()
         return self
