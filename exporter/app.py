@@ -8,46 +8,23 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import FrameType
 
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
-
 from exporter import statefile
+from exporter.callbacks import CallbackEndpoint
 from exporter.collector import Collector
 from exporter.config import Settings
 from exporter.credentials import CredentialProvider, resolve_chain
-from exporter.metrics import ExporterMetrics, Exposition, self_registry
+from exporter.discovery import Discoverer
+from exporter.metrics import ExporterMetrics, Exposition, PausedAccountsCollector, self_registry
 from exporter.ratelimit import PacedLimiter
-from exporter.server import App, ExporterHTTPServer
+from exporter.server import App, ExporterHTTPServer, RequestContext, Response, json_response
 from exporter.tasks import TasksFileWatcher, TaskStore
 from exporter.tencentcloud import CallObserver, RetryPolicy, TencentCloudClient
-from exporter.tiw import describe_whiteboard_push
+from exporter.tiw import describe_running_tasks, describe_whiteboard_push
 
 log = logging.getLogger(__name__)
-
-
-class _PausedAccounts:
-    """``tiw_exporter_account_paused``: read from the collector at scrape time."""
-
-    def __init__(self, collector: Collector) -> None:
-        self.collector = collector
-
-    def describe(self) -> list[Metric]:
-        return [self._family()]
-
-    @staticmethod
-    def _family() -> GaugeMetricFamily:
-        return GaugeMetricFamily("tiw_exporter_account_paused",
-                                 "1 while polling of an SdkAppId is paused after an account-level error.",
-                                 labels=["sdk_app_id", "code"])
-
-    def collect(self) -> Iterator[Metric]:
-        family = self._family()
-        for sdk_app_id, code in sorted(self.collector.paused_accounts().items()):
-            family.add_metric([str(sdk_app_id), code], 1)
-        yield family
 
 
 @dataclass
@@ -74,11 +51,23 @@ class Exporter:
             interval=s.interval, concurrency=s.concurrency, finished_retention=s.finished_retention,
             on_api_error=self.metrics.count_api_error,
         )
-        self.registry.register(_PausedAccounts(self.collector))  # type: ignore[arg-type]
+        self.registry.register(PausedAccountsCollector(self.collector.paused_accounts))  # type: ignore[arg-type]
         self.metrics.poll_lag.set_function(self.collector.lag)
+        self.discoverer = Discoverer(
+            self.store, lambda app, offset, limit: describe_running_tasks(self.client, app, offset, limit),
+            self.limiter, s.discover_sdk_app_ids, s.discover_interval, on_api_error=self.metrics.count_api_error,
+        )
+        self.callbacks = CallbackEndpoint(self.store, lambda: s.callback_key, self.metrics.count_callback)
+        callback_route = {("POST", "/callbacks/tiw"): self._callback}
         self.exposition = Exposition(self.store, self.registry)
-        self.app = App(self.store, self.exposition, ready=self.collector.ready.is_set, api_token=lambda: s.api_token)
+        self.app = App(self.store, self.exposition, ready=self.collector.ready.is_set, api_token=lambda: s.api_token,
+                       extra_routes=callback_route)
         self.server = ExporterHTTPServer(s.listen, self.app)
+        self.callback_server = (
+            ExporterHTTPServer(s.callback_listen, App(self.store, self.exposition, ready=lambda: True,
+                                                      extra_routes=callback_route, only_extra_routes=True))
+            if s.callback_listen else None
+        )
         self.state_writer = statefile.StateWriter(s.state_file, self.store) if s.state_file else None
         self.tasks_watcher = (
             TasksFileWatcher(s.tasks_file, self.store, self.metrics.tasks_file_reload_success.set)
@@ -89,6 +78,10 @@ class Exporter:
     @property
     def url(self) -> str:
         return self.server.url
+
+    def _callback(self, ctx: RequestContext) -> Response:
+        status, document = self.callbacks.handle(ctx.read_body())
+        return json_response(status, document)
 
     def start(self) -> Exporter:
         s = self.settings
@@ -101,9 +94,13 @@ class Exporter:
             restored = self.store.restore(statefile.load(s.state_file))
             log.info("state file %s: %d tasks restored", s.state_file, restored)
         self.collector.start()
+        self.discoverer.start()
         if self.state_writer:
             self.state_writer.start()
         self.server.start()
+        if self.callback_server:
+            self.callback_server.start()
+            log.info("TIW callbacks accepted on %s/callbacks/tiw", self.callback_server.url)
         log.info("tiw-exporter listening on %s, tracking %d tasks", self.url, len(self.store))
         return self
 
@@ -117,6 +114,9 @@ class Exporter:
             return
         self._stopped.set()
         self.server.stop()
+        if self.callback_server:
+            self.callback_server.stop()
+        self.discoverer.stop()
         self.collector.stop()
         if self.tasks_watcher:
             self.tasks_watcher.stop()

@@ -268,16 +268,41 @@ class ExporterMetrics:
         self.tasks_file_reload_success = Gauge(
             "tiw_exporter_tasks_file_reload_success", "Whether the last reload of --tasks-file worked (1) or "
             "not (0).", registry=registry)
-        self.account_paused = Gauge(
-            "tiw_exporter_account_paused", "1 while polling of an SdkAppId is paused after an account-level "
-            "error.", ["sdk_app_id"], registry=registry)
+        self.callbacks = Counter(
+            "tiw_exporter_callbacks", "TIW push callbacks received, by event type and outcome.",
+            ["event_type", "outcome"], registry=registry)
 
     def observe_attempt(self, action: str, outcome: str, seconds: float, code: str | None) -> None:
         self.api_requests.labels(action, outcome).inc()
         self.api_request_duration.labels(action).observe(seconds)
 
+    def count_callback(self, event_type: str, outcome: str) -> None:
+        self.callbacks.labels(event_type, outcome).inc()
+
     def count_api_error(self, sdk_app_id: int, code: str) -> None:
         self.api_errors.labels(str(sdk_app_id), code).inc()
+
+
+class PausedAccountsCollector:
+    """``tiw_exporter_account_paused``: SdkAppIds whose polling is paused, read at scrape time."""
+
+    def __init__(self, paused: Callable[[], dict[int, str]]) -> None:
+        self.paused = paused
+
+    def describe(self) -> list[Metric]:
+        return [self._family()]
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily("tiw_exporter_account_paused",
+                                 "1 while polling of an SdkAppId is paused after an account-level error.",
+                                 labels=["sdk_app_id", "code"])
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for sdk_app_id, code in sorted(self.paused().items()):
+            family.add_metric([str(sdk_app_id), code], 1)
+        yield family
 
 
 def self_registry() -> CollectorRegistry:

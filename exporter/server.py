@@ -74,6 +74,7 @@ class App:
     api_token: Callable[[], str | None] = lambda: None
     extra_routes: dict[tuple[str, str], Route] = field(default_factory=dict)
     authorize: Callable[[RequestContext], None] = lambda ctx: None  # raises HttpError (basic auth)
+    only_extra_routes: bool = False  # the --callback-listen server: nothing but the callback endpoint
 
     def handle(self, ctx: RequestContext) -> Response:
         route = self._route(ctx)
@@ -84,19 +85,19 @@ class App:
         return route(ctx)
 
     def _route(self, ctx: RequestContext) -> Route | None:
-        exact = {
+        exact: dict[tuple[str, str], Route] = {} if self.only_extra_routes else {
             ("GET", "/metrics"): self.metrics,
             ("GET", "/-/healthy"): lambda c: Response(HTTPStatus.OK, [b"Healthy.\n"], "text/plain"),
             ("GET", "/-/ready"): self.readiness,
             ("GET", "/"): self.landing,
             ("GET", "/api/v1/tasks"): self.list_tasks,
             ("POST", "/api/v1/tasks"): self.add_task,
-            **self.extra_routes,
         }
+        exact.update(self.extra_routes)
         route = exact.get((ctx.method, ctx.path))
         if route is not None:
             return route
-        if ctx.path.startswith("/api/v1/tasks/") and ctx.method in ("DELETE", "GET"):
+        if not self.only_extra_routes and ctx.path.startswith("/api/v1/tasks/") and ctx.method in ("DELETE", "GET"):
             return self.delete_task if ctx.method == "DELETE" else self.get_task
         if any(path == ctx.path for _, path in exact):
             allowed = sorted(m for m, p in exact if p == ctx.path)

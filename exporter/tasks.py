@@ -52,6 +52,7 @@ class TaskRecord:
     last_error: TaskError | None = None
     stopped_seen_at: float | None = None  # when we first learned it is STOPPED (drives retention)
     retired: bool = False  # a configured task past its retention: kept for the config, not exported
+    stop_error: TaskError | None = None  # the Error of a WhiteboardPushStopped callback, if any
 
     @property
     def key(self) -> TaskKey:
@@ -77,11 +78,8 @@ class TaskRecord:
             "status": self.status,
             "latest": self.latest.to_dict() if self.latest else None,
             "last_success": self.last_success,
-            "last_error": (
-                {"code": self.last_error.code, "message": self.last_error.message,
-                 "request_id": self.last_error.request_id, "at": self.last_error.at}
-                if self.last_error else None
-            ),
+            "last_error": _error_json(self.last_error),
+            "stop_error": _error_json(self.stop_error),
             "stopped_seen_at": self.stopped_seen_at,
             "retired": self.retired,
         }
@@ -89,7 +87,6 @@ class TaskRecord:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TaskRecord:
         """Inverse of ``to_json``; raises ValueError/TypeError/KeyError on malformed input."""
-        error = data.get("last_error")
         latest = data.get("latest")
         sources = frozenset(data["sources"])
         if not sources <= set(SOURCES):
@@ -101,11 +98,23 @@ class TaskRecord:
             added_at=float(data["added_at"]),
             latest=PushTask.from_dict(latest) if latest else None,
             last_success=_opt_float(data.get("last_success")),
-            last_error=TaskError(str(error["code"]), str(error["message"]), str(error["request_id"]),
-                                 float(error["at"])) if error else None,
+            last_error=_error_from_json(data.get("last_error")),
             stopped_seen_at=_opt_float(data.get("stopped_seen_at")),
             retired=bool(data.get("retired", False)),
+            stop_error=_error_from_json(data.get("stop_error")),
         )
+
+
+def _error_json(error: TaskError | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {"code": error.code, "message": error.message, "request_id": error.request_id, "at": error.at}
+
+
+def _error_from_json(data: Any) -> TaskError | None:
+    if not data:
+        return None
+    return TaskError(str(data["code"]), str(data["message"]), str(data["request_id"]), float(data["at"]))
 
 
 def _opt_float(value: Any) -> float | None:

@@ -42,7 +42,8 @@ class CallFailure(Exception):
     outcome = ERROR
 
     def __init__(self, code: str, message: str, request_id: str = "") -> None:
-        super().__init__(f"{code}: {message}" + (f" (RequestId {request_id})" if request_id else ""))
+        one_line = " ".join(message.split())[:500]  # API messages carry newlines; logs are one line per event
+        super().__init__(f"{code}: {one_line}" + (f" (RequestId {request_id})" if request_id else ""))
         self.code = code
         self.message = message
         self.request_id = request_id

@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.metrics import ExporterMetrics, Exposition, self_registry
+from exporter.metrics import ExporterMetrics, Exposition, PausedAccountsCollector, self_registry
 from exporter.tasks import TaskError, TaskStore, merge_error, merge_result
 from exporter.tiw import PushTask
 from tests.tools import find_tool
@@ -186,7 +186,8 @@ def test_exporter_output_passes_promtool_check_metrics():
     metrics.observe_attempt("DescribeWhiteboardPush", "success", 0.1, None)
     metrics.count_api_error(APP, "InternalError")
     metrics.tasks_file_reload_success.set(1)
-    metrics.account_paused.labels(str(APP)).set(1)
+    metrics.count_callback("WhiteboardPushStarted", "accepted")
+    registry.register(PausedAccountsCollector(lambda: {APP: "AuthFailure.SecretIdNotFound"}))
     body = b"".join(Exposition(store, registry).render_text())
     result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr

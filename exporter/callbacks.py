@@ -1,0 +1,179 @@
+"""TIW push event callbacks (``POST /callbacks/tiw``): verify, parse, apply to the store.
+
+TIW signs each callback with ``Sign = md5(CallbackKey + str(ExpireTime))``. A callback with a
+wrong Sign or a past ExpireTime changes nothing. ``WhiteboardPushStarted`` starts tracking the
+task; ``WhiteboardPushStopped`` applies the final state at once, so a stopped push shows on the
+next scrape even before the next poll (and a late poll answer cannot undo it: status only moves
+forward).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from http import HTTPStatus
+from typing import Any
+
+from exporter.tasks import TaskError, TaskRecord, TaskStore
+from exporter.tiw import InvalidTaskRef, PushTask, validate_sdk_app_id, validate_task_id
+
+log = logging.getLogger(__name__)
+
+STARTED = "WhiteboardPushStarted"
+STOPPED = "WhiteboardPushStopped"
+KNOWN_EVENTS = (STARTED, STOPPED)
+
+
+def sign(callback_key: str, expire_time: int) -> str:
+    return hashlib.md5((callback_key + str(expire_time)).encode("utf-8")).hexdigest()
+
+
+class CallbackRejected(Exception):
+    """A callback we refuse: ``status`` for the answer, ``outcome`` for the counter."""
+
+    def __init__(self, status: HTTPStatus, outcome: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.outcome = outcome
+        self.message = message
+
+
+@dataclass(frozen=True)
+class CallbackEvent:
+    sdk_app_id: int
+    event_type: str
+    data: dict[str, Any]
+
+
+def _int(data: dict[str, Any], name: str) -> int:
+    value = data.get(name, 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", f"{name} must be a non-negative integer")
+    return value
+
+
+def _str(data: dict[str, Any], name: str) -> str:
+    value = data.get(name, "")
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", f"{name} must be a string")
+    return str(value)[:256]
+
+
+def verify(body: bytes, callback_key: str | None, now: float) -> CallbackEvent:
+    """Parse and authenticate a callback body; raises ``CallbackRejected``."""
+    if not callback_key:
+        raise CallbackRejected(HTTPStatus.FORBIDDEN, "disabled", "callbacks are disabled: no callback key configured")
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", "body is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", "body must be a JSON object")
+    expire_time = document.get("ExpireTime")
+    presented = document.get("Sign")
+    if isinstance(expire_time, bool) or not isinstance(expire_time, int) or not isinstance(presented, str):
+        raise CallbackRejected(HTTPStatus.FORBIDDEN, "bad_sign", "Sign and ExpireTime are required")
+    if not hmac.compare_digest(presented.lower().encode(), sign(callback_key, expire_time).encode()):
+        raise CallbackRejected(HTTPStatus.FORBIDDEN, "bad_sign", "Sign does not match")
+    if expire_time < now:
+        raise CallbackRejected(HTTPStatus.FORBIDDEN, "expired", "ExpireTime is in the past")
+    try:
+        sdk_app_id = validate_sdk_app_id(document.get("SdkAppId"))
+    except InvalidTaskRef as exc:
+        raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", str(exc)) from None
+    event_type = document.get("EventType")
+    data = document.get("EventData")
+    if not isinstance(event_type, str) or not isinstance(data, dict):
+        raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", "EventType and EventData are required")
+    return CallbackEvent(sdk_app_id, event_type, data)
+
+
+def _started_task(event: CallbackEvent, task_id: str) -> PushTask:
+    data = event.data
+    return PushTask(event.sdk_app_id, task_id, "PUSHING", room_id=_int(data, "RoomId"),
+                    push_user_id=_str(data, "PushUserId"), push_start_time=_int(data, "PushStartTime"))
+
+
+def _stopped_task(event: CallbackEvent, task_id: str, previous: PushTask | None) -> PushTask:
+    data = event.data
+    base = previous or PushTask(event.sdk_app_id, task_id, "STOPPED")
+    return replace(
+        base, status="STOPPED", finish_reason=_str(data, "FinishReason") or base.finish_reason,
+        room_id=_int(data, "RoomId") or base.room_id, group_id=_str(data, "GroupId") or base.group_id,
+        push_user_id=_str(data, "PushUserId") or base.push_user_id,
+        push_start_time=_int(data, "PushStartTime") or base.push_start_time,
+        push_stop_time=_int(data, "PushStopTime") or base.push_stop_time,
+        im_sync_time=_int(data, "IMSyncTime") or base.im_sync_time,
+        exception_cnt=max(_int(data, "ExceptionCnt"), base.exception_cnt),
+    )
+
+
+def _stop_error(event: CallbackEvent, now: float) -> TaskError | None:
+    error = event.data.get("Error")
+    if not isinstance(error, dict) or not error.get("Code"):
+        return None
+    return TaskError(_str(error, "Code"), _str(error, "Message"), "", now)
+
+
+def apply(event: CallbackEvent, store: TaskStore, now: float) -> str:
+    """Apply a verified event; returns the counter outcome (``accepted`` or ``unknown_event``)."""
+    if event.event_type not in KNOWN_EVENTS:
+        log.info("ignoring TIW callback of unknown type %r", event.event_type[:60])
+        return "unknown_event"
+    try:
+        task_id = validate_task_id(event.data.get("TaskId"))
+    except InvalidTaskRef as exc:
+        raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", str(exc)) from None
+    key = (event.sdk_app_id, task_id)
+    store.add(key, "callback")
+    if event.event_type == STARTED:
+        started = _started_task(event, task_id)
+        store.update(key, lambda r: replace(r, latest=started) if r.latest is None or r.latest.status == "PREPARED"
+                     else r)
+    else:
+        # Validate before taking the store lock: a bad field must be a 400, not a half-applied event.
+        _stopped_task(event, task_id, None)
+        error = _stop_error(event, now)
+        store.update(key, lambda r: _apply_stop(r, event, task_id, error, now))
+    log.info("TIW callback %s for task %s:%s", event.event_type, event.sdk_app_id, task_id)
+    return "accepted"
+
+
+def _apply_stop(record: TaskRecord, event: CallbackEvent, task_id: str, error: TaskError | None,
+                now: float) -> TaskRecord:
+    return replace(record, latest=_stopped_task(event, task_id, record.latest), stop_error=error,
+                   stopped_seen_at=record.stopped_seen_at or now)
+
+
+class CallbackEndpoint:
+    """The ``POST /callbacks/tiw`` handler logic, independent of the HTTP server."""
+
+    def __init__(self, store: TaskStore, callback_key: Callable[[], str | None],
+                 count: Callable[[str, str], None] = lambda event_type, outcome: None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.callback_key = callback_key
+        self.count = count
+        self.clock = clock
+
+    def handle(self, body: bytes) -> tuple[HTTPStatus, dict[str, Any]]:
+        event_type = "unknown"
+        try:
+            event = verify(body, self.callback_key(), self.clock())
+            event_type = event.event_type if event.event_type in KNOWN_EVENTS else "other"
+            outcome = apply(event, self.store, self.clock())
+        except CallbackRejected as rejected:
+            self.count(event_type, rejected.outcome)
+            log.warning("TIW callback refused: %s", rejected.message)
+            return rejected.status, {"error_code": 1, "error": rejected.message}
+        self.count(event_type, outcome)
+        return HTTPStatus.OK, {"error_code": 0}
