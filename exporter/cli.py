@@ -197,8 +197,13 @@ def simulate(listen: str, secret_id: str, secret_key: str, latency: str, rate_li
         fault_specs = [_parse_fault(f) for f in faults]
     except ValueError as exc:
         fail(str(exc))
-    main_simulate(address, secret_id, secret_key, latency_seconds, rate_limit, task_count, seed, demo_mix,
-                  sdk_app_id, callback_url, callback_key, fault_specs)
+    try:
+        main_simulate(address, secret_id, secret_key, latency_seconds, rate_limit, task_count, seed, demo_mix,
+                      callback_url, callback_key, fault_specs, sdk_app_ids=(sdk_app_id,))
+    except ValueError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"cannot start the simulator on {listen}: {exc.strerror or exc}")
 
 
 def _parse_fault(spec: str) -> tuple[str, float | None]:

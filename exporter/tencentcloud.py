@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from exporter import signing
 from exporter.credentials import CredentialError, CredentialProvider
@@ -239,6 +240,11 @@ class TencentCloudClient:
                 status, date_header = http.status_code, http.headers.get("Date")
         except requests.Timeout as exc:
             raise TimeoutFailure("ClientError.Timeout", _short(exc)) from None
+        except requests.ConnectionError as exc:
+            # A read timeout while streaming the body surfaces as ConnectionError(ReadTimeoutError).
+            if exc.args and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError):
+                raise TimeoutFailure("ClientError.Timeout", _short(exc)) from None
+            raise NetworkFailure("ClientError.Network", _short(exc)) from None
         except requests.RequestException as exc:
             raise NetworkFailure("ClientError.Network", _short(exc)) from None
         seconds = time.monotonic() - started
@@ -282,7 +288,7 @@ class TencentCloudClient:
         offset = server - self.clock()
         if abs(offset) > 60:
             log.warning("local clock is %.0fs off the API server's; signing with the server's time", -offset)
-            self.clock_offset = offset
+        self.clock_offset = offset if abs(offset) > 60 else 0.0  # forget it once our clock is right again
 
 
 def _parse_envelope(raw: bytes, status: int) -> dict[str, Any]:

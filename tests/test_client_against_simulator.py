@@ -1,0 +1,398 @@
+"""Our API client (exporter.tencentcloud + exporter.tiw) against the simulator over real HTTP.
+
+Every error code of the seed and every fault kind must reach callers as the right ``CallFailure``
+class, ``code`` and ``outcome``, retried only when that is safe; lifecycles run on a shared manual
+clock so nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from exporter import tiw
+from exporter.credentials import Credential, StaticCredentials
+from exporter.simulator import (
+    DEMO_SECRET_ID,
+    DEMO_SECRET_KEY,
+    FAULT_KINDS,
+    SEED_FAILURE_MESSAGE,
+    ManualClock,
+    Simulator,
+    TaskScript,
+)
+from exporter.tencentcloud import (
+    ApiError,
+    BadResponse,
+    CallFailure,
+    HttpStatusFailure,
+    NetworkFailure,
+    RetryPolicy,
+    TencentCloudClient,
+    TimeoutFailure,
+)
+
+APP = 1400000001
+OTHER_APP = 1400000002
+DESCRIBE = "DescribeWhiteboardPush"
+ATTEMPTS = 3
+
+
+@dataclass
+class Harness:
+    """A running simulator on a manual clock, and clients that sign with the same clock."""
+
+    sim: Simulator
+    clock: ManualClock
+    clients: list[TencentCloudClient] = field(default_factory=list)
+
+    def client(
+        self,
+        secret_id: str = DEMO_SECRET_ID,
+        secret_key: str = DEMO_SECRET_KEY,
+        token: str = "",
+        *,
+        skew: float = 0.0,
+        clock: Callable[[], float] | None = None,
+        read_timeout: float = 5.0,
+        attempts: int = ATTEMPTS,
+    ) -> TencentCloudClient:
+        """A client signing with the simulator's clock, ``skew`` seconds off, or with ``clock``."""
+        client = TencentCloudClient(
+            StaticCredentials(Credential(secret_id, secret_key, token)),
+            endpoint=self.sim.url,
+            read_timeout=read_timeout,
+            retry=RetryPolicy(attempts=attempts, base_seconds=0.001, cap_seconds=0.005),
+            clock=clock or ((lambda: self.clock() + skew) if skew else self.clock),
+        )
+        self.clients.append(client)
+        return client
+
+    def task(self, script: TaskScript | None = None, **options: Any) -> str:
+        return self.sim.add_task(options.pop("sdk_app_id", APP), script or TaskScript(), **options)
+
+    def describe(
+        self, task_id: str, sdk_app_id: int = APP, client: TencentCloudClient | None = None, **options: Any
+    ) -> tiw.PushTask:
+        return tiw.describe_whiteboard_push(client or self.client(**options), sdk_app_id, task_id)
+
+    def answers(self, action: str = DESCRIBE) -> dict[str, int]:
+        """How the simulator answered ``action`` so far, by outcome: proves (no) retries."""
+        return self.sim.stats()["requests"].get(action, {})
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.sim.close()
+
+
+@pytest.fixture
+def make_harness() -> Iterator[Callable[..., Harness]]:
+    made: list[Harness] = []
+
+    def make(**sim_options: Any) -> Harness:
+        clock = ManualClock()
+        made.append(Harness(Simulator(clock=clock, **sim_options).start(), clock))
+        return made[-1]
+
+    yield make
+    for harness in made:
+        harness.close()
+
+
+@pytest.fixture
+def h(make_harness: Callable[..., Harness]) -> Harness:
+    return make_harness()
+
+
+# --------------------------------------------------------------------------- error codes of the seed
+
+
+def _failing_task(h: Harness) -> str:
+    return h.task(TaskScript(fail_with="FailedOperation.WhiteboardPush"))
+
+
+SEED_ERRORS: list[tuple[str, dict[str, Any], Callable[[Harness], object]]] = [
+    ("AuthFailure.SignatureFailure", {}, lambda h: h.describe(h.task(), secret_key="wrong")),
+    ("AuthFailure.SecretIdNotFound", {}, lambda h: h.describe(h.task(), secret_id="AKIDnobody")),
+    ("AuthFailure.SignatureExpire", {}, lambda h: h.describe(h.task(), skew=301)),
+    (
+        "AuthFailure.TokenFailure",
+        {"tokens": {DEMO_SECRET_ID: "tok"}},
+        lambda h: h.describe(h.task(), token="old"),
+    ),
+    ("FailedOperation.WhiteboardPush", {}, lambda h: h.describe(_failing_task(h))),
+    (
+        "InvalidParameter.BodyParameterTypeUnmatched",
+        {},
+        lambda h: h.client().call(DESCRIBE, {"SdkAppId": str(APP), "TaskId": h.task()}),
+    ),
+    ("InvalidParameter.TaskNotFound", {}, lambda h: h.describe("ghucnligqtgtvk2624mb")),
+    (
+        "ResourceUnavailable.NotRegistered",
+        {"unregistered_sdk_app_ids": [OTHER_APP]},
+        lambda h: h.describe("ghucnligqtgtvk2624mb", OTHER_APP),
+    ),
+    (
+        "ResourceUnavailable.ServiceExpired",
+        {"expired_sdk_app_ids": [OTHER_APP]},
+        lambda h: h.describe(h.task(sdk_app_id=OTHER_APP), OTHER_APP),
+    ),
+    ("UnauthorizedOperation.SdkAppId", {}, lambda h: h.describe("ghucnligqtgtvk2624mb", OTHER_APP)),
+]
+
+
+@pytest.mark.parametrize(("code", "sim_options", "call"), SEED_ERRORS, ids=[case[0] for case in SEED_ERRORS])
+def test_every_seed_error_code_reaches_the_caller_as_an_api_error_without_retry(
+    make_harness: Callable[..., Harness],
+    code: str,
+    sim_options: dict[str, Any],
+    call: Callable[[Harness], object],
+) -> None:
+    h = make_harness(**sim_options)
+    with pytest.raises(ApiError) as caught:
+        call(h)
+    assert (caught.value.code, caught.value.outcome, caught.value.retryable) == (code, "error", False)
+    assert caught.value.request_id
+    assert h.answers() == {code: 1}
+
+
+def test_a_failed_push_answers_with_the_seed_message(h: Harness) -> None:
+    with pytest.raises(ApiError) as caught:
+        h.describe(_failing_task(h))
+    assert caught.value.message == SEED_FAILURE_MESSAGE
+
+
+# --------------------------------------------------------------------------- faults
+
+
+@dataclass(frozen=True)
+class Expected:
+    failure: type[CallFailure]
+    code: str
+    outcome: str
+    retryable: bool
+
+
+FAULTS: dict[str, Expected] = {
+    "http500": Expected(HttpStatusFailure, "ClientError.HttpStatus", "bad_response", True),
+    "http502_empty": Expected(HttpStatusFailure, "ClientError.HttpStatus", "bad_response", True),
+    "http404": Expected(BadResponse, "ClientError.BadResponse", "bad_response", False),
+    "malformed_json": Expected(BadResponse, "ClientError.BadResponse", "bad_response", False),
+    "truncated_json": Expected(BadResponse, "ClientError.BadResponse", "bad_response", False),
+    "wrong_shape": Expected(BadResponse, "ClientError.BadResponse", "bad_response", False),
+    "wrong_types": Expected(BadResponse, "ClientError.BadResponse", "bad_response", False),
+    "internal_error": Expected(ApiError, "InternalError", "error", True),
+    "request_limit": Expected(ApiError, "RequestLimitExceeded", "throttled", True),
+    "slow": Expected(TimeoutFailure, "ClientError.Timeout", "network_error", True),
+    "trickle": Expected(TimeoutFailure, "ClientError.Timeout", "network_error", True),
+    "drop": Expected(NetworkFailure, "ClientError.Network", "network_error", True),
+    "oversized": Expected(BadResponse, "ClientError.ResponseTooLarge", "bad_response", False),
+    "signature_expire": Expected(ApiError, "AuthFailure.SignatureExpire", "error", False),
+}
+RETRYABLE = [kind for kind, expected in FAULTS.items() if expected.retryable]
+
+
+def test_the_fault_table_covers_every_fault_kind() -> None:
+    assert set(FAULTS) == set(FAULT_KINDS)
+
+
+@pytest.mark.parametrize("kind", list(FAULTS))
+def test_a_persistent_fault_fails_the_call_with_its_exact_failure(h: Harness, kind: str) -> None:
+    expected = FAULTS[kind]
+    task_id = h.task()
+    h.sim.set_fault(kind, seconds=5)
+    with pytest.raises(CallFailure) as caught:
+        h.describe(task_id, read_timeout=0.3)
+    failure = caught.value
+    assert type(failure) is expected.failure
+    assert (failure.code, failure.outcome, failure.retryable) == (
+        expected.code,
+        expected.outcome,
+        expected.retryable,
+    )
+    assert sum(h.answers().values()) == (ATTEMPTS if expected.retryable else 1)
+
+
+@pytest.mark.parametrize("kind", RETRYABLE)
+def test_a_single_retryable_fault_is_retried_and_the_call_succeeds(h: Harness, kind: str) -> None:
+    task_id = h.task()
+    h.sim.set_fault(kind, count=1, seconds=5)
+    assert h.describe(task_id, read_timeout=0.3).task_id == task_id
+    assert sum(h.answers().values()) == 2
+    assert h.sim.stats()["describes_by_task"] == {task_id: 2}
+
+
+# --------------------------------------------------------------------------- lifecycles on a manual clock
+
+
+@pytest.mark.parametrize("reason", tiw.FINISH_REASONS)
+def test_a_task_moves_prepared_pushing_stopped_and_reports_its_finish_reason(h: Harness, reason: str) -> None:
+    created = h.clock()
+    task_id = h.task(TaskScript(prepare_seconds=2, push_seconds=10, finish_reason=reason))
+    client = h.client()
+    preparing = h.describe(task_id, client=client)
+    assert (preparing.status, preparing.push_start_time, preparing.finish_reason) == ("PREPARED", 0, "")
+    h.clock.advance(3)
+    pushing = h.describe(task_id, client=client)
+    assert (pushing.status, pushing.push_start_time, pushing.push_stop_time) == (
+        "PUSHING",
+        int(created + 2),
+        0,
+    )
+    h.clock.advance(10)
+    stopped = h.describe(task_id, client=client)
+    assert (stopped.status, stopped.finish_reason) == ("STOPPED", reason)
+    assert (stopped.push_start_time, stopped.push_stop_time) == (int(created + 2), int(created + 12))
+    assert stopped.room_id and stopped.group_id == str(stopped.room_id)
+    assert stopped.push_user_id.startswith(f"tic_push_user_{stopped.room_id}_")
+
+
+def test_exception_count_grows_while_pushing_and_freezes_once_stopped(h: Harness) -> None:
+    task_id = h.task(TaskScript(prepare_seconds=0, push_seconds=60, exceptions_per_minute=6))
+    client = h.client()
+    counts = []
+    for _ in range(4):
+        counts.append(h.describe(task_id, client=client).exception_cnt)
+        h.clock.advance(25)
+    assert counts == [0, 2, 5, 6]
+    assert h.describe(task_id, client=client).exception_cnt == 6
+
+
+def _start(client: TencentCloudClient, script: dict[str, Any] | None = None) -> str:
+    params = {
+        "SdkAppId": APP,
+        "RoomId": 880528,
+        "PushUserId": "tic_push_user_880528_test1",
+        "PushUserSig": "s",
+    }
+    if script is not None:
+        params["ExtraData"] = json.dumps({"simulator": script})
+    return tiw.start_whiteboard_push(client, params)
+
+
+def test_stopped_task_reports_user_call_after_stop_api(h: Harness) -> None:
+    client = h.client()
+    task_id = _start(client, {"prepare_seconds": 1})
+    h.clock.advance(5)
+    assert h.describe(task_id, client=client).status == "PUSHING"
+    tiw.stop_whiteboard_push(client, APP, task_id)
+    stopped = h.describe(task_id, client=client)
+    assert (stopped.status, stopped.finish_reason, stopped.push_stop_time) == (
+        "STOPPED",
+        "USER_CALL",
+        int(h.clock()),
+    )
+    assert (stopped.room_id, stopped.push_user_id) == (880528, "tic_push_user_880528_test1")
+    with pytest.raises(ApiError) as again:
+        tiw.stop_whiteboard_push(client, APP, task_id)
+    assert again.value.code == "UnsupportedOperation.TaskHasAlreadyStopped"
+    with pytest.raises(ApiError) as unknown:
+        tiw.stop_whiteboard_push(client, APP, "ghucnligqtgtvk2624mb")
+    assert unknown.value.code == "InvalidParameter.TaskNotFound"
+
+
+def test_start_with_an_invalid_simulator_script_is_rejected(h: Harness) -> None:
+    with pytest.raises(ApiError) as caught:
+        _start(h.client(), {"finish_reason": "NEVER"})
+    assert caught.value.code == "InvalidParameter.InvalidExtra"
+
+
+def test_started_tasks_get_the_same_ids_and_scripts_from_the_same_seed(
+    make_harness: Callable[..., Harness],
+) -> None:
+    first, second = make_harness(seed=9), make_harness(seed=9)
+    ids = [_start(first.client()) for _ in range(5)]
+    assert ids == [_start(second.client()) for _ in range(5)]
+    assert [first.sim.script(i) for i in ids] == [second.sim.script(i) for i in ids]
+
+
+def test_backup_text_passes_through_verbatim(h: Harness) -> None:
+    backup = '{"Status": "PUSHING", "ExceptionCnt": 2}'
+    task = h.describe(h.task(TaskScript(backup=backup)))
+    assert task.backup == backup
+    assert tiw.parse_backup(task.backup) == {"Status": "PUSHING", "ExceptionCnt": 2}
+
+
+# ------------------------------------------------------------------ running tasks, limits, credentials
+
+
+def test_running_tasks_page_through_unstopped_tasks_of_the_last_three_days(h: Harness) -> None:
+    now = h.clock()
+    running = [h.task(created_at=now - 60 * (10 - i)) for i in range(7)]
+    h.task(TaskScript(prepare_seconds=0, push_seconds=1), created_at=now - 30)
+    h.task(TaskScript(prepare_seconds=0, push_seconds=1), created_at=now - 3600)
+    h.task(created_at=now - 3 * 86400 - 1)
+    client = h.client()
+    pages = [tiw.describe_running_tasks(client, APP, offset, 3) for offset in (0, 3, 6)]
+    assert [total for _, total in pages] == [7, 7, 7]
+    assert [len(tasks) for tasks, _ in pages] == [3, 3, 1]
+    assert [task.task_id for tasks, _ in pages for task in tasks] == running
+    assert {task.status for tasks, _ in pages for task in tasks} == {"PROCESSING"}
+
+
+def test_a_concurrent_burst_over_the_limit_is_partly_throttled(make_harness: Callable[..., Harness]) -> None:
+    h = make_harness(rate_limit=5)
+    task_id = h.task()
+    client = h.client(attempts=1)
+
+    def outcome(_: int) -> str:
+        try:
+            h.describe(task_id, client=client)
+        except CallFailure as failure:
+            return failure.outcome
+        return "success"
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        outcomes = list(pool.map(outcome, range(12)))
+    assert set(outcomes) == {"success", "throttled"}
+    assert h.sim.stats()["max_requests_in_any_second"][DESCRIBE] <= 5
+    assert h.answers()["RequestLimitExceeded"] == outcomes.count("throttled")
+
+
+def test_the_client_learns_the_server_clock_after_signature_expire(h: Harness) -> None:
+    task_id = h.task()
+    client = h.client(skew=900)
+    with pytest.raises(ApiError) as caught:
+        h.describe(task_id, client=client)
+    assert caught.value.code == "AuthFailure.SignatureExpire"
+    assert h.describe(task_id, client=client).task_id == task_id
+
+
+def test_the_client_forgets_a_learned_clock_offset_once_its_clock_is_fixed(h: Harness) -> None:
+    task_id = h.task()
+    skew = {"seconds": 900.0}
+    client = h.client(clock=lambda: h.clock() + skew["seconds"], attempts=1)
+    with pytest.raises(ApiError):
+        h.describe(task_id, client=client)  # learns -900 s
+    assert h.describe(task_id, client=client).task_id == task_id
+    skew["seconds"] = 0.0  # NTP steps the local clock back to the truth
+    with pytest.raises(ApiError):
+        h.describe(task_id, client=client)  # expected: this SignatureExpire resets the offset...
+    assert h.describe(task_id, client=client).task_id == task_id  # ...so this one succeeds
+
+
+def test_revoked_and_rotated_credentials_take_effect_mid_run(h: Harness) -> None:
+    task_id = h.task()
+    client = h.client()
+    assert h.describe(task_id, client=client).task_id == task_id
+    h.sim.set_credential(DEMO_SECRET_ID, "rotated-key")
+    with pytest.raises(ApiError, match=r"AuthFailure\.SignatureFailure"):
+        h.describe(task_id, client=client)
+    assert h.describe(task_id, secret_key="rotated-key").task_id == task_id
+    h.sim.revoke(DEMO_SECRET_ID)
+    with pytest.raises(ApiError, match=r"AuthFailure\.SecretIdNotFound"):
+        h.describe(task_id, secret_key="rotated-key")
+
+
+def test_temporary_credentials_with_the_right_token_are_accepted(
+    make_harness: Callable[..., Harness],
+) -> None:
+    h = make_harness(tokens={DEMO_SECRET_ID: "session-token"})
+    task_id = h.task()
+    assert h.describe(task_id, token="session-token").task_id == task_id
