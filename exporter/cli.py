@@ -180,12 +180,19 @@ def check_config(file: str, kind: str) -> None:
 @click.option("--tasks", "task_count", type=click.IntRange(min=0), default=0, help="Extra generated tasks.")
 @click.option("--demo-mix/--no-demo-mix", default=True, show_default=True, help="Create the demo's task mix.")
 @click.option("--sdk-app-id", type=click.IntRange(min=1), default=1400000001, show_default=True)
+@click.option("--unregistered-sdk-app-id", "unregistered", type=click.IntRange(min=1), multiple=True,
+              help="Answers ResourceUnavailable.NotRegistered (repeatable).")
+@click.option("--expired-sdk-app-id", "expired", type=click.IntRange(min=1), multiple=True,
+              help="Answers ResourceUnavailable.ServiceExpired (repeatable).")
+@click.option("--spawn-every", default=None, help="Keep creating demo tasks this often (e.g. 30s; 0 disables).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--callback-url", default=None, help="Send signed push callbacks here.")
 @click.option("--callback-key", default=None, help="Key to sign callbacks with.")
-@click.option("--fault", "faults", multiple=True, help="Inject a fault: KIND[:RATIO] e.g. http500:0.1 (repeatable).")
+@click.option("--fault", "faults", multiple=True,
+              help="Inject a fault: KIND[:ratio=R,count=N,seconds=S,action=A], e.g. http500:ratio=0.1 (repeatable).")
 def simulate(listen: str, secret_id: str, secret_key: str, latency: str, rate_limit: float, task_count: int,
-             demo_mix: bool, sdk_app_id: int, seed: int, callback_url: str | None, callback_key: str | None,
+             demo_mix: bool, sdk_app_id: int, unregistered: tuple[int, ...], expired: tuple[int, ...],
+             spawn_every: str | None, seed: int, callback_url: str | None, callback_key: str | None,
              faults: tuple[str, ...]) -> None:
     """Run the built-in TIW API simulator."""
     from exporter.config import parse_listen
@@ -194,26 +201,17 @@ def simulate(listen: str, secret_id: str, secret_key: str, latency: str, rate_li
     try:
         address = parse_listen(listen)
         latency_seconds = parse_duration(latency)
-        fault_specs = [_parse_fault(f) for f in faults]
+        spawn_seconds = parse_duration(spawn_every) if spawn_every is not None else None
     except ValueError as exc:
         fail(str(exc))
     try:
         main_simulate(address, secret_id, secret_key, latency_seconds, rate_limit, task_count, seed, demo_mix,
-                      callback_url, callback_key, fault_specs, sdk_app_ids=(sdk_app_id,))
+                      callback_url, callback_key, faults, sdk_app_ids=(sdk_app_id,),
+                      unregistered_sdk_app_ids=unregistered, expired_sdk_app_ids=expired, spawn_every=spawn_seconds)
     except ValueError as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot start the simulator on {listen}: {exc.strerror or exc}")
-
-
-def _parse_fault(spec: str) -> tuple[str, float | None]:
-    kind, _, ratio = spec.partition(":")
-    if not kind:
-        raise ValueError(f"--fault needs KIND[:RATIO], got {spec!r}")
-    try:
-        return kind, float(ratio) if ratio else None
-    except ValueError:
-        raise ValueError(f"--fault ratio must be a number, got {ratio!r}") from None
 
 
 @cli.command()

@@ -1468,6 +1468,8 @@ def main_simulate(
     faults: Sequence[str | tuple[str, float | None]] = (),
     *,
     sdk_app_ids: Sequence[int] = (DEFAULT_SDK_APP_ID,),
+    unregistered_sdk_app_ids: Sequence[int] = (),
+    expired_sdk_app_ids: Sequence[int] = (),
     spawn_every: float | None = None,
     stop: threading.Event | None = None,
     out: Callable[[str], None] = lambda line: print(line, flush=True),
@@ -1482,6 +1484,8 @@ def main_simulate(
     simulator = Simulator(
         credentials={secret_id: secret_key},
         sdk_app_ids=sdk_app_ids,
+        unregistered_sdk_app_ids=unregistered_sdk_app_ids,
+        expired_sdk_app_ids=expired_sdk_app_ids,
         rate_limit=rate_limit,
         latency=latency,
         seed=seed,
@@ -1493,10 +1497,11 @@ def main_simulate(
     with simulator:
         for spec in specs:
             simulator.set_fault(**spec)
+        created: list[str] = []
         if tasks:
-            simulator.populate(tasks, sdk_app_ids[0])
+            created += simulator.populate(tasks, sdk_app_ids[0])
         if demo:
-            simulator.populate_demo()
+            created += simulator.populate_demo()
         interval = spawn_every if spawn_every is not None else (30.0 if demo else 0.0)
         if interval:
             simulator.spawn_every(interval)
@@ -1504,6 +1509,10 @@ def main_simulate(
         # Only the built-in demo key is printed: it is public anyway; a key the user chose never is.
         shown = f", secret key {secret_key} (the built-in demo key)" if secret_key == DEMO_SECRET_KEY else ""
         out(f"credentials: secret id {secret_id}{shown}")
+        for task_id in created[:10]:
+            out(f"task: {sdk_app_ids[0]}:{task_id}")
+        if len(created) > 10:
+            out(f"... and {len(created) - 10} more tasks (GET {simulator.url}/_sim/stats)")
         with _SignalStop(stop):
             while not stop.wait(0.5):
                 pass
