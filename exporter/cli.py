@@ -29,9 +29,11 @@ def _env(name: str, *extra: str) -> list[str]:
     return [ENV_PREFIX + name.upper().replace("-", "_"), *extra]
 
 
-def _option(flag: str, *extra_env: str, **kwargs: Any) -> Callable[[Any], Any]:
+def _option(flag: str, *extra_env: str, dest: str | None = None, **kwargs: Any) -> Callable[[Any], Any]:
+    """An option that also reads ``TIW_EXPORTER_<NAME>`` (and ``extra_env``); unset means None."""
     name = flag.lstrip("-")
-    return click.option(flag, envvar=_env(name, *extra_env), show_envvar=True, default=None, **kwargs)
+    decls = (flag, dest) if dest else (flag,)
+    return click.option(*decls, envvar=_env(name, *extra_env), show_envvar=True, default=None, **kwargs)
 
 
 def api_options(func: Any) -> Any:
@@ -78,7 +80,7 @@ def cli() -> None:
 @_option("--listen", help="HOST:PORT to serve on [default: 0.0.0.0:9877].")
 @api_options
 @_option("--sdk-app-id", help="SdkAppId for --task values given without one.")
-@_option("--task", "tasks", multiple=True, help="Task to track: SDKAPPID:TASKID or TASKID (repeatable).")
+@_option("--task", dest="tasks", multiple=True, help="Task to track: SDKAPPID:TASKID or TASKID (repeatable).")
 @_option("--tasks-file", help="YAML list of {sdk_app_id, task_id}; re-read on change and SIGHUP.")
 @_option("--api-token-file", help="Bearer token for task API writes (or env TIW_EXPORTER_API_TOKEN).")
 @_option("--state-file", help="Persist tracked tasks and latest results here (atomic writes).")
@@ -89,7 +91,7 @@ def cli() -> None:
 @_option("--web-config-file", help="exporter-toolkit web config (TLS, basic auth).")
 @_option("--callback-key-file", help="TIW callback key, to verify callbacks (or env TIW_EXPORTER_CALLBACK_KEY).")
 @_option("--callback-listen", help="Extra HOST:PORT serving only /callbacks/tiw.")
-@_option("--discover-sdk-app-id", "discover_sdk_app_ids", multiple=True,
+@_option("--discover-sdk-app-id", dest="discover_sdk_app_ids", multiple=True,
          help="Discover running push tasks of this SdkAppId (repeatable).")
 @_option("--discover-interval", help="How often to discover [default: 60s].")
 @_option("--log-level", help="debug, info, warning or error [default: info].")

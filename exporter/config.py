@@ -212,6 +212,9 @@ def _choice(options: tuple[str, ...]) -> Any:
 def build_settings(flags: Mapping[str, Any], config_file: Path | None = None) -> Settings:
     """Merge flags/env (``flags``, None meaning unset) over the config file over defaults."""
     raw: dict[str, Any] = read_config_file(config_file) if config_file else {}
+    unknown = set(flags) - set(OPTION_NAMES) - {"api_token", "callback_key"}
+    if unknown:
+        raise ValueError(f"build_settings got unknown option names {sorted(unknown)}")  # a programming error
     for name, value in flags.items():
         if value is not None and value != ():
             raw[name] = value

@@ -1,0 +1,272 @@
+"""The exporter and the simulator as separate processes, talking real HTTP.
+
+One simulator serves a scenario with every state, finish reason and error code of the seed; exporters
+run against it with a 1 s interval. Assertions read the exporter's /metrics and task API and the
+simulator's own request statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, running, wait_until
+
+APP = 1400000001
+UNKNOWN_APP = 1400009999
+UNREGISTERED_APP = 1400000002
+EXPIRED_APP = 1400000003
+SECRET_ID = "AKIDsimulator"
+SECRET_KEY = "simulator-secret-key"
+TOKEN = "integration-token"
+
+SCRIPTS = {
+    "prepared": {"prepare_seconds": 3600},
+    "pushing": {"prepare_seconds": 0},
+    "exceptions": {"prepare_seconds": 0, "exceptions_per_minute": 600},
+    "user_call": {"prepare_seconds": 0, "push_seconds": 0.5, "finish_reason": "USER_CALL"},
+    "auto": {"prepare_seconds": 0, "push_seconds": 0.5, "finish_reason": "AUTO"},
+    "exception": {"prepare_seconds": 0, "push_seconds": 0.5, "finish_reason": "EXCEPTION"},
+    "stops_mid_run": {"prepare_seconds": 1, "push_seconds": 3, "finish_reason": "AUTO"},
+    "failed": {"prepare_seconds": 0, "fail_with": "FailedOperation.WhiteboardPush"},
+    "backup": {"prepare_seconds": 0, "backup": '{"Status": "PUSHING", "ExceptionCnt": 2}'},
+}
+
+
+class Simulator:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def add(self, name: str, script: dict) -> str:
+        answer = requests.post(f"{self.url}/_sim/tasks", json={"sdk_app_id": APP, "task_id": name, **script},
+                               timeout=5)
+        answer.raise_for_status()
+        return answer.json()["task_id"]
+
+    def stats(self) -> dict:
+        return requests.get(f"{self.url}/_sim/stats", timeout=5).json()
+
+    def describes(self, task_id: str) -> int:
+        return self.stats()["describes_by_task"].get(task_id, 0)
+
+    def fault(self, **spec) -> None:
+        requests.post(f"{self.url}/_sim/faults", json=spec, timeout=5).raise_for_status()
+
+    def clear_faults(self) -> None:
+        requests.delete(f"{self.url}/_sim/faults", timeout=5).raise_for_status()
+
+
+def scrape(url: str) -> dict[tuple[str, frozenset], float]:
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def metric(found, name: str, **labels) -> float | None:
+    return found.get((name, frozenset({k: str(v) for k, v in labels.items()}.items())))
+
+
+def series(found, name: str, **labels) -> dict[frozenset, float]:
+    wanted = {k: str(v) for k, v in labels.items()}.items()
+    return {key[1]: value for key, value in found.items() if key[0] == name and wanted <= key[1]}
+
+
+@pytest.fixture(scope="module")
+def simulator() -> Iterator[Simulator]:
+    args = exporter_cmd("simulate", "--listen", "127.0.0.1:0", "--no-demo-mix", "--rate-limit", "20",
+                        "--unregistered-sdk-app-id", str(UNREGISTERED_APP), "--expired-sdk-app-id", str(EXPIRED_APP))
+    with running(args, SIMULATOR_URL) as (_, url):
+        yield Simulator(url)
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("secrets") / "secret-key"
+    path.write_text(SECRET_KEY)
+    return path
+
+
+@contextmanager
+def exporter(simulator: Simulator, key_file: Path, *extra: str,
+             env: dict | None = None) -> Iterator[tuple[Process, str]]:
+    args = exporter_cmd("run", "--listen", "127.0.0.1:0", "--endpoint", simulator.url, "--secret-id", SECRET_ID,
+                        "--secret-key-file", str(key_file), "--interval", "1s", *extra)
+    with running(args, EXPORTER_URL, env={"TIW_EXPORTER_API_TOKEN": TOKEN, **(env or {})}) as started:
+        yield started
+
+
+@pytest.fixture(scope="module")
+def scenario(simulator, key_file, tmp_path_factory):
+    """The module's main exporter, tracking the whole scenario; yields (url, task ids by name, state file)."""
+    ids = {name: simulator.add(name, script) for name, script in SCRIPTS.items()}
+    ids["not_found"] = "no_such_task_here"
+    tasks = [f"{APP}:{task_id}" for task_id in ids.values()]
+    tasks += [f"{UNKNOWN_APP}:unknown_app_task", f"{UNREGISTERED_APP}:unregistered_task",
+              f"{EXPIRED_APP}:expired_task"]
+    state = tmp_path_factory.mktemp("state") / "state.json"
+    flags = [flag for task in tasks for flag in ("--task", task)]
+    with exporter(simulator, key_file, *flags, "--state-file", str(state)) as (process, url):
+        wait_until(lambda: requests.get(f"{url}/-/ready", timeout=5).status_code == 200)
+        wait_until(lambda: _settled(scrape(url), ids), timeout=30)
+        yield url, ids, state, process
+
+
+def _settled(found, ids) -> bool:
+    stopped = [metric(found, "tiw_push_task_status", sdk_app_id=APP, task_id=ids[n], status="STOPPED")
+               for n in ("user_call", "auto", "exception", "stops_mid_run")]
+    return all(v == 1 for v in stopped)
+
+
+def test_every_status_is_exported_as_a_state_set(scenario):
+    url, ids, _, _ = scenario
+    found = scrape(url)
+    expected = {"prepared": "PREPARED", "pushing": "PUSHING", "exceptions": "PUSHING", "user_call": "STOPPED"}
+    for name, status in expected.items():
+        states = series(found, "tiw_push_task_status", task_id=ids[name])
+        assert sum(states.values()) == 1 and len(states) == 3
+        assert metric(found, "tiw_push_task_status", sdk_app_id=APP, task_id=ids[name], status=status) == 1
+
+
+@pytest.mark.parametrize("name", ["user_call", "auto", "exception"])
+def test_every_finish_reason_is_exported(scenario, name):
+    url, ids, _, _ = scenario
+    found = scrape(url)
+    reason = SCRIPTS[name]["finish_reason"]
+    assert metric(found, "tiw_push_task_finish_reason", sdk_app_id=APP, task_id=ids[name], reason=reason) == 1
+    duration = metric(found, "tiw_push_task_duration_seconds", sdk_app_id=APP, task_id=ids[name])
+    assert duration is not None and duration >= 0
+
+
+def test_growing_exception_count_is_exported_as_a_counter(scenario):
+    url, ids, _, _ = scenario
+    first = metric(scrape(url), "tiw_push_task_exceptions_total", sdk_app_id=APP, task_id=ids["exceptions"])
+    wait_until(lambda: metric(scrape(url), "tiw_push_task_exceptions_total", sdk_app_id=APP,
+                              task_id=ids["exceptions"]) > first)
+
+
+def test_backup_result_is_exported(scenario):
+    url, ids, _, _ = scenario
+    found = scrape(url)
+    assert metric(found, "tiw_push_task_backup_status", sdk_app_id=APP, task_id=ids["backup"], status="PUSHING") == 1
+    assert metric(found, "tiw_push_task_backup_exceptions_total", sdk_app_id=APP, task_id=ids["backup"]) == 2
+
+
+@pytest.mark.parametrize(("sdk_app_id", "task", "code"), [
+    (APP, "failed", "FailedOperation.WhiteboardPush"),
+    (APP, "not_found", "InvalidParameter.TaskNotFound"),
+    (UNKNOWN_APP, "unknown_app_task", "UnauthorizedOperation.SdkAppId"),
+    (UNREGISTERED_APP, "unregistered_task", "ResourceUnavailable.NotRegistered"),
+    (EXPIRED_APP, "expired_task", "ResourceUnavailable.ServiceExpired"),
+])
+def test_each_seed_error_code_is_exported_on_its_task_and_counted(scenario, sdk_app_id, task, code):
+    url, ids, _, _ = scenario
+    task_id = ids.get(task, task)
+    found = scrape(url)
+    assert metric(found, "tiw_push_task_error", sdk_app_id=sdk_app_id, task_id=task_id, code=code) == 1
+    assert metric(found, "tiw_push_api_errors_total", sdk_app_id=sdk_app_id, code=code) >= 1
+
+
+def test_account_level_errors_pause_their_sdk_app_id(scenario):
+    url, _, _, _ = scenario
+    paused = series(scrape(url), "tiw_exporter_account_paused")
+    paused_apps = {dict(labels)["sdk_app_id"] for labels, value in paused.items() if value == 1}
+    assert {str(UNKNOWN_APP), str(UNREGISTERED_APP), str(EXPIRED_APP)} <= paused_apps
+    assert str(APP) not in paused_apps
+
+
+def test_task_stopping_mid_run_is_not_polled_again(scenario, simulator):
+    _, ids, _, _ = scenario
+    task_id = ids["stops_mid_run"]
+    before = simulator.describes(task_id)
+    pushing = simulator.describes(ids["pushing"])
+    wait_until(lambda: simulator.describes(ids["pushing"]) >= pushing + 3)  # three more intervals passed
+    assert simulator.describes(task_id) == before
+
+
+def test_broken_answers_count_as_bad_response_while_healthy_tasks_keep_updating(scenario, simulator):
+    url, ids, _, _ = scenario
+    def last_success():
+        return metric(scrape(url), "tiw_push_task_last_success_timestamp_seconds", sdk_app_id=APP,
+                      task_id=ids["pushing"])
+    before_success = last_success()
+    simulator.fault(kind="malformed_json", ratio=0.5, action="DescribeWhiteboardPush")
+    try:
+        wait_until(lambda: (metric(scrape(url), "tiw_exporter_api_requests_total", action="DescribeWhiteboardPush",
+                                   outcome="bad_response") or 0) >= 3)
+        wait_until(lambda: last_success() > before_success)
+    finally:
+        simulator.clear_faults()
+    found = scrape(url)
+    assert metric(found, "tiw_push_api_errors_total", sdk_app_id=APP, code="ClientError.BadResponse") >= 3
+    assert metric(found, "tiw_push_task_status", sdk_app_id=APP, task_id=ids["pushing"], status="PUSHING") == 1
+
+
+def test_requests_stay_within_the_simulated_rate_limit(scenario, simulator):
+    assert simulator.stats()["max_arrivals_in_any_second"]["DescribeWhiteboardPush"] <= 20
+
+
+def test_task_api_requires_the_token_and_validates_bodies(scenario, simulator):
+    url, _, _, _ = scenario
+    body = {"sdk_app_id": APP, "task_id": "added_by_api"}
+    assert requests.post(f"{url}/api/v1/tasks", json=body, timeout=5).status_code == 401
+    assert requests.post(f"{url}/api/v1/tasks", json=body, timeout=5,
+                         headers={"Authorization": "Bearer nope"}).status_code == 401
+    bad = requests.post(f"{url}/api/v1/tasks", data=b"{", timeout=5, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert bad.status_code == 400 and "JSON" in bad.json()["error"]
+    added = simulator.add("added_by_api", {"prepare_seconds": 0})
+    created = requests.post(f"{url}/api/v1/tasks", json={"sdk_app_id": APP, "task_id": added}, timeout=5,
+                            headers={"Authorization": f"Bearer {TOKEN}"})
+    assert created.status_code == 201
+    wait_until(lambda: metric(scrape(url), "tiw_push_task_status", sdk_app_id=APP, task_id=added,
+                              status="PUSHING") == 1)
+    listed = requests.get(f"{url}/api/v1/tasks", timeout=5).json()["tasks"]
+    entry = next(t for t in listed if t["task_id"] == added)
+    assert entry["sources"] == ["api"] and entry["latest"]["status"] == "PUSHING"
+
+
+def test_failed_task_lists_its_error_message_in_the_task_api(scenario):
+    url, ids, _, _ = scenario
+    entry = requests.get(f"{url}/api/v1/tasks/{APP}/{ids['failed']}", timeout=5).json()
+    assert entry["last_error"]["code"] == "FailedOperation.WhiteboardPush"
+    assert "UserSig" in entry["last_error"]["message"]
+    assert entry["last_error"]["request_id"]
+
+
+def test_restart_with_state_file_keeps_api_tasks_and_final_results(scenario, simulator, key_file):
+    url, ids, state, process = scenario
+    task_id = simulator.add("survives_restart", {"prepare_seconds": 0})
+    requests.post(f"{url}/api/v1/tasks", json={"sdk_app_id": APP, "task_id": task_id}, timeout=5,
+                  headers={"Authorization": f"Bearer {TOKEN}"}).raise_for_status()
+    wait_until(lambda: metric(scrape(url), "tiw_push_task_status", sdk_app_id=APP, task_id=task_id,
+                              status="PUSHING") == 1)
+    process.proc.send_signal(signal.SIGTERM)
+    assert process.proc.wait(10) == 0
+    saved = json.loads(state.read_text())
+    assert any(t["task_id"] == task_id for t in saved["tasks"])
+    stopped_polls = simulator.describes(ids["user_call"])
+    with exporter(simulator, key_file, "--state-file", str(state), "--task", f"{APP}:{ids['user_call']}") as (_, new):
+        found = scrape(new)
+        # Restored before the first poll: the saved result is served straight away.
+        assert metric(found, "tiw_push_task_status", sdk_app_id=APP, task_id=task_id, status="PUSHING") == 1
+        assert metric(found, "tiw_push_task_finish_reason", sdk_app_id=APP, task_id=ids["user_call"],
+                      reason="USER_CALL") == 1
+        wait_until(lambda: requests.get(f"{new}/-/ready", timeout=5).status_code == 200)
+        assert simulator.describes(ids["user_call"]) == stopped_polls  # final: never polled again
+
+
+def test_wrong_secret_key_is_an_account_level_signature_failure(simulator, tmp_path):
+    wrong = tmp_path / "wrong-key"
+    wrong.write_text("not-the-key")
+    task_id = simulator.add("auth_probe", {"prepare_seconds": 0})
+    with exporter(simulator, wrong, "--task", f"{APP}:{task_id}") as (_, url):
+        wait_until(lambda: metric(scrape(url), "tiw_push_task_error", sdk_app_id=APP, task_id=task_id,
+                                  code="AuthFailure.SignatureFailure") == 1)
+        assert metric(scrape(url), "tiw_exporter_account_paused", sdk_app_id=APP,
+                      code="AuthFailure.SignatureFailure") == 1
