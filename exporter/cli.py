@@ -152,7 +152,7 @@ def _table(task: PushTask) -> str:
 
 
 @cli.command("check-config")
-@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--kind", type=click.Choice(["auto", "config", "tasks"]), default="auto", show_default=True,
               help="What FILE is; auto: a YAML list is a tasks file, a mapping a config file.")
 def check_config(file: str, kind: str) -> None:

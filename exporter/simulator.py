@@ -711,6 +711,17 @@ class Simulator:
             self._spawn_thread("tiw-sim-callbacks", self._run_sender)
         return self
 
+    def configure_callbacks(self, url: str, key: str) -> None:
+        """Send signed callbacks to ``url`` from now on (e.g. once the receiver's port is known)."""
+        if not url or not key:
+            raise ValueError("callback url and key must both be non-empty")
+        with self._lock:
+            already = bool(self._callback_url)
+            self._callback_url, self._callback_key = url, key
+        if self._threads and not already:
+            self._spawn_thread("tiw-sim-ticker", self._run_ticker)
+            self._spawn_thread("tiw-sim-callbacks", self._run_sender)
+
     def close(self) -> None:
         """Stop serving, abort pending delays, close connections and the socket, join threads."""
         if self._closed:

@@ -1,0 +1,147 @@
+"""The command line: options reach Settings, errors are one line with exit status 2, describe works."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from exporter import __version__, cli
+from exporter.config import OPTION_NAMES
+from exporter.simulator import Simulator, TaskScript
+from tests.procs import exporter_cmd
+
+APP = 1400000001
+SECRET_ID, SECRET_KEY = "AKIDcli", "cli-secret-key"
+
+
+@pytest.fixture(scope="module")
+def simulator():
+    with Simulator(credentials={SECRET_ID: SECRET_KEY}) as sim:
+        sim.task_id = sim.add_task(APP, TaskScript(prepare_seconds=0), task_id="cli_task")
+        yield sim
+
+
+@pytest.fixture
+def key_file(tmp_path):
+    path = tmp_path / "key"
+    path.write_text(SECRET_KEY + "\n")
+    return path
+
+
+def invoke(*args: str, env: dict | None = None):
+    """Run the console-script entry point in-process, like a user would."""
+    runner = CliRunner()
+    return runner.invoke(cli.cli, list(args), env=env, catch_exceptions=False, standalone_mode=True)
+
+
+def run_main(args: list[str]) -> tuple[int, str]:
+    """Call ``cli.main`` (our one-line error handling) and capture the exit status and stderr."""
+    result = subprocess.run(exporter_cmd(*args), capture_output=True, text=True, timeout=60)
+    return result.returncode, result.stderr
+
+
+def describe_args(simulator, key_file, *extra):
+    return ["describe", "--endpoint", simulator.url, "--secret-id", SECRET_ID, "--secret-key-file", str(key_file),
+            "--sdk-app-id", str(APP), *extra]
+
+
+def test_every_run_option_is_a_settings_field():
+    params = {p.name for p in cli.run.params} - {"config_file"}
+    assert params <= set(OPTION_NAMES), params - set(OPTION_NAMES)
+
+
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0 and __version__ in result.output
+
+
+def test_describe_prints_the_task_as_a_table(simulator, key_file):
+    result = invoke(*describe_args(simulator, key_file, "--task-id", "cli_task"))
+    assert result.exit_code == 0, result.output
+    assert "TaskId         cli_task" in result.output
+    assert "Status         PUSHING" in result.output
+
+
+def test_describe_prints_json(simulator, key_file):
+    result = invoke(*describe_args(simulator, key_file, "--task-id", "cli_task", "--output", "json"))
+    assert json.loads(result.output)["status"] == "PUSHING"
+
+
+def test_describe_with_a_wrong_key_prints_signature_failure_and_exits_1(simulator, tmp_path):
+    wrong = tmp_path / "wrong"
+    wrong.write_text("nope")
+    status, stderr = run_main(describe_args(simulator, wrong, "--task-id", "cli_task"))
+    assert status == 1
+    assert "AuthFailure.SignatureFailure" in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert "nope" not in stderr
+
+
+def test_describe_of_an_unknown_task_prints_the_code(simulator, key_file):
+    status, stderr = run_main(describe_args(simulator, key_file, "--task-id", "missing"))
+    assert status == 1 and "InvalidParameter.TaskNotFound" in stderr
+
+
+def test_describe_takes_credentials_from_the_environment(simulator):
+    env = {"TENCENTCLOUD_SECRET_ID": SECRET_ID, "TENCENTCLOUD_SECRET_KEY": SECRET_KEY}
+    result = invoke("describe", "--endpoint", simulator.url, "--sdk-app-id", str(APP), "--task-id", "cli_task",
+                    env=env)
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["describe", "--sdk-app-id", "abc", "--task-id", "x"], "sdk_app_id must be a positive integer"),
+    (["describe", "--sdk-app-id", "1", "--task-id", "bad id!"], "task_id must be"),
+    (["run", "--interval", "soon"], "--interval: not a duration"),
+    (["run", "--listen", "nowhere"], "--listen: listen address must be HOST:PORT"),
+    (["run", "--task", "notanapp:"], "sdk_app_id must be a positive integer"),
+    (["run", "--concurrency", "0"], "--concurrency: must be between 1 and 256"),
+    (["run", "--config", "/nonexistent/config.yml"], "cannot read config file"),
+    (["run", "--tasks-file", "/x", "--api-token-file", "/nonexistent/token"], "cannot read API token file"),
+    (["describe", "--task-id", "x"], "Missing option '--sdk-app-id'"),
+    (["run", "--no-such-flag"], "No such option '--no-such-flag'"),
+    (["frobnicate"], "No such command 'frobnicate'"),
+    (["check-config", "/nonexistent.yml"], "does not exist"),
+    (["simulate", "--fault", "bogus"], "unknown fault kind 'bogus'"),
+    (["simulate", "--latency", "slowly"], "not a duration"),
+])
+def test_bad_input_is_one_line_and_exit_status_2(args, message):
+    status, stderr = run_main(args)
+    assert status == 2, stderr
+    assert message in stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert "Traceback" not in stderr
+
+
+def test_env_options_apply_and_flags_win(monkeypatch):
+    captured = {}
+
+    def capture(flags, config=None):
+        captured.update(flags)
+        raise SystemExit(0)  # stop before anything starts
+
+    monkeypatch.setattr(cli, "build_settings", capture)
+    invoke("run", "--interval", "7s", env={"TIW_EXPORTER_INTERVAL": "9s", "TIW_EXPORTER_RATE_LIMIT": "5",
+                                              "TIW_EXPORTER_TASK": "1:a 1:b"})
+    assert captured["interval"] == "7s"
+    assert captured["rate_limit"] == "5"
+    assert captured["tasks"] == ("1:a", "1:b")
+
+
+def test_check_config_accepts_valid_files(tmp_path):
+    tasks = tmp_path / "tasks.yml"
+    tasks.write_text("- {sdk_app_id: 1400000001, task_id: abc}\n")
+    config = tmp_path / "config.yml"
+    config.write_text("interval: 30s\ntasks-file: tasks.yml\n")
+    assert "valid tasks file, 1 tasks" in invoke("check-config", str(tasks)).output
+    assert "valid config file" in invoke("check-config", str(config)).output
+
+
+def test_check_config_rejects_a_broken_tasks_file(tmp_path):
+    tasks = tmp_path / "tasks.yml"
+    tasks.write_text("- {sdk_app_id: -5, task_id: abc}\n")
+    status, stderr = run_main(["check-config", str(tasks)])
+    assert status == 2 and "entry 1: sdk_app_id must be a positive integer" in stderr
