@@ -1,0 +1,191 @@
+"""Zero-configuration discovery: signed TIW callbacks and DescribeRunningTasks, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+from exporter.app import Exporter
+from exporter.callbacks import sign
+from exporter.config import build_settings
+from exporter.credentials import Credential, StaticCredentials
+from exporter.simulator import Simulator, TaskScript
+from tests.procs import wait_until
+
+APP = 1400000001
+SECRET_ID, SECRET_KEY = "AKIDdiscovery", "discovery-secret-key"
+CALLBACK_KEY = "Xz4ZgayTr7rMgWQrH"
+
+
+def test_sign_matches_tencents_worked_example():
+    assert sign("Xz4ZgayTr7rMgWQrH", 1588040109) == "a2dabb362a9b811c0e26953a6276a41c"
+
+
+def start_exporter(simulator: Simulator, **flags) -> Exporter:
+    settings = build_settings({"listen": "127.0.0.1:0", "endpoint": simulator.url, "interval": "1s",
+                               "callback_key": CALLBACK_KEY, **flags})
+    return Exporter(settings, credentials=StaticCredentials(Credential(SECRET_ID, SECRET_KEY))).start()
+
+
+@pytest.fixture
+def simulator():
+    with Simulator(credentials={SECRET_ID: SECRET_KEY}, rate_limit=20) as sim:
+        yield sim
+
+
+@pytest.fixture
+def exporter(simulator):
+    exporter = start_exporter(simulator, callback_listen="127.0.0.1:0")
+    yield exporter
+    exporter.stop()
+
+
+def callback(event_type: str, task_id: str, expire_in: int = 3600, key: str = CALLBACK_KEY, **data) -> dict:
+    expire = int(time.time()) + expire_in
+    return {"Timestamp": int(time.time()), "SdkAppId": APP, "ExpireTime": expire, "Sign": sign(key, expire),
+            "EventType": event_type, "EventData": {"TaskId": task_id, **data}}
+
+
+def post(exporter: Exporter, body, raw: bytes | None = None) -> requests.Response:
+    return requests.post(f"{exporter.url}/callbacks/tiw", data=raw if raw is not None else json.dumps(body),
+                         headers={"Content-Type": "application/json"}, timeout=5)
+
+
+def record(exporter: Exporter, task_id: str):
+    return exporter.store.get((APP, task_id))
+
+
+def test_signed_start_callback_starts_tracking_and_polling(exporter, simulator):
+    task_id = simulator.add_task(APP, TaskScript(prepare_seconds=0))
+    answer = post(exporter, callback("WhiteboardPushStarted", task_id, RoomId=7, PushUserId="u",
+                                     PushStartTime=int(time.time())))
+    assert answer.status_code == 200 and answer.json() == {"error_code": 0}
+    assert record(exporter, task_id).sources == {"callback"}
+    wait_until(lambda: simulator.stats()["describes_by_task"].get(task_id, 0) >= 1)
+    wait_until(lambda: record(exporter, task_id).last_success is not None)
+
+
+@pytest.mark.parametrize(("body", "status"), [
+    (callback("WhiteboardPushStarted", "forged", key="wrong-key"), 403),
+    (callback("WhiteboardPushStarted", "expired", expire_in=-10), 403),
+    ({**callback("WhiteboardPushStarted", "unsigned"), "Sign": None}, 403),
+    ({**callback("WhiteboardPushStarted", "badapp"), "SdkAppId": "x"}, 400),
+    (callback("WhiteboardPushStarted", "bad task id!"), 400),
+    ({**callback("WhiteboardPushStarted", "nodata"), "EventData": []}, 400),
+])
+def test_refused_callbacks_change_nothing(exporter, body, status):
+    assert post(exporter, body).status_code == status
+    assert len(exporter.store) == 0
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"[]", b"\xff"])
+def test_malformed_callbacks_get_400(exporter, raw):
+    assert post(exporter, None, raw=raw).status_code in (400, 403)
+    assert len(exporter.store) == 0
+
+
+def test_oversized_callback_is_refused(exporter):
+    body = callback("WhiteboardPushStarted", "big", Padding="x" * 100_000)
+    assert post(exporter, body).status_code == 413
+    assert len(exporter.store) == 0
+
+
+def test_unknown_event_types_are_acknowledged_and_counted(exporter):
+    assert post(exporter, callback("WhiteboardPushPaused", "t1")).status_code == 200
+    assert len(exporter.store) == 0
+    metrics = requests.get(f"{exporter.url}/metrics", timeout=5).text
+    assert 'tiw_exporter_callbacks_total{event_type="other",outcome="unknown_event"} 1.0' in metrics
+
+
+def test_callbacks_are_disabled_without_a_key(simulator):
+    exporter = start_exporter(simulator, callback_key=None)
+    try:
+        assert post(exporter, callback("WhiteboardPushStarted", "t1")).status_code == 403
+        assert len(exporter.store) == 0
+    finally:
+        exporter.stop()
+
+
+def test_stop_callback_shows_on_the_next_scrape_even_if_the_api_still_says_pushing(exporter, simulator):
+    task_id = simulator.add_task(APP, TaskScript(prepare_seconds=0))  # the API keeps answering PUSHING
+    post(exporter, callback("WhiteboardPushStarted", task_id))
+    wait_until(lambda: record(exporter, task_id).status == "PUSHING" and record(exporter, task_id).last_success)
+    stopped = callback("WhiteboardPushStopped", task_id, FinishReason="EXCEPTION", PushStopTime=int(time.time()),
+                       ExceptionCnt=3, Error={"Code": "FailedOperation.WhiteboardPush", "Message": "TRTC onError"})
+    assert post(exporter, stopped).status_code == 200
+    metrics = requests.get(f"{exporter.url}/metrics", timeout=5).text
+    assert f'tiw_push_task_status{{sdk_app_id="{APP}",status="STOPPED",task_id="{task_id}"}} 1.0' in metrics
+    assert f'tiw_push_task_finish_reason{{reason="EXCEPTION",sdk_app_id="{APP}",task_id="{task_id}"}} 1.0' in metrics
+    polls = simulator.stats()["describes_by_task"][task_id]
+    time.sleep(2.5)  # more than two intervals: a stopped task is final
+    assert simulator.stats()["describes_by_task"][task_id] == polls
+    assert record(exporter, task_id).status == "STOPPED"
+    entry = requests.get(f"{exporter.url}/api/v1/tasks/{APP}/{task_id}", timeout=5).json()
+    assert entry["stop_error"]["code"] == "FailedOperation.WhiteboardPush"
+
+
+def test_callback_only_listener_serves_nothing_else(exporter):
+    callback_url = exporter.callback_server.url
+    assert requests.get(f"{callback_url}/metrics", timeout=5).status_code == 404
+    assert requests.get(f"{callback_url}/api/v1/tasks", timeout=5).status_code == 404
+    answer = requests.post(f"{callback_url}/callbacks/tiw", json=callback("WhiteboardPushStarted", "via_side_door"),
+                           timeout=5)
+    assert answer.status_code == 200
+    assert record(exporter, "via_side_door") is not None
+
+
+def test_simulator_callbacks_drive_the_exporter_end_to_end(simulator):
+    exporter = start_exporter(simulator)
+    try:
+        simulator.configure_callbacks(f"{exporter.url}/callbacks/tiw", CALLBACK_KEY)
+        task_id = simulator.add_task(APP, TaskScript(prepare_seconds=0.2, push_seconds=1.0, finish_reason="AUTO"))
+        wait_until(lambda: record(exporter, task_id) is not None)
+        wait_until(lambda: record(exporter, task_id).status == "STOPPED")
+        assert record(exporter, task_id).latest.finish_reason == "AUTO"
+    finally:
+        exporter.stop()
+
+
+def test_discovery_finds_running_tasks_without_any_task_configured(simulator):
+    running = [simulator.add_task(APP, TaskScript(prepare_seconds=p)) for p in (0, 0, 3600)]
+    finished = simulator.add_task(APP, TaskScript(prepare_seconds=0, push_seconds=0.01))
+    time.sleep(0.1)
+    exporter = start_exporter(simulator, discover_sdk_app_ids=(APP,), discover_interval="1s")
+    try:
+        wait_until(lambda: all(record(exporter, t) is not None for t in running))
+        assert record(exporter, finished) is None
+        assert all(record(exporter, t).sources == {"discovery"} for t in running)
+        wait_until(lambda: all(record(exporter, t).last_success for t in running))
+    finally:
+        exporter.stop()
+
+
+def test_task_leaving_the_running_list_is_polled_until_stopped(simulator):
+    task_id = simulator.add_task(APP, TaskScript(prepare_seconds=0, push_seconds=2, finish_reason="USER_CALL"))
+    exporter = start_exporter(simulator, discover_sdk_app_ids=(APP,), discover_interval="1s")
+    try:
+        wait_until(lambda: record(exporter, task_id) is not None)
+        wait_until(lambda: record(exporter, task_id).status == "STOPPED", timeout=10)
+        assert record(exporter, task_id).latest.finish_reason == "USER_CALL"
+    finally:
+        exporter.stop()
+
+
+def test_discovery_and_polling_together_stay_within_the_rate_limit():
+    with Simulator(credentials={SECRET_ID: SECRET_KEY}, rate_limit=10) as simulator:
+        for _ in range(60):
+            simulator.add_task(APP, TaskScript(prepare_seconds=0))
+        exporter = start_exporter(simulator, discover_sdk_app_ids=(APP,), discover_interval="1s", rate_limit="10")
+        try:
+            wait_until(lambda: len(exporter.store) == 60)
+            time.sleep(4)
+        finally:
+            exporter.stop()
+        stats = simulator.stats()
+    arrivals = stats["max_arrivals_in_any_second"]
+    assert arrivals["DescribeWhiteboardPush"] + arrivals["DescribeRunningTasks"] <= 10 + 1, arrivals
+    assert stats["throttled"] == 0
+    assert stats["requests"]["DescribeRunningTasks"]["success"] >= 3
