@@ -18,7 +18,7 @@ class PacedLimiter:
     def __init__(
         self,
         rate: float,
-        headroom: float = 0.97,
+        headroom: float = 0.96,
         floor_fraction: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,

@@ -7,6 +7,7 @@ one of ours under ``ClientError.*``) and an ``outcome`` (the label of
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import random
@@ -83,6 +84,10 @@ class NetworkFailure(CallFailure):
 
 class TimeoutFailure(NetworkFailure):
     """Connect or read timeout."""
+
+
+class StaleConnection(NetworkFailure):
+    """The server closed the (pooled) connection without answering: safe to resend a read-only call."""
 
 
 class BadResponse(CallFailure):
@@ -192,8 +197,14 @@ class TencentCloudClient:
         started = time.monotonic()
         outcome, code = SUCCESS, None
         try:
-            result = self._exchange(action, params)
-            return result
+            try:
+                return self._exchange(action, params)
+            except StaleConnection:
+                # The server closed an idle pooled keep-alive connection before our request reached it.
+                # Read-only actions go again at once on a fresh connection: nothing was processed.
+                if not action.startswith("Describe"):
+                    raise
+                return self._exchange(action, params)
         except CallFailure as failure:
             outcome, code = failure.outcome, failure.code
             raise
@@ -241,9 +252,12 @@ class TencentCloudClient:
         except requests.Timeout as exc:
             raise TimeoutFailure("ClientError.Timeout", _short(exc)) from None
         except requests.ConnectionError as exc:
+            reason = exc.args[0] if exc.args else None
             # A read timeout while streaming the body surfaces as ConnectionError(ReadTimeoutError).
-            if exc.args and isinstance(exc.args[0], urllib3.exceptions.ReadTimeoutError):
+            if isinstance(reason, urllib3.exceptions.ReadTimeoutError):
                 raise TimeoutFailure("ClientError.Timeout", _short(exc)) from None
+            if isinstance(reason, urllib3.exceptions.ProtocolError) and _closed_before_answer(reason):
+                raise StaleConnection("ClientError.Network", _short(exc)) from None
             raise NetworkFailure("ClientError.Network", _short(exc)) from None
         except requests.RequestException as exc:
             raise NetworkFailure("ClientError.Network", _short(exc)) from None
@@ -300,6 +314,11 @@ def _parse_envelope(raw: bytes, status: int) -> dict[str, Any]:
     if not isinstance(document, dict) or not isinstance(document.get("Response"), dict):
         raise BadResponse("ClientError.BadResponse", f"HTTP {status}, JSON without a Response object")
     return document["Response"]
+
+
+def _closed_before_answer(error: urllib3.exceptions.ProtocolError) -> bool:
+    cause = error.args[1] if len(error.args) > 1 else None
+    return isinstance(cause, (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError))
 
 
 def _short(exc: Exception) -> str:

@@ -222,9 +222,9 @@ def test_limiter_recovers_after_throttling():
     now = [0.0]
     limiter = PacedLimiter(20, clock=lambda: now[0])
     limiter.throttled()
-    assert limiter.current_rate == pytest.approx(20 * 0.97 / 2)
+    assert limiter.current_rate == pytest.approx(20 * 0.96 / 2)
     now[0] += 30
-    assert limiter.current_rate == pytest.approx(20 * 0.97)
+    assert limiter.current_rate == pytest.approx(20 * 0.96)
 
 
 def test_removed_task_is_not_polled():
