@@ -23,6 +23,7 @@ from exporter.server import App, ExporterHTTPServer, RequestContext, Response, j
 from exporter.tasks import TasksFileWatcher, TaskStore
 from exporter.tencentcloud import CallObserver, RetryPolicy, TencentCloudClient
 from exporter.tiw import describe_running_tasks, describe_whiteboard_push
+from exporter.webconfig import WebSecurity
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +61,15 @@ class Exporter:
         self.callbacks = CallbackEndpoint(self.store, lambda: s.callback_key, self.metrics.count_callback)
         callback_route = {("POST", "/callbacks/tiw"): self._callback}
         self.exposition = Exposition(self.store, self.registry)
+        self.web = WebSecurity(s.web_config_file)  # raises WebConfigError: a broken file is a startup error
         self.app = App(self.store, self.exposition, ready=self.collector.ready.is_set, api_token=lambda: s.api_token,
-                       extra_routes=callback_route)
-        self.server = ExporterHTTPServer(s.listen, self.app)
+                       extra_routes=callback_route, authorize=self.web.authorize)
+        self.server = ExporterHTTPServer(s.listen, self.app, ssl_context=self.web.ssl_context)
+        # TIW cannot send basic auth: the callback-only listener has TLS from the web config, no basic auth.
         self.callback_server = (
             ExporterHTTPServer(s.callback_listen, App(self.store, self.exposition, ready=lambda: True,
-                                                      extra_routes=callback_route, only_extra_routes=True))
+                                                      extra_routes=callback_route, only_extra_routes=True),
+                               ssl_context=self.web.ssl_context)
             if s.callback_listen else None
         )
         self.state_writer = statefile.StateWriter(s.state_file, self.store) if s.state_file else None
@@ -105,9 +109,10 @@ class Exporter:
         return self
 
     def reload(self) -> None:
-        """SIGHUP: re-read the tasks file."""
+        """SIGHUP: re-read the tasks file and the web config (each keeps its last good version on error)."""
         if self.tasks_watcher:
             self.tasks_watcher.reload()
+        self.metrics.web_config_reload_success.set(1 if self.web.reload() else 0)
 
     def stop(self) -> None:
         if self._stopped.is_set():

@@ -21,6 +21,7 @@ from exporter.credentials import CredentialError, resolve_chain
 from exporter.tasks import TasksFileError, load_tasks_file
 from exporter.tencentcloud import CallFailure, TencentCloudClient
 from exporter.tiw import PushTask, describe_whiteboard_push
+from exporter.webconfig import WebConfigError
 
 ENV_PREFIX = "TIW_EXPORTER_"
 
@@ -104,7 +105,7 @@ def run(config_file: str | None, **flags: Any) -> None:
 
     try:
         exporter = Exporter(settings)
-    except CredentialError as exc:
+    except (CredentialError, WebConfigError) as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot listen on {settings.listen[0]}:{settings.listen[1]}: {exc.strerror or exc}")

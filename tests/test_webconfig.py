@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -20,8 +21,13 @@ from cryptography.hazmat.primitives import serialization
 from prometheus_client import CollectorRegistry
 
 from exporter import webconfig
+from exporter.app import Exporter
+from exporter.callbacks import sign
+from exporter.config import build_settings
+from exporter.credentials import Credential, StaticCredentials
 from exporter.metrics import Exposition
 from exporter.server import App, ExporterHTTPServer
+from exporter.simulator import Simulator
 from exporter.tasks import TaskStore
 from exporter.webconfig import WebConfigError, WebSecurity, load_web_config
 
@@ -393,3 +399,32 @@ def test_passwords_and_hashes_never_reach_logs_or_reprs(pki, serve, caplog):
     shown = caplog.text + repr(security) + repr(security.config)
     assert "prometheus" in shown  # the user name is fine to show
     assert PASSWORD not in shown and HASH not in shown and HASH[7:29] not in shown
+
+
+def test_exporter_serves_tls_basic_auth_and_an_auth_free_callback_listener(pki: Pki) -> None:
+    """The wired exporter: everything behind the web config, callbacks also on their own listener."""
+    config = tls_config(pki, users=True)
+    ca = str(pki.ca_file(pki.server_ca, "server-ca"))
+    with Simulator(credentials={"AKIDweb": "web-key"}) as simulator:
+        settings = build_settings({"listen": "127.0.0.1:0", "callback_listen": "127.0.0.1:0",
+                                   "endpoint": simulator.url, "web_config_file": str(config),
+                                   "callback_key": "cb-key"})
+        exporter = Exporter(settings, credentials=StaticCredentials(Credential("AKIDweb", "web-key"))).start()
+        try:
+            assert exporter.url.startswith("https://")
+            assert requests.get(f"{exporter.url}/metrics", verify=ca, timeout=5).status_code == 401
+            scraped = requests.get(f"{exporter.url}/metrics", verify=ca, auth=("prometheus", PASSWORD), timeout=5)
+            assert scraped.status_code == 200 and "tiw_exporter_build_info" in scraped.text
+            expire = int(time.time()) + 60
+            event = {"Timestamp": 1, "SdkAppId": 1400000001, "ExpireTime": expire, "Sign": sign("cb-key", expire),
+                     "EventType": "WhiteboardPushStarted", "EventData": {"TaskId": "from_tiw"}}
+            assert requests.post(f"{exporter.url}/callbacks/tiw", json=event, verify=ca, timeout=5).status_code == 401
+            side_door = requests.post(f"{exporter.callback_server.url}/callbacks/tiw", json=event, verify=ca, timeout=5)
+            assert side_door.status_code == 200
+            assert exporter.store.get((1400000001, "from_tiw")) is not None
+            config.write_text("tls_server_config: [broken\n")
+            exporter.reload()
+            metrics = requests.get(f"{exporter.url}/metrics", verify=ca, auth=("prometheus", PASSWORD), timeout=5)
+            assert "tiw_exporter_web_config_last_reload_successful 0.0" in metrics.text
+        finally:
+            exporter.stop()
