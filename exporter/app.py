@@ -72,7 +72,8 @@ class Exporter:
                                ssl_context=self.web.ssl_context)
             if s.callback_listen else None
         )
-        self.state_writer = statefile.StateWriter(s.state_file, self.store) if s.state_file else None
+        self.state_writer = (statefile.StateWriter(s.state_file, self.store, s.state_save_interval)
+                             if s.state_file else None)
         self.tasks_watcher = (
             TasksFileWatcher(s.tasks_file, self.store, self.metrics.tasks_file_reload_success.set)
             if s.tasks_file else None

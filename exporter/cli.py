@@ -85,6 +85,7 @@ def cli() -> None:
 @_option("--tasks-file", help="YAML list of {sdk_app_id, task_id}; re-read on change and SIGHUP.")
 @_option("--api-token-file", help="Bearer token for task API writes (or env TIW_EXPORTER_API_TOKEN).")
 @_option("--state-file", help="Persist tracked tasks and latest results here (atomic writes).")
+@_option("--state-save-interval", help="Save the state file this often when it changed [default: 5s].")
 @_option("--interval", help="Poll interval of an active task [default: 15s].")
 @_option("--rate-limit", help="API requests per second for this credential [default: 20].")
 @_option("--concurrency", help="Requests in flight [default: 8].")

@@ -88,6 +88,7 @@ class Settings:
     api_token_file: Path | None = None
     api_token: str | None = field(default=None, repr=False)
     state_file: Path | None = None
+    state_save_interval: float = 5.0
     interval: float = 15.0
     rate_limit: float = 20.0
     concurrency: int = 8
@@ -232,7 +233,8 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None) ->
     default_sdk = b.values.get("sdk_app_id")
     b.convert("tasks", lambda v: tuple(dict.fromkeys(parse_task_ref(t, default_sdk) for t in _as_list(v))))
     b.convert("discover_sdk_app_ids", lambda v: tuple(dict.fromkeys(validate_sdk_app_id(x) for x in _as_list(v))))
-    for name in ("interval", "finished_retention", "connect_timeout", "read_timeout", "discover_interval"):
+    for name in ("interval", "finished_retention", "connect_timeout", "read_timeout", "discover_interval",
+                 "state_save_interval"):
         b.convert(name, parse_duration)
         b.check(name, b.values.get(name, 1) > 0, "must be greater than zero")
     b.convert("rate_limit", _positive_float)

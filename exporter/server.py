@@ -7,12 +7,14 @@ call the store; nothing here talks to the Tencent Cloud API.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import html
 import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -208,11 +210,56 @@ LANDING_PAGE = """<!doctype html>
 """
 
 
+class _Watchdog:
+    """Closes connections whose request is not in within a deadline (slowloris, idle keep-alives).
+
+    A per-read socket timeout alone lets a client trickle one byte every few seconds forever and keep
+    a handler thread; one thread here enforces a whole-request deadline for every connection.
+    """
+
+    def __init__(self) -> None:
+        self._deadlines: dict[socket.socket, float] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="http-watchdog", daemon=True)
+        self._thread.start()
+
+    def arm(self, sock: socket.socket, seconds: float) -> None:
+        with self._lock:
+            self._deadlines[sock] = time.monotonic() + seconds
+
+    def disarm(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._deadlines.pop(sock, None)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            now = time.monotonic()
+            with self._lock:
+                late = [sock for sock, deadline in self._deadlines.items() if deadline <= now]
+                for sock in late:
+                    del self._deadlines[sock]
+            for sock in late:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)  # the handler's blocked read returns; it then cleans up
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: ExporterHTTPServer
     protocol_version = "HTTP/1.1"
     server_version = f"tiw-exporter/{__version__}"
     sys_version = ""
+
+    def handle_one_request(self) -> None:
+        # From waiting for the request line until the response starts: one deadline for it all.
+        self.server.watchdog.arm(self.connection, self.server.request_deadline)
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.watchdog.disarm(self.connection)
 
     def _dispatch(self) -> None:
         url = urlsplit(self.path)
@@ -227,7 +274,11 @@ class _Handler(BaseHTTPRequestHandler):
             response = json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
         self._send(response)
 
-    do_GET = do_POST = do_DELETE = do_PUT = do_PATCH = do_HEAD = _dispatch
+    def __getattr__(self, name: str) -> Any:
+        # Every method reaches the router (405/404 with a JSON error), not http.server's 501.
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
 
     def _read_body(self) -> bytes:
         length_header = self.headers.get("Content-Length")
@@ -244,6 +295,7 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(length)
 
     def _send(self, response: Response) -> None:
+        self.server.watchdog.disarm(self.connection)  # a slow reader of a big body is bounded by the timeout
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
         self.send_header("Content-Length", str(sum(len(c) for c in response.body)))
@@ -265,12 +317,14 @@ class ExporterHTTPServer(HTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
-    def __init__(self, address: tuple[str, int], app: App, workers: int = 32, timeout: float = 15.0,
-                 ssl_context: Any = None) -> None:
+    def __init__(self, address: tuple[str, int], app: App, workers: int = 64, timeout: float = 15.0,
+                 ssl_context: Any = None, request_deadline: float = 10.0) -> None:
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         super().__init__(address, _Handler)
         self.app = app
         self.connection_timeout = timeout
+        self.request_deadline = request_deadline
+        self.watchdog = _Watchdog()
         self.ssl_context = ssl_context
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="http")
         self._thread: threading.Thread | None = None
@@ -289,7 +343,12 @@ class ExporterHTTPServer(HTTPServer):
         try:
             request.settimeout(self.connection_timeout)
             if self.ssl_context is not None:
-                request = self.ssl_context.wrap_socket(request, server_side=True)
+                raw = request
+                self.watchdog.arm(raw, self.request_deadline)  # a stalled handshake is a slowloris too
+                try:
+                    request = self.ssl_context.wrap_socket(raw, server_side=True)
+                finally:
+                    self.watchdog.disarm(raw)
             self.finish_request(request, client_address)
         except (OSError, ValueError) as exc:
             log.debug("connection from %s ended: %s", client_address[0], type(exc).__name__)
@@ -307,4 +366,5 @@ class ExporterHTTPServer(HTTPServer):
     def stop(self) -> None:
         self.shutdown()
         self.server_close()
+        self.watchdog.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
