@@ -12,17 +12,17 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from exporter import statefile
+from exporter.accounts import Accounts
 from exporter.callbacks import CallbackEndpoint
 from exporter.collector import Collector
 from exporter.config import Settings
-from exporter.credentials import CredentialProvider, resolve_chain
-from exporter.discovery import Discoverer
+from exporter.credentials import CredentialProvider
 from exporter.metrics import ExporterMetrics, Exposition, PausedAccountsCollector, self_registry
 from exporter.ratelimit import PacedLimiter
 from exporter.server import App, ExporterHTTPServer, RequestContext, Response, json_response
+from exporter.sharding import Shard
 from exporter.tasks import TasksFileWatcher, TaskStore
-from exporter.tencentcloud import CallObserver, RetryPolicy, TencentCloudClient
-from exporter.tiw import describe_running_tasks, describe_whiteboard_push
+from exporter.tencentcloud import TencentCloudClient
 from exporter.webconfig import WebSecurity
 
 log = logging.getLogger(__name__)
@@ -40,30 +40,17 @@ class Exporter:
         s = self.settings
         self.registry = self_registry()
         self.metrics = ExporterMetrics(self.registry)
-        credentials = self.credentials or resolve_chain(s.secret_id, s.secret_key_file, cvm_role=s.cvm_role)
-        self.client = TencentCloudClient(
-            credentials, endpoint=s.endpoint, region=s.region, connect_timeout=s.connect_timeout,
-            read_timeout=s.read_timeout, retry=RetryPolicy(attempts=1),  # the collector reschedules instead
-            observer=CallObserver(after_attempt=self.metrics.observe_attempt), pool_size=s.concurrency + 4,
-        )
-        self.limiter = PacedLimiter(s.rate_limit)
-        self.collector = Collector(
-            self.store, lambda app, task: describe_whiteboard_push(self.client, app, task), self.limiter,
-            interval=s.interval, concurrency=s.concurrency, finished_retention=s.finished_retention,
-            on_api_error=self.metrics.count_api_error,
-        )
-        self.registry.register(PausedAccountsCollector(self.collector.paused_accounts))  # type: ignore[arg-type]
-        self.metrics.poll_lag.set_function(self.collector.lag)
-        self.discoverer = Discoverer(
-            self.store, lambda app, offset, limit: describe_running_tasks(self.client, app, offset, limit),
-            self.limiter, s.discover_sdk_app_ids, s.discover_interval, on_api_error=self.metrics.count_api_error,
-        )
-        self.callbacks = CallbackEndpoint(self.store, lambda: s.callback_key, self.metrics.count_callback)
+        self.shard = Shard(s.shard_index, s.shard_count, s.shard_peer_url)
+        self.accounts = Accounts(s, self.store, self.metrics, self.shard.owns, self.credentials)
+        self.registry.register(PausedAccountsCollector(self.accounts.paused))  # type: ignore[arg-type]
+        self.metrics.poll_lag.set_function(self.accounts.lag)
+        self.callbacks = CallbackEndpoint(self.store, lambda: s.callback_key, self.metrics.count_callback,
+                                          shard=self.shard)
         callback_route = {("POST", "/callbacks/tiw"): self._callback}
         self.exposition = Exposition(self.store, self.registry)
         self.web = WebSecurity(s.web_config_file)  # raises WebConfigError: a broken file is a startup error
-        self.app = App(self.store, self.exposition, ready=self.collector.ready.is_set, api_token=lambda: s.api_token,
-                       extra_routes=callback_route, authorize=self.web.authorize)
+        self.app = App(self.store, self.exposition, ready=self.accounts.ready, api_token=lambda: s.api_token,
+                       extra_routes=callback_route, authorize=self.web.authorize, shard=self.shard)
         self.server = ExporterHTTPServer(s.listen, self.app, ssl_context=self.web.ssl_context)
         # TIW cannot send basic auth: the callback-only listener has TLS from the web config, no basic auth.
         self.callback_server = (
@@ -75,7 +62,8 @@ class Exporter:
         self.state_writer = (statefile.StateWriter(s.state_file, self.store, s.state_save_interval)
                              if s.state_file else None)
         self.tasks_watcher = (
-            TasksFileWatcher(s.tasks_file, self.store, self.metrics.tasks_file_reload_success.set)
+            TasksFileWatcher(s.tasks_file, self.store, self.metrics.tasks_file_reload_success.set,
+                             accept=self.shard.owns)
             if s.tasks_file else None
         )
         self._stopped = threading.Event()
@@ -84,29 +72,43 @@ class Exporter:
     def url(self) -> str:
         return self.server.url
 
+    # The first (often only) account's parts, for tests and tools that look inside.
+    @property
+    def client(self) -> TencentCloudClient:
+        return next(iter(self.accounts)).client
+
+    @property
+    def limiter(self) -> PacedLimiter:
+        return next(iter(self.accounts)).limiter
+
+    @property
+    def collector(self) -> Collector:
+        return next(iter(self.accounts)).collector
+
     def _callback(self, ctx: RequestContext) -> Response:
-        status, document = self.callbacks.handle(ctx.read_body())
+        status, document = self.callbacks.handle(ctx.read_body(), ctx.headers)
         return json_response(status, document)
 
     def start(self) -> Exporter:
         s = self.settings
-        for key in s.tasks:
+        for key in filter(self.shard.owns, s.tasks):
             self.store.add(key, "flag")
         if self.tasks_watcher:
             self.tasks_watcher.reload()
             self.tasks_watcher.start()
         if s.state_file:  # after the configured tasks, so their saved results are restored too
-            restored = self.store.restore(statefile.load(s.state_file))
+            restored = self.store.restore(r for r in statefile.load(s.state_file) if self.shard.owns(r.key))
             log.info("state file %s: %d tasks restored", s.state_file, restored)
-        self.collector.start()
-        self.discoverer.start()
+        for account in self.accounts:
+            account.start()
         if self.state_writer:
             self.state_writer.start()
         self.server.start()
         if self.callback_server:
             self.callback_server.start()
             log.info("TIW callbacks accepted on %s/callbacks/tiw", self.callback_server.url)
-        log.info("tiw-exporter listening on %s, tracking %d tasks", self.url, len(self.store))
+        log.info("tiw-exporter listening on %s, tracking %d tasks (shard %d of %d, accounts: %s)", self.url,
+                 len(self.store), s.shard_index, s.shard_count, ", ".join(a.name for a in self.accounts))
         return self
 
     def reload(self) -> None:
@@ -122,13 +124,12 @@ class Exporter:
         self.server.stop()
         if self.callback_server:
             self.callback_server.stop()
-        self.discoverer.stop()
-        self.collector.stop()
+        for account in self.accounts:
+            account.stop()
         if self.tasks_watcher:
             self.tasks_watcher.stop()
         if self.state_writer:
             self.state_writer.stop()
-        self.client.close()
         log.info("tiw-exporter stopped")
 
     def wait(self) -> None:

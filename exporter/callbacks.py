@@ -14,11 +14,12 @@ import hmac
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any
 
+from exporter.sharding import Shard
 from exporter.tasks import TaskError, TaskRecord, TaskStore
 from exporter.tiw import InvalidTaskRef, PushTask, validate_sdk_app_id, validate_task_id
 
@@ -159,17 +160,21 @@ class CallbackEndpoint:
 
     def __init__(self, store: TaskStore, callback_key: Callable[[], str | None],
                  count: Callable[[str, str], None] = lambda event_type, outcome: None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, shard: Shard | None = None) -> None:
+        self.shard = shard
         self.store = store
         self.callback_key = callback_key
         self.count = count
         self.clock = clock
 
-    def handle(self, body: bytes) -> tuple[HTTPStatus, dict[str, Any]]:
+    def handle(self, body: bytes, headers: Mapping[str, str] | None = None) -> tuple[HTTPStatus, dict[str, Any]]:
         event_type = "unknown"
         try:
             event = verify(body, self.callback_key(), self.clock())
             event_type = event.event_type if event.event_type in KNOWN_EVENTS else "other"
+            if self._forwarded(event, body, headers or {}):
+                self.count(event_type, "forwarded")
+                return HTTPStatus.OK, {"error_code": 0}
             outcome = apply(event, self.store, self.clock())
         except CallbackRejected as rejected:
             self.count(event_type, rejected.outcome)
@@ -177,3 +182,18 @@ class CallbackEndpoint:
             return rejected.status, {"error_code": 1, "error": rejected.message}
         self.count(event_type, outcome)
         return HTTPStatus.OK, {"error_code": 0}
+
+    def _forwarded(self, event: CallbackEvent, body: bytes, headers: Mapping[str, str]) -> bool:
+        """True when another shard owns the task and took the callback; else it is applied here."""
+        task_id = event.data.get("TaskId")
+        if self.shard is None or not isinstance(task_id, str):
+            return False
+        key = (event.sdk_app_id, task_id)
+        if self.shard.owns(key):
+            return False
+        answer = self.shard.forward(key, "POST", "/callbacks/tiw", body, headers)
+        if answer is not None and answer.status == HTTPStatus.OK:
+            return True
+        log.warning("callback for task %s:%s belongs to shard %d, which did not take it: applied here", *key,
+                    self.shard.owner(key))
+        return False

@@ -137,8 +137,10 @@ class Collector:
         max_backoff: float = 300.0,
         on_api_error: Callable[[int, str], None] = lambda sdk_app_id, code: None,
         clock: Callable[[], float] = time.time,
+        owns: Callable[[TaskKey], bool] = lambda key: True,
     ) -> None:
         self.store = store
+        self.owns = owns  # which tracked tasks this collector (its account) polls
         self.describe = describe
         self.limiter = limiter
         self.interval = interval
@@ -162,7 +164,7 @@ class Collector:
     # --- membership ------------------------------------------------------------------------
     def _on_membership(self, added: list[TaskKey], removed: list[TaskKey]) -> None:
         now = self.clock()
-        for key in added:
+        for key in filter(self.owns, added):
             record = self.store.get(key)
             if record is not None and record.active and not record.retired:
                 self.scheduler.schedule(key, now)
@@ -177,7 +179,7 @@ class Collector:
     def start(self) -> None:
         now = self.clock()
         for record in self.store.snapshot():
-            if record.active and not record.retired:
+            if record.active and not record.retired and self.owns(record.key):
                 self.scheduler.schedule(record.key, now)
                 self._first_pass.add(record.key)
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="poll")
@@ -330,6 +332,8 @@ class Collector:
         expired = 0
         for record in self.store.snapshot():
             if record.retired or record.stopped_seen_at is None or record.stopped_seen_at > cutoff:
+                continue
+            if not self.owns(record.key):
                 continue
             expired += 1
             if record.sources & CONFIG_SOURCES:

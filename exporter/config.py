@@ -75,6 +75,20 @@ def parse_task_ref(value: str, default_sdk_app_id: int | None) -> TaskKey:
 
 
 @dataclass(frozen=True)
+class AccountSettings:
+    """One Tencent Cloud account (credential) with its own request budget and SdkAppIds."""
+
+    name: str
+    sdk_app_ids: tuple[int, ...] = ()
+    secret_id: str | None = None
+    secret_key_file: Path | None = None
+    cvm_role: str | None = None
+    region: str | None = None
+    endpoint: str | None = None
+    rate_limit: float | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     listen: tuple[str, int] = ("0.0.0.0", 9877)
     endpoint: str = DEFAULT_ENDPOINT
@@ -103,6 +117,10 @@ class Settings:
     discover_interval: float = 60.0
     log_level: str = "info"
     log_format: str = "text"
+    shard_index: int = 0
+    shard_count: int = 1
+    shard_peer_url: str | None = None
+    accounts: tuple[AccountSettings, ...] = ()
 
 
 OPTION_NAMES = tuple(f.name for f in fields(Settings) if f.name not in ("api_token", "callback_key"))
@@ -190,6 +208,70 @@ def _positive_int(value: Any) -> int:
     return int(str(value).strip())
 
 
+def _non_negative_int(value: Any) -> int:
+    if isinstance(value, bool) or not str(value).strip().isdigit():
+        raise ValueError(f"must be a non-negative integer, got {str(value)[:40]!r}")
+    return int(str(value).strip())
+
+
+def _peer_url_template(value: Any) -> str:
+    text = str(value)
+    if "{index}" not in text or not re.match(r"^https?://", text):
+        raise ValueError(f"must be an http(s) URL containing {{index}}, got {text[:80]!r}")
+    return text.rstrip("/")
+
+
+_ACCOUNT_KEYS = {f.name for f in fields(AccountSettings)}
+
+
+def _account(index: int, raw: Any) -> AccountSettings:
+    if not isinstance(raw, dict):
+        raise ValueError(f"accounts[{index}] must be a mapping")
+    data = {str(k).replace("-", "_"): v for k, v in raw.items()}
+    unknown = set(data) - _ACCOUNT_KEYS
+    if unknown:
+        raise ValueError(f"accounts[{index}]: unknown keys {sorted(unknown)}")
+    name = str(data.get("name") or f"account{index}")
+    if not re.match(r"^[A-Za-z0-9_.-]{1,64}$", name):
+        raise ValueError(f"accounts[{index}]: name must be 1-64 of [A-Za-z0-9_.-]")
+    apps = data.get("sdk_app_ids") or []
+    if not isinstance(apps, list):
+        raise ValueError(f"accounts[{index}] ({name}): sdk_app_ids must be a list")
+    try:
+        sdk_app_ids = tuple(validate_sdk_app_id(a) for a in apps)
+    except InvalidTaskRef as exc:
+        raise ValueError(f"accounts[{index}] ({name}): {exc}") from None
+    if bool(data.get("secret_id")) != bool(data.get("secret_key_file")):
+        raise ValueError(f"accounts[{index}] ({name}): secret_id and secret_key_file go together")
+    if "secret_key" in raw:
+        raise ValueError(f"accounts[{index}] ({name}): put the key in a file (secret_key_file)")
+    endpoint = data.get("endpoint")
+    if endpoint is not None and not re.match(r"^https?://[^/\s]+/?$", str(endpoint)):
+        raise ValueError(f"accounts[{index}] ({name}): endpoint must be http(s)://HOST[:PORT]")
+    return AccountSettings(
+        name=name, sdk_app_ids=sdk_app_ids,
+        secret_id=str(data["secret_id"]) if data.get("secret_id") else None,
+        secret_key_file=Path(str(data["secret_key_file"])).expanduser() if data.get("secret_key_file") else None,
+        cvm_role=str(data["cvm_role"]) if data.get("cvm_role") else None,
+        region=str(data["region"]) if data.get("region") else None,
+        endpoint=str(endpoint) if endpoint else None,
+        rate_limit=_positive_float(data["rate_limit"]) if data.get("rate_limit") is not None else None,
+    )
+
+
+def _accounts(value: Any) -> tuple[AccountSettings, ...]:
+    if not isinstance(value, list) or not value:
+        raise ValueError("must be a non-empty list of accounts")
+    accounts = tuple(_account(i, raw) for i, raw in enumerate(value))
+    names = [a.name for a in accounts]
+    if len(set(names)) != len(names):
+        raise ValueError("account names must be unique")
+    claimed = [app for a in accounts for app in a.sdk_app_ids]
+    if len(set(claimed)) != len(claimed):
+        raise ValueError("an SdkAppId belongs to at most one account")
+    return accounts
+
+
 def _positive_float(value: Any) -> float:
     try:
         number = float(value)
@@ -239,6 +321,13 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None) ->
         b.check(name, b.values.get(name, 1) > 0, "must be greater than zero")
     b.convert("rate_limit", _positive_float)
     b.convert("concurrency", _positive_int)
+    b.convert("shard_count", _positive_int)
+    b.convert("shard_index", _non_negative_int)
+    b.check("shard_count", b.values.get("shard_count", 1) >= 1, "must be at least 1")
+    if b.values.get("shard_index", 0) >= b.values.get("shard_count", 1):
+        b.problems.append("--shard-index: must be below --shard-count")
+    b.convert("shard_peer_url", _peer_url_template)
+    b.convert("accounts", _accounts)
     b.check("concurrency", 1 <= b.values.get("concurrency", 1) <= 256, "must be between 1 and 256")
     b.convert("log_level", _choice(LOG_LEVELS))
     b.convert("log_format", _choice(LOG_FORMATS))

@@ -27,8 +27,10 @@ ListPage = Callable[[int, int, int], tuple[list[RunningTask], int]]
 
 class Discoverer:
     def __init__(self, store: TaskStore, list_page: ListPage, limiter: PacedLimiter, sdk_app_ids: Sequence[int],
-                 interval: float = 60.0, on_api_error: Callable[[int, str], None] = lambda app, code: None) -> None:
+                 interval: float = 60.0, on_api_error: Callable[[int, str], None] = lambda app, code: None,
+                 accept: Callable[[tuple[int, str]], bool] = lambda key: True) -> None:
         self.store = store
+        self.accept = accept  # sharding: only this replica's share of what is running
         self.list_page = list_page
         self.limiter = limiter
         self.sdk_app_ids = tuple(sdk_app_ids)
@@ -78,7 +80,8 @@ class Discoverer:
                 except InvalidTaskRef as exc:
                     log.warning("discovery skipped a task: %s", exc)
                     continue
-                new += self.store.add(key, "discovery")
+                if self.accept(key):
+                    new += self.store.add(key, "discovery")
             offset += len(tasks)
             if not tasks or offset >= total:
                 break

@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from exporter import __version__
 from exporter.metrics import Exposition
+from exporter.sharding import Shard
 from exporter.tasks import CONFIG_SOURCES, TaskStore
 from exporter.tiw import InvalidTaskRef, validate_sdk_app_id, validate_task_id
 
@@ -77,6 +78,7 @@ class App:
     extra_routes: dict[tuple[str, str], Route] = field(default_factory=dict)
     authorize: Callable[[RequestContext], None] = lambda ctx: None  # raises HttpError (basic auth)
     only_extra_routes: bool = False  # the --callback-listen server: nothing but the callback endpoint
+    shard: Shard | None = None  # writes for tasks another replica owns are forwarded there
 
     def handle(self, ctx: RequestContext) -> Response:
         route = self._route(ctx)
@@ -142,13 +144,17 @@ class App:
 
     def add_task(self, ctx: RequestContext) -> Response:
         self._require_token(ctx)
-        document = _json_body(ctx)
+        raw = ctx.read_body()
+        document = _json(raw)
         if not isinstance(document, dict) or set(document) != {"sdk_app_id", "task_id"}:
             raise HttpError(HTTPStatus.BAD_REQUEST, 'body must be {"sdk_app_id": <int>, "task_id": "<id>"}')
         try:
             key = validate_sdk_app_id(document["sdk_app_id"]), validate_task_id(document["task_id"])
         except InvalidTaskRef as exc:
             raise HttpError(HTTPStatus.BAD_REQUEST, str(exc)) from None
+        forwarded = self._forward(key, ctx, raw)
+        if forwarded is not None:
+            return forwarded
         created = self.store.add(key, "api")
         record = self.store.get(key)
         document = record.to_json() if record else {"sdk_app_id": key[0], "task_id": key[1]}
@@ -159,6 +165,10 @@ class App:
         key = _task_key_from_path(ctx.path)
         record = self.store.get(key)
         if record is None:
+            forwarded = self._forward(key, ctx, b"")
+            if forwarded is not None:
+                return forwarded
+        if record is None:
             raise HttpError(HTTPStatus.NOT_FOUND, "task is not tracked")
         configured = record.sources & CONFIG_SOURCES
         if configured:
@@ -166,6 +176,18 @@ class App:
                                                  "remove it there")
         self.store.remove(key)
         return json_response(HTTPStatus.OK, {"deleted": {"sdk_app_id": key[0], "task_id": key[1]}})
+
+    def _forward(self, key: tuple[int, str], ctx: RequestContext, body: bytes) -> Response | None:
+        """The owner's answer for a task another shard owns; None to handle it here."""
+        if self.shard is None or self.shard.owns(key):
+            return None
+        answer = self.shard.forward(key, ctx.method, ctx.path, body, ctx.headers)
+        if answer is None:
+            log.warning("task %s:%s belongs to shard %d, which is unreachable: kept here", *key,
+                        self.shard.owner(key))
+            return None
+        return Response(HTTPStatus(answer.status), [answer.body], answer.content_type,
+                        {"X-TIW-Exporter-Shard": str(self.shard.owner(key))})
 
     def _require_token(self, ctx: RequestContext) -> None:
         expected = self.api_token()
@@ -189,8 +211,7 @@ def _task_key_from_path(path: str) -> tuple[int, str]:
         raise HttpError(HTTPStatus.BAD_REQUEST, str(exc)) from None
 
 
-def _json_body(ctx: RequestContext) -> Any:
-    raw = ctx.read_body()
+def _json(raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):

@@ -324,7 +324,9 @@ class TasksFileWatcher:
     A broken file keeps the last good set; ``on_result(ok)`` feeds the reload-success gauge.
     """
 
-    def __init__(self, path: Path, store: TaskStore, on_result: Any = lambda ok: None, period: float = 2.0):
+    def __init__(self, path: Path, store: TaskStore, on_result: Any = lambda ok: None, period: float = 2.0,
+                 accept: Any = lambda key: True):
+        self.accept = accept  # sharding: the file names every task; this replica keeps its share
         self.path = path
         self.store = store
         self.on_result = on_result
@@ -350,7 +352,7 @@ class TasksFileWatcher:
                 log.error("%s; keeping the last good task set", exc)
                 self.on_result(False)
                 return False
-            added, removed = self.store.replace_source("file", keys)
+            added, removed = self.store.replace_source("file", [key for key in keys if self.accept(key)])
             log.info("tasks file %s loaded: %d tasks (%d new, %d removed)", self.path, len(keys), added, removed)
             self.on_result(True)
             return True

@@ -1,0 +1,114 @@
+"""Several Tencent Cloud accounts in one process, each with its own credential and request budget.
+
+Without an ``accounts:`` section there is one account built from the top-level options. With it,
+each account polls the tasks of its SdkAppIds; an SdkAppId no account lists goes to the first one.
+Budgets are independent: a throttled account slows only its own limiter. With sharding, each
+account's budget is divided by the shard count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from exporter.collector import Collector
+from exporter.config import AccountSettings, Settings
+from exporter.credentials import CredentialProvider, resolve_chain
+from exporter.discovery import Discoverer
+from exporter.metrics import ExporterMetrics
+from exporter.ratelimit import PacedLimiter
+from exporter.tasks import TaskKey, TaskStore
+from exporter.tencentcloud import CallObserver, RetryPolicy, TencentCloudClient
+from exporter.tiw import describe_running_tasks, describe_whiteboard_push
+
+
+@dataclass
+class Account:
+    """One credential's client, paced budget, poller and discoverer."""
+
+    name: str
+    sdk_app_ids: tuple[int, ...]
+    client: TencentCloudClient
+    limiter: PacedLimiter
+    collector: Collector
+    discoverer: Discoverer
+
+    def start(self) -> None:
+        self.collector.start()
+        self.discoverer.start()
+
+    def stop(self) -> None:
+        self.discoverer.stop()
+        self.collector.stop()
+        self.client.close()
+
+
+def account_settings(settings: Settings) -> tuple[AccountSettings, ...]:
+    """The configured accounts with top-level options filled in as defaults."""
+    if not settings.accounts:
+        return (AccountSettings("default", (), settings.secret_id, settings.secret_key_file, settings.cvm_role,
+                                settings.region, settings.endpoint, settings.rate_limit),)
+    return tuple(
+        AccountSettings(a.name, a.sdk_app_ids, a.secret_id, a.secret_key_file, a.cvm_role,
+                        a.region or settings.region, a.endpoint or settings.endpoint,
+                        a.rate_limit or settings.rate_limit)
+        for a in settings.accounts
+    )
+
+
+class Accounts:
+    """Builds the accounts and routes each SdkAppId to one of them."""
+
+    def __init__(self, settings: Settings, store: TaskStore, metrics: ExporterMetrics,
+                 accept: Callable[[TaskKey], bool], credentials: CredentialProvider | None = None) -> None:
+        configured = account_settings(settings)
+        self._route = {app: a.name for a in configured for app in a.sdk_app_ids}
+        self._fallback = configured[0].name
+        self.by_name: dict[str, Account] = {}
+        for account in configured:
+            provider = credentials or resolve_chain(account.secret_id, account.secret_key_file,
+                                                    cvm_role=account.cvm_role)
+            self.by_name[account.name] = self._build(settings, account, provider, store, metrics, accept)
+
+    def _build(self, s: Settings, a: AccountSettings, credentials: CredentialProvider, store: TaskStore,
+               metrics: ExporterMetrics, accept: Callable[[TaskKey], bool]) -> Account:
+        client = TencentCloudClient(
+            credentials, endpoint=a.endpoint or s.endpoint, region=a.region or s.region,
+            connect_timeout=s.connect_timeout, read_timeout=s.read_timeout,
+            retry=RetryPolicy(attempts=1),  # the collector reschedules instead
+            observer=CallObserver(after_attempt=metrics.observe_attempt), pool_size=s.concurrency + 4,
+        )
+        limiter = PacedLimiter((a.rate_limit or s.rate_limit) / s.shard_count)
+        collector = Collector(
+            store, lambda app, task: describe_whiteboard_push(client, app, task), limiter,
+            interval=s.interval, concurrency=s.concurrency, finished_retention=s.finished_retention,
+            on_api_error=metrics.count_api_error, owns=lambda key: self.name_for(key[0]) == a.name,
+        )
+        discover = tuple(app for app in s.discover_sdk_app_ids if self.name_for(app) == a.name)
+        discoverer = Discoverer(
+            store, lambda app, offset, limit: describe_running_tasks(client, app, offset, limit), limiter,
+            discover, s.discover_interval, on_api_error=metrics.count_api_error, accept=accept,
+        )
+        return Account(a.name, a.sdk_app_ids, client, limiter, collector, discoverer)
+
+    def name_for(self, sdk_app_id: int) -> str:
+        return self._route.get(sdk_app_id, self._fallback)
+
+    def __iter__(self):
+        return iter(self.by_name.values())
+
+    @property
+    def collectors(self) -> Iterable[Collector]:
+        return [a.collector for a in self]
+
+    def ready(self) -> bool:
+        return all(c.ready.is_set() for c in self.collectors)
+
+    def lag(self) -> float:
+        return max(c.lag() for c in self.collectors)
+
+    def paused(self) -> dict[int, str]:
+        paused: dict[int, str] = {}
+        for collector in self.collectors:
+            paused.update(collector.paused_accounts())
+        return paused
