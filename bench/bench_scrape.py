@@ -48,37 +48,42 @@ def timed(func, repeat: int) -> float:
     return statistics.median(samples)
 
 
+def measure(size: int) -> str:
+    """One table row: the same fleet rendered by the baseline and by our exposition."""
+    store = build_store(size)
+    rng = random.Random(size)
+    exposition = Exposition(store, CollectorRegistry())
+    started = time.perf_counter()
+    body = b"".join(exposition.render_text())
+    cold = time.perf_counter() - started
+    registry = baseline_registry(store)
+    baseline_body = generate_latest(registry)
+    samples = sum(1 for line in baseline_body.splitlines() if not line.startswith(b"#"))
+    assert set(baseline_body.splitlines()) <= set(body.splitlines()), "outputs differ"
+    repeat = 3 if size > 20000 else 5
+    baseline = timed(lambda: generate_latest(registry), repeat)
+
+    def warm_scrape() -> None:
+        touch(store, UPDATES_BETWEEN_SCRAPES, rng)
+        exposition.render_text()
+
+    def warm_gzip() -> None:
+        touch(store, UPDATES_BETWEEN_SCRAPES, rng)
+        exposition.render("", "gzip")
+
+    # touch() runs inside the timed call: subtract its own cost, measured alone.
+    touch_cost = timed(lambda: touch(store, UPDATES_BETWEEN_SCRAPES, rng), repeat)
+    ours = max(timed(warm_scrape, repeat * 2) - touch_cost, 1e-6)
+    gz = max(timed(warm_gzip, repeat) - touch_cost, 1e-6)
+    return (f"{size:>7} {samples:>8} {baseline * 1000:>8.1f}ms {cold * 1000:>8.1f}ms {ours * 1000:>8.1f}ms "
+            f"{gz * 1000:>8.1f}ms {baseline / ours:>6.1f}x")
+
+
 def main(sizes: list[int]) -> None:
     print(f"{'tasks':>7} {'samples':>8} {'baseline':>10} {'ours cold':>10} {'ours warm':>10} {'gzip warm':>10} "
           f"{'ratio':>7}")
     for size in sizes:
-        store = build_store(size)
-        rng = random.Random(size)
-        exposition = Exposition(store, CollectorRegistry())
-        started = time.perf_counter()
-        body = b"".join(exposition.render_text())
-        cold = time.perf_counter() - started
-        registry = baseline_registry(store)
-        baseline_body = generate_latest(registry)
-        samples = sum(1 for line in baseline_body.splitlines() if not line.startswith(b"#"))
-        assert set(baseline_body.splitlines()) <= set(body.splitlines()), "outputs differ"
-        repeat = 3 if size > 20000 else 5
-        baseline = timed(lambda: generate_latest(registry), repeat)
-
-        def warm_scrape() -> None:
-            touch(store, UPDATES_BETWEEN_SCRAPES, rng)
-            exposition.render_text()
-
-        def warm_gzip() -> None:
-            touch(store, UPDATES_BETWEEN_SCRAPES, rng)
-            exposition.render("", "gzip")
-
-        # touch() runs inside the timed call: subtract its own cost, measured alone.
-        touch_cost = timed(lambda: touch(store, UPDATES_BETWEEN_SCRAPES, rng), repeat)
-        ours = max(timed(warm_scrape, repeat * 2) - touch_cost, 1e-6)
-        gz = max(timed(warm_gzip, repeat) - touch_cost, 1e-6)
-        print(f"{size:>7} {samples:>8} {baseline * 1000:>8.1f}ms {cold * 1000:>8.1f}ms {ours * 1000:>8.1f}ms "
-              f"{gz * 1000:>8.1f}ms {baseline / ours:>6.1f}x")
+        print(measure(size))
     print(f"(warm = a scrape after {UPDATES_BETWEEN_SCRAPES} task updates; machine shared and noisy)")
 
 

@@ -268,6 +268,7 @@ class ExporterMetrics:
         self.tasks_file_reload_success = Gauge(
             "tiw_exporter_tasks_file_reload_success", "Whether the last reload of --tasks-file worked (1) or "
             "not (0).", registry=registry)
+        self.tasks_file_reload_success.set(1)  # no tasks file is not a failed reload
         self.web_config_reload_success = Gauge(
             "tiw_exporter_web_config_last_reload_successful", "Whether the last reload of --web-config-file "
             "worked (1) or not (0).", registry=registry)

@@ -51,6 +51,14 @@ CONTRACT_METRICS = frozenset(
         "tiw_exporter_tasks_file_reload_success",
     }
 )
+# Families the exporter adds beyond DESIGN.md §6 ("extend freely").
+EXTENSION_METRICS = frozenset(
+    {
+        "tiw_exporter_account_paused",
+        "tiw_exporter_callbacks_total",
+        "tiw_exporter_web_config_last_reload_successful",
+    }
+)
 # Series Prometheus itself writes.
 PROMETHEUS_METRICS = frozenset({"up", "ALERTS", "ALERTS_FOR_STATE"})
 
@@ -81,7 +89,7 @@ def recording_rule_names() -> frozenset[str]:
 
 def known_metrics() -> frozenset[str]:
     """Every series name a query may use: the contract, Prometheus' own, our recording rules."""
-    return CONTRACT_METRICS | PROMETHEUS_METRICS | recording_rule_names()
+    return CONTRACT_METRICS | EXTENSION_METRICS | PROMETHEUS_METRICS | recording_rule_names()
 
 
 def invalid_promql(expressions: Iterable[str]) -> list[str]:

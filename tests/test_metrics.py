@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.metrics import ExporterMetrics, Exposition, PausedAccountsCollector, self_registry
 from exporter.tasks import TaskError, TaskStore, merge_error, merge_result
 from exporter.tiw import PushTask
+from tests.monitoring import CONTRACT_METRICS, EXTENSION_METRICS
 from tests.tools import find_tool
 
 APP = 1400000001
@@ -201,3 +202,23 @@ def test_every_family_has_help_text():
     for family in text_string_to_metric_families(body):
         assert family.documentation, family.name
 
+
+
+def test_reload_gauges_start_healthy_without_their_files():
+    registry = self_registry()
+    ExporterMetrics(registry)
+    assert registry.get_sample_value("tiw_exporter_tasks_file_reload_success") == 1
+    assert registry.get_sample_value("tiw_exporter_web_config_last_reload_successful") == 1
+
+
+def test_exported_series_names_are_exactly_the_contract_plus_documented_extensions():
+    registry = self_registry()
+    metrics = ExporterMetrics(registry)
+    metrics.observe_attempt("DescribeWhiteboardPush", "success", 0.1, None)
+    metrics.count_api_error(APP, "InternalError")
+    metrics.count_callback("WhiteboardPushStarted", "accepted")
+    registry.register(PausedAccountsCollector(lambda: {APP: "AuthFailure.SecretIdNotFound"}))
+    body = b"".join(Exposition(_fleet(30), registry).render_text()).decode()
+    names = {line.split("{")[0].split(" ")[0] for line in body.splitlines() if line and not line.startswith("#")}
+    ours = {n for n in names if n.startswith("tiw_")}
+    assert ours == CONTRACT_METRICS | EXTENSION_METRICS

@@ -1,0 +1,537 @@
+"""End to end: simulator -> exporter -> real Prometheus -> real Alertmanager -> a webhook receiver here.
+
+One scenario (module fixture) runs every process on 127.0.0.1 with free ports:
+
+* the simulator with one task per situation the alerts distinguish (``SCRIPTS``), plus a tracked task
+  it does not know and one under an SdkAppId it does not know, and throttling of a fifth of the
+  DescribeWhiteboardPush requests (so the throttling panels and TiwPushExporterThrottled have data);
+* the exporter tracking all of them, polling every second;
+* Alertmanager with ``alerts/alertmanager.example.yml``, only its waits shortened and its webhooks
+  pointed at the receiver of this test;
+* Prometheus scraping the exporter every second as job ``tiw-exporter`` with the real
+  ``alerts/tiw-push.rules.yml``, only the ``for:`` durations shortened (``SHORT_FOR``).
+
+The tests then read what an on-call engineer would see: the dashboard's queries, Prometheus' alerts,
+the notifications, and Alertmanager's inhibition. ``test_account_failure_inhibits_per_task_alerts``
+revokes the exporter's credentials, so it is the last test of the module (pytest keeps file order).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+import yaml
+
+from tests.monitoring import ALERTMANAGER_FILE, RULES_FILE, load_yaml
+from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, running, wait_until
+from tests.test_dashboard import DASHBOARD, PANELS, VARIABLES, label_values_selector, variable_query
+from tests.tools import find_tool
+
+pytestmark = pytest.mark.e2e
+
+SDK_APP_ID = "1400000001"
+UNKNOWN_SDK_APP_ID = "1400009999"  # the simulator answers UnauthorizedOperation.SdkAppId for it
+JOB = "tiw-exporter"  # matches the rules' exporter job matcher job=~".*tiw.*"
+SECRET_ID = "AKIDsimulator"
+SECRET_KEY = "simulator-secret-key"
+
+HEALTHY = "healthy-pushing"
+USER_CALL = "stopped-user-call"
+AUTO = "stopped-auto"
+EXCEPTION = "ended-exception"
+EXCEPTIONS_GROWING = "exceptions-growing"
+STUCK_PREPARED = "stuck-prepared"
+FAILED = "push-failed"
+NOT_FOUND = "not-in-simulator"
+UNKNOWN_APP_TASK = "task-of-unknown-app"
+
+# The simulator's TaskScript per task (times in seconds after creation).
+SCRIPTS: dict[str, dict[str, Any]] = {
+    HEALTHY: {"prepare_seconds": 0},
+    USER_CALL: {"prepare_seconds": 0, "push_seconds": 2, "finish_reason": "USER_CALL"},
+    AUTO: {"prepare_seconds": 0, "push_seconds": 2, "finish_reason": "AUTO"},
+    EXCEPTION: {"prepare_seconds": 0, "push_seconds": 2, "finish_reason": "EXCEPTION"},
+    EXCEPTIONS_GROWING: {"prepare_seconds": 0, "exceptions_per_minute": 120},
+    STUCK_PREPARED: {"prepare_seconds": 86400},
+    FAILED: {"prepare_seconds": 0, "fail_with": "FailedOperation.WhiteboardPush"},
+}
+TRACKED = [(SDK_APP_ID, task_id) for task_id in [*SCRIPTS, NOT_FOUND]] + [(UNKNOWN_SDK_APP_ID, UNKNOWN_APP_TASK)]
+HEALTHY_TASKS = (HEALTHY, USER_CALL, AUTO)
+THROTTLING = {"kind": "request_limit", "ratio": 0.2, "action": "DescribeWhiteboardPush"}
+
+# `for:` of every alert of alerts/tiw-push.rules.yml in this test (None: the rule has none). Only these
+# change: every window the expressions use ([5m], [10m]) already shows the scenario's changes after a
+# few scrapes, and the thresholds are what the scenario must cross, or must not for the silent ones.
+SHORT_FOR: dict[str, str | None] = {
+    "TiwPushTaskEndedWithException": None,
+    "TiwPushTaskFailed": "3s",
+    "TiwPushTaskExceptionsIncreasing": "3s",
+    "TiwPushTaskStuckPrepared": "3s",
+    "TiwPushTaskNotFound": "3s",
+    "TiwPushTaskDataStale": "3s",
+    "TiwPushAccountFailure": "3s",
+    "TiwPushExporterDown": "3s",
+    # Prometheus applies discovered targets only every 5s, so a fresh Prometheus has no `up` series for
+    # a few seconds: the real rule's long `for` exists for exactly that (see its comment).
+    "TiwPushExporterAbsent": "30s",
+    "TiwPushExporterPollLagHigh": "3s",
+    "TiwPushExporterThrottled": "3s",
+    "TiwPushExporterApiRequestsFailing": "3s",
+    "TiwPushExporterTasksFileReloadFailed": "3s",
+}
+# Alertmanager's waits: notifications within a second instead of minutes.
+SHORT_WAITS = {"group_wait": "1s", "group_interval": "1s"}
+
+
+@dataclass(frozen=True)
+class ExpectedAlert:
+    alertname: str
+    receiver: str
+    labels: dict[str, str]  # besides alertname, job and instance
+
+
+EXPECTED_ALERTS = (
+    ExpectedAlert("TiwPushTaskEndedWithException", "pager", {
+        "sdk_app_id": SDK_APP_ID, "task_id": EXCEPTION, "reason": "EXCEPTION", "severity": "critical"}),
+    ExpectedAlert("TiwPushTaskFailed", "pager", {
+        "sdk_app_id": SDK_APP_ID, "task_id": FAILED, "code": "FailedOperation.WhiteboardPush",
+        "severity": "critical"}),
+    ExpectedAlert("TiwPushTaskExceptionsIncreasing", "ticket", {
+        "sdk_app_id": SDK_APP_ID, "task_id": EXCEPTIONS_GROWING, "severity": "warning"}),
+    ExpectedAlert("TiwPushTaskStuckPrepared", "ticket", {
+        "sdk_app_id": SDK_APP_ID, "task_id": STUCK_PREPARED, "status": "PREPARED", "severity": "warning"}),
+    ExpectedAlert("TiwPushTaskNotFound", "ticket", {
+        "sdk_app_id": SDK_APP_ID, "task_id": NOT_FOUND, "code": "InvalidParameter.TaskNotFound",
+        "severity": "warning"}),
+    ExpectedAlert("TiwPushAccountFailure", "pager", {
+        "sdk_app_id": UNKNOWN_SDK_APP_ID, "code": "UnauthorizedOperation.SdkAppId", "severity": "critical"}),
+    ExpectedAlert("TiwPushExporterThrottled", "low-priority", {"severity": "info"}),
+)
+
+# Grafana's values for the dashboard variables: the drill-down shows one task that pushes and one whose
+# queries fail (a multi-value selection, sent as a regex alternation like Grafana does).
+STEP_SECONDS = 5
+VARIABLE_VALUES = {
+    "job": JOB,
+    "sdk_app_id": SDK_APP_ID,
+    "task_id": f"({EXCEPTIONS_GROWING}|{FAILED})",
+    "__interval": f"{STEP_SECONDS}s",
+    "__rate_interval": "1m",
+}
+# Dashboard queries that may legitimately return nothing in this scenario, with the reason.
+NO_DATA_EXPECTED: dict[str, str] = {}
+# The fleet stat panels (by title) for $sdk_app_id: the 8 tracked tasks of SDK_APP_ID by state.
+FLEET_STATS = {
+    "Tracked tasks": 8,
+    "Pushing": 2,  # HEALTHY, EXCEPTIONS_GROWING
+    "Prepared": 1,  # STUCK_PREPARED
+    "Stopped (retained)": 3,  # USER_CALL, AUTO, EXCEPTION
+    "No answer yet": 2,  # FAILED, NOT_FOUND never answered
+    "Ended with EXCEPTION (retained)": 1,
+}
+TIMEOUT = 60.0
+# Debian's Alertmanager reads its default notification template from here, not from the binary.
+DEBIAN_ALERTMANAGER_TEMPLATE = Path("/usr/share/prometheus/alertmanager/default.tmpl")
+
+
+# --------------------------------------------------------------------------- configuration
+
+
+def shortened_rules(source: Path = RULES_FILE) -> dict[str, Any]:
+    """The rules file with each alert's `for:` from SHORT_FOR, everything else untouched."""
+    rules = load_yaml(source)
+    alerts = [rule for group in rules["groups"] for rule in group["rules"] if "alert" in rule]
+    assert sorted(SHORT_FOR) == sorted(rule["alert"] for rule in alerts), "SHORT_FOR must list every alert"
+    for rule in alerts:
+        short = SHORT_FOR[rule["alert"]]
+        assert ("for" in rule) == (short is not None), f"{rule['alert']}: SHORT_FOR does not match its `for`"
+        if short is not None:
+            rule["for"] = short
+    return rules
+
+
+def fast_alertmanager_config(webhook_url: str, source: Path = ALERTMANAGER_FILE) -> dict[str, Any]:
+    """The example config with SHORT_WAITS on every route and the webhooks sent to ``webhook_url``."""
+    config = load_yaml(source)
+    routes = [config["route"]]
+    config["route"].update(SHORT_WAITS)
+    while routes:
+        route = routes.pop()
+        route.update({key: value for key, value in SHORT_WAITS.items() if key in route})
+        routes += route.get("routes", [])
+    for receiver in config["receivers"]:
+        for webhook in receiver["webhook_configs"]:
+            webhook["url"] = webhook_url + urlsplit(webhook["url"]).path
+    return config
+
+
+def prometheus_config(rules: Path, exporter: str, alertmanager: str) -> dict[str, Any]:
+    return {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(rules)],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
+        "scrape_configs": [{"job_name": JOB, "static_configs": [{"targets": [exporter]}]}],
+    }
+
+
+def write_yaml(path: Path, document: Any) -> Path:
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (the only way to give Go binaries a free port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# --------------------------------------------------------------------------- processes
+
+
+@dataclass(frozen=True)
+class Delivery:
+    path: str
+    receiver: str
+    status: str
+    labels: dict[str, str]
+    group_labels: dict[str, str]
+
+
+class WebhookReceiver:
+    """Records every notification Alertmanager POSTs: (path, JSON body)."""
+
+    def __init__(self) -> None:
+        self.notifications: list[tuple[str, dict[str, Any]]] = []
+        lock = threading.Lock()
+        notifications = self.notifications
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with lock:
+                    notifications.append((self.path, body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._lock = lock
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> WebhookReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+
+    def deliveries(self) -> list[Delivery]:
+        """One entry per alert per notification."""
+        with self._lock:
+            received = list(self.notifications)
+        return [
+            Delivery(path, body["receiver"], alert["status"], alert["labels"], body["groupLabels"])
+            for path, body in received
+            for alert in body["alerts"]
+        ]
+
+
+def start_service(stack: ExitStack, name: str, args: list[str], url: str) -> Process:
+    """Start a server that knows its port, wait until ``url``/-/ready answers; stopped with ``stack``."""
+    process = Process(args)
+    stack.callback(process.stop)
+
+    def ready() -> bool:
+        if process.proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {process.proc.returncode}:\n{process.output[-3000:]}")
+        return requests.get(f"{url}/-/ready", timeout=1).status_code == 200
+
+    try:
+        wait_until(ready, timeout=30)
+    except AssertionError as exc:
+        raise AssertionError(f"{name} not ready: {exc}\n{process.output[-3000:]}") from None
+    return process
+
+
+@dataclass
+class Scenario:
+    simulator: str
+    exporter: str  # host:port, the `instance` label
+    alertmanager: str
+    prometheus: str
+    webhook: WebhookReceiver
+    started: float = field(default_factory=time.time)
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+    tools = {name: find_tool(name) for name in ("prometheus", "prometheus-alertmanager")}
+    assert DEBIAN_ALERTMANAGER_TEMPLATE.is_file(), (
+        f"{DEBIAN_ALERTMANAGER_TEMPLATE} is missing: install Debian's prometheus-alertmanager, or link the unpacked "
+        "package's usr/share/prometheus/alertmanager there (.ci/run)"
+    )
+    tmp = tmp_path_factory.mktemp("e2e")
+    key_file = tmp / "secret-key"
+    key_file.write_text(SECRET_KEY, encoding="utf-8")
+    with ExitStack() as stack:
+        simulate = exporter_cmd("simulate", "--listen", "127.0.0.1:0", "--no-demo-mix", "--rate-limit", "20")
+        _, simulator = stack.enter_context(running(simulate, SIMULATOR_URL))
+        for task_id, script in SCRIPTS.items():
+            answer = requests.post(f"{simulator}/_sim/tasks", json={"sdk_app_id": int(SDK_APP_ID),
+                                                                    "task_id": task_id, **script}, timeout=5)
+            assert answer.status_code == 201, answer.text
+        requests.post(f"{simulator}/_sim/faults", json=THROTTLING, timeout=5).raise_for_status()
+
+        tasks = [arg for app, task_id in TRACKED for arg in ("--task", f"{app}:{task_id}")]
+        run = exporter_cmd("run", "--listen", "127.0.0.1:0", "--endpoint", simulator, "--secret-id", SECRET_ID,
+                           "--secret-key-file", str(key_file), "--interval", "1s", *tasks)
+        _, exporter_url = stack.enter_context(running(run, EXPORTER_URL))
+
+        webhook = stack.enter_context(WebhookReceiver())
+        am_address = f"127.0.0.1:{free_port()}"
+        am_config = write_yaml(tmp / "alertmanager.yml", fast_alertmanager_config(webhook.url))
+        (tmp / "alertmanager").mkdir()
+        start_service(stack, "Alertmanager", [
+            tools["prometheus-alertmanager"], f"--config.file={am_config}", f"--storage.path={tmp / 'alertmanager'}",
+            f"--web.listen-address={am_address}", "--cluster.listen-address=",
+        ], f"http://{am_address}")
+
+        exporter = urlsplit(exporter_url).netloc
+        prometheus_address = f"127.0.0.1:{free_port()}"
+        rules = write_yaml(tmp / "tiw-push.rules.yml", shortened_rules())
+        config = write_yaml(tmp / "prometheus.yml", prometheus_config(rules, exporter, am_address))
+        start_service(stack, "Prometheus", [
+            tools["prometheus"], f"--config.file={config}", f"--storage.tsdb.path={tmp / 'prometheus'}",
+            f"--web.listen-address={prometheus_address}",
+        ], f"http://{prometheus_address}")
+
+        yield Scenario(simulator, exporter, f"http://{am_address}", f"http://{prometheus_address}", webhook)
+
+
+# --------------------------------------------------------------------------- reading Prometheus and Alertmanager
+
+
+def api(url: str, path: str, **params: Any) -> Any:
+    answer = requests.get(f"{url}{path}", params=params, timeout=10)
+    assert answer.status_code == 200, f"{path} {params}: {answer.status_code} {answer.text[:500]}"
+    return answer.json()["data"]
+
+
+def eventually(predicate: Callable[[], Any], explain: Callable[[], str]) -> Any:
+    """``predicate``'s first truthy result within TIMEOUT; else fail with ``explain()``."""
+    try:
+        return wait_until(predicate, timeout=TIMEOUT, interval=0.5)
+    except AssertionError:
+        message = explain()
+    pytest.fail(message)
+
+
+def instant(scenario: Scenario, expr: str) -> list[dict[str, Any]]:
+    return api(scenario.prometheus, "/api/v1/query", query=expr)["result"]
+
+
+def over_the_run(scenario: Scenario, expr: str) -> list[dict[str, Any]]:
+    """``expr`` as a Grafana time series panel asks for it: a range query over the whole run."""
+    return api(scenario.prometheus, "/api/v1/query_range", query=expr, start=scenario.started - STEP_SECONDS,
+               end=time.time(), step=STEP_SECONDS)["result"]
+
+
+def prometheus_alerts(scenario: Scenario, state: str = "firing") -> list[dict[str, Any]]:
+    return [alert for alert in api(scenario.prometheus, "/api/v1/alerts")["alerts"] if alert["state"] == state]
+
+
+def alertmanager_alerts(scenario: Scenario) -> list[dict[str, Any]]:
+    answer = requests.get(f"{scenario.alertmanager}/api/v2/alerts", timeout=10)
+    answer.raise_for_status()
+    return answer.json()
+
+
+def expected_labels(expected: ExpectedAlert, scenario: Scenario) -> dict[str, str]:
+    return {"alertname": expected.alertname, "job": JOB, "instance": scenario.exporter, **expected.labels}
+
+
+def wait_for_expected_alerts(scenario: Scenario) -> list[dict[str, Any]]:
+    """Prometheus' firing alerts once every expected one fires (fails with what is missing)."""
+    missing: list[dict[str, str]] = []
+
+    def all_firing() -> list[dict[str, Any]]:
+        firing = prometheus_alerts(scenario)
+        missing[:] = [labels for expected in EXPECTED_ALERTS
+                      if (labels := expected_labels(expected, scenario)) not in [a["labels"] for a in firing]]
+        return [] if missing else firing
+
+    return eventually(all_firing, lambda: f"not firing with exactly these labels: {missing}\n"
+                                          f"firing: {prometheus_alerts(scenario)}")
+
+
+def substitute(expr: str) -> str:
+    """The query as Grafana sends it, with VARIABLE_VALUES."""
+    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", lambda m: VARIABLE_VALUES[m.group(1) or m.group(2)], expr)
+
+
+def dashboard_queries() -> list[tuple[str, str, bool]]:
+    """(where, query, instant) for every panel target and query annotation of the dashboard."""
+    queries = [(f"panel {panel['title']!r}", target["expr"], bool(target.get("instant")) and not target.get("range"))
+               for panel in PANELS for target in panel.get("targets", [])]
+    queries += [(f"annotation {item['name']!r}", item["expr"], False)
+                for item in DASHBOARD["annotations"]["list"] if "expr" in item]
+    return queries
+
+
+# --------------------------------------------------------------------------- the tests
+
+
+def test_every_dashboard_query_returns_data(scenario: Scenario) -> None:
+    empty: list[str] = []
+
+    def all_have_data() -> bool:
+        empty[:] = [
+            f"{where}: {query}" for where, query, is_instant in dashboard_queries()
+            if where not in NO_DATA_EXPECTED
+            and not (instant if is_instant else over_the_run)(scenario, substitute(query))
+        ]
+        return not empty
+
+    eventually(all_have_data, lambda: "dashboard queries without data:\n" + "\n".join(empty))
+
+
+def test_dashboard_variables_offer_the_scenario(scenario: Scenario) -> None:
+    """label_values() of each query variable, as Grafana asks for them, includes the scenario's values."""
+    wanted = {"job": {JOB}, "sdk_app_id": {SDK_APP_ID, UNKNOWN_SDK_APP_ID},
+              "task_id": {task_id for app, task_id in TRACKED if app == SDK_APP_ID}}
+    assert {name for name, variable in VARIABLES.items() if variable["type"] == "query"} == set(wanted)
+
+    offered: dict[str, set[str]] = {}
+
+    def offers_all() -> bool:
+        for name in wanted:
+            selector = label_values_selector(substitute(variable_query(VARIABLES[name])))
+            offered[name] = set(api(scenario.prometheus, f"/api/v1/label/{name}/values", **{"match[]": selector}))
+        return all(wanted[name] <= offered[name] for name in wanted)
+
+    eventually(offers_all, lambda: f"variables offer {offered}, expected at least {wanted}")
+
+
+def test_fleet_stat_panels_count_the_scenario(scenario: Scenario) -> None:
+    exprs = {panel["title"]: substitute(panel["targets"][0]["expr"]) for panel in PANELS
+             if panel["title"] in FLEET_STATS}
+    assert sorted(exprs) == sorted(FLEET_STATS)
+    shown: dict[str, list[float]] = {}
+
+    def counts_match() -> bool:
+        shown.update({title: [float(series["value"][1]) for series in instant(scenario, expr)]
+                      for title, expr in exprs.items()})
+        return shown == {title: [count] for title, count in FLEET_STATS.items()}
+
+    eventually(counts_match, lambda: f"stat panels show {shown}, expected {FLEET_STATS}")
+
+
+def test_broken_tasks_fire_their_alerts_with_exact_labels(scenario: Scenario) -> None:
+    firing = wait_for_expected_alerts(scenario)
+    for expected in EXPECTED_ALERTS:  # once each: no second task, code or instance under the same name
+        same_name = [alert["labels"] for alert in firing if alert["labels"]["alertname"] == expected.alertname]
+        assert same_name == [expected_labels(expected, scenario)]
+
+
+def test_alert_annotations_name_the_task_and_its_room(scenario: Scenario) -> None:
+    rooms = {series["metric"]["task_id"]: series["metric"]["room_id"]
+             for series in instant(scenario, "tiw_push_task_info")}
+    with_room = []
+    for alert in wait_for_expected_alerts(scenario):
+        labels, annotations = alert["labels"], alert["annotations"]
+        assert annotations["runbook_url"].endswith("/alerts/runbook.md#" + labels["alertname"].lower())
+        assert annotations["summary"] and annotations["description"]
+        if "task_id" in labels:
+            assert labels["task_id"] in annotations["summary"]
+        if labels.get("task_id") in rooms:  # the description looks the room up in tiw_push_task_info
+            assert f"(room {rooms[labels['task_id']]})" in annotations["description"], annotations
+            with_room.append(labels["task_id"])
+    # Tasks that never answered (FAILED, NOT_FOUND) have no info series, hence no room.
+    assert sorted(with_room) == sorted([EXCEPTION, EXCEPTIONS_GROWING, STUCK_PREPARED])
+
+
+def test_no_alert_for_healthy_tasks_and_none_unexpected(scenario: Scenario) -> None:
+    wait_for_expected_alerts(scenario)
+    # Everything that fired at any time of the run, not only what fires now.
+    ever = [series["metric"] for series in instant(scenario, 'max_over_time(ALERTS{alertstate="firing"}[1h])')]
+    about_healthy = [labels for labels in ever if labels.get("task_id") in HEALTHY_TASKS]
+    assert not about_healthy, f"alerts about healthy tasks: {about_healthy}"
+    expected_names = {expected.alertname for expected in EXPECTED_ALERTS}
+    unexpected = [labels for labels in ever if labels["alertname"] not in expected_names]
+    assert not unexpected, f"alerts nothing in the scenario should cause: {unexpected}"
+
+
+def test_alerts_reach_the_receiver_of_their_severity(scenario: Scenario) -> None:
+    wait_for_expected_alerts(scenario)
+
+    def delivered() -> list[Delivery]:
+        deliveries = scenario.webhook.deliveries()
+        firing = [d for d in deliveries if d.status == "firing"]
+        return deliveries if all(
+            any(expected_labels(e, scenario) == d.labels for d in firing) for e in EXPECTED_ALERTS
+        ) else []
+
+    deliveries = eventually(delivered, lambda: f"not all expected alerts delivered: {scenario.webhook.deliveries()}")
+    for expected in EXPECTED_ALERTS:
+        labels = expected_labels(expected, scenario)
+        seen = {(d.path, d.receiver) for d in deliveries if d.labels == labels}
+        assert seen == {(f"/{expected.receiver}", expected.receiver)}, (expected.alertname, seen)
+    for delivery in deliveries:  # grouped per alert name and SdkAppId (exporter alerts have none)
+        assert delivery.group_labels == {k: v for k, v in delivery.labels.items() if k in ("alertname", "sdk_app_id")}
+        assert delivery.labels.get("task_id") not in HEALTHY_TASKS, delivery
+
+
+def test_account_failure_inhibits_per_task_alerts(scenario: Scenario) -> None:
+    """Revoking the credentials makes SdkAppId SDK_APP_ID fail as a whole: its per-task alerts go quiet.
+
+    Runs last: the scenario's credentials stay revoked.
+    """
+    wait_for_expected_alerts(scenario)
+    answer = requests.post(f"{scenario.simulator}/_sim/credentials", json={"secret_id": SECRET_ID, "revoke": True},
+                           timeout=5)
+    answer.raise_for_status()
+    # These stay firing in Prometheus: a stopped task is not polled again, and the exporter keeps
+    # the last known status of a task whose queries now fail.
+    targets = {("TiwPushTaskEndedWithException", EXCEPTION), ("TiwPushTaskStuckPrepared", STUCK_PREPARED)}
+    source: dict[str, Any] = {}
+
+    def inhibited() -> list[dict[str, Any]]:
+        alerts = alertmanager_alerts(scenario)
+        sources = [a for a in alerts if a["labels"]["alertname"] == "TiwPushAccountFailure"
+                   and a["labels"]["sdk_app_id"] == SDK_APP_ID]
+        if not sources:
+            return []
+        source.update(sources[0])
+        muted = [a for a in alerts if (a["labels"]["alertname"], a["labels"].get("task_id")) in targets]
+        done = len(muted) == len(targets) and all(
+            a["status"]["state"] == "suppressed" and source["fingerprint"] in a["status"]["inhibitedBy"] for a in muted
+        )
+        return muted if done else []
+
+    eventually(inhibited, lambda: f"per-task alerts of {SDK_APP_ID} not inhibited by "
+                                  f"{source or 'any account failure'}:\n{alertmanager_alerts(scenario)}")
+    assert source["labels"]["code"] == "AuthFailure.SecretIdNotFound"
+    assert source["status"]["state"] == "active"
+    eventually(
+        lambda: any(d.path == "/pager" and d.labels == source["labels"] for d in scenario.webhook.deliveries()),
+        lambda: f"{source['labels']} not delivered to /pager: {scenario.webhook.deliveries()}",
+    )
