@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from exporter.credentials import CredentialError, read_secret_file
 from exporter.tencentcloud import DEFAULT_ENDPOINT, DEFAULT_REGION
 from exporter.tiw import InvalidTaskRef, validate_sdk_app_id, validate_task_id
 
@@ -158,16 +159,6 @@ def read_config_file(path: Path) -> dict[str, Any]:
     if problems:
         raise ConfigError(problems)
     return raw
-
-
-def _read_secret_file(path: Path, what: str) -> str:
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ValueError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
-    if not value:
-        raise ValueError(f"{what} file {path} is empty")
-    return value
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -346,8 +337,8 @@ def _load_secret(b: _Builder, raw: Mapping[str, Any], file_option: str, value_op
     path = b.values.get(file_option)
     if path is not None:
         try:
-            b.values[value_option] = _read_secret_file(path, what)
-        except ValueError as exc:
+            b.values[value_option] = read_secret_file(path, what)
+        except CredentialError as exc:
             b.problems.append(f"--{file_option.replace('_', '-')}: {exc}")
     elif raw.get(value_option):
         b.values[value_option] = str(raw[value_option]).strip()

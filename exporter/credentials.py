@@ -56,7 +56,8 @@ class StaticCredentials(CredentialProvider):
         return f"StaticCredentials({self.credential!r})"
 
 
-def _read_secret(path: Path, what: str) -> str:
+def read_secret_file(path: Path, what: str) -> str:
+    """A secret from a file, stripped; the error names the file, never the content."""
     try:
         value = path.read_text(encoding="utf-8").strip()
     except OSError as exc:
@@ -91,8 +92,8 @@ class SecretFileCredentials(CredentialProvider):
         with self._lock:
             if self._cached is not None and stamp and stamp == self._stamp:
                 return self._cached
-            token = _read_secret(self._token_file, "token") if self._token_file else ""
-            self._cached = Credential(self._secret_id, _read_secret(self._key_file, "secret key"), token)
+            token = read_secret_file(self._token_file, "token") if self._token_file else ""
+            self._cached = Credential(self._secret_id, read_secret_file(self._key_file, "secret key"), token)
             self._stamp = stamp
             return self._cached
 

@@ -51,6 +51,19 @@ def make(api=None, rate=1000.0, clock=None, **kwargs):
     return store, collector
 
 
+def run_fleet(api: FakeApi, tasks: int, seconds: float, **kwargs) -> Collector:
+    """Track ``tasks`` tasks and let the collector poll them for ``seconds``."""
+    store, collector = make(api, **kwargs)
+    for i in range(tasks):
+        store.add((APP, f"t{i}"), "api")
+    collector.start()
+    try:
+        time.sleep(seconds)
+    finally:
+        collector.stop()
+    return collector
+
+
 def wait_until(predicate, timeout=5.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -176,14 +189,7 @@ def test_ready_after_the_first_pass():
 
 def test_budget_short_of_tasks_serves_most_overdue_first_and_starves_none():
     api = FakeApi()
-    store, collector = make(api, rate=100, interval=0.5, concurrency=4)
-    for i in range(100):  # needs 200 req/s, budget is ~97 req/s
-        store.add((APP, f"t{i}"), "api")
-    collector.start()
-    try:
-        time.sleep(3)
-    finally:
-        collector.stop()
+    collector = run_fleet(api, 100, 3, rate=100, interval=0.5, concurrency=4)  # needs 200 req/s, has ~96
     counts = [api.calls[f"t{i}"] for i in range(100)]
     assert min(counts) >= 1
     assert max(counts) - min(counts) <= 1, counts
@@ -192,14 +198,7 @@ def test_budget_short_of_tasks_serves_most_overdue_first_and_starves_none():
 
 def test_requests_are_paced_evenly_within_the_rate():
     api = FakeApi()
-    store, collector = make(api, rate=50, interval=0.01, concurrency=8)
-    for i in range(30):
-        store.add((APP, f"t{i}"), "api")
-    collector.start()
-    try:
-        time.sleep(2.2)
-    finally:
-        collector.stop()
+    run_fleet(api, 30, 2.2, rate=50, interval=0.01, concurrency=8)
     times = sorted(api.times)
     per_window = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
     assert per_window <= 50
@@ -245,14 +244,7 @@ def test_removed_task_is_not_polled():
 
 def test_poll_counts_by_task_stay_balanced_with_many_workers():
     api = FakeApi()
-    store, collector = make(api, rate=400, interval=0.2, concurrency=8)
-    for i in range(40):
-        store.add((APP, f"t{i}"), "api")
-    collector.start()
-    try:
-        time.sleep(1.5)
-    finally:
-        collector.stop()
+    run_fleet(api, 40, 1.5, rate=400, interval=0.2, concurrency=8)
     by_count = defaultdict(int)
     for i in range(40):
         by_count[api.calls[f"t{i}"]] += 1
