@@ -270,3 +270,31 @@ def test_wrong_secret_key_is_an_account_level_signature_failure(simulator, tmp_p
                                   code="AuthFailure.SignatureFailure") == 1)
         assert metric(scrape(url), "tiw_exporter_account_paused", sdk_app_id=APP,
                       code="AuthFailure.SignatureFailure") == 1
+
+
+def test_demo_serves_a_changing_mix_learned_without_a_task_list_and_stops_on_ctrl_c():
+    process = Process(exporter_cmd("demo", "--listen", "127.0.0.1:0", "--simulator-listen", "127.0.0.1:0"))
+    try:
+        url = process.wait_for(r"Metrics: +(?P<url>http://127\.0\.0\.1:\d+)/metrics").group("url")
+        wait_until(lambda: (metric(scrape(url), "tiw_push_tasks", sdk_app_id=APP, status="PUSHING") or 0) >= 3)
+        found = scrape(url)
+        assert metric(found, "tiw_push_task_error", sdk_app_id=APP, task_id="demo_task_not_found",
+                      code="InvalidParameter.TaskNotFound") == 1
+        assert any(name == "tiw_push_task_error" and dict(labels).get("code") == "FailedOperation.WhiteboardPush"
+                   for name, labels in found)
+        sources = {s for t in requests.get(f"{url}/api/v1/tasks", timeout=5).json()["tasks"] for s in t["sources"]}
+        assert {"callback", "discovery"} <= sources
+        process.proc.send_signal(signal.SIGINT)
+        assert process.proc.wait(timeout=10) == 0
+    finally:
+        process.stop()
+    assert "Traceback" not in process.output
+
+
+def test_json_logs_are_one_object_per_line(simulator, key_file):
+    with exporter(simulator, key_file, "--log-format", "json", "--task", f"{APP}:no_such_task") as (process, _):
+        wait_until(lambda: "TaskNotFound" in process.output)
+    lines = [line for line in process.output.splitlines() if line.strip()]
+    documents = [json.loads(line) for line in lines]
+    assert all({"ts", "level", "logger", "msg"} <= set(d) for d in documents)
+    assert any(d["level"] == "warning" and "InvalidParameter.TaskNotFound" in d["msg"] for d in documents)
