@@ -17,7 +17,13 @@ from exporter.callbacks import CallbackEndpoint
 from exporter.collector import Collector
 from exporter.config import Settings
 from exporter.credentials import CredentialProvider
-from exporter.metrics import ExporterMetrics, Exposition, PausedAccountsCollector, self_registry
+from exporter.metrics import (
+    CredentialsCollector,
+    ExporterMetrics,
+    Exposition,
+    PausedAccountsCollector,
+    self_registry,
+)
 from exporter.ratelimit import PacedLimiter
 from exporter.server import App, ExporterHTTPServer, RequestContext, Response, json_response
 from exporter.sharding import Shard
@@ -43,6 +49,8 @@ class Exporter:
         self.shard = Shard(s.shard_index, s.shard_count, s.shard_peer_url)
         self.accounts = Accounts(s, self.store, self.metrics, self.shard.owns, self.credentials)
         self.registry.register(PausedAccountsCollector(self.accounts.paused))  # type: ignore[arg-type]
+        self.registry.register(CredentialsCollector(  # type: ignore[arg-type]
+            lambda: [(a.name, a.client.credentials) for a in self.accounts]))
         self.metrics.poll_lag.set_function(self.accounts.lag)
         self.callbacks = CallbackEndpoint(self.store, lambda: s.callback_key, self.metrics.count_callback,
                                           shard=self.shard)

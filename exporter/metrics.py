@@ -310,6 +310,43 @@ class PausedAccountsCollector:
         yield family
 
 
+class CredentialsCollector:
+    """Refresh health of temporary credentials (CVM role), per account, read at scrape time.
+
+    ``tiw_exporter_credential_refresh_failures`` counts consecutive failed refreshes: while the old
+    key is still valid they cost no API errors, so this is where an expiring role shows first.
+    """
+
+    def __init__(self, providers: Callable[[], Iterable[tuple[str, object]]]) -> None:
+        self.providers = providers
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily("tiw_exporter_credential_refresh_failures",
+                              "Consecutive failed refreshes of an account's temporary credentials.",
+                              labels=["account"]),
+            GaugeMetricFamily("tiw_exporter_credential_expiry_timestamp_seconds",
+                              "When an account's current temporary credentials expire.", labels=["account"]),
+        )
+
+    def describe(self) -> list[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        failures, expiry = self._families()
+        for account, provider in self.providers():
+            count = getattr(provider, "consecutive_failures", None)
+            if count is None:
+                continue  # long-lived keys: nothing to refresh
+            failures.add_metric([account], count)
+            expires_at = getattr(provider, "expires_at", None)
+            if expires_at is not None:
+                expiry.add_metric([account], expires_at)
+        yield failures
+        yield expiry
+
+
 def self_registry() -> CollectorRegistry:
     """A registry with the standard process/python collectors, for the exporter's own metrics."""
     registry = CollectorRegistry()

@@ -57,6 +57,8 @@ EXTENSION_METRICS = frozenset(
         "tiw_exporter_account_paused",
         "tiw_exporter_callbacks_total",
         "tiw_exporter_web_config_last_reload_successful",
+        "tiw_exporter_credential_refresh_failures",
+        "tiw_exporter_credential_expiry_timestamp_seconds",
     }
 )
 # Series Prometheus itself writes.

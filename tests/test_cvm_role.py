@@ -16,10 +16,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from exporter import tiw
 from exporter.credentials import CredentialError, resolve_chain
 from exporter.cvm_role import CREDENTIALS_PATH, METADATA_URL_ENV, CvmRoleCredentials
+from exporter.metrics import CredentialsCollector
 from exporter.simulator import DEFAULT_SDK_APP_ID, Simulator
 from exporter.tencentcloud import ApiError, CredentialFailure, RetryPolicy, TencentCloudClient
 
@@ -339,3 +341,18 @@ def test_no_role_key_is_a_counted_client_error(real_metadata):
         run_against_simulator(real_metadata, tokens={"AKIDtmp1": "token1"})
     assert caught.value.code == "ClientError.Credential"
     assert ROLE in caught.value.message
+
+
+def test_refresh_failures_and_expiry_are_exported(make_provider, metadata, clock):
+    provider = make_provider(min_backoff=1.0, max_backoff=60.0)
+    provider.get()
+    registry = CollectorRegistry()
+    registry.register(CredentialsCollector(lambda: [("main", provider)]))
+    metadata.status = 503
+    clock.advance(LIFETIME - MARGIN)
+    provider.get()
+    clock.advance(2)
+    provider.get()
+    assert registry.get_sample_value("tiw_exporter_credential_refresh_failures", {"account": "main"}) == 2
+    assert registry.get_sample_value("tiw_exporter_credential_expiry_timestamp_seconds",
+                                     {"account": "main"}) == START + LIFETIME

@@ -10,13 +10,26 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.metrics import ExporterMetrics, Exposition, PausedAccountsCollector, self_registry
+from exporter.metrics import (
+    CredentialsCollector,
+    ExporterMetrics,
+    Exposition,
+    PausedAccountsCollector,
+    self_registry,
+)
 from exporter.tasks import TaskError, TaskStore, merge_error, merge_result
 from exporter.tiw import PushTask
 from tests.monitoring import CONTRACT_METRICS, EXTENSION_METRICS
 from tests.tools import find_tool
 
 APP = 1400000001
+
+
+class RoleLike:
+    """A provider with refresh state, like CvmRoleCredentials."""
+
+    consecutive_failures = 2
+    expires_at = 1_700_003_600.0
 
 
 def tracked(store: TaskStore, task_id: str, status: str | None = None, now: float = 1_700_000_000.0,
@@ -189,6 +202,7 @@ def test_exporter_output_passes_promtool_check_metrics():
     metrics.tasks_file_reload_success.set(1)
     metrics.count_callback("WhiteboardPushStarted", "accepted")
     registry.register(PausedAccountsCollector(lambda: {APP: "AuthFailure.SecretIdNotFound"}))
+    registry.register(CredentialsCollector(lambda: [("default", RoleLike())]))
     body = b"".join(Exposition(store, registry).render_text())
     result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -218,6 +232,7 @@ def test_exported_series_names_are_exactly_the_contract_plus_documented_extensio
     metrics.count_api_error(APP, "InternalError")
     metrics.count_callback("WhiteboardPushStarted", "accepted")
     registry.register(PausedAccountsCollector(lambda: {APP: "AuthFailure.SecretIdNotFound"}))
+    registry.register(CredentialsCollector(lambda: [("default", RoleLike())]))
     body = b"".join(Exposition(_fleet(30), registry).render_text()).decode()
     names = {line.split("{")[0].split(" ")[0] for line in body.splitlines() if line and not line.startswith("#")}
     ours = {n for n in names if n.startswith("tiw_")}
