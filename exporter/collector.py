@@ -116,6 +116,7 @@ class _Backoff:
     failures: int = 0
     until: float = 0.0
     code: str = ""
+    probing: bool = False  # after the pause one request probes the account; the rest wait for it
 
 
 def backoff_delay(base: float, failures: int, cap: float) -> float:
@@ -215,25 +216,39 @@ class Collector:
     def _dispatch_one(self) -> None:
         if not self.scheduler.wait_due(self.clock, self._stop):
             return
+        popped = self.scheduler.pop_due(self.clock())
+        if popped is None:
+            return
+        key, due = popped
+        deferred_until = self._account_gate(key[0])
+        if deferred_until is not None:
+            self.scheduler.schedule(key, deferred_until)  # costs no request slot: checked before pacing
+            return
         self._slots.acquire()
         handed_over = False
         try:
-            if not self.limiter.acquire(self._stop):
-                return
-            popped = self.scheduler.pop_due(self.clock())
-            if popped is None:
-                return
-            key, due = popped
-            paused = self.paused.get(key[0])
-            if paused is not None and paused.until > self.clock():
-                self.scheduler.schedule(key, paused.until)
-                return
-            assert self._executor is not None
-            self._executor.submit(self._poll_guarded, key, due)
-            handed_over = True
+            if self.limiter.acquire(self._stop):
+                assert self._executor is not None
+                self._executor.submit(self._poll_guarded, key, due)
+                handed_over = True
         finally:
             if not handed_over:
                 self._slots.release()
+                self.scheduler.schedule(key, due)
+
+    def _account_gate(self, sdk_app_id: int) -> float | None:
+        """None to poll now; else when to try again, while the SdkAppId is paused or being probed."""
+        now = self.clock()
+        with self._lock:
+            state = self.paused.get(sdk_app_id)
+            if state is None:
+                return None
+            if state.until > now:
+                return state.until
+            if state.probing:
+                return now + min(self.interval, 1.0)
+            state.probing = True  # this task's request is the probe
+            return None
 
     def _poll_guarded(self, key: TaskKey, due: float) -> None:
         try:
@@ -246,6 +261,9 @@ class Collector:
             self._slots.release()
             with self._lock:
                 self._first_pass.discard(key)
+                state = self.paused.get(key[0])
+                if state is not None:
+                    state.probing = False  # whatever the probe found, the next one may go
             self._check_ready()
 
     def lag(self) -> float:
@@ -287,9 +305,10 @@ class Collector:
             return
         log.warning("task %s:%s query failed: %s", sdk_app_id, key[1], failure)
         if isinstance(failure, ApiError) and failure.account_level and failure.code != "AuthFailure.SignatureExpire":
-            self._pause_account(sdk_app_id, failure.code, now)
-            self.scheduler.schedule(key, self.paused[sdk_app_id].until)
+            self.scheduler.schedule(key, self._pause_account(sdk_app_id, failure.code, now))
             return
+        with self._lock:
+            self.paused.pop(sdk_app_id, None)  # the account answered: only this task has a problem
         transient = not isinstance(failure, ApiError) or failure.code.startswith(
             ("InternalError", "AuthFailure.SignatureExpire")
         )
@@ -301,21 +320,22 @@ class Collector:
             self._task_backoff[key] = failures
         self.scheduler.schedule(key, now + backoff_delay(self.interval, failures, self.max_backoff))
 
-    def _pause_account(self, sdk_app_id: int, code: str, now: float) -> None:
+    def _pause_account(self, sdk_app_id: int, code: str, now: float) -> float:
+        """Pause the SdkAppId (one backoff step per probe); returns when the pause ends."""
         with self._lock:
             current = self.paused.get(sdk_app_id) or _Backoff()
             if current.until > now:
-                return  # several in-flight requests failed together: one pause step
+                return current.until  # several in-flight requests failed together: one pause step
             failures = current.failures + 1
-            self.paused[sdk_app_id] = _Backoff(failures, now + backoff_delay(self.interval, failures,
-                                                                               self.max_backoff), code)
-        log.error("SdkAppId %s paused for %.0fs after %s", sdk_app_id, self.paused[sdk_app_id].until - now, code)
+            until = now + backoff_delay(self.interval, failures, self.max_backoff)
+            self.paused[sdk_app_id] = _Backoff(failures, until, code)
+        log.error("SdkAppId %s paused for %.0fs after %s", sdk_app_id, until - now, code)
+        return until
 
     def paused_accounts(self) -> dict[int, str]:
-        """SdkAppIds currently paused, with the error code that paused them."""
-        now = self.clock()
+        """SdkAppIds paused (or probing after a pause), with the error code that paused them."""
         with self._lock:
-            return {app: b.code for app, b in self.paused.items() if b.until > now}
+            return {app: b.code for app, b in self.paused.items()}
 
     # --- retention ---------------------------------------------------------------------------
     def _housekeeping_loop(self) -> None:

@@ -130,7 +130,11 @@ def test_account_level_error_pauses_the_whole_sdk_app_id():
     collector.poll((APP, "t1"), clock.now)
     assert collector.paused_accounts() == {APP: "AuthFailure.SecretIdNotFound"}
     assert errors == [(APP, "AuthFailure.SecretIdNotFound")]
+    assert collector._account_gate(APP) == clock.now + 10  # t2 waits too
     clock.now += 11
+    assert collector._account_gate(APP) is None  # the first task after the pause is the probe
+    assert collector._account_gate(APP) == clock.now + 1  # the others wait for its answer
+    collector.poll((APP, "t2"), clock.now)  # the probe succeeds: the account works again
     assert collector.paused_accounts() == {}
 
 
@@ -249,3 +253,23 @@ def test_poll_counts_by_task_stay_balanced_with_many_workers():
     for i in range(40):
         by_count[api.calls[f"t{i}"]] += 1
     assert min(by_count) >= 5
+
+
+def test_a_paused_account_costs_no_request_slots_and_probes_with_one_request():
+    api = FakeApi()
+    for i in range(40):
+        api.scripts[f"bad{i}"] = [ApiError("ResourceUnavailable.ServiceExpired", "pay the bill", "r")]
+    store, collector = make(api, rate=20, interval=0.5, concurrency=4)
+    bad_app = APP + 1
+    for i in range(40):
+        store.add((bad_app, f"bad{i}"), "api")
+    for i in range(5):
+        store.add((APP, f"good{i}"), "api")
+    collector.start()
+    try:
+        time.sleep(3)
+    finally:
+        collector.stop()
+    bad_calls = sum(api.calls[f"bad{i}"] for i in range(40))
+    assert bad_calls <= 4 + 4  # the first in-flight batch, then one probe per pause (0.5 s, 1 s, 2 s)
+    assert all(api.calls[f"good{i}"] >= 4 for i in range(5))
