@@ -27,7 +27,6 @@ from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.tiw.v20190919 import models, tiw_client
 
 from exporter import signing
-from tests.procs import wait_until
 from exporter.simulator import (
     DEMO_SECRET_ID,
     DEMO_SECRET_KEY,
@@ -40,6 +39,7 @@ from exporter.simulator import (
     parse_listen,
     task_state,
 )
+from tests.procs import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 APP = 1400000001
