@@ -75,7 +75,7 @@ def verify(body: bytes, callback_key: str | None, now: float) -> CallbackEvent:
         raise CallbackRejected(HTTPStatus.FORBIDDEN, "disabled", "callbacks are disabled: no callback key configured")
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", "body is not valid JSON") from None
     if not isinstance(document, dict):
         raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", "body must be a JSON object")
@@ -135,15 +135,16 @@ def apply(event: CallbackEvent, store: TaskStore, now: float) -> str:
     except InvalidTaskRef as exc:
         raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", str(exc)) from None
     key = (event.sdk_app_id, task_id)
-    store.add(key, "callback")
+    # Validate every field before touching the store: a refused callback must change nothing.
     if event.event_type == STARTED:
         started = _started_task(event, task_id)
+        store.add(key, "callback")
         store.update(key, lambda r: replace(r, latest=started) if r.latest is None or r.latest.status == "PREPARED"
                      else r)
     else:
-        # Validate before taking the store lock: a bad field must be a 400, not a half-applied event.
         _stopped_task(event, task_id, None)
         error = _stop_error(event, now)
+        store.add(key, "callback")
         store.update(key, lambda r: _apply_stop(r, event, task_id, error, now))
     log.info("TIW callback %s for task %s:%s", event.event_type, event.sdk_app_id, task_id)
     return "accepted"

@@ -18,7 +18,7 @@ import yaml
 
 from exporter.credentials import CredentialError, read_secret_file
 from exporter.tencentcloud import DEFAULT_ENDPOINT, DEFAULT_REGION
-from exporter.tiw import InvalidTaskRef, validate_sdk_app_id, validate_task_id
+from exporter.tiw import InvalidTaskRef, decimal_int, validate_sdk_app_id, validate_task_id
 
 TaskKey = tuple[int, str]
 
@@ -55,9 +55,9 @@ def parse_listen(value: str) -> tuple[str, int]:
     """'HOST:PORT', ':PORT' or '[::1]:PORT' -> (host, port)."""
     text = str(value).strip()
     host, sep, port_text = text.rpartition(":")
-    if not sep or not port_text.isdigit():
+    port = decimal_int(port_text) if sep else None
+    if port is None:
         raise ValueError(f"listen address must be HOST:PORT, got {text[:60]!r}")
-    port = int(port_text)
     if not 0 <= port <= 65535:
         raise ValueError(f"port out of range in {text!r}")
     host = host.strip("[]") or "0.0.0.0"
@@ -136,7 +136,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError([f"cannot read config file {path}: {exc.strerror or exc}"]) from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+    except Exception as exc:  # PyYAML's constructors also raise ValueError, IndexError, RecursionError...
         where = getattr(exc, "problem_mark", None)
         at = f" at line {where.line + 1}" if where is not None else ""
         raise ConfigError([f"config file {path} is not valid YAML{at}"]) from None
@@ -185,7 +185,7 @@ class _Builder:
             return
         try:
             self.values[name] = converter(value)
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError, OverflowError, RuntimeError) as exc:  # RuntimeError: "~nobody/x"
             self.problems.append(f"--{name.replace('_', '-')}: {exc}")
 
     def check(self, name: str, ok: bool, message: str) -> None:
@@ -194,15 +194,17 @@ class _Builder:
 
 
 def _positive_int(value: Any) -> int:
-    if isinstance(value, bool) or not str(value).strip().isdigit():
+    number = None if isinstance(value, bool) else decimal_int(str(value))
+    if number is None:
         raise ValueError(f"must be a positive integer, got {str(value)[:40]!r}")
-    return int(str(value).strip())
+    return number
 
 
 def _non_negative_int(value: Any) -> int:
-    if isinstance(value, bool) or not str(value).strip().isdigit():
+    number = None if isinstance(value, bool) else decimal_int(str(value))
+    if number is None:
         raise ValueError(f"must be a non-negative integer, got {str(value)[:40]!r}")
-    return int(str(value).strip())
+    return number
 
 
 def _peer_url_template(value: Any) -> str:

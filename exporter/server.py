@@ -7,14 +7,12 @@ call the store; nothing here talks to the Tencent Cloud API.
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import html
 import json
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,7 +25,8 @@ from exporter import __version__
 from exporter.metrics import Exposition
 from exporter.sharding import Shard
 from exporter.tasks import CONFIG_SOURCES, TaskStore
-from exporter.tiw import InvalidTaskRef, validate_sdk_app_id, validate_task_id
+from exporter.tiw import InvalidTaskRef, decimal_int, validate_sdk_app_id, validate_task_id
+from exporter.watchdog import SocketWatchdog
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +213,7 @@ def _task_key_from_path(path: str) -> tuple[int, str]:
 def _json(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         raise HttpError(HTTPStatus.BAD_REQUEST, "body is not valid JSON") from None
 
 
@@ -229,43 +228,6 @@ LANDING_PAGE = """<!doctype html>
 <table><tr><th>SdkAppId</th><th>TaskId</th><th>Status</th><th>Last error</th><th>Source</th></tr>
 {rows}</table></body></html>
 """
-
-
-class _Watchdog:
-    """Closes connections whose request is not in within a deadline (slowloris, idle keep-alives).
-
-    A per-read socket timeout alone lets a client trickle one byte every few seconds forever and keep
-    a handler thread; one thread here enforces a whole-request deadline for every connection.
-    """
-
-    def __init__(self) -> None:
-        self._deadlines: dict[socket.socket, float] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="http-watchdog", daemon=True)
-        self._thread.start()
-
-    def arm(self, sock: socket.socket, seconds: float) -> None:
-        with self._lock:
-            self._deadlines[sock] = time.monotonic() + seconds
-
-    def disarm(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._deadlines.pop(sock, None)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.25):
-            now = time.monotonic()
-            with self._lock:
-                late = [sock for sock, deadline in self._deadlines.items() if deadline <= now]
-                for sock in late:
-                    del self._deadlines[sock]
-            for sock in late:
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)  # the handler's blocked read returns; it then cleans up
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -283,6 +245,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.watchdog.disarm(self.connection)
 
     def _dispatch(self) -> None:
+        self._body_read = False
         url = urlsplit(self.path)
         ctx = RequestContext(self.command, url.path, self.headers, self._read_body)
         try:
@@ -293,6 +256,10 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # never a traceback to the client, never a dead server thread
             log.exception("internal error handling %s %s", self.command, url.path[:100])
             response = json_response(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error"})
+        if not self._body_read and (self.headers.get("Content-Length", "0").strip() not in ("", "0")
+                                    or self.headers.get("Transfer-Encoding")):
+            # Answered without reading the body (auth, 404, 405): it must never be parsed as a request.
+            self.close_connection = True
         self._send(response)
 
     def __getattr__(self, name: str) -> Any:
@@ -306,13 +273,14 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("Transfer-Encoding"):
             self.close_connection = True
             raise HttpError(HTTPStatus.LENGTH_REQUIRED, "chunked bodies are not accepted; send Content-Length")
-        if length_header is None or not length_header.strip().isdigit():
+        length = decimal_int(length_header) if length_header is not None else None
+        if length is None:
             self.close_connection = True
             raise HttpError(HTTPStatus.LENGTH_REQUIRED, "Content-Length is required")
-        length = int(length_header)
         if length > MAX_BODY_BYTES:
             self.close_connection = True
             raise HttpError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body larger than {MAX_BODY_BYTES} bytes")
+        self._body_read = True
         return self.rfile.read(length)
 
     def _send(self, response: Response) -> None:
@@ -345,7 +313,7 @@ class ExporterHTTPServer(HTTPServer):
         self.app = app
         self.connection_timeout = timeout
         self.request_deadline = request_deadline
-        self.watchdog = _Watchdog()
+        self.watchdog = SocketWatchdog("http-watchdog")
         self.ssl_context = ssl_context
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="http")
         self._thread: threading.Thread | None = None

@@ -65,7 +65,7 @@ def load(path: Path) -> list[TaskRecord]:
         if not isinstance(document.get("tasks"), list):
             raise ValueError("no task list")
         return [TaskRecord.from_json(item) for item in document["tasks"]]
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
         aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
         try:
             os.replace(path, aside)

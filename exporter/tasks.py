@@ -299,7 +299,7 @@ def load_tasks_file(path: Path) -> list[TaskKey]:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise TasksFileError(f"cannot read tasks file {path}: {exc.strerror or exc}") from None
-    except (yaml.YAMLError, UnicodeDecodeError):
+    except Exception:  # PyYAML's constructors also raise ValueError, IndexError, RecursionError...
         raise TasksFileError(f"tasks file {path} is not valid YAML") from None
     if isinstance(document, dict) and set(document) == {"tasks"}:
         document = document["tasks"]

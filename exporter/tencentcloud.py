@@ -11,10 +11,11 @@ import http.client
 import json
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,12 +24,15 @@ import urllib3
 
 from exporter import signing
 from exporter.credentials import CredentialError, CredentialProvider
+from exporter.watchdog import SocketWatchdog
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ENDPOINT = "https://tiw.tencentcloudapi.com"
 DEFAULT_REGION = "ap-guangzhou"
 MAX_RESPONSE_BYTES = 1 << 20  # a DescribeWhiteboardPush answer is < 2 KiB; cap what a broken proxy can make us read
+
+MAX_CLOCK_OFFSET = 86400.0  # a server Date further off than a day is broken, not a clock to follow
 
 # Outcomes, the values of the `outcome` label.
 SUCCESS = "success"
@@ -124,11 +128,13 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class CallResult:
-    """A successful call: the ``Response`` object and how long the HTTP exchange took."""
+    """A successful call: the ``Response`` object, how long the HTTP exchange took, and ``value``,
+    what the caller's ``parse`` made of the response (None without one)."""
 
     response: dict[str, Any]
     request_id: str
     seconds: float
+    value: Any = None
 
 
 @dataclass
@@ -166,6 +172,7 @@ class TencentCloudClient:
         adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
+        self._watchdog = SocketWatchdog("api-deadlines")  # bounds a whole answer, not only each read
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
         self.clock_offset = 0.0  # server time minus ours, learned from SignatureExpire answers
@@ -175,14 +182,20 @@ class TencentCloudClient:
                 f"credentials={self.credentials!r})")
 
     def close(self) -> None:
+        self._watchdog.stop()
         self._session.close()
 
-    def call(self, action: str, params: dict[str, Any]) -> CallResult:
-        """One logical call, with retries for retryable failures; raises ``CallFailure``."""
+    def call(self, action: str, params: dict[str, Any],
+             parse: Callable[[dict[str, Any]], Any] | None = None) -> CallResult:
+        """One logical call, with retries for retryable failures; raises ``CallFailure``.
+
+        ``parse`` validates the response inside the attempt, so an answer it rejects (``BadResponse``)
+        is counted as ``bad_response``, not as a success.
+        """
         attempt = 0
         while True:
             try:
-                return self._attempt(action, params)
+                return self._attempt(action, params, parse)
             except CallFailure as failure:
                 attempt += 1
                 if not failure.retryable or attempt >= self.retry.attempts:
@@ -192,19 +205,21 @@ class TencentCloudClient:
                 log.debug("retrying %s after %s in %.2fs", action, failure.code, pause)
                 self.sleep(pause)
 
-    def _attempt(self, action: str, params: dict[str, Any]) -> CallResult:
+    def _attempt(self, action: str, params: dict[str, Any],
+                 parse: Callable[[dict[str, Any]], Any] | None) -> CallResult:
         self.observer.before_attempt(action)
         started = time.monotonic()
         outcome, code = SUCCESS, None
         try:
             try:
-                return self._exchange(action, params)
+                result = self._exchange(action, params)
             except StaleConnection:
                 # The server closed an idle pooled keep-alive connection before our request reached it.
                 # Read-only actions go again at once on a fresh connection: nothing was processed.
                 if not action.startswith("Describe"):
                     raise
-                return self._exchange(action, params)
+                result = self._exchange(action, params)
+            return replace(result, value=parse(result.response)) if parse else result
         except CallFailure as failure:
             outcome, code = failure.outcome, failure.code
             raise
@@ -217,6 +232,10 @@ class TencentCloudClient:
         except CredentialError as exc:
             raise CredentialFailure("ClientError.Credential", str(exc)) from None
         timestamp = int(self.clock() + self.clock_offset)
+        try:
+            signing.utc_date(timestamp)
+        except (ValueError, OverflowError, OSError):
+            raise CallFailure("ClientError.Signing", f"cannot sign with timestamp {timestamp}") from None
         headers = {
             "Content-Type": "application/json",
             "Host": self._host,
@@ -247,7 +266,7 @@ class TencentCloudClient:
                 timeout=(self.connect_timeout, self.read_timeout),
                 stream=True,
             ) as http:
-                raw = self._read_capped(http)
+                raw = self._read_within(http, started + self.connect_timeout + self.read_timeout)
                 status, date_header = http.status_code, http.headers.get("Date")
         except requests.Timeout as exc:
             raise TimeoutFailure("ClientError.Timeout", _short(exc)) from None
@@ -279,15 +298,26 @@ class TencentCloudClient:
             raise BadResponse("ClientError.HttpStatus", f"HTTP {status} with a non-error envelope", request_id)
         return CallResult(response=response, request_id=request_id, seconds=seconds)
 
-    @staticmethod
-    def _read_capped(http: requests.Response) -> bytes:
-        chunks, size = [], 0
-        for chunk in http.iter_content(chunk_size=65536):
-            size += len(chunk)
-            if size > MAX_RESPONSE_BYTES:
-                raise BadResponse("ClientError.ResponseTooLarge", f"response exceeds {MAX_RESPONSE_BYTES} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+    def _read_within(self, http: requests.Response, deadline: float) -> bytes:
+        """The body, bounded in size and in total time: a per-read timeout alone lets a trickle go on."""
+        sock = _socket_of(http)
+        if sock is not None:
+            self._watchdog.arm(sock, max(deadline - time.monotonic(), 0.0))
+        try:
+            chunks, size = [], 0
+            for chunk in http.iter_content(chunk_size=65536):
+                size += len(chunk)
+                if size > MAX_RESPONSE_BYTES:
+                    raise BadResponse("ClientError.ResponseTooLarge", f"response exceeds {MAX_RESPONSE_BYTES} bytes")
+                chunks.append(chunk)
+            return b"".join(chunks)
+        except requests.RequestException:
+            if time.monotonic() >= deadline:
+                raise TimeoutFailure("ClientError.Timeout", "the answer was still arriving at the deadline") from None
+            raise
+        finally:
+            if sock is not None:
+                self._watchdog.disarm(sock)
 
     def _resync_clock(self, date_header: str | None) -> None:
         """Learn the server's clock from its ``Date`` header after a SignatureExpire."""
@@ -300,6 +330,9 @@ class TencentCloudClient:
         except (TypeError, ValueError, IndexError):
             return
         offset = server - self.clock()
+        if abs(offset) > MAX_CLOCK_OFFSET:
+            log.warning("ignoring an implausible server Date header (%.0fs off)", offset)
+            return
         if abs(offset) > 60:
             log.warning("local clock is %.0fs off the API server's; signing with the server's time", -offset)
         self.clock_offset = offset if abs(offset) > 60 else 0.0  # forget it once our clock is right again
@@ -308,12 +341,19 @@ class TencentCloudClient:
 def _parse_envelope(raw: bytes, status: int) -> dict[str, Any]:
     try:
         document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         detail = f"HTTP {status}, {len(raw)} bytes of non-JSON"
         raise BadResponse("ClientError.BadResponse", detail) from None
     if not isinstance(document, dict) or not isinstance(document.get("Response"), dict):
         raise BadResponse("ClientError.BadResponse", f"HTTP {status}, JSON without a Response object")
     return document["Response"]
+
+
+def _socket_of(http: requests.Response) -> socket.socket | None:
+    """The socket under a streamed response (urllib3 2.x), if reachable."""
+    connection = getattr(http.raw, "connection", None) or getattr(http.raw, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    return sock if isinstance(sock, socket.socket) else None
 
 
 def _closed_before_answer(error: urllib3.exceptions.ProtocolError) -> bool:

@@ -32,8 +32,15 @@ STATUSES = ("PREPARED", "PUSHING", "STOPPED")
 FINISH_REASONS = ("AUTO", "USER_CALL", "EXCEPTION")
 STATUS_RANK = {status: rank for rank, status in enumerate(STATUSES)}
 
-TASK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+TASK_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # used with fullmatch: "$" would accept a final newline
 MAX_SDK_APP_ID = 2**63 - 1
+_DECIMAL_RE = re.compile(r"\s*([0-9]{1,19})\s*")  # ASCII digits only: str.isdigit() also takes "²" and "①"
+
+
+def decimal_int(text: str) -> int | None:
+    """The integer a short ASCII decimal text spells, else None."""
+    match = _DECIMAL_RE.fullmatch(text)
+    return int(match[1]) if match else None
 
 
 class InvalidTaskRef(ValueError):
@@ -44,8 +51,8 @@ def validate_sdk_app_id(value: Any) -> int:
     """SdkAppId: a positive integer (digit strings accepted, as from a CLI or YAML)."""
     if isinstance(value, bool):
         raise InvalidTaskRef(f"sdk_app_id must be a positive integer, got {value!r}")
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    if isinstance(value, str):
+        value = decimal_int(value)
     if not isinstance(value, int) or not 0 < value <= MAX_SDK_APP_ID:
         raise InvalidTaskRef(f"sdk_app_id must be a positive integer, got {str(value)[:40]!r}")
     return value
@@ -53,7 +60,7 @@ def validate_sdk_app_id(value: Any) -> int:
 
 def validate_task_id(value: Any) -> str:
     """TaskId: 1-64 characters of [A-Za-z0-9_-]."""
-    if not isinstance(value, str) or not TASK_ID_RE.match(value):
+    if not isinstance(value, str) or not TASK_ID_RE.fullmatch(value):
         raise InvalidTaskRef(f"task_id must be 1-64 characters of [A-Za-z0-9_-], got {str(value)[:80]!r}")
     return value
 
@@ -112,8 +119,8 @@ def _int_field(response: dict[str, Any], name: str) -> int:
         raise BadResponse("ClientError.BadResponse", f"{name} is a boolean, expected an integer")
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    elif isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
+    elif isinstance(value, str) and decimal_int(value) is not None:
+        value = decimal_int(value)
     if not isinstance(value, int):
         raise BadResponse("ClientError.BadResponse", f"{name} is {type(value).__name__}, expected an integer")
     if value < 0:
@@ -184,8 +191,9 @@ def parse_backup(backup: str) -> dict[str, Any] | None:
 
 def describe_whiteboard_push(client: TencentCloudClient, sdk_app_id: int, task_id: str) -> PushTask:
     """Query one push task. Raises ``CallFailure`` (incl. ``ApiError``) on any failure."""
-    result = client.call("DescribeWhiteboardPush", {"SdkAppId": sdk_app_id, "TaskId": task_id})
-    return parse_push_task(sdk_app_id, task_id, result.response)
+    result = client.call("DescribeWhiteboardPush", {"SdkAppId": sdk_app_id, "TaskId": task_id},
+                         parse=lambda response: parse_push_task(sdk_app_id, task_id, response))
+    return result.value
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,9 +212,14 @@ def describe_running_tasks(
     result = client.call(
         "DescribeRunningTasks",
         {"SdkAppID": sdk_app_id, "TaskType": "WhiteboardPush", "Offset": offset, "Limit": limit},
+        parse=lambda response: _running_page(sdk_app_id, response),
     )
-    total = _int_field(result.response, "Total")
-    tasks_raw = result.response.get("Tasks") or []
+    return result.value
+
+
+def _running_page(sdk_app_id: int, response: dict[str, Any]) -> tuple[list[RunningTask], int]:
+    total = _int_field(response, "Total")
+    tasks_raw = response.get("Tasks") or []
     if not isinstance(tasks_raw, list):
         raise BadResponse("ClientError.BadResponse", "Tasks is not a list")
     tasks = []
