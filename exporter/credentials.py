@@ -9,7 +9,7 @@ from __future__ import annotations
 import configparser
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,7 +139,6 @@ def resolve_chain(
     env: Mapping[str, str] | None = None,
     profile_paths: tuple[Path, ...] = PROFILE_PATHS,
     cvm_role: str | None = None,
-    cvm_role_factory: Callable[[str], CredentialProvider] | None = None,
 ) -> CredentialProvider:
     """Pick the first configured source, in the official SDKs' order."""
     env = os.environ if env is None else env
@@ -155,11 +154,9 @@ def resolve_chain(
         if found:
             return found
     if cvm_role:
-        if cvm_role_factory is None:
-            from exporter.cvm_role import CvmRoleCredentials
+        from exporter.cvm_role import CvmRoleCredentials  # imported late: cvm_role builds on this module
 
-            return CvmRoleCredentials(cvm_role)
-        return cvm_role_factory(cvm_role)
+        return CvmRoleCredentials(cvm_role)
     raise CredentialError(
         "no Tencent Cloud credentials: set --secret-id/--secret-key-file, TENCENTCLOUD_SECRET_ID/"
         "TENCENTCLOUD_SECRET_KEY, ~/.tencentcloud/credentials, or --cvm-role"

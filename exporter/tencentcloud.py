@@ -141,7 +141,6 @@ class CallResult:
 class CallObserver:
     """Hooks the collector uses to count requests; defaults do nothing."""
 
-    before_attempt: Callable[[str], None] = lambda action: None
     after_attempt: Callable[[str, str, float, str | None], None] = lambda action, outcome, seconds, code: None
 
 
@@ -207,7 +206,6 @@ class TencentCloudClient:
 
     def _attempt(self, action: str, params: dict[str, Any],
                  parse: Callable[[dict[str, Any]], Any] | None) -> CallResult:
-        self.observer.before_attempt(action)
         started = time.monotonic()
         outcome, code = SUCCESS, None
         try:
