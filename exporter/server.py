@@ -236,6 +236,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = f"tiw-exporter/{__version__}"
     sys_version = ""
 
+    def version_string(self) -> str:
+        return self.server_version  # no trailing space from the empty sys_version
+
     def handle_one_request(self) -> None:
         # From waiting for the request line until the response starts: one deadline for it all.
         self.server.watchdog.arm(self.connection, self.server.request_deadline)

@@ -1,9 +1,5 @@
-"""Helpers for tests that run an exporter in-process and read its /metrics.
-
-``scrape``, ``metric`` and ``series`` are typed twins of the helpers of the same names in
-tests/test_integration.py (this ``scrape`` also asserts HTTP 200); ``running_exporter`` generalises
-``start_exporter`` of tests/test_discovery.py. Those two files can import from here instead.
-"""
+"""Helpers for tests that run an exporter and read its /metrics: samples by name and labels, and an
+in-process exporter on a free port."""
 
 from __future__ import annotations
 

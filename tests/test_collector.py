@@ -13,6 +13,7 @@ from exporter.ratelimit import PacedLimiter
 from exporter.tasks import TaskStore
 from exporter.tencentcloud import ApiError, TimeoutFailure
 from exporter.tiw import PushTask
+from tests.procs import wait_until
 
 APP = 1400000001
 
@@ -62,15 +63,6 @@ def run_fleet(api: FakeApi, tasks: int, seconds: float, **kwargs) -> Collector:
     finally:
         collector.stop()
     return collector
-
-
-def wait_until(predicate, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def test_stopped_task_is_not_polled_again():

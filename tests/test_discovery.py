@@ -10,9 +10,9 @@ import requests
 
 from exporter.app import Exporter
 from exporter.callbacks import sign
-from exporter.config import build_settings
-from exporter.credentials import Credential, StaticCredentials
+from exporter.credentials import Credential
 from exporter.simulator import Simulator, TaskScript
+from tests.helpers_exporter import running_exporter
 from tests.procs import wait_until
 
 APP = 1400000001
@@ -24,10 +24,10 @@ def test_sign_matches_tencents_worked_example():
     assert sign("Xz4ZgayTr7rMgWQrH", 1588040109) == "a2dabb362a9b811c0e26953a6276a41c"
 
 
-def start_exporter(simulator: Simulator, **flags) -> Exporter:
-    settings = build_settings({"listen": "127.0.0.1:0", "endpoint": simulator.url, "interval": "1s",
-                               "callback_key": CALLBACK_KEY, **flags})
-    return Exporter(settings, credentials=StaticCredentials(Credential(SECRET_ID, SECRET_KEY))).start()
+def exporter_for(simulator: Simulator, **flags):
+    """An in-process exporter against ``simulator`` with the callback key set (a context manager)."""
+    flags.setdefault("callback_key", CALLBACK_KEY)
+    return running_exporter(simulator.url, Credential(SECRET_ID, SECRET_KEY), interval="1s", **flags)
 
 
 @pytest.fixture
@@ -38,9 +38,8 @@ def simulator():
 
 @pytest.fixture
 def exporter(simulator):
-    exporter = start_exporter(simulator, callback_listen="127.0.0.1:0")
-    yield exporter
-    exporter.stop()
+    with exporter_for(simulator, callback_listen="127.0.0.1:0") as exporter:
+        yield exporter
 
 
 def callback(event_type: str, task_id: str, expire_in: int = 3600, key: str = CALLBACK_KEY, **data) -> dict:
@@ -101,12 +100,9 @@ def test_unknown_event_types_are_acknowledged_and_counted(exporter):
 
 
 def test_callbacks_are_disabled_without_a_key(simulator):
-    exporter = start_exporter(simulator, callback_key=None)
-    try:
+    with exporter_for(simulator, callback_key=None) as exporter:
         assert post(exporter, callback("WhiteboardPushStarted", "t1")).status_code == 403
         assert len(exporter.store) == 0
-    finally:
-        exporter.stop()
 
 
 def test_stop_callback_shows_on_the_next_scrape_even_if_the_api_still_says_pushing(exporter, simulator):
@@ -138,52 +134,40 @@ def test_callback_only_listener_serves_nothing_else(exporter):
 
 
 def test_simulator_callbacks_drive_the_exporter_end_to_end(simulator):
-    exporter = start_exporter(simulator)
-    try:
+    with exporter_for(simulator) as exporter:
         simulator.configure_callbacks(f"{exporter.url}/callbacks/tiw", CALLBACK_KEY)
         task_id = simulator.add_task(APP, TaskScript(prepare_seconds=0.2, push_seconds=1.0, finish_reason="AUTO"))
         wait_until(lambda: record(exporter, task_id) is not None)
         wait_until(lambda: record(exporter, task_id).status == "STOPPED")
         assert record(exporter, task_id).latest.finish_reason == "AUTO"
-    finally:
-        exporter.stop()
 
 
 def test_discovery_finds_running_tasks_without_any_task_configured(simulator):
     running = [simulator.add_task(APP, TaskScript(prepare_seconds=p)) for p in (0, 0, 3600)]
     finished = simulator.add_task(APP, TaskScript(prepare_seconds=0, push_seconds=0.01))
     time.sleep(0.1)
-    exporter = start_exporter(simulator, discover_sdk_app_ids=(APP,), discover_interval="1s")
-    try:
+    with exporter_for(simulator, discover_sdk_app_ids=(APP,), discover_interval="1s") as exporter:
         wait_until(lambda: all(record(exporter, t) is not None for t in running))
         assert record(exporter, finished) is None
         assert all(record(exporter, t).sources == {"discovery"} for t in running)
         wait_until(lambda: all(record(exporter, t).last_success for t in running))
-    finally:
-        exporter.stop()
 
 
 def test_task_leaving_the_running_list_is_polled_until_stopped(simulator):
     task_id = simulator.add_task(APP, TaskScript(prepare_seconds=0, push_seconds=2, finish_reason="USER_CALL"))
-    exporter = start_exporter(simulator, discover_sdk_app_ids=(APP,), discover_interval="1s")
-    try:
+    with exporter_for(simulator, discover_sdk_app_ids=(APP,), discover_interval="1s") as exporter:
         wait_until(lambda: record(exporter, task_id) is not None)
         wait_until(lambda: record(exporter, task_id).status == "STOPPED", timeout=10)
         assert record(exporter, task_id).latest.finish_reason == "USER_CALL"
-    finally:
-        exporter.stop()
 
 
 def test_discovery_and_polling_together_stay_within_the_rate_limit():
     with Simulator(credentials={SECRET_ID: SECRET_KEY}, rate_limit=10) as simulator:
         for _ in range(60):
             simulator.add_task(APP, TaskScript(prepare_seconds=0))
-        exporter = start_exporter(simulator, discover_sdk_app_ids=(APP,), discover_interval="1s", rate_limit="10")
-        try:
+        with exporter_for(simulator, discover_sdk_app_ids=(APP,), discover_interval="1s", rate_limit="10") as exporter:
             wait_until(lambda: len(exporter.store) == 60)
             time.sleep(4)
-        finally:
-            exporter.stop()
         stats = simulator.stats()
     arrivals = stats["max_arrivals_in_any_second"]
     assert arrivals["DescribeWhiteboardPush"] + arrivals["DescribeRunningTasks"] <= 10 + 1, arrivals

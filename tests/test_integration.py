@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers_exporter import metric, scrape, series
 from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, running, wait_until
 
 APP = 1400000001
@@ -61,21 +61,6 @@ class Simulator:
 
     def clear_faults(self) -> None:
         requests.delete(f"{self.url}/_sim/faults", timeout=5).raise_for_status()
-
-
-def scrape(url: str) -> dict[tuple[str, frozenset], float]:
-    text = requests.get(f"{url}/metrics", timeout=10).text
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def metric(found, name: str, **labels) -> float | None:
-    return found.get((name, frozenset({k: str(v) for k, v in labels.items()}.items())))
-
-
-def series(found, name: str, **labels) -> dict[frozenset, float]:
-    wanted = {k: str(v) for k, v in labels.items()}.items()
-    return {key[1]: value for key, value in found.items() if key[0] == name and wanted <= key[1]}
 
 
 @pytest.fixture(scope="module")
