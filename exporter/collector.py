@@ -329,7 +329,7 @@ class Collector:
             failures = current.failures + 1
             until = now + backoff_delay(self.interval, failures, self.max_backoff)
             self.paused[sdk_app_id] = _Backoff(failures, until, code)
-        log.error("SdkAppId %s paused for %.0fs after %s", sdk_app_id, until - now, code)
+        log.error("SdkAppId %s paused for %.1fs after %s", sdk_app_id, until - now, code)
         return until
 
     def paused_accounts(self) -> dict[int, str]:
