@@ -167,7 +167,7 @@ class Collector:
         now = self.clock()
         for key in filter(self.owns, added):
             record = self.store.get(key)
-            if record is not None and record.active and not record.retired:
+            if record is not None and record.pollable:
                 self.scheduler.schedule(key, now)
         for key in removed:
             self.scheduler.discard(key)
@@ -180,7 +180,7 @@ class Collector:
     def start(self) -> None:
         now = self.clock()
         for record in self.store.snapshot():
-            if record.active and not record.retired and self.owns(record.key):
+            if record.pollable and self.owns(record.key):
                 self.scheduler.schedule(record.key, now)
                 self._first_pass.add(record.key)
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="poll")
@@ -276,7 +276,7 @@ class Collector:
     # --- one poll ----------------------------------------------------------------------------
     def poll(self, key: TaskKey, due: float) -> None:
         record = self.store.get(key)
-        if record is None or not record.active or record.retired:
+        if record is None or not record.pollable:
             return
         sdk_app_id, task_id = key
         try:

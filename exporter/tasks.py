@@ -69,6 +69,11 @@ class TaskRecord:
     def active(self) -> bool:
         return self.status != "STOPPED"
 
+    @property
+    def pollable(self) -> bool:
+        """Still worth a query: not stopped (stopped is final) and not retired."""
+        return self.active and not self.retired
+
     def to_json(self) -> dict[str, Any]:
         return {
             "sdk_app_id": self.sdk_app_id,
