@@ -79,16 +79,8 @@ class App:
     only_extra_routes: bool = False  # the --callback-listen server: nothing but the callback endpoint
     shard: Shard | None = None  # writes for tasks another replica owns are forwarded there
 
-    def handle(self, ctx: RequestContext) -> Response:
-        route = self._route(ctx)
-        if route is None:
-            raise HttpError(HTTPStatus.NOT_FOUND, f"no such endpoint: {ctx.path[:100]}")
-        if ctx.path != "/-/healthy":
-            self.authorize(ctx)
-        return route(ctx)
-
-    def _route(self, ctx: RequestContext) -> Route | None:
-        exact: dict[tuple[str, str], Route] = {} if self.only_extra_routes else {
+    def __post_init__(self) -> None:
+        self._exact: dict[tuple[str, str], Route] = {} if self.only_extra_routes else {
             ("GET", "/metrics"): self.metrics,
             ("GET", "/-/healthy"): lambda c: Response(HTTPStatus.OK, [b"Healthy.\n"], "text/plain"),
             ("GET", "/-/ready"): self.readiness,
@@ -96,7 +88,18 @@ class App:
             ("GET", "/api/v1/tasks"): self.list_tasks,
             ("POST", "/api/v1/tasks"): self.add_task,
         }
-        exact.update(self.extra_routes)
+        self._exact.update(self.extra_routes)
+
+    def handle(self, ctx: RequestContext) -> Response:
+        if ctx.path != "/-/healthy":
+            self.authorize(ctx)  # before routing: without credentials even a 404 says nothing
+        route = self._route(ctx)
+        if route is None:
+            raise HttpError(HTTPStatus.NOT_FOUND, f"no such endpoint: {ctx.path[:100]}")
+        return route(ctx)
+
+    def _route(self, ctx: RequestContext) -> Route | None:
+        exact = self._exact
         route = exact.get((ctx.method, ctx.path))
         if route is not None:
             return route
