@@ -11,6 +11,7 @@ import http.client
 import json
 import logging
 import random
+import re
 import socket
 import threading
 import time
@@ -32,6 +33,7 @@ DEFAULT_ENDPOINT = "https://tiw.tencentcloudapi.com"
 DEFAULT_REGION = "ap-guangzhou"
 MAX_RESPONSE_BYTES = 1 << 20  # a DescribeWhiteboardPush answer is < 2 KiB; cap what a broken proxy can make us read
 
+_ERROR_CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(\.[A-Za-z0-9_]+){0,3}")
 MAX_CLOCK_OFFSET = 86400.0  # a server Date further off than a day is broken, not a clock to follow
 
 # Outcomes, the values of the `outcome` label.
@@ -285,9 +287,10 @@ class TencentCloudClient:
         request_id = response.get("RequestId") if isinstance(response.get("RequestId"), str) else ""
         error = response.get("Error")
         if error is not None:
-            if not isinstance(error, dict) or not isinstance(error.get("Code"), str) or not error["Code"]:
-                raise BadResponse("ClientError.BadResponse", "Response.Error lacks a string Code", request_id)
-            code = error["Code"]
+            code = error.get("Code") if isinstance(error, dict) else None
+            # Codes become label values: anything not shaped like a Tencent Cloud code must not add series.
+            if not isinstance(code, str) or len(code) > 80 or not _ERROR_CODE_RE.fullmatch(code):
+                raise BadResponse("ClientError.BadResponse", "Response.Error lacks a well-formed Code", request_id)
             if code == "AuthFailure.SignatureExpire":
                 self._resync_clock(date_header)
             message = error.get("Message") if isinstance(error.get("Message"), str) else ""

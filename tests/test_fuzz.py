@@ -550,3 +550,15 @@ def test_the_body_of_a_refused_request_is_never_served_as_a_request(probes: Prob
             pass
     assert received.startswith(b"HTTP/1.1 401")
     assert received.count(b"HTTP/1.1 ") == 1, received.decode(errors="replace")
+
+
+@pytest.mark.parametrize("code", ["not a code", "<script>", "A" * 81, "", 7])
+def test_an_error_code_that_cannot_be_a_label_is_a_bad_response(probes: Probes, code: object) -> None:
+    probes.canned.answer = Canned(body=envelope(Error={"Code": code, "Message": "m"}))
+    client = probes.client(clock=ManualClock(NOW))
+    try:
+        with pytest.raises(BadResponse) as caught:
+            client.call("DescribeWhiteboardPush", {})
+    finally:
+        client.close()
+    assert caught.value.code == "ClientError.BadResponse"
