@@ -3,7 +3,7 @@
 Without an ``accounts:`` section there is one account built from the top-level options. With it,
 each account polls the tasks of its SdkAppIds; an SdkAppId no account lists goes to the first one.
 Budgets are independent: a throttled account slows only its own limiter. With sharding, each
-account's budget is divided by the shard count.
+account's budget is divided between the shards (``sharding.shard_budget``).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from exporter.credentials import CredentialProvider, resolve_chain
 from exporter.discovery import Discoverer
 from exporter.metrics import ExporterMetrics
 from exporter.ratelimit import PacedLimiter
+from exporter.sharding import shard_budget
 from exporter.tasks import TaskKey, TaskStore
 from exporter.tencentcloud import CallObserver, RetryPolicy, TencentCloudClient
 from exporter.tiw import describe_running_tasks, describe_whiteboard_push
@@ -78,7 +79,7 @@ class Accounts:
             retry=RetryPolicy(attempts=1),  # the collector reschedules instead
             observer=CallObserver(after_attempt=metrics.observe_attempt), pool_size=s.concurrency + 4,
         )
-        limiter = PacedLimiter((a.rate_limit or s.rate_limit) / s.shard_count)
+        limiter = PacedLimiter(shard_budget(a.rate_limit or s.rate_limit, s.shard_count))
         collector = Collector(
             store, lambda app, task: describe_whiteboard_push(client, app, task), limiter,
             interval=s.interval, concurrency=s.concurrency, finished_retention=s.finished_retention,

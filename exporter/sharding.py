@@ -1,16 +1,18 @@
 """Sharding: N replicas split the tracked tasks by a stable hash of ``sdk_app_id:task_id``.
 
 Each replica (``--shard-index I --shard-count N``, e.g. a StatefulSet pod ordinal) polls only the
-tasks it owns and uses ``1/N`` of each account's request budget, so N replicas together stay within
-the account's limit. A task-API write or a TIW callback that reaches the wrong replica is forwarded
-to its owner (``--shard-peer-url``, a template with ``{index}``); if that fails it is kept here and
-reported, so nothing is lost while a peer is down.
+tasks it owns and paces at ``floor(limit/N)`` requests/s of each account (``shard_budget``), so N
+replicas together stay within the account's limit in every one-second window. A task-API write or
+a TIW callback that reaches the wrong replica is forwarded to its owner (``--shard-peer-url``, a
+template with ``{index}``); if that fails it is kept here and reported, so nothing is lost while a
+peer is down.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -20,6 +22,17 @@ log = logging.getLogger(__name__)
 
 FORWARD_TIMEOUT = (1.0, 3.0)
 FORWARDED_HEADER = "X-TIW-Exporter-Forwarded"  # a forwarded request is never forwarded again
+
+
+def shard_budget(rate_limit: float, count: int) -> float:
+    """One replica's share of an account's per-second limit.
+
+    Whole requests per second: a replica paced at ``r`` req/s can put ``ceil(r)`` requests into one
+    second, so ``count`` replicas at ``rate/count`` each (6.67 for 20/3) could together reach 21 in
+    some window. ``floor(rate/count)`` (6) keeps the sum of every replica's worst window within the limit.
+    """
+    share = rate_limit / count
+    return float(math.floor(share)) if share >= 1 else share
 
 
 def shard_of(sdk_app_id: int, task_id: str, count: int) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import socket
 import time
 from collections import Counter
@@ -13,7 +14,7 @@ import requests
 from exporter.app import Exporter
 from exporter.config import ConfigError, build_settings
 from exporter.credentials import Credential, StaticCredentials
-from exporter.sharding import shard_of
+from exporter.sharding import shard_budget, shard_of
 from exporter.simulator import Simulator, TaskScript
 from tests.procs import Process, exporter_cmd, wait_until
 
@@ -29,6 +30,12 @@ def test_shard_of_is_stable_and_spreads_evenly():
     counts = Counter(shard_of(APP, f"task{i}", SHARDS) for i in range(3000))
     assert set(counts) == set(range(SHARDS))
     assert min(counts.values()) > 900
+
+
+@pytest.mark.parametrize(("limit", "count", "share"), [(20, 1, 20), (20, 3, 6), (20, 2, 10), (2, 4, 0.5)])
+def test_shards_get_whole_requests_per_second_so_their_windows_cannot_add_up_past_the_limit(limit, count, share):
+    assert shard_budget(limit, count) == share
+    assert count * math.ceil(shard_budget(limit, count)) <= max(limit, count)
 
 
 def shard_host(index: int) -> str:
