@@ -6,6 +6,7 @@ both the rules and the dashboard are checked against the names the exporter prom
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import tempfile
@@ -143,3 +144,29 @@ def metric_names(expr: str) -> set[str]:
         if match.group() not in _KEYWORDS and not rest.startswith("("):
             names.add(match.group())
     return names
+
+
+# --- the dashboard, parsed once for tests/test_dashboard.py and tests/test_e2e.py ------------------
+DASHBOARD_TEXT = DASHBOARD_FILE.read_text(encoding="utf-8")
+DASHBOARD: dict[str, Any] = json.loads(DASHBOARD_TEXT)
+
+
+def all_panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Panels in order, rows included, with the panels of collapsed rows."""
+    return [item for panel in panels for item in (panel, *all_panels(panel.get("panels", [])))]
+
+
+PANELS_AND_ROWS = all_panels(DASHBOARD["panels"])
+PANELS = [panel for panel in PANELS_AND_ROWS if panel["type"] != "row"]
+VARIABLES = {variable["name"]: variable for variable in DASHBOARD["templating"]["list"]}
+
+
+def variable_query(variable: dict[str, Any]) -> str:
+    query = variable.get("query", "")
+    return query.get("query", "") if isinstance(query, dict) else query
+
+
+def label_values_selector(query: str) -> str | None:
+    """The series selector of a ``label_values(selector, label)`` variable query."""
+    found = re.fullmatch(r"\s*label_values\((.+),\s*\w+\s*\)\s*", query, flags=re.DOTALL)
+    return found.group(1) if found else None

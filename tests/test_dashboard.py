@@ -8,23 +8,26 @@ inputs) and checks that every query is valid PromQL with Prometheus' own parser.
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from typing import Any
 
 import pytest
 
 from tests.monitoring import (
-    DASHBOARD_FILE,
+    DASHBOARD,
+    DASHBOARD_TEXT,
+    PANELS,
+    PANELS_AND_ROWS,
     PROVISIONING_DIR,
+    VARIABLES,
     invalid_promql,
     known_metrics,
+    label_values_selector,
     load_yaml,
     metric_names,
+    variable_query,
 )
 
-DASHBOARD_TEXT = DASHBOARD_FILE.read_text(encoding="utf-8")
-DASHBOARD: dict[str, Any] = json.loads(DASHBOARD_TEXT)
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GRID_COLUMNS = 24
 
@@ -39,16 +42,6 @@ BUILTIN_VARIABLES = {
 }
 
 
-def all_panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Panels in order, rows included, with the panels of collapsed rows."""
-    return [item for panel in panels for item in (panel, *all_panels(panel.get("panels", [])))]
-
-
-PANELS_AND_ROWS = all_panels(DASHBOARD["panels"])
-PANELS = [panel for panel in PANELS_AND_ROWS if panel["type"] != "row"]
-VARIABLES = {variable["name"]: variable for variable in DASHBOARD["templating"]["list"]}
-
-
 def by_title(panels: list[dict[str, Any]]) -> Any:
     """Parametrize a test over panels, with the panel titles as test ids."""
     return pytest.mark.parametrize("panel", panels, ids=[panel["title"] for panel in panels])
@@ -56,17 +49,6 @@ def by_title(panels: list[dict[str, Any]]) -> Any:
 
 def panel_exprs(panel: dict[str, Any]) -> list[str]:
     return [target["expr"] for target in panel.get("targets", [])]
-
-
-def variable_query(variable: dict[str, Any]) -> str:
-    query = variable.get("query", "")
-    return query.get("query", "") if isinstance(query, dict) else query
-
-
-def label_values_selector(query: str) -> str | None:
-    """The series selector of a ``label_values(selector, label)`` variable query."""
-    found = re.fullmatch(r"\s*label_values\((.+),\s*\w+\s*\)\s*", query, flags=re.DOTALL)
-    return found.group(1) if found else None
 
 
 def all_queries() -> list[str]:

@@ -35,9 +35,17 @@ import pytest
 import requests
 import yaml
 
-from tests.monitoring import ALERTMANAGER_FILE, RULES_FILE, load_yaml
+from tests.monitoring import (
+    ALERTMANAGER_FILE,
+    DASHBOARD,
+    PANELS,
+    RULES_FILE,
+    VARIABLES,
+    label_values_selector,
+    load_yaml,
+    variable_query,
+)
 from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, running, wait_until
-from tests.test_dashboard import DASHBOARD, PANELS, VARIABLES, label_values_selector, variable_query
 from tests.tools import find_tool
 
 pytestmark = pytest.mark.e2e
