@@ -313,7 +313,8 @@ class Collector:
             ("InternalError", "AuthFailure.SignatureExpire")
         )
         if transient:
-            self.scheduler.schedule(key, now + min(self.interval, 5.0 if failure.retryable else self.interval))
+            retry_in = min(self.interval, 5.0) if failure.retryable else self.interval
+            self.scheduler.schedule(key, now + retry_in)
             return
         with self._lock:
             failures = self._task_backoff.get(key, 0) + 1

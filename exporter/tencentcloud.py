@@ -232,10 +232,6 @@ class TencentCloudClient:
         except CredentialError as exc:
             raise CredentialFailure("ClientError.Credential", str(exc)) from None
         timestamp = int(self.clock() + self.clock_offset)
-        try:
-            signing.utc_date(timestamp)
-        except (ValueError, OverflowError, OSError):
-            raise CallFailure("ClientError.Signing", f"cannot sign with timestamp {timestamp}") from None
         headers = {
             "Content-Type": "application/json",
             "Host": self._host,
@@ -249,9 +245,12 @@ class TencentCloudClient:
         canonical = signing.canonical_request(
             "POST", "/", "", headers, signing.DEFAULT_SIGNED_HEADERS, body
         )
-        headers["Authorization"] = signing.authorization(
-            credential.secret_id, credential.secret_key, timestamp, self.service, canonical
-        )
+        try:
+            headers["Authorization"] = signing.authorization(
+                credential.secret_id, credential.secret_key, timestamp, self.service, canonical
+            )
+        except (ValueError, OverflowError, OSError):  # e.g. a timestamp past year 9999: no date to sign
+            raise CallFailure("ClientError.Signing", f"cannot sign with timestamp {timestamp}") from None
         return headers
 
     def _exchange(self, action: str, params: dict[str, Any]) -> CallResult:
