@@ -104,17 +104,29 @@ def _started_task(event: CallbackEvent, task_id: str) -> PushTask:
                     push_user_id=_str(data, "PushUserId"), push_start_time=_int(data, "PushStartTime"))
 
 
-def _stopped_task(event: CallbackEvent, task_id: str, previous: PushTask | None) -> PushTask:
+def _stopped_task(event: CallbackEvent, task_id: str) -> PushTask:
+    """The stop event's own fields, validated (raises ``CallbackRejected``)."""
     data = event.data
-    base = previous or PushTask(event.sdk_app_id, task_id, "STOPPED")
+    return PushTask(
+        event.sdk_app_id, task_id, "STOPPED", finish_reason=_str(data, "FinishReason"),
+        room_id=_int(data, "RoomId"), group_id=_str(data, "GroupId"), push_user_id=_str(data, "PushUserId"),
+        push_start_time=_int(data, "PushStartTime"), push_stop_time=_int(data, "PushStopTime"),
+        im_sync_time=_int(data, "IMSyncTime"), exception_cnt=_int(data, "ExceptionCnt"),
+    )
+
+
+def _merged_stop(stopped: PushTask, previous: PushTask | None) -> PushTask:
+    """The stop event over what we knew: fields the event leaves empty keep their known values."""
+    if previous is None:
+        return stopped
     return replace(
-        base, status="STOPPED", finish_reason=_str(data, "FinishReason") or base.finish_reason,
-        room_id=_int(data, "RoomId") or base.room_id, group_id=_str(data, "GroupId") or base.group_id,
-        push_user_id=_str(data, "PushUserId") or base.push_user_id,
-        push_start_time=_int(data, "PushStartTime") or base.push_start_time,
-        push_stop_time=_int(data, "PushStopTime") or base.push_stop_time,
-        im_sync_time=_int(data, "IMSyncTime") or base.im_sync_time,
-        exception_cnt=max(_int(data, "ExceptionCnt"), base.exception_cnt),
+        previous, status="STOPPED", finish_reason=stopped.finish_reason or previous.finish_reason,
+        room_id=stopped.room_id or previous.room_id, group_id=stopped.group_id or previous.group_id,
+        push_user_id=stopped.push_user_id or previous.push_user_id,
+        push_start_time=stopped.push_start_time or previous.push_start_time,
+        push_stop_time=stopped.push_stop_time or previous.push_stop_time,
+        im_sync_time=stopped.im_sync_time or previous.im_sync_time,
+        exception_cnt=max(stopped.exception_cnt, previous.exception_cnt),
     )
 
 
@@ -142,17 +154,16 @@ def apply(event: CallbackEvent, store: TaskStore, now: float) -> str:
         store.update(key, lambda r: replace(r, latest=started) if r.latest is None or r.latest.status == "PREPARED"
                      else r)
     else:
-        _stopped_task(event, task_id, None)
+        stopped = _stopped_task(event, task_id)
         error = _stop_error(event, now)
         store.add(key, "callback")
-        store.update(key, lambda r: _apply_stop(r, event, task_id, error, now))
+        store.update(key, lambda r: _apply_stop(r, stopped, error, now))
     log.info("TIW callback %s for task %s:%s", event.event_type, event.sdk_app_id, task_id)
     return "accepted"
 
 
-def _apply_stop(record: TaskRecord, event: CallbackEvent, task_id: str, error: TaskError | None,
-                now: float) -> TaskRecord:
-    return replace(record, latest=_stopped_task(event, task_id, record.latest), stop_error=error,
+def _apply_stop(record: TaskRecord, stopped: PushTask, error: TaskError | None, now: float) -> TaskRecord:
+    return replace(record, latest=_merged_stop(stopped, record.latest), stop_error=error,
                    stopped_seen_at=record.stopped_seen_at or now)
 
 
