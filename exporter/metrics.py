@@ -17,7 +17,7 @@ import platform
 import threading
 import zlib
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import (
@@ -188,19 +188,19 @@ def _new_family(family: Family) -> Metric:
     return GaugeMetricFamily(family.name, family.help)
 
 
-def aggregate_samples(records: Iterable[TaskRecord]) -> tuple[list[tuple[Labels, float]], int]:
-    """``tiw_push_tasks`` samples (every status for every SdkAppId seen) and the tracked count."""
-    tally: Tally[tuple[int, str]] = Tally()
-    apps: dict[int, None] = {}
-    for record in records:
-        tally[(record.sdk_app_id, record.status)] += 1
-        apps[record.sdk_app_id] = None
-    samples = [
-        ((("sdk_app_id", str(app)), ("status", status)), float(tally[(app, status)]))
-        for app in apps
+def tasks_samples(tally: Mapping[tuple[int, str], int]) -> list[tuple[Labels, float]]:
+    """``tiw_push_tasks``: every status (0 included) for every SdkAppId in ``tally``."""
+    return [
+        ((("sdk_app_id", str(app)), ("status", status)), float(tally.get((app, status), 0)))
+        for app in sorted({app for app, _ in tally})
         for status in AGGREGATE_STATUSES
     ]
-    return samples, sum(tally.values())
+
+
+def aggregate_samples(records: Iterable[TaskRecord]) -> tuple[list[tuple[Labels, float]], int]:
+    """``tiw_push_tasks`` samples and the tracked count, counted from ``records``."""
+    tally = Tally((record.sdk_app_id, record.status) for record in records)
+    return tasks_samples(tally), sum(tally.values())
 
 
 def exported(records: Iterable[TaskRecord]) -> list[TaskRecord]:
@@ -446,14 +446,10 @@ class Exposition:
                     out.append(header)
                     out.append(body)
             tail = []
-            apps = sorted({app for app, _ in columns.tally})
-            if apps:
+            aggregates = tasks_samples(columns.tally)
+            if aggregates:
                 tail.append(family_header(TASKS_FAMILY))
-                tail.extend(
-                    format_sample(TASKS_FAMILY.name, (("sdk_app_id", str(app)), ("status", status)),
-                                  float(columns.tally.get((app, status), 0)))
-                    for app in apps for status in AGGREGATE_STATUSES
-                )
+                tail.extend(format_sample(TASKS_FAMILY.name, labels, value) for labels, value in aggregates)
             tail.append(family_header(TRACKED_FAMILY))
             tail.append(f"{TRACKED_FAMILY.name} {floatToGoString(float(len(columns.slots)))}\n")
             out.append("".join(tail).encode("utf-8"))
