@@ -14,9 +14,9 @@ from pathlib import Path
 
 import requests
 
-from exporter.app import Exporter
 from exporter.config import build_settings
-from exporter.credentials import Credential, StaticCredentials
+from exporter.runtime import Exporter
+from exporter.tencentcloud.credentials import Credential, StaticCredentials
 from tests.procs import SIMULATOR_URL, exporter_cmd, running
 
 TASKS = 400
@@ -48,7 +48,7 @@ def main(seconds: float) -> None:
             time.sleep(seconds)
             ok1, throttled1 = accepted(url)
             elapsed = time.monotonic() - started
-            lag = exporter.collector.lag()
+            lag = exporter.accounts.by_name["default"].collector.lag()
         finally:
             exporter.stop()
         stats = requests.get(f"{url}/_sim/stats", timeout=5).json()

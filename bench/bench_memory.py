@@ -12,7 +12,7 @@ import sys
 from prometheus_client import CollectorRegistry
 
 from bench.fleet import build_store
-from exporter.metrics import Exposition
+from exporter.exposition import Exposition
 
 
 def rss_bytes() -> int:

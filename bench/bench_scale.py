@@ -17,9 +17,9 @@ from pathlib import Path
 import requests
 
 from bench.bench_memory import rss_bytes
-from exporter.app import Exporter
 from exporter.config import build_settings
-from exporter.credentials import Credential, StaticCredentials
+from exporter.runtime import Exporter
+from exporter.tencentcloud.credentials import Credential, StaticCredentials
 from tests.procs import SIMULATOR_URL, Process, exporter_cmd, running
 
 APP = 1400000001

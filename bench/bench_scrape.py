@@ -18,8 +18,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import generate_latest
 
 from bench.fleet import build_store, touch
-from exporter.metrics import TASK_FAMILIES, Exposition, exported, task_samples
-from exporter.tasks import TaskStore
+from exporter.exposition import Exposition
+from exporter.metrics import TASK_FAMILIES, not_retired, per_task_samples
+from exporter.store import TaskStore
 
 UPDATES_BETWEEN_SCRAPES = 300
 
@@ -27,8 +28,8 @@ UPDATES_BETWEEN_SCRAPES = 300
 def baseline_registry(store: TaskStore) -> CollectorRegistry:
     registry = CollectorRegistry()
     families: dict[int, Gauge | Counter] = {}
-    for record in exported(store.snapshot()):
-        for index, labels, value in task_samples(record):
+    for record in not_retired(store.snapshot()):
+        for index, labels, value in per_task_samples(record):
             family = TASK_FAMILIES[index]
             if index not in families:
                 kind = Counter if family.kind == "counter" else Gauge

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 import time
 
-from exporter.tasks import TaskError, TaskStore, merge_error, merge_result
-from exporter.tiw import PushTask
+from exporter.model import PushTask
+from exporter.store import TaskError, TaskStore, merge_error, merge_result
 
 STATUSES = ("PREPARED", "PUSHING", "PUSHING", "PUSHING", "STOPPED")
 REASONS = ("AUTO", "USER_CALL", "EXCEPTION")

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 
 from exporter.collector import Collector
 from exporter.config import AccountSettings, Settings
-from exporter.credentials import CredentialProvider, resolve_chain
 from exporter.discovery import Discoverer
 from exporter.metrics import ExporterMetrics
+from exporter.model import TaskKey
 from exporter.ratelimit import PacedLimiter
 from exporter.sharding import shard_budget
-from exporter.tasks import TaskKey, TaskStore
-from exporter.tencentcloud import CallObserver, RetryPolicy, TencentCloudClient
+from exporter.store import TaskStore
+from exporter.tencentcloud.chain import resolve_chain
+from exporter.tencentcloud.client import RetryPolicy, TencentCloudClient
+from exporter.tencentcloud.credentials import CredentialProvider
 from exporter.tiw import describe_running_tasks, describe_whiteboard_push
 
 
@@ -61,7 +63,7 @@ class Accounts:
     """Builds the accounts and routes each SdkAppId to one of them."""
 
     def __init__(self, settings: Settings, store: TaskStore, metrics: ExporterMetrics,
-                 accept: Callable[[TaskKey], bool], credentials: CredentialProvider | None = None) -> None:
+                 shard_owns: Callable[[TaskKey], bool], credentials: CredentialProvider | None = None) -> None:
         configured = account_settings(settings)
         self._route = {app: a.name for a in configured for app in a.sdk_app_ids}
         self._fallback = configured[0].name
@@ -69,28 +71,29 @@ class Accounts:
         for account in configured:
             provider = credentials or resolve_chain(account.secret_id, account.secret_key_file,
                                                     cvm_role=account.cvm_role)
-            self.by_name[account.name] = self._build(settings, account, provider, store, metrics, accept)
+            self.by_name[account.name] = self._build(settings, account, provider, store, metrics, shard_owns)
 
-    def _build(self, s: Settings, a: AccountSettings, credentials: CredentialProvider, store: TaskStore,
-               metrics: ExporterMetrics, accept: Callable[[TaskKey], bool]) -> Account:
+    def _build(self, settings: Settings, account: AccountSettings, credentials: CredentialProvider,
+               store: TaskStore, metrics: ExporterMetrics, shard_owns: Callable[[TaskKey], bool]) -> Account:
         client = TencentCloudClient(
-            credentials, endpoint=a.endpoint or s.endpoint, region=a.region or s.region,
-            connect_timeout=s.connect_timeout, read_timeout=s.read_timeout,
+            credentials, endpoint=account.endpoint or settings.endpoint, region=account.region or settings.region,
+            connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
             retry=RetryPolicy(attempts=1),  # the collector reschedules instead
-            observer=CallObserver(after_attempt=metrics.observe_attempt), pool_size=s.concurrency + 4,
+            on_attempt=metrics.observe_attempt, pool_size=settings.concurrency + 4,
         )
-        limiter = PacedLimiter(shard_budget(a.rate_limit or s.rate_limit, s.shard_count))
+        limiter = PacedLimiter(shard_budget(account.rate_limit or settings.rate_limit, settings.shard_count))
         collector = Collector(
             store, lambda app, task: describe_whiteboard_push(client, app, task), limiter,
-            interval=s.interval, concurrency=s.concurrency, finished_retention=s.finished_retention,
-            on_api_error=metrics.count_api_error, owns=lambda key: self.name_for(key[0]) == a.name,
+            interval=settings.interval, concurrency=settings.concurrency,
+            finished_retention=settings.finished_retention, on_api_error=metrics.count_api_error,
+            account_owns=lambda key: self.name_for(key[0]) == account.name,
         )
-        discover = tuple(app for app in s.discover_sdk_app_ids if self.name_for(app) == a.name)
+        discover = tuple(app for app in settings.discover_sdk_app_ids if self.name_for(app) == account.name)
         discoverer = Discoverer(
             store, lambda app, offset, limit: describe_running_tasks(client, app, offset, limit), limiter,
-            discover, s.discover_interval, on_api_error=metrics.count_api_error, accept=accept,
+            discover, settings.discover_interval, on_api_error=metrics.count_api_error, shard_owns=shard_owns,
         )
-        return Account(a.name, a.sdk_app_ids, client, limiter, collector, discoverer)
+        return Account(account.name, account.sdk_app_ids, client, limiter, collector, discoverer)
 
     def name_for(self, sdk_app_id: int) -> str:
         return self._route.get(sdk_app_id, self._fallback)
@@ -108,8 +111,8 @@ class Accounts:
     def lag(self) -> float:
         return max(c.lag() for c in self.collectors)
 
-    def paused(self) -> dict[int, str]:
+    def paused_sdk_app_ids(self) -> dict[int, str]:
         paused: dict[int, str] = {}
         for collector in self.collectors:
-            paused.update(collector.paused_accounts())
+            paused.update(collector.paused_sdk_app_ids())
         return paused

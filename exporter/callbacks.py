@@ -19,15 +19,25 @@ from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any
 
-from exporter.sharding import Shard
-from exporter.tasks import TaskError, TaskRecord, TaskStore
-from exporter.tiw import InvalidTaskRef, PushTask, validate_sdk_app_id, validate_task_id
+from exporter.model import (
+    FieldError,
+    InvalidTaskRef,
+    PushTask,
+    TaskKey,
+    int_field,
+    str_field,
+    validate_sdk_app_id,
+    validate_task_id,
+)
+from exporter.store import TaskError, TaskRecord, TaskStore
 
 log = logging.getLogger(__name__)
 
 STARTED = "WhiteboardPushStarted"
 STOPPED = "WhiteboardPushStopped"
 KNOWN_EVENTS = (STARTED, STOPPED)
+
+ForwardCallback = Callable[[TaskKey, bytes, Mapping[str, str]], bool]
 
 
 def sign(callback_key: str, expire_time: int) -> str:
@@ -51,22 +61,23 @@ class CallbackEvent:
     data: dict[str, Any]
 
 
+MAX_TEXT = 256  # callback text comes from the internet: bounded before it reaches a label
+
+
 def _int(data: dict[str, Any], name: str) -> int:
-    value = data.get(name, 0)
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", f"{name} must be a non-negative integer")
-    return value
+    """An EventData integer, coerced as API answers are (``model.int_field``)."""
+    try:
+        return int_field(data, name)
+    except FieldError as exc:
+        raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", str(exc)) from None
 
 
 def _str(data: dict[str, Any], name: str) -> str:
-    value = data.get(name, "")
-    if value is None:
-        return ""
-    if isinstance(value, bool) or not isinstance(value, (str, int)):
-        raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", f"{name} must be a string")
-    return str(value)[:256]
+    """An EventData string, coerced as API answers are (``model.str_field``), bounded."""
+    try:
+        return str_field(data, name)[:MAX_TEXT]
+    except FieldError as exc:
+        raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", str(exc)) from None
 
 
 def verify(body: bytes, callback_key: str | None, now: float) -> CallbackEvent:
@@ -172,8 +183,8 @@ class CallbackEndpoint:
 
     def __init__(self, store: TaskStore, callback_key: Callable[[], str | None],
                  count: Callable[[str, str], None] = lambda event_type, outcome: None,
-                 clock: Callable[[], float] = time.time, shard: Shard | None = None) -> None:
-        self.shard = shard
+                 clock: Callable[[], float] = time.time, forward: ForwardCallback | None = None) -> None:
+        self.forward = forward  # sharding: hands the callback to the replica owning its task
         self.store = store
         self.callback_key = callback_key
         self.count = count
@@ -196,16 +207,8 @@ class CallbackEndpoint:
         return HTTPStatus.OK, {"error_code": 0}
 
     def _forwarded(self, event: CallbackEvent, body: bytes, headers: Mapping[str, str]) -> bool:
-        """True when another shard owns the task and took the callback; else it is applied here."""
+        """True when another replica owns the task and took the callback; else it is applied here."""
         task_id = event.data.get("TaskId")
-        if self.shard is None or not isinstance(task_id, str):
+        if self.forward is None or not isinstance(task_id, str):
             return False
-        key = (event.sdk_app_id, task_id)
-        if self.shard.owns(key):
-            return False
-        answer = self.shard.forward(key, "POST", "/callbacks/tiw", body, headers)
-        if answer is not None and answer.status == HTTPStatus.OK:
-            return True
-        log.warning("callback for task %s:%s belongs to shard %d, which did not take it: applied here", *key,
-                    self.shard.owner(key))
-        return False
+        return self.forward((event.sdk_app_id, task_id), body, headers)

@@ -17,11 +17,14 @@ import click
 
 from exporter import __version__, logs
 from exporter.config import ConfigError, Settings, build_settings, parse_duration
-from exporter.credentials import CredentialError, resolve_chain
-from exporter.tasks import TasksFileError, load_tasks_file
-from exporter.tencentcloud import CallFailure, TencentCloudClient
-from exporter.tiw import PushTask, describe_whiteboard_push
-from exporter.webconfig import WebConfigError
+from exporter.model import PushTask
+from exporter.tasksfile import TasksFileError, load_tasks_file
+from exporter.tencentcloud.chain import resolve_chain
+from exporter.tencentcloud.client import TencentCloudClient
+from exporter.tencentcloud.credentials import CredentialError
+from exporter.tencentcloud.errors import CallFailure
+from exporter.tiw import describe_whiteboard_push
+from exporter.web.webconfig import WebConfigError
 
 ENV_PREFIX = "TIW_EXPORTER_"
 
@@ -105,7 +108,7 @@ def run(config_file: str | None, **flags: Any) -> None:
     """Run the exporter."""
     settings = _settings(flags, config_file)
     logs.configure(settings.log_level, settings.log_format)
-    from exporter.app import Exporter
+    from exporter.runtime import Exporter
 
     try:
         exporter = Exporter(settings)

@@ -1,126 +1,39 @@
-"""The poll scheduler: which task to query next, when, and what to do with the answer.
+"""The poller: one dispatcher hands due tasks to ``concurrency`` workers, most overdue first.
 
-One dispatcher thread hands due tasks to ``concurrency`` workers, most overdue first, each request
-paced by the shared ``PacedLimiter``. Results go into the ``TaskStore``. Failures are classified:
+Each request is paced by the account's ``PacedLimiter``; results go into the ``TaskStore``. What a
+failed query does is decided by the error table (``exporter.errors``):
 
-* task-level (``InvalidParameter.*``, ``FailedOperation.*``, anything unknown): recorded on the
-  task, retried with exponential backoff capped at ``max_backoff``;
-* account-level (``AuthFailure*`` but SignatureExpire, ``ResourceUnavailable*``,
-  ``UnauthorizedOperation*``): the whole SdkAppId pauses with backoff; visible in metrics;
-* throttling (``RequestLimitExceeded*``): the limiter slows down; the task keeps its place;
-* transient (network, timeouts, 5xx, bad responses, ``InternalError``): recorded, retried at the
-  normal interval — the last good values stay exported.
+* ``THROTTLE``: the limiter slows down; the task keeps its place;
+* ``PAUSE_SDK_APP_ID``: the whole SdkAppId pauses with backoff (``pauses.py``); visible in metrics;
+* ``RETRY``: transient; recorded, queried again at the next interval (sooner when the client may
+  retry it) — the last good values stay exported;
+* ``TASK_BACKOFF``: recorded on the task, retried with exponential backoff capped at ``max_backoff``.
 
 Nothing a single request does can stop the loop.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import logging
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
 
+from exporter.backoff import exponential_backoff
+from exporter.errors import CollectorAction, disposition
+from exporter.model import PushTask, TaskKey
+from exporter.pauses import SdkAppIdPauses
+from exporter.periodic import Periodic
 from exporter.ratelimit import PacedLimiter
-from exporter.tasks import (
-    CONFIG_SOURCES,
-    TaskError,
-    TaskKey,
-    TaskRecord,
-    TaskStore,
-    merge_error,
-    merge_result,
-)
-from exporter.tencentcloud import ApiError, CallFailure
-from exporter.tiw import PushTask
+from exporter.retention import expire_finished
+from exporter.scheduler import Scheduler
+from exporter.store import TaskError, TaskStore, merge_error, merge_result
+from exporter.tencentcloud.errors import CallFailure
 
 log = logging.getLogger(__name__)
 
 Describe = Callable[[int, str], PushTask]
-
-
-class Scheduler:
-    """Due times of active tasks; a heap with lazy deletion, so updates are O(log n)."""
-
-    def __init__(self) -> None:
-        self._due: dict[TaskKey, float] = {}
-        self._heap: list[tuple[float, int, TaskKey]] = []
-        self._seq = itertools.count()
-        self.cond = threading.Condition()
-
-    def schedule(self, key: TaskKey, due: float) -> None:
-        with self.cond:
-            self._due[key] = due
-            heapq.heappush(self._heap, (due, next(self._seq), key))
-            self.cond.notify()
-
-    def discard(self, key: TaskKey) -> None:
-        with self.cond:
-            self._due.pop(key, None)
-
-    def __contains__(self, key: TaskKey) -> bool:
-        return key in self._due
-
-    def __len__(self) -> int:
-        return len(self._due)
-
-    def _clean_top(self) -> tuple[float, int, TaskKey] | None:
-        while self._heap:
-            due, _, key = self._heap[0]
-            if self._due.get(key) == due:
-                return self._heap[0]
-            heapq.heappop(self._heap)
-        return None
-
-    def earliest(self) -> float | None:
-        with self.cond:
-            top = self._clean_top()
-            return top[0] if top else None
-
-    def wait_due(self, now_fn: Callable[[], float], stop: threading.Event, max_wait: float = 1.0) -> bool:
-        """Block until some task is due (True) or ``max_wait`` passed / stop was set (False)."""
-        with self.cond:
-            top = self._clean_top()
-            now = now_fn()
-            if top is not None and top[0] <= now:
-                return True
-            wait = max_wait if top is None else min(max_wait, top[0] - now)
-            self.cond.wait(timeout=max(wait, 0.001))
-            top = self._clean_top()
-            return top is not None and top[0] <= now_fn() and not stop.is_set()
-
-    def pop_due(self, now: float) -> tuple[TaskKey, float] | None:
-        """The most overdue task, removed from the schedule until rescheduled."""
-        with self.cond:
-            top = self._clean_top()
-            if top is None or top[0] > now:
-                return None
-            due, _, key = heapq.heappop(self._heap)
-            del self._due[key]
-            return key, due
-
-    def compact(self) -> None:
-        """Drop stale heap entries when they outnumber live ones (long-running churn)."""
-        with self.cond:
-            if len(self._heap) > 2 * len(self._due) + 1024:
-                self._heap = [(d, s, k) for d, s, k in self._heap if self._due.get(k) == d]
-                heapq.heapify(self._heap)
-
-
-@dataclass
-class _Backoff:
-    failures: int = 0
-    until: float = 0.0
-    code: str = ""
-    probing: bool = False  # after the pause one request probes the account; the rest wait for it
-
-
-def backoff_delay(base: float, failures: int, cap: float) -> float:
-    return min(cap, base * (2 ** max(0, failures - 1)))
 
 
 class Collector:
@@ -138,10 +51,10 @@ class Collector:
         max_backoff: float = 300.0,
         on_api_error: Callable[[int, str], None] = lambda sdk_app_id, code: None,
         clock: Callable[[], float] = time.time,
-        owns: Callable[[TaskKey], bool] = lambda key: True,
+        account_owns: Callable[[TaskKey], bool] = lambda key: True,
     ) -> None:
         self.store = store
-        self.owns = owns  # which tracked tasks this collector (its account) polls
+        self.account_owns = account_owns  # which tracked tasks this collector (its account) polls
         self.describe = describe
         self.limiter = limiter
         self.interval = interval
@@ -152,20 +65,21 @@ class Collector:
         self.clock = clock
         self.scheduler = Scheduler()
         self.ready = threading.Event()
-        self.paused: dict[int, _Backoff] = {}
+        self.pauses = SdkAppIdPauses(interval, max_backoff)
         self._task_backoff: dict[TaskKey, int] = {}
         self._first_pass: set[TaskKey] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._slots = threading.Semaphore(concurrency)
         self._executor: ThreadPoolExecutor | None = None
-        self._threads: list[threading.Thread] = []
+        self._dispatcher = threading.Thread(target=self._dispatch_loop, name="dispatcher", daemon=True)
+        self._housekeeping = Periodic("housekeeping", 1.0, self._housekeep)
         store.subscribe(self._on_membership)
 
     # --- membership ------------------------------------------------------------------------
     def _on_membership(self, added: list[TaskKey], removed: list[TaskKey]) -> None:
         now = self.clock()
-        for key in filter(self.owns, added):
+        for key in filter(self.account_owns, added):
             record = self.store.get(key)
             if record is not None and record.pollable:
                 self.scheduler.schedule(key, now)
@@ -180,22 +94,21 @@ class Collector:
     def start(self) -> None:
         now = self.clock()
         for record in self.store.snapshot():
-            if record.pollable and self.owns(record.key):
+            if record.pollable and self.account_owns(record.key):
                 self.scheduler.schedule(record.key, now)
                 self._first_pass.add(record.key)
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="poll")
         self._check_ready()
-        for target, name in ((self._dispatch_loop, "dispatcher"), (self._housekeeping_loop, "housekeeping")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        self._dispatcher.start()
+        self._housekeeping.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         with self.scheduler.cond:
             self.scheduler.cond.notify_all()
-        for thread in self._threads:
-            thread.join(timeout=timeout)
+        self._housekeeping.stop(timeout)
+        if self._dispatcher.is_alive():
+            self._dispatcher.join(timeout=timeout)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -220,7 +133,7 @@ class Collector:
         if popped is None:
             return
         key, due = popped
-        deferred_until = self._account_gate(key[0])
+        deferred_until = self.pauses.gate(key[0], self.clock(), probe_wait=min(self.interval, 1.0))
         if deferred_until is not None:
             self.scheduler.schedule(key, deferred_until)  # costs no request slot: checked before pacing
             return
@@ -236,20 +149,6 @@ class Collector:
                 self._slots.release()
                 self.scheduler.schedule(key, due)
 
-    def _account_gate(self, sdk_app_id: int) -> float | None:
-        """None to poll now; else when to try again, while the SdkAppId is paused or being probed."""
-        now = self.clock()
-        with self._lock:
-            state = self.paused.get(sdk_app_id)
-            if state is None:
-                return None
-            if state.until > now:
-                return state.until
-            if state.probing:
-                return now + min(self.interval, 1.0)
-            state.probing = True  # this task's request is the probe
-            return None
-
     def _poll_guarded(self, key: TaskKey, due: float) -> None:
         try:
             self.poll(key, due)
@@ -261,9 +160,7 @@ class Collector:
             self._slots.release()
             with self._lock:
                 self._first_pass.discard(key)
-                state = self.paused.get(key[0])
-                if state is not None:
-                    state.probing = False  # whatever the probe found, the next one may go
+            self.pauses.probe_done(key[0])
             self._check_ready()
 
     def lag(self) -> float:
@@ -288,7 +185,7 @@ class Collector:
         updated = self.store.update(key, lambda r: merge_result(r, task, now))
         with self._lock:
             self._task_backoff.pop(key, None)
-            self.paused.pop(sdk_app_id, None)
+        self.pauses.lift(sdk_app_id)
         if updated is not None and updated.active:
             self.scheduler.schedule(key, now + self.interval)
 
@@ -296,7 +193,8 @@ class Collector:
         sdk_app_id = key[0]
         now = self.clock()
         self.on_api_error(sdk_app_id, failure.code)
-        if isinstance(failure, ApiError) and failure.outcome == "throttled":
+        meaning = disposition(failure.code)
+        if meaning.collector is CollectorAction.THROTTLE:
             self.limiter.throttled()
             self.scheduler.schedule(key, due)  # keep its place at the front of the queue
             return
@@ -304,65 +202,28 @@ class Collector:
         if self.store.update(key, lambda r: merge_error(r, error)) is None:
             return
         log.warning("task %s:%s query failed: %s", sdk_app_id, key[1], failure)
-        if isinstance(failure, ApiError) and failure.account_level and failure.code != "AuthFailure.SignatureExpire":
-            self.scheduler.schedule(key, self._pause_account(sdk_app_id, failure.code, now))
+        if meaning.collector is CollectorAction.PAUSE_SDK_APP_ID:
+            self.scheduler.schedule(key, self.pauses.pause(sdk_app_id, failure.code, now))
             return
-        with self._lock:
-            self.paused.pop(sdk_app_id, None)  # the account answered: only this task has a problem
-        transient = not isinstance(failure, ApiError) or failure.code.startswith(
-            ("InternalError", "AuthFailure.SignatureExpire")
-        )
-        if transient:
-            retry_in = min(self.interval, 5.0) if failure.retryable else self.interval
+        self.pauses.lift(sdk_app_id)  # the SdkAppId answered: only this task has a problem
+        if meaning.collector is CollectorAction.RETRY:
+            retry_in = min(self.interval, 5.0) if meaning.client_retry else self.interval
             self.scheduler.schedule(key, now + retry_in)
             return
         with self._lock:
             failures = self._task_backoff.get(key, 0) + 1
             self._task_backoff[key] = failures
-        self.scheduler.schedule(key, now + backoff_delay(self.interval, failures, self.max_backoff))
+        self.scheduler.schedule(key, now + exponential_backoff(self.interval, failures - 1, self.max_backoff))
 
-    def _pause_account(self, sdk_app_id: int, code: str, now: float) -> float:
-        """Pause the SdkAppId (one backoff step per probe); returns when the pause ends."""
-        with self._lock:
-            current = self.paused.get(sdk_app_id) or _Backoff()
-            if current.until > now:
-                return current.until  # several in-flight requests failed together: one pause step
-            failures = current.failures + 1
-            until = now + backoff_delay(self.interval, failures, self.max_backoff)
-            self.paused[sdk_app_id] = _Backoff(failures, until, code)
-        log.error("SdkAppId %s paused for %.1fs after %s", sdk_app_id, until - now, code)
-        return until
-
-    def paused_accounts(self) -> dict[int, str]:
+    def paused_sdk_app_ids(self) -> dict[int, str]:
         """SdkAppIds paused (or probing after a pause), with the error code that paused them."""
-        with self._lock:
-            return {app: b.code for app, b in self.paused.items()}
+        return self.pauses.current()
 
     # --- retention ---------------------------------------------------------------------------
-    def _housekeeping_loop(self) -> None:
-        while not self._stop.wait(1.0):
-            try:
-                self.expire_finished()
-                self.scheduler.compact()
-            except Exception:
-                log.exception("collector housekeeping error (continuing)")
+    def _housekeep(self) -> None:
+        self.expire_finished()
+        self.scheduler.compact()
 
     def expire_finished(self) -> int:
         """Drop stopped tasks past ``finished_retention``; configured ones are retired, not removed."""
-        cutoff = self.clock() - self.finished_retention
-        expired = 0
-        for record in self.store.snapshot():
-            if record.retired or record.stopped_seen_at is None or record.stopped_seen_at > cutoff:
-                continue
-            if not self.owns(record.key):
-                continue
-            expired += 1
-            if record.sources & CONFIG_SOURCES:
-                self.store.update(record.key, _retire)
-            else:
-                self.store.remove(record.key)
-        return expired
-
-
-def _retire(record: TaskRecord) -> TaskRecord:
-    return replace(record, retired=True)
+        return expire_finished(self.store, self.clock() - self.finished_retention, self.account_owns)

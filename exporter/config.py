@@ -14,13 +14,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from exporter.credentials import CredentialError, read_secret_file
-from exporter.tencentcloud import DEFAULT_ENDPOINT, DEFAULT_REGION
-from exporter.tiw import InvalidTaskRef, decimal_int, validate_sdk_app_id, validate_task_id
-
-TaskKey = tuple[int, str]
+from exporter.model import InvalidTaskRef, TaskKey, decimal_int, validate_sdk_app_id, validate_task_id
+from exporter.tencentcloud.client import DEFAULT_ENDPOINT, DEFAULT_REGION
+from exporter.tencentcloud.credentials import CredentialError, read_secret_file
+from exporter.yamlfile import YamlFileError, read_yaml
 
 
 class ConfigError(Exception):
@@ -133,13 +130,9 @@ LOG_FORMATS = ("text", "json")
 def read_config_file(path: Path) -> dict[str, Any]:
     """The ``--config`` YAML as a mapping of option name -> raw value."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError([f"cannot read config file {path}: {exc.strerror or exc}"]) from None
-    except Exception as exc:  # PyYAML's constructors also raise ValueError, IndexError, RecursionError...
-        where = getattr(exc, "problem_mark", None)
-        at = f" at line {where.line + 1}" if where is not None else ""
-        raise ConfigError([f"config file {path} is not valid YAML{at}"]) from None
+        document = read_yaml(path, "config file")
+    except YamlFileError as exc:
+        raise ConfigError([str(exc)]) from None
     if document is None:
         return {}
     if not isinstance(document, dict):

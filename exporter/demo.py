@@ -13,10 +13,10 @@ from dataclasses import replace
 
 import click
 
-from exporter.app import Exporter
 from exporter.config import Settings
-from exporter.credentials import Credential, StaticCredentials
+from exporter.runtime import Exporter
 from exporter.simulator import Simulator
+from exporter.tencentcloud.credentials import Credential, StaticCredentials
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,12 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
+from exporter.errors import DiscoveryAction, disposition
+from exporter.model import InvalidTaskRef, RunningTask, TaskKey, validate_task_id
+from exporter.periodic import Periodic
 from exporter.ratelimit import PacedLimiter
-from exporter.tasks import TaskStore
-from exporter.tencentcloud import ApiError, CallFailure
-from exporter.tiw import InvalidTaskRef, RunningTask, validate_task_id
+from exporter.store import TaskStore
+from exporter.tencentcloud.errors import CallFailure
 
 log = logging.getLogger(__name__)
 
@@ -26,49 +28,45 @@ ListPage = Callable[[int, int, int], tuple[list[RunningTask], int]]
 
 
 class Discoverer:
+    """One discovery loop per SdkAppId, so one app's failures never hold up another's."""
+
     def __init__(self, store: TaskStore, list_page: ListPage, limiter: PacedLimiter, sdk_app_ids: Sequence[int],
                  interval: float = 60.0, on_api_error: Callable[[int, str], None] = lambda app, code: None,
-                 accept: Callable[[tuple[int, str]], bool] = lambda key: True) -> None:
+                 shard_owns: Callable[[TaskKey], bool] = lambda key: True) -> None:
         self.store = store
-        self.accept = accept  # sharding: only this replica's share of what is running
+        self.shard_owns = shard_owns  # sharding: only this replica's share of what is running
         self.list_page = list_page
         self.limiter = limiter
         self.sdk_app_ids = tuple(sdk_app_ids)
         self.interval = interval
         self.on_api_error = on_api_error
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="discovery", daemon=True)
+        self._loops = {app: Periodic(f"discovery-{app}", interval, lambda app=app: self.discover(app),
+                                     run_first=True) for app in self.sdk_app_ids}
 
     def start(self) -> None:
-        if self.sdk_app_ids:
-            self._thread.start()
+        for loop in self._loops.values():
+            loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for sdk_app_id in self.sdk_app_ids:
-                try:
-                    self.discover(sdk_app_id)
-                except Exception:  # discovery must never die
-                    log.exception("discovery of SdkAppId %s failed unexpectedly", sdk_app_id)
-            self._stop.wait(self.interval)
+        for loop in self._loops.values():
+            loop.stopping.set()
+        for loop in self._loops.values():
+            loop.stop()
 
     def discover(self, sdk_app_id: int) -> int:
         """One pass over the running tasks of ``sdk_app_id``; returns how many were new."""
         new = 0
         offset = 0
+        loop = self._loops.get(sdk_app_id)
+        stop = loop.stopping if loop else threading.Event()  # a shutdown interrupts a wait for budget
         for _ in range(MAX_PAGES):
-            if not self.limiter.acquire(self._stop):
+            if not self.limiter.acquire(stop):
                 break
             try:
                 tasks, total = self.list_page(sdk_app_id, offset, PAGE_SIZE)
             except CallFailure as failure:
                 self.on_api_error(sdk_app_id, failure.code)
-                if isinstance(failure, ApiError) and failure.outcome == "throttled":
+                if disposition(failure.code).discovery is DiscoveryAction.THROTTLE:
                     self.limiter.throttled()
                 log.warning("discovery of SdkAppId %s failed: %s", sdk_app_id, failure)
                 break
@@ -80,7 +78,7 @@ class Discoverer:
                 except InvalidTaskRef as exc:
                     log.warning("discovery skipped a task: %s", exc)
                     continue
-                if self.accept(key):
+                if self.shard_owns(key):
                     new += self.store.add(key, "discovery")
             offset += len(tasks)
             if not tasks or offset >= total:

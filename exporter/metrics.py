@@ -1,11 +1,10 @@
-"""Metrics: the store snapshot -> Prometheus families, with a cached fast path for big fleets.
+"""What is exported: metric families, their names, labels and values (the contract of DESIGN §6).
 
-Every per-task sample comes from one function, ``task_samples``. Two consumers share it:
+Every per-task sample comes from one function, ``per_task_samples``. Two consumers share it:
 
 * ``TaskCollector.collect()`` yields prometheus_client families (OpenMetrics output, tests);
-* ``Exposition.render_text()`` formats each task's samples once per change of that task and
-  serves the concatenation — at 10k tasks that is what keeps a scrape in milliseconds instead of
-  the ~1 s a registry of labelled ``Gauge``s spends re-formatting every sample.
+* ``exposition.Exposition`` formats each task's samples once per change of that task (how it is
+  made fast lives there).
 
 Both produce byte-identical text (tests compare them), so the fast path cannot drift.
 """
@@ -15,7 +14,6 @@ from __future__ import annotations
 import logging
 import platform
 import threading
-import zlib
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -30,15 +28,14 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
 )
-from prometheus_client.exposition import generate_latest
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.openmetrics import exposition as openmetrics
+from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample as ClientSample
-from prometheus_client.utils import floatToGoString
 
 from exporter import __version__
-from exporter.tasks import TaskRecord, TaskStore
-from exporter.tiw import FINISH_REASONS, STATUSES, parse_backup
+from exporter.model import FINISH_REASONS, STATUSES, TaskKey
+from exporter.store import TaskRecord, TaskStore
+from exporter.tiw import parse_backup
 
 log = logging.getLogger(__name__)
 disable_created_metrics()  # *_created series double the output and nobody alerts on them
@@ -83,7 +80,7 @@ class BackupLog:
     """Remembers which tasks already logged an unparseable Backup, to log once per task."""
 
     def __init__(self) -> None:
-        self._seen: set[tuple[int, str]] = set()
+        self._seen: set[TaskKey] = set()
         self._lock = threading.Lock()
 
     def once(self, record: TaskRecord, error: Exception) -> None:
@@ -99,7 +96,7 @@ def _state_set(family: int, base: Labels, label: str, states: Iterable[str], cur
     return [(family, (*base, (label, state)), 1.0 if state == current else 0.0) for state in states]
 
 
-def task_samples(record: TaskRecord, backup_log: BackupLog | None = None) -> list[Sample]:
+def per_task_samples(record: TaskRecord, backup_log: BackupLog | None = None) -> list[Sample]:
     """Every sample of one task, as (family index, labels, value)."""
     base: Labels = (("sdk_app_id", str(record.sdk_app_id)), ("task_id", record.task_id))
     task = record.latest
@@ -158,37 +155,13 @@ def _backup_samples(record: TaskRecord, base: Labels, text: str, backup_log: Bac
     return samples
 
 
-def _escape(value: str) -> str:
-    if "\\" in value or "\n" in value or '"' in value:
-        return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-    return value
-
-
-def format_sample(name: str, labels: Labels, value: float) -> str:
-    """One exposition line, exactly as prometheus_client writes it (labels sorted by name)."""
-    inner = ",".join([f'{k}="{_escape(v)}"' for k, v in sorted(labels)])
-    return f"{name}{{{inner}}} {floatToGoString(value)}\n"
-
-
-def family_header(family: Family) -> str:
-    return f"# HELP {family.name} {family.help}\n# TYPE {family.name} {family.kind}\n"
-
-
-def render_task(record: TaskRecord, backup_log: BackupLog | None = None) -> tuple[bytes, ...]:
-    """The task's exposition text (UTF-8), one chunk per family of ``TASK_FAMILIES``."""
-    parts: list[str] = [""] * len(TASK_FAMILIES)
-    for index, labels, value in task_samples(record, backup_log):
-        parts[index] += format_sample(TASK_FAMILIES[index].name, labels, value)
-    return tuple(p.encode("utf-8") for p in parts)
-
-
 def _new_family(family: Family) -> Metric:
     if family.kind == "counter":
         return CounterMetricFamily(family.name, family.help)
     return GaugeMetricFamily(family.name, family.help)
 
 
-def tasks_samples(tally: Mapping[tuple[int, str], int]) -> list[tuple[Labels, float]]:
+def tasks_by_status_samples(tally: Mapping[tuple[int, str], int]) -> list[tuple[Labels, float]]:
     """``tiw_push_tasks``: every status (0 included) for every SdkAppId in ``tally``."""
     return [
         ((("sdk_app_id", str(app)), ("status", status)), float(tally.get((app, status), 0)))
@@ -200,14 +173,14 @@ def tasks_samples(tally: Mapping[tuple[int, str], int]) -> list[tuple[Labels, fl
 def aggregate_samples(records: Iterable[TaskRecord]) -> tuple[list[tuple[Labels, float]], int]:
     """``tiw_push_tasks`` samples and the tracked count, counted from ``records``."""
     tally = Tally((record.sdk_app_id, record.status) for record in records)
-    return tasks_samples(tally), sum(tally.values())
+    return tasks_by_status_samples(tally), sum(tally.values())
 
 
-def exported(records: Iterable[TaskRecord]) -> list[TaskRecord]:
+def not_retired(records: Iterable[TaskRecord]) -> list[TaskRecord]:
     return [r for r in records if not r.retired]
 
 
-class TaskCollector:
+class TaskCollector(Collector):
     """prometheus_client collector over the store; never calls the API.
 
     Example output::
@@ -224,10 +197,10 @@ class TaskCollector:
         return [_new_family(f) for f in (*TASK_FAMILIES, TASKS_FAMILY, TRACKED_FAMILY)]
 
     def collect(self) -> Iterator[Metric]:
-        records = exported(self.store.snapshot())
+        records = not_retired(self.store.snapshot())
         families = [_new_family(f) for f in TASK_FAMILIES]
         for record in records:
-            for index, labels, value in task_samples(record, self.backup_log):
+            for index, labels, value in per_task_samples(record, self.backup_log):
                 family = families[index]
                 family.samples.append(_sample(TASK_FAMILIES[index].name, labels, value))
         yield from (f for f in families if f.samples)
@@ -277,7 +250,7 @@ class ExporterMetrics:
             "tiw_exporter_callbacks", "TIW push callbacks received, by event type and outcome.",
             ["event_type", "outcome"], registry=registry)
 
-    def observe_attempt(self, action: str, outcome: str, seconds: float, code: str | None) -> None:
+    def observe_attempt(self, action: str, outcome: str, seconds: float) -> None:
         self.api_requests.labels(action, outcome).inc()
         self.api_request_duration.labels(action).observe(seconds)
 
@@ -288,7 +261,7 @@ class ExporterMetrics:
         self.api_errors.labels(str(sdk_app_id), code).inc()
 
 
-class PausedAccountsCollector:
+class PausedAccountsCollector(Collector):
     """``tiw_exporter_account_paused``: SdkAppIds whose polling is paused, read at scrape time."""
 
     def __init__(self, paused: Callable[[], dict[int, str]]) -> None:
@@ -310,7 +283,7 @@ class PausedAccountsCollector:
         yield family
 
 
-class CredentialsCollector:
+class CredentialsCollector(Collector):
     """Refresh health of temporary credentials (CVM role), per account, read at scrape time.
 
     ``tiw_exporter_credential_refresh_failures`` counts consecutive failed refreshes: while the old
@@ -356,121 +329,3 @@ def self_registry() -> CollectorRegistry:
     return registry
 
 
-class _RegistryAsCollector:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.registry = registry
-
-    def collect(self) -> Iterator[Metric]:
-        return self.registry.collect()
-
-
-class _Columns:
-    """Per-family lists of rendered task text, updated in place for changed tasks only.
-
-    A removed task leaves an empty chunk in its slot, reused by the next new task, so a scrape
-    is one ``"".join`` per family however large the fleet.
-    """
-
-    def __init__(self) -> None:
-        self.slots: dict[tuple[int, str], int] = {}
-        self.columns: list[list[bytes]] = [[] for _ in TASK_FAMILIES]
-        self.groups: list[tuple[int, str] | None] = []  # (sdk_app_id, status) per slot, for tiw_push_tasks
-        self.tally: Tally[tuple[int, str]] = Tally()
-        self.free: list[int] = []
-
-    def put(self, key: tuple[int, str], chunks: tuple[bytes, ...], group: tuple[int, str]) -> None:
-        slot = self.slots.get(key)
-        if slot is None:
-            slot = self.free.pop() if self.free else self._grow()
-            self.slots[key] = slot
-        else:
-            self._untally(slot)
-        for column, chunk in zip(self.columns, chunks):
-            column[slot] = chunk
-        self.groups[slot] = group
-        self.tally[group] += 1
-
-    def drop(self, key: tuple[int, str]) -> None:
-        slot = self.slots.pop(key, None)
-        if slot is None:
-            return
-        self._untally(slot)
-        for column in self.columns:
-            column[slot] = b""
-        self.groups[slot] = None
-        self.free.append(slot)
-
-    def _grow(self) -> int:
-        for column in self.columns:
-            column.append(b"")
-        self.groups.append(None)
-        return len(self.groups) - 1
-
-    def _untally(self, slot: int) -> None:
-        group = self.groups[slot]
-        if group is not None:
-            self.tally[group] -= 1
-            if not self.tally[group]:
-                del self.tally[group]
-
-
-class Exposition:
-    """Serves /metrics: incrementally maintained per-task text plus the exporter's own registry."""
-
-    def __init__(self, store: TaskStore, own: CollectorRegistry, before_scrape: Callable[[], None] | None = None):
-        self.store = store
-        self.own = own
-        self.before_scrape = before_scrape or (lambda: None)
-        self.backup_log = BackupLog()
-        self.task_collector = TaskCollector(store, self.backup_log)
-        self.full = CollectorRegistry(auto_describe=True)
-        self.full.register(_RegistryAsCollector(own))  # type: ignore[arg-type]
-        self.full.register(self.task_collector)  # type: ignore[arg-type]
-        self._columns = _Columns()
-        self._lock = threading.Lock()  # serialises scrapes; the collector never takes it
-        self._headers = tuple(family_header(f).encode("utf-8") for f in TASK_FAMILIES)
-
-    def _task_text(self) -> list[bytes]:
-        """Per-task families as a list of chunks: joining 10 MB once more costs more than sending it."""
-        with self._lock:
-            columns = self._columns
-            for key, record in self.store.take_dirty().items():
-                if record is None or record.retired:
-                    columns.drop(key)
-                else:
-                    columns.put(key, render_task(record, self.backup_log), (record.sdk_app_id, record.status))
-            out: list[bytes] = []
-            for header, column in zip(self._headers, columns.columns):
-                body = b"".join(column)
-                if body:
-                    out.append(header)
-                    out.append(body)
-            tail = []
-            aggregates = tasks_samples(columns.tally)
-            if aggregates:
-                tail.append(family_header(TASKS_FAMILY))
-                tail.extend(format_sample(TASKS_FAMILY.name, labels, value) for labels, value in aggregates)
-            tail.append(family_header(TRACKED_FAMILY))
-            tail.append(f"{TRACKED_FAMILY.name} {floatToGoString(float(len(columns.slots)))}\n")
-            out.append("".join(tail).encode("utf-8"))
-        return out
-
-    def render_text(self) -> list[bytes]:
-        """Prometheus text format 0.0.4, as chunks to write in order."""
-        self.before_scrape()
-        return [generate_latest(self.own), *self._task_text()]
-
-    def render_openmetrics(self) -> list[bytes]:
-        self.before_scrape()
-        return [openmetrics.generate_latest(self.full)]
-
-    def render(self, accept: str, accept_encoding: str) -> tuple[list[bytes], str, bool]:
-        """Body chunks, content type and whether they are gzipped, negotiated from request headers."""
-        if "application/openmetrics-text" in accept:
-            chunks, content_type = self.render_openmetrics(), openmetrics.CONTENT_TYPE_LATEST
-        else:
-            chunks, content_type = self.render_text(), "text/plain; version=0.0.4; charset=utf-8"
-        if "gzip" not in accept_encoding:
-            return chunks, content_type, False
-        compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: gzip framing; level 1: speed
-        return [*(compressor.compress(c) for c in chunks), compressor.flush()], content_type, True

@@ -72,8 +72,8 @@ from typing import Any
 
 import requests
 
-from exporter import signing
-from exporter.tiw import FINISH_REASONS, STATUSES
+from exporter.model import FINISH_REASONS, STATUSES
+from exporter.tencentcloud import signing
 
 log = logging.getLogger(__name__)
 

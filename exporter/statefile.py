@@ -12,12 +12,12 @@ import json
 import logging
 import os
 import tempfile
-import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from exporter.tasks import TaskRecord, TaskStore
+from exporter.periodic import Periodic
+from exporter.store import TaskRecord, TaskStore
 
 log = logging.getLogger(__name__)
 
@@ -83,32 +83,24 @@ class StateWriter:
     def __init__(self, path: Path, store: TaskStore, period: float = 5.0) -> None:
         self.path = path
         self.store = store
-        self.period = period
-        self._saved_changes = -1
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="state-writer", daemon=True)
+        self._saved_version = -1
+        self._loop = Periodic("state-writer", period, self.flush)
         self.failures = 0
 
     def start(self) -> None:
-        self._thread.start()
+        self._loop.start()
 
     def flush(self) -> None:
-        changes = self.store.changes
-        if changes == self._saved_changes:
+        version = self.store.version
+        if version == self._saved_version:
             return
         try:
             save(self.path, self.store.snapshot())
-            self._saved_changes = changes
+            self._saved_version = version
         except OSError as exc:
             self.failures += 1
             log.error("cannot write state file %s: %s", self.path, exc.strerror or exc)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
-            self.flush()
-
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
+        self._loop.stop()
         self.flush()

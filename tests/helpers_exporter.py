@@ -10,9 +10,9 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.app import Exporter
 from exporter.config import build_settings
-from exporter.credentials import Credential, StaticCredentials
+from exporter.runtime import Exporter
+from exporter.tencentcloud.credentials import Credential, StaticCredentials
 
 Labels = frozenset[tuple[str, str]]
 Samples = dict[tuple[str, Labels], float]

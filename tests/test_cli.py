@@ -99,7 +99,7 @@ def test_describe_takes_credentials_from_the_environment(simulator):
     (["run", "--listen", "nowhere"], "--listen: listen address must be HOST:PORT"),
     (["run", "--task", "notanapp:"], "sdk_app_id must be a positive integer"),
     (["run", "--concurrency", "0"], "--concurrency: must be between 1 and 256"),
-    (["run", "--config", "/nonexistent/config.yml"], "cannot read config file"),
+    (["run", "--config", "/nonexistent/config.yml"], "config file /nonexistent/config.yml: cannot read the file"),
     (["run", "--tasks-file", "/x", "--api-token-file", "/nonexistent/token"], "cannot read API token file"),
     (["describe", "--task-id", "x"], "Missing option '--sdk-app-id'"),
     (["run", "--no-such-flag"], "No such option '--no-such-flag'"),

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from exporter import tiw
-from exporter.credentials import Credential, StaticCredentials
+from exporter.model import FINISH_REASONS, PushTask
 from exporter.simulator import (
     DEMO_SECRET_ID,
     DEMO_SECRET_KEY,
@@ -26,14 +26,14 @@ from exporter.simulator import (
     Simulator,
     TaskScript,
 )
-from exporter.tencentcloud import (
+from exporter.tencentcloud.client import RetryPolicy, TencentCloudClient
+from exporter.tencentcloud.credentials import Credential, StaticCredentials
+from exporter.tencentcloud.errors import (
     ApiError,
     BadResponse,
     CallFailure,
     HttpStatusFailure,
-    RetryPolicy,
     StaleConnection,
-    TencentCloudClient,
     TimeoutFailure,
 )
 
@@ -78,7 +78,7 @@ class Harness:
 
     def describe(
         self, task_id: str, sdk_app_id: int = APP, client: TencentCloudClient | None = None, **options: Any
-    ) -> tiw.PushTask:
+    ) -> PushTask:
         return tiw.describe_whiteboard_push(client or self.client(**options), sdk_app_id, task_id)
 
     def answers(self, action: str = DESCRIBE) -> dict[str, int]:
@@ -233,7 +233,7 @@ def test_a_single_retryable_fault_is_retried_and_the_call_succeeds(h: Harness, k
 # --------------------------------------------------------------------------- lifecycles on a manual clock
 
 
-@pytest.mark.parametrize("reason", tiw.FINISH_REASONS)
+@pytest.mark.parametrize("reason", FINISH_REASONS)
 def test_a_task_moves_prepared_pushing_stopped_and_reports_its_finish_reason(h: Harness, reason: str) -> None:
     created = h.clock()
     task_id = h.task(TaskScript(prepare_seconds=2, push_seconds=10, finish_reason=reason))
@@ -275,7 +275,13 @@ def _start(client: TencentCloudClient, script: dict[str, Any] | None = None) -> 
     }
     if script is not None:
         params["ExtraData"] = json.dumps({"simulator": script})
-    return tiw.start_whiteboard_push(client, params)
+    task_id = client.call("StartWhiteboardPush", params).response.get("TaskId")
+    assert isinstance(task_id, str) and task_id
+    return task_id
+
+
+def _stop(client: TencentCloudClient, task_id: str) -> None:
+    client.call("StopWhiteboardPush", {"SdkAppId": APP, "TaskId": task_id})
 
 
 def test_stopped_task_reports_user_call_after_stop_api(h: Harness) -> None:
@@ -283,7 +289,7 @@ def test_stopped_task_reports_user_call_after_stop_api(h: Harness) -> None:
     task_id = _start(client, {"prepare_seconds": 1})
     h.clock.advance(5)
     assert h.describe(task_id, client=client).status == "PUSHING"
-    tiw.stop_whiteboard_push(client, APP, task_id)
+    _stop(client, task_id)
     stopped = h.describe(task_id, client=client)
     assert (stopped.status, stopped.finish_reason, stopped.push_stop_time) == (
         "STOPPED",
@@ -292,10 +298,10 @@ def test_stopped_task_reports_user_call_after_stop_api(h: Harness) -> None:
     )
     assert (stopped.room_id, stopped.push_user_id) == (880528, "tic_push_user_880528_test1")
     with pytest.raises(ApiError) as again:
-        tiw.stop_whiteboard_push(client, APP, task_id)
+        _stop(client, task_id)
     assert again.value.code == "UnsupportedOperation.TaskHasAlreadyStopped"
     with pytest.raises(ApiError) as unknown:
-        tiw.stop_whiteboard_push(client, APP, "ghucnligqtgtvk2624mb")
+        _stop(client, "ghucnligqtgtvk2624mb")
     assert unknown.value.code == "InvalidParameter.TaskNotFound"
 
 

@@ -8,11 +8,12 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from exporter.collector import Collector, Scheduler
+from exporter.collector import Collector
+from exporter.model import PushTask
 from exporter.ratelimit import PacedLimiter
-from exporter.tasks import TaskStore
-from exporter.tencentcloud import ApiError, TimeoutFailure
-from exporter.tiw import PushTask
+from exporter.scheduler import Scheduler
+from exporter.store import TaskStore
+from exporter.tencentcloud.errors import ApiError, TimeoutFailure
 from tests.procs import wait_until
 
 APP = 1400000001
@@ -120,14 +121,14 @@ def test_account_level_error_pauses_the_whole_sdk_app_id():
     store.add((APP, "t1"), "api")
     store.add((APP, "t2"), "api")
     collector.poll((APP, "t1"), clock.now)
-    assert collector.paused_accounts() == {APP: "AuthFailure.SecretIdNotFound"}
+    assert collector.paused_sdk_app_ids() == {APP: "AuthFailure.SecretIdNotFound"}
     assert errors == [(APP, "AuthFailure.SecretIdNotFound")]
-    assert collector._account_gate(APP) == clock.now + 10  # t2 waits too
+    assert collector.pauses.gate(APP, clock.now, probe_wait=1.0) == clock.now + 10  # t2 waits too
     clock.now += 11
-    assert collector._account_gate(APP) is None  # the first task after the pause is the probe
-    assert collector._account_gate(APP) == clock.now + 1  # the others wait for its answer
+    assert collector.pauses.gate(APP, clock.now, probe_wait=1.0) is None  # the first task after the pause is the probe
+    assert collector.pauses.gate(APP, clock.now, probe_wait=1.0) == clock.now + 1  # the others wait for its answer
     collector.poll((APP, "t2"), clock.now)  # the probe succeeds: the account works again
-    assert collector.paused_accounts() == {}
+    assert collector.paused_sdk_app_ids() == {}
 
 
 def test_throttling_slows_the_limiter_and_keeps_the_task_first_in_line():

@@ -19,11 +19,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter import tiw
-from exporter.credentials import CredentialError, resolve_chain
-from exporter.cvm_role import CREDENTIALS_PATH, METADATA_URL_ENV, CvmRoleCredentials
 from exporter.metrics import CredentialsCollector
 from exporter.simulator import DEFAULT_SDK_APP_ID, Simulator
-from exporter.tencentcloud import ApiError, CredentialFailure, RetryPolicy, TencentCloudClient
+from exporter.tencentcloud.chain import resolve_chain
+from exporter.tencentcloud.client import RetryPolicy, TencentCloudClient
+from exporter.tencentcloud.credentials import CredentialError
+from exporter.tencentcloud.cvm_role import CREDENTIALS_PATH, METADATA_URL_ENV, CvmRoleCredentials
+from exporter.tencentcloud.errors import ApiError, CredentialFailure
 
 ROLE = "tiw-exporter-role"
 LIFETIME = 3600
@@ -169,7 +171,7 @@ def test_failed_refresh_keeps_the_valid_key_and_backs_off_exponentially(make_pro
     first = provider.get()
     metadata.status = 503
     clock.advance(LIFETIME - MARGIN)  # refresh due, key valid for MARGIN more seconds
-    caplog.set_level(logging.DEBUG, logger="exporter.cvm_role")
+    caplog.set_level(logging.DEBUG, logger="exporter.tencentcloud.cvm_role")
     for _ in range(240):  # 60 s of calls, 4 per second
         assert provider.get() is first
         clock.advance(0.25)

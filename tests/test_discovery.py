@@ -8,10 +8,10 @@ import time
 import pytest
 import requests
 
-from exporter.app import Exporter
 from exporter.callbacks import sign
-from exporter.credentials import Credential
+from exporter.runtime import Exporter
 from exporter.simulator import Simulator, TaskScript
+from exporter.tencentcloud.credentials import Credential
 from tests.helpers_exporter import running_exporter
 from tests.procs import wait_until
 

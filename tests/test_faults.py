@@ -33,10 +33,11 @@ from typing import Any
 import pytest
 import requests
 
-from exporter.app import Exporter
-from exporter.credentials import Credential
+from exporter.runtime import Exporter
 from exporter.simulator import OVERSIZED_BYTES, Simulator, TaskScript
-from exporter.tencentcloud import BAD_RESPONSE, ERROR, MAX_RESPONSE_BYTES, NETWORK_ERROR, THROTTLED
+from exporter.tencentcloud.client import MAX_RESPONSE_BYTES
+from exporter.tencentcloud.credentials import Credential
+from exporter.tencentcloud.errors import BAD_RESPONSE, ERROR, NETWORK_ERROR, THROTTLED
 from tests.helpers_exporter import Labels, Samples, metric, running_exporter, scrape, series
 from tests.procs import wait_until
 
@@ -326,17 +327,18 @@ def _signature_expired(rig: Rig) -> None:
 
 
 def _clock_offset_learned(rig: Rig) -> None:
-    assert abs(rig.exporter.client.clock_offset - 900.0) < 3
+    assert abs(rig.exporter.accounts.by_name["default"].client.clock_offset - 900.0) < 3
 
 
 def _limiter_slowed(rig: Rig) -> None:
-    limiter = rig.exporter.limiter
+    limiter = rig.exporter.accounts.by_name["default"].limiter
     rig.notes["rate"] = wait_until(lambda: limiter.current_rate if limiter.current_rate < limiter.nominal / 4 else 0)
     assert all(rig.exporter.store.get((APP, task)).last_error is None for task in rig.tasks)
 
 
 def _limiter_recovering(rig: Rig) -> None:
-    wait_until(lambda: rig.exporter.limiter.current_rate > rig.notes["rate"])
+    limiter = rig.exporter.accounts.by_name["default"].limiter
+    wait_until(lambda: limiter.current_rate > rig.notes["rate"])
 
 
 def _revoke(rig: Rig) -> None:

@@ -45,16 +45,17 @@ from prometheus_client import CollectorRegistry
 from exporter.callbacks import KNOWN_EVENTS, STARTED, STOPPED, CallbackEndpoint, sign
 from exporter.collector import Collector
 from exporter.config import OPTION_NAMES, ConfigError, build_settings
-from exporter.credentials import Credential, StaticCredentials
-from exporter.metrics import Exposition
+from exporter.exposition import Exposition
+from exporter.model import MAX_SDK_APP_ID, STATUSES, PushTask, TaskKey
 from exporter.ratelimit import PacedLimiter
-from exporter.server import MAX_BODY_BYTES, App, ExporterHTTPServer, HttpError, RequestContext
 from exporter.simulator import ManualClock
-from exporter.tasks import TaskKey, TasksFileError, TaskStore, load_tasks_file
-from exporter.tencentcloud import (
+from exporter.store import TaskStore
+from exporter.tasksfile import TasksFileError, load_tasks_file
+from exporter.tencentcloud.client import MAX_RESPONSE_BYTES, RetryPolicy, TencentCloudClient
+from exporter.tencentcloud.credentials import Credential, StaticCredentials
+from exporter.tencentcloud.errors import (
     BAD_RESPONSE,
     ERROR,
-    MAX_RESPONSE_BYTES,
     NETWORK_ERROR,
     SUCCESS,
     THROTTLED,
@@ -64,12 +65,12 @@ from exporter.tencentcloud import (
     CredentialFailure,
     HttpStatusFailure,
     NetworkFailure,
-    RetryPolicy,
     StaleConnection,
-    TencentCloudClient,
     TimeoutFailure,
 )
-from exporter.tiw import MAX_SDK_APP_ID, STATUSES, PushTask, describe_whiteboard_push
+from exporter.tiw import describe_whiteboard_push
+from exporter.web.http import MAX_BODY_BYTES, ExporterHTTPServer, HttpError, RequestContext
+from exporter.web.routes import Routes
 from tests.procs import wait_until
 
 APP = 1400000001
@@ -150,7 +151,7 @@ def envelope(**response: Any) -> bytes:
 class Probes:
     """Checks one input of each surface; raises AssertionError (or the unexpected exception) when it breaks."""
 
-    def __init__(self, canned: CannedApi, app: App, server: ExporterHTTPServer, directory: Path) -> None:
+    def __init__(self, canned: CannedApi, app: Routes, server: ExporterHTTPServer, directory: Path) -> None:
         self.canned, self.app, self.server, self.directory = canned, app, server, directory
 
     def client(self, clock: Callable[[], float] = time.time) -> TencentCloudClient:
@@ -238,7 +239,7 @@ def probes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Probes]:
     threading.Thread(target=canned.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     store = TaskStore()
     store.add(TRACKED, "api")
-    app = App(store, Exposition(store, CollectorRegistry()), ready=lambda: True, api_token=lambda: TOKEN)
+    app = Routes(store, Exposition(store, CollectorRegistry()), ready=lambda: True, api_token=lambda: TOKEN)
     server = ExporterHTTPServer(("127.0.0.1", 0), app).start()
     try:
         yield Probes(canned, app, server, tmp_path_factory.mktemp("fuzz"))
@@ -460,7 +461,7 @@ def test_the_collector_loop_survives_any_sequence_of_answers_and_applies_the_nex
         store.add((APP, "after_the_script"), "api")
         wait_until(lambda: store.get((APP, "after_the_script")).last_success is not None, timeout=10, interval=0.005)
         assert store.get((APP, "after_the_script")).status == "PUSHING"
-        assert all(thread.is_alive() for thread in collector._threads)  # dispatcher and housekeeping
+        assert collector._dispatcher.is_alive() and collector._housekeeping.alive  # neither loop died
     finally:
         collector.stop()
 

@@ -21,9 +21,10 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry
 
-from exporter.metrics import Exposition
-from exporter.server import App, ExporterHTTPServer
-from exporter.tasks import TaskStore
+from exporter.exposition import Exposition
+from exporter.store import TaskStore
+from exporter.web.http import ExporterHTTPServer
+from exporter.web.routes import Routes
 from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, running, wait_until
 
 APP = 1400000001
@@ -36,7 +37,7 @@ def small_server():
     """A server with few workers and a short request deadline, so abuse shows quickly."""
     store = TaskStore()
     store.add((APP, "t1"), "flag")
-    app = App(store, Exposition(store, CollectorRegistry()), ready=lambda: True)
+    app = Routes(store, Exposition(store, CollectorRegistry()), ready=lambda: True)
     server = ExporterHTTPServer(("127.0.0.1", 0), app, workers=8, request_deadline=1.0).start()
     yield server
     server.stop()

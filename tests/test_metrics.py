@@ -10,15 +10,10 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.metrics import (
-    CredentialsCollector,
-    ExporterMetrics,
-    Exposition,
-    PausedAccountsCollector,
-    self_registry,
-)
-from exporter.tasks import TaskError, TaskStore, merge_error, merge_result
-from exporter.tiw import PushTask
+from exporter.exposition import Exposition
+from exporter.metrics import CredentialsCollector, ExporterMetrics, PausedAccountsCollector, self_registry
+from exporter.model import PushTask
+from exporter.store import TaskError, TaskStore, merge_error, merge_result
 from tests.monitoring import CONTRACT_METRICS, EXTENSION_METRICS
 from tests.tools import find_tool
 
@@ -197,7 +192,7 @@ def test_exporter_output_passes_promtool_check_metrics():
     store = _fleet(50)
     registry = self_registry()
     metrics = ExporterMetrics(registry)
-    metrics.observe_attempt("DescribeWhiteboardPush", "success", 0.1, None)
+    metrics.observe_attempt("DescribeWhiteboardPush", "success", 0.1)
     metrics.count_api_error(APP, "InternalError")
     metrics.tasks_file_reload_success.set(1)
     metrics.count_callback("WhiteboardPushStarted", "accepted")
@@ -228,7 +223,7 @@ def test_reload_gauges_start_healthy_without_their_files():
 def test_exported_series_names_are_exactly_the_contract_plus_documented_extensions():
     registry = self_registry()
     metrics = ExporterMetrics(registry)
-    metrics.observe_attempt("DescribeWhiteboardPush", "success", 0.1, None)
+    metrics.observe_attempt("DescribeWhiteboardPush", "success", 0.1)
     metrics.count_api_error(APP, "InternalError")
     metrics.count_callback("WhiteboardPushStarted", "accepted")
     registry.register(PausedAccountsCollector(lambda: {APP: "AuthFailure.SecretIdNotFound"}))

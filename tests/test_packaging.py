@@ -33,7 +33,7 @@ import yaml
 from exporter import __version__
 from exporter.cli import cli
 from exporter.config import Settings
-from exporter.tasks import load_tasks_file
+from exporter.tasksfile import load_tasks_file
 from tests.monitoring import ALERTMANAGER_FILE, DASHBOARD_FILE, PROVISIONING_DIR, RULES_FILE, load_yaml
 from tests.procs import running
 from tests.tools import REPO, find_tool

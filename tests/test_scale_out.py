@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from exporter.app import Exporter
 from exporter.config import ConfigError, build_settings
-from exporter.credentials import Credential, StaticCredentials
+from exporter.runtime import Exporter
 from exporter.sharding import shard_budget, shard_of
 from exporter.simulator import Simulator, TaskScript
+from exporter.tencentcloud.credentials import Credential, StaticCredentials
 from tests.procs import Process, exporter_cmd, wait_until
 
 APP = 1400000001

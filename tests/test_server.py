@@ -9,9 +9,10 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry
 
-from exporter.metrics import Exposition
-from exporter.server import MAX_BODY_BYTES, App, ExporterHTTPServer
-from exporter.tasks import TaskStore
+from exporter.exposition import Exposition
+from exporter.store import TaskStore
+from exporter.web.http import MAX_BODY_BYTES, ExporterHTTPServer
+from exporter.web.routes import Routes
 
 TOKEN = "test-token-123"
 APP = 1400000001
@@ -22,7 +23,7 @@ def server():
     store = TaskStore()
     store.add((APP, "configured"), "flag")
     ready = {"value": False}
-    app = App(store, Exposition(store, CollectorRegistry()), ready=lambda: ready["value"], api_token=lambda: TOKEN)
+    app = Routes(store, Exposition(store, CollectorRegistry()), ready=lambda: ready["value"], api_token=lambda: TOKEN)
     http = ExporterHTTPServer(("127.0.0.1", 0), app).start()
     http.store, http.ready_flag = store, ready
     yield http
@@ -87,7 +88,7 @@ def test_writes_need_the_bearer_token(server, headers):
 
 def test_writes_are_forbidden_without_a_configured_token():
     store = TaskStore()
-    app = App(store, Exposition(store, CollectorRegistry()), ready=lambda: True)
+    app = Routes(store, Exposition(store, CollectorRegistry()), ready=lambda: True)
     http = ExporterHTTPServer(("127.0.0.1", 0), app).start()
     try:
         answer = requests.post(http.url + "/api/v1/tasks", json={"sdk_app_id": APP, "task_id": "x"},

@@ -12,7 +12,7 @@ from tencentcloud.common.abstract_client import AbstractClient
 from tencentcloud.common.http.request import RequestInternal
 from tencentcloud.common.sign import Sign
 
-from exporter import signing
+from exporter.tencentcloud import signing
 
 # Tencent's published example (DESIGN §3).
 EXAMPLE_PAYLOAD = (

@@ -26,7 +26,6 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.tiw.v20190919 import models, tiw_client
 
-from exporter import signing
 from exporter.simulator import (
     DEMO_SECRET_ID,
     DEMO_SECRET_KEY,
@@ -39,6 +38,7 @@ from exporter.simulator import (
     parse_listen,
     task_state,
 )
+from exporter.tencentcloud import signing
 from tests.procs import wait_until
 
 REPO = Path(__file__).resolve().parent.parent

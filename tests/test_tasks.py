@@ -8,16 +8,9 @@ import logging
 import pytest
 
 from exporter import statefile
-from exporter.tasks import (
-    TaskError,
-    TasksFileError,
-    TasksFileWatcher,
-    TaskStore,
-    load_tasks_file,
-    merge_error,
-    merge_result,
-)
-from exporter.tiw import PushTask
+from exporter.model import PushTask
+from exporter.store import TaskError, TaskStore, merge_error, merge_result
+from exporter.tasksfile import TasksFileError, TasksFileWatcher, load_tasks_file
 
 KEY = (1400000001, "task1")
 
@@ -60,9 +53,9 @@ def test_a_task_stays_tracked_while_any_source_names_it():
     store = TaskStore()
     assert store.add(KEY, "file") is True
     assert store.add(KEY, "api") is False
-    assert store.remove_source(KEY, "file") is False
+    assert store.replace_source("file", []) == (0, 0)  # "api" still names it
     assert store.get(KEY).sources == {"api"}
-    assert store.remove_source(KEY, "api") is True
+    assert store.replace_source("api", []) == (0, 1)
     assert store.get(KEY) is None
 
 

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.tencentcloud import BadResponse
-from exporter.tiw import InvalidTaskRef, PushTask, parse_backup, parse_push_task, validate_sdk_app_id, validate_task_id
+from exporter.model import InvalidTaskRef, PushTask, validate_sdk_app_id, validate_task_id
+from exporter.tencentcloud.errors import BadResponse
+from exporter.tiw import parse_backup, parse_push_task
 
 SEED_EXAMPLE = {
     "ExceptionCnt": 0, "FinishReason": "USER_CALL", "GroupId": "880528", "IMSyncTime": 0,

@@ -20,16 +20,17 @@ import trustme
 from cryptography.hazmat.primitives import serialization
 from prometheus_client import CollectorRegistry
 
-from exporter import webconfig
-from exporter.app import Exporter
 from exporter.callbacks import sign
 from exporter.config import build_settings
-from exporter.credentials import Credential, StaticCredentials
-from exporter.metrics import Exposition
-from exporter.server import App, ExporterHTTPServer
+from exporter.exposition import Exposition
+from exporter.runtime import Exporter
 from exporter.simulator import Simulator
-from exporter.tasks import TaskStore
-from exporter.webconfig import WebConfigError, WebSecurity, load_web_config
+from exporter.store import TaskStore
+from exporter.tencentcloud.credentials import Credential, StaticCredentials
+from exporter.web import webconfig
+from exporter.web.http import ExporterHTTPServer
+from exporter.web.routes import Routes
+from exporter.web.webconfig import WebConfigError, WebSecurity, load_web_config
 
 PASSWORD = "correct horse battery staple"
 HASH = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
@@ -88,7 +89,7 @@ def serve() -> Iterator[Callable[[WebSecurity], str]]:
 
     def start(security: WebSecurity) -> str:
         store = TaskStore()
-        app = App(store, Exposition(store, CollectorRegistry()), ready=lambda: True, authorize=security.authorize)
+        app = Routes(store, Exposition(store, CollectorRegistry()), ready=lambda: True, authorize=security.authorize)
         servers.append(ExporterHTTPServer(("127.0.0.1", 0), app, ssl_context=security.ssl_context).start())
         return servers[-1].url
 
@@ -272,10 +273,10 @@ def test_broken_file_on_reload_keeps_the_last_good_config(pki, serve, caplog):
     url = serve(security)
     ca = pki.ca_file(pki.server_ca, "ca")
     config.write_text("tls_server_config: [not, a, mapping\n")
-    caplog.set_level(logging.ERROR, logger="exporter.webconfig")
+    caplog.set_level(logging.ERROR, logger="exporter.web.webconfig")
     assert not security.reload()
     assert len(caplog.records) == 1 and "\n" not in caplog.records[0].getMessage()
-    assert "invalid YAML" in caplog.records[0].getMessage()
+    assert "not valid YAML" in caplog.records[0].getMessage()
     assert get(url, verify=ca).status_code == 401  # auth still on
     assert get(url, verify=ca, auth=("prometheus", PASSWORD)).status_code == 200  # TLS still on, same cert
     (pki.dir / "server.key").write_text("garbage")  # a half-rotated pair is refused too
@@ -324,7 +325,7 @@ BROKEN_CONFIGS = {
     "unsupported rate limit": ("rate_limit: {interval: 1s}\n", None, "rate_limit is an exporter-toolkit option"),
     "http2 not a bool": ("http_server_config:\n  http2: maybe\n", None, "http2 must be true or false"),
     "not a mapping": ("- a\n- b\n", None, "the top level must be a mapping, not list"),
-    "invalid yaml": ("tls_server_config: [x\n", None, "invalid YAML at line 2"),
+    "invalid yaml": ("tls_server_config: [x\n", None, "not valid YAML at line 2"),
     "missing cert file": ("tls_server_config:\n  cert_file: nope.crt\n  key_file: server.key\n", None,
                           "cannot read cert_file"),
     "cert without key": ("tls_server_config:\n  cert_file: server.crt\n", None, "cert_file is set but key_file is"),

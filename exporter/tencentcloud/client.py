@@ -23,8 +23,20 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 
-from exporter import signing
-from exporter.credentials import CredentialError, CredentialProvider
+from exporter.backoff import exponential_backoff
+from exporter.tencentcloud import signing
+from exporter.tencentcloud.credentials import CredentialError, CredentialProvider
+from exporter.tencentcloud.errors import (
+    SUCCESS,
+    ApiError,
+    BadResponse,
+    CallFailure,
+    CredentialFailure,
+    HttpStatusFailure,
+    NetworkFailure,
+    StaleConnection,
+    TimeoutFailure,
+)
 from exporter.watchdog import SocketWatchdog
 
 log = logging.getLogger(__name__)
@@ -36,84 +48,8 @@ MAX_RESPONSE_BYTES = 1 << 20  # a DescribeWhiteboardPush answer is < 2 KiB; cap 
 _ERROR_CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(\.[A-Za-z0-9_]+){0,3}")
 MAX_CLOCK_OFFSET = 86400.0  # a server Date further off than a day is broken, not a clock to follow
 
-# Outcomes, the values of the `outcome` label.
-SUCCESS = "success"
-ERROR = "error"
-THROTTLED = "throttled"
-NETWORK_ERROR = "network_error"
-BAD_RESPONSE = "bad_response"
-
-
-class CallFailure(Exception):
-    """A call that produced no usable answer. ``code`` is stable and safe to put in a label."""
-
-    outcome = ERROR
-
-    def __init__(self, code: str, message: str, request_id: str = "") -> None:
-        one_line = " ".join(message.split())[:500]  # API messages carry newlines; logs are one line per event
-        super().__init__(f"{code}: {one_line}" + (f" (RequestId {request_id})" if request_id else ""))
-        self.code = code
-        self.message = message
-        self.request_id = request_id
-
-    @property
-    def retryable(self) -> bool:
-        return False
-
-
-class ApiError(CallFailure):
-    """The API answered with ``Response.Error``."""
-
-    @property
-    def outcome(self) -> str:  # type: ignore[override]
-        return THROTTLED if self.code.startswith("RequestLimitExceeded") else ERROR
-
-    @property
-    def retryable(self) -> bool:
-        return self.code.startswith(("RequestLimitExceeded", "InternalError"))
-
-    @property
-    def account_level(self) -> bool:
-        """Errors about the account or SdkAppId rather than one task."""
-        return self.code.startswith(("AuthFailure", "ResourceUnavailable", "UnauthorizedOperation"))
-
-
-class NetworkFailure(CallFailure):
-    """Connection refused, DNS failure, reset: no HTTP answer at all."""
-
-    outcome = NETWORK_ERROR
-
-    @property
-    def retryable(self) -> bool:
-        return True
-
-
-class TimeoutFailure(NetworkFailure):
-    """Connect or read timeout."""
-
-
-class StaleConnection(NetworkFailure):
-    """The server closed the (pooled) connection without answering: safe to resend a read-only call."""
-
-
-class BadResponse(CallFailure):
-    """An HTTP answer that is not a valid API envelope (non-JSON, wrong shape, oversized, 4xx)."""
-
-    outcome = BAD_RESPONSE
-
-
-class HttpStatusFailure(BadResponse):
-    """HTTP 5xx: a gateway or server fault, worth a retry."""
-
-    @property
-    def retryable(self) -> bool:
-        return True
-
-
-class CredentialFailure(CallFailure):
-    """The credential provider could not give a key (e.g. rotated file unreadable)."""
-
-    outcome = ERROR
+# Called after every attempt with (action, outcome, seconds): the exporter counts requests with it.
+AttemptObserver = Callable[[str, str, float], None]
 
 
 @dataclass(frozen=True)
@@ -125,7 +61,7 @@ class RetryPolicy:
     cap_seconds: float = 5.0
 
     def delay(self, attempt: int, rng: random.Random) -> float:
-        return rng.uniform(0, min(self.cap_seconds, self.base_seconds * (2**attempt)))
+        return rng.uniform(0, exponential_backoff(self.base_seconds, attempt, self.cap_seconds))
 
 
 @dataclass(frozen=True)
@@ -140,13 +76,6 @@ class CallResult:
 
 
 @dataclass
-class CallObserver:
-    """Hooks the collector uses to count requests; defaults do nothing."""
-
-    after_attempt: Callable[[str, str, float, str | None], None] = lambda action, outcome, seconds, code: None
-
-
-@dataclass
 class TencentCloudClient:
     """Signs and sends API 3.0 calls for one service/version/region and credential source."""
 
@@ -158,7 +87,7 @@ class TencentCloudClient:
     connect_timeout: float = 3.0
     read_timeout: float = 10.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    observer: CallObserver = field(default_factory=CallObserver)
+    on_attempt: AttemptObserver = lambda action, outcome, seconds: None
     pool_size: int = 16
     clock: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
@@ -209,7 +138,7 @@ class TencentCloudClient:
     def _attempt(self, action: str, params: dict[str, Any],
                  parse: Callable[[dict[str, Any]], Any] | None) -> CallResult:
         started = time.monotonic()
-        outcome, code = SUCCESS, None
+        outcome = SUCCESS
         try:
             try:
                 result = self._exchange(action, params)
@@ -221,10 +150,10 @@ class TencentCloudClient:
                 result = self._exchange(action, params)
             return replace(result, value=parse(result.response)) if parse else result
         except CallFailure as failure:
-            outcome, code = failure.outcome, failure.code
+            outcome = failure.outcome
             raise
         finally:
-            self.observer.after_attempt(action, outcome, time.monotonic() - started, code)
+            self.on_attempt(action, outcome, time.monotonic() - started)
 
     def _headers(self, action: str, body: bytes) -> dict[str, str]:
         try:
@@ -295,7 +224,7 @@ class TencentCloudClient:
             message = error.get("Message") if isinstance(error.get("Message"), str) else ""
             raise ApiError(code, message, request_id)
         if status != 200:
-            raise BadResponse("ClientError.HttpStatus", f"HTTP {status} with a non-error envelope", request_id)
+            raise BadResponse("ClientError.BadResponse", f"HTTP {status} with a non-error envelope", request_id)
         return CallResult(response=response, request_id=request_id, seconds=seconds)
 
     def _read_within(self, http: requests.Response, deadline: float) -> bytes:

@@ -53,9 +53,9 @@ from types import MappingProxyType
 from typing import Any
 
 import bcrypt
-import yaml
 
-from exporter.server import HttpError, RequestContext
+from exporter.web.http import HttpError, RequestContext
+from exporter.yamlfile import YamlFileError, read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -137,33 +137,12 @@ def load_web_config(path: Path) -> WebConfig:
 # --------------------------------------------------------------------------- parsing
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys: two entries for one user must not silently merge."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-        seen.add(key)
-    return loader.construct_mapping(node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
 def _load(path: Path) -> tuple[WebConfig, ssl.SSLContext | None]:
     """The config and, when TLS is on, a server context built from it (proof the files load)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _error(path, f"cannot read the file: {_reason(exc)}") from None
-    try:
-        document = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: no arbitrary objects
-    except yaml.YAMLError as exc:
-        raise _error(path, _yaml_reason(exc)) from None
+        document = read_yaml(path, "web config")
+    except YamlFileError as exc:
+        raise _error(path, exc.reason) from None
     if document is None:
         document = {}
     top = _section(path, document, "", _TOP_KEYS)
@@ -329,12 +308,6 @@ def _error(path: Path, problem: str) -> WebConfigError:
 
 def _reason(exc: Exception) -> str:
     return getattr(exc, "strerror", None) or type(exc).__name__
-
-
-def _yaml_reason(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or type(exc).__name__
-    return f"invalid YAML at line {mark.line + 1}: {problem}" if mark else f"invalid YAML: {problem}"
 
 
 # --------------------------------------------------------------------------- serving

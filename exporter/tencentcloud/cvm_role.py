@@ -24,7 +24,8 @@ from urllib.parse import quote
 
 import requests
 
-from exporter.credentials import Credential, CredentialError, CredentialProvider
+from exporter.backoff import exponential_backoff
+from exporter.tencentcloud.credentials import Credential, CredentialError, CredentialProvider
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class CvmRoleCredentials(CredentialProvider):
             fresh = self._fetch(now)
         except _RefreshFailed as exc:
             self._failures += 1
-            self._retry_at = now + min(self._max_backoff, self._min_backoff * 2 ** (self._failures - 1))
+            self._retry_at = now + exponential_backoff(self._min_backoff, self._failures - 1, self._max_backoff)
             self._last_problem = str(exc)
             if self._failures == 1:
                 left = f"the current key is valid {lease.expires_at - now:.0f}s more" if lease and usable else "no key"

@@ -3,6 +3,11 @@
 Records are immutable (``TaskRecord``); every change replaces a record under one short lock, so
 readers (metrics, the task API, the state file writer) take a cheap snapshot and never wait on
 the collector. The status of a task only moves forward: PREPARED -> PUSHING -> STOPPED.
+
+Readers that want only what changed follow the store's change feed: every write bumps
+``version``, and ``changed_since(cursor)`` answers the records changed after ``cursor`` (None for a
+removed task) with the cursor to pass next time. Each reader keeps its own cursor, so any number of
+them can follow the feed without taking updates from each other.
 """
 
 from __future__ import annotations
@@ -10,18 +15,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from exporter.tiw import STATUS_RANK, InvalidTaskRef, PushTask, validate_sdk_app_id, validate_task_id
+from exporter.model import STATUS_RANK, PushTask, TaskKey, validate_sdk_app_id, validate_task_id
 
 log = logging.getLogger(__name__)
-
-TaskKey = tuple[int, str]
 
 # Where a task came from, as shown by GET /api/v1/tasks. Config sources are owned by their
 # configuration: the API cannot delete them and they come back if configured again.
@@ -154,20 +155,41 @@ def merge_error(record: TaskRecord, error: TaskError) -> TaskRecord:
     return replace(record, last_error=error)
 
 
-class TaskStore:
-    """Thread-safe map of TaskKey -> TaskRecord with per-source membership."""
+MembershipListener = Callable[[list[TaskKey], list[TaskKey]], None]
+RecordChange = Callable[[TaskRecord], TaskRecord]
 
-    def __init__(self, clock: Any = time.time) -> None:
+MAX_TOMBSTONES = 4096  # removed keys remembered for readers of the change feed; older readers resync
+
+
+@dataclass(frozen=True)
+class Changes:
+    """What ``changed_since`` answers: records changed after the reader's cursor (None: removed).
+
+    ``resync`` is True when the reader's cursor is older than the feed remembers removals for: then
+    ``records`` holds every current record, and the reader must forget what it had before.
+    """
+
+    cursor: int
+    records: dict[TaskKey, TaskRecord | None]
+    resync: bool = False
+
+
+class TaskStore:
+    """Thread-safe map of TaskKey -> TaskRecord with per-source membership and a change feed."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
         self._records: dict[TaskKey, TaskRecord] = {}
         self._clock = clock
-        self._listeners: list[Any] = []
-        self._dirty: set[TaskKey] = set()  # keys changed since the last take_dirty(), for the renderer
-        self.changes = 0  # bumped on every write; the state file writer persists when it moves
+        self._listeners: list[MembershipListener] = []
+        self.version = 0  # bumped on every write; the cursor of the change feed
+        self._changed_at: OrderedDict[TaskKey, int] = OrderedDict()  # key -> version of its last change, oldest first
+        self._tombstones = 0  # removed keys still in _changed_at
+        self._forgotten_before = 0  # removals at or below this version are no longer in _changed_at
 
     # --- observers -------------------------------------------------------------------------
-    def subscribe(self, listener: Any) -> None:
-        """``listener(added: list[TaskKey], removed: list[TaskKey])`` after membership changes."""
+    def subscribe(self, listener: MembershipListener) -> None:
+        """``listener(added, removed)`` after membership changes, outside the lock."""
         self._listeners.append(listener)
 
     def _notify(self, added: list[TaskKey], removed: list[TaskKey]) -> None:
@@ -180,11 +202,17 @@ class TaskStore:
         with self._lock:
             return list(self._records.values())
 
-    def take_dirty(self) -> dict[TaskKey, TaskRecord | None]:
-        """Keys changed since the last call, with their current record (None when removed)."""
+    def changed_since(self, cursor: int) -> Changes:
+        """Records changed after ``cursor`` (None for removed ones) and the cursor to pass next."""
         with self._lock:
-            dirty, self._dirty = self._dirty, set()
-            return {key: self._records.get(key) for key in dirty}
+            if cursor < self._forgotten_before:
+                return Changes(self.version, dict(self._records), resync=True)
+            changed: dict[TaskKey, TaskRecord | None] = {}
+            for key, version in reversed(self._changed_at.items()):
+                if version <= cursor:
+                    break
+                changed[key] = self._records.get(key)
+            return Changes(self.version, changed)
 
     def get(self, key: TaskKey) -> TaskRecord | None:
         with self._lock:
@@ -193,6 +221,34 @@ class TaskStore:
     def __len__(self) -> int:
         return len(self._records)
 
+    # --- bookkeeping of the change feed (callers hold the lock and bumped the version once) ------
+    def _put(self, key: TaskKey, record: TaskRecord) -> None:
+        if key not in self._records and key in self._changed_at:
+            self._tombstones -= 1  # a removed task is back
+        self._records[key] = record
+        self._mark(key)
+
+    def _drop(self, key: TaskKey) -> None:
+        del self._records[key]
+        self._mark(key)
+        self._tombstones += 1
+        if self._tombstones > MAX_TOMBSTONES:
+            self._forget_old_removals()
+
+    def _mark(self, key: TaskKey) -> None:
+        self._changed_at[key] = self.version
+        self._changed_at.move_to_end(key)
+
+    def _forget_old_removals(self) -> None:
+        """Forget the older half of the remembered removals; a reader older than them resyncs."""
+        for key, version in list(self._changed_at.items()):
+            if self._tombstones <= MAX_TOMBSTONES // 2:
+                break
+            if key not in self._records:
+                del self._changed_at[key]
+                self._tombstones -= 1
+                self._forgotten_before = version
+
     # --- membership --------------------------------------------------------------------------
     def add(self, key: TaskKey, source: str) -> bool:
         """Track ``key`` (from ``source``); True when the task was not tracked before."""
@@ -200,178 +256,77 @@ class TaskStore:
             record = self._records.get(key)
             if record is not None:
                 if source not in record.sources:
-                    self._records[key] = replace(record, sources=record.sources | {source})
-                    self.changes += 1
+                    self.version += 1
+                    self._put(key, replace(record, sources=record.sources | {source}))
                 return False
-            self._records[key] = TaskRecord(key[0], key[1], frozenset({source}), self._clock())
-            self._dirty.add(key)
-            self.changes += 1
+            self.version += 1
+            self._put(key, TaskRecord(key[0], key[1], frozenset({source}), self._clock()))
         self._notify([key], [])
-        return True
-
-    def remove_source(self, key: TaskKey, source: str) -> bool:
-        """Drop one source; the task stops being tracked when it has none left. True if removed."""
-        with self._lock:
-            record = self._records.get(key)
-            if record is None or source not in record.sources:
-                return False
-            remaining = record.sources - {source}
-            self.changes += 1
-            if remaining:
-                self._records[key] = replace(record, sources=remaining)
-                return False
-            del self._records[key]
-            self._dirty.add(key)
-        self._notify([], [key])
         return True
 
     def remove(self, key: TaskKey) -> bool:
         with self._lock:
-            if self._records.pop(key, None) is None:
+            if key not in self._records:
                 return False
-            self._dirty.add(key)
-            self.changes += 1
+            self.version += 1
+            self._drop(key)
         self._notify([], [key])
         return True
 
     def replace_source(self, source: str, keys: Iterable[TaskKey]) -> tuple[int, int]:
-        """Make ``source`` name exactly ``keys`` (a reloaded file); returns (added, removed) counts."""
+        """Make ``source`` name exactly ``keys`` (a reloaded file); returns (added, removed) counts.
+
+        A task stays tracked while any other source still names it.
+        """
         wanted = set(keys)
         added: list[TaskKey] = []
         removed: list[TaskKey] = []
         with self._lock:
+            self.version += 1
             now = self._clock()
             for key, record in list(self._records.items()):
                 if source in record.sources and key not in wanted:
                     remaining = record.sources - {source}
                     if remaining:
-                        self._records[key] = replace(record, sources=remaining)
+                        self._put(key, replace(record, sources=remaining))
                     else:
-                        del self._records[key]
+                        self._drop(key)
                         removed.append(key)
             for key in wanted:
                 record = self._records.get(key)
                 if record is None:
-                    self._records[key] = TaskRecord(key[0], key[1], frozenset({source}), now)
+                    self._put(key, TaskRecord(key[0], key[1], frozenset({source}), now))
                     added.append(key)
                 elif source not in record.sources:
-                    self._records[key] = replace(record, sources=record.sources | {source})
-            self._dirty.update(added)
-            self._dirty.update(removed)
-            self.changes += 1
+                    self._put(key, replace(record, sources=record.sources | {source}))
         self._notify(added, removed)
         return len(added), len(removed)
 
     # --- results ------------------------------------------------------------------------------
-    def update(self, key: TaskKey, change: Any) -> TaskRecord | None:
+    def update(self, key: TaskKey, change: RecordChange) -> TaskRecord | None:
         """Replace the record with ``change(record)``; no-op if the task was removed meanwhile."""
         with self._lock:
             record = self._records.get(key)
             if record is None:
                 return None
             new = change(record)
-            self._records[key] = new
-            self._dirty.add(key)
-            self.changes += 1
+            self.version += 1
+            self._put(key, new)
             return new
 
     def restore(self, records: Iterable[TaskRecord]) -> int:
         """Load records from the state file, merging with tasks configured by flags/file."""
         restored: list[TaskKey] = []
         with self._lock:
+            self.version += 1
             for record in records:
                 current = self._records.get(record.key)
                 persistent_sources = record.sources - CONFIG_SOURCES
                 sources = (current.sources if current else frozenset()) | persistent_sources
                 if not sources:
                     continue  # it came only from flags/file that no longer name it
-                self._records[record.key] = replace(record, sources=sources)
-                self._dirty.add(record.key)
+                self._put(record.key, replace(record, sources=sources))
                 if current is None:
                     restored.append(record.key)
-            self.changes += 1
         self._notify(restored, [])
         return len(restored)
-
-
-class TasksFileError(Exception):
-    """A tasks file that cannot be used; the message is one line naming the problem."""
-
-
-def load_tasks_file(path: Path) -> list[TaskKey]:
-    """Read a YAML list of ``{sdk_app_id, task_id}`` (also accepts ``{tasks: [...]}``)."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TasksFileError(f"cannot read tasks file {path}: {exc.strerror or exc}") from None
-    except Exception:  # PyYAML's constructors also raise ValueError, IndexError, RecursionError...
-        raise TasksFileError(f"tasks file {path} is not valid YAML") from None
-    if isinstance(document, dict) and set(document) == {"tasks"}:
-        document = document["tasks"]
-    if document is None:
-        return []
-    if not isinstance(document, list):
-        raise TasksFileError(f"tasks file {path} must be a list of {{sdk_app_id, task_id}}")
-    keys: list[TaskKey] = []
-    for index, item in enumerate(document, start=1):
-        if not isinstance(item, dict) or set(item) != {"sdk_app_id", "task_id"}:
-            raise TasksFileError(f"tasks file {path}: entry {index} must have exactly sdk_app_id and task_id")
-        try:
-            keys.append((validate_sdk_app_id(item["sdk_app_id"]), validate_task_id(item["task_id"])))
-        except InvalidTaskRef as exc:
-            raise TasksFileError(f"tasks file {path}: entry {index}: {exc}") from None
-    return list(dict.fromkeys(keys))
-
-
-class TasksFileWatcher:
-    """Keeps the ``file`` source equal to ``--tasks-file``: re-read when it changes and on demand.
-
-    A broken file keeps the last good set; ``on_result(ok)`` feeds the reload-success gauge.
-    """
-
-    def __init__(self, path: Path, store: TaskStore, on_result: Any = lambda ok: None, period: float = 2.0,
-                 accept: Any = lambda key: True):
-        self.accept = accept  # sharding: the file names every task; this replica keeps its share
-        self.path = path
-        self.store = store
-        self.on_result = on_result
-        self.period = period
-        self._stamp: tuple[int, int] | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="tasks-file", daemon=True)
-
-    def _current_stamp(self) -> tuple[int, int] | None:
-        try:
-            stat = self.path.stat()
-        except OSError:
-            return None
-        return stat.st_mtime_ns, stat.st_size
-
-    def reload(self) -> bool:
-        with self._lock:
-            self._stamp = self._current_stamp()
-            try:
-                keys = load_tasks_file(self.path)
-            except TasksFileError as exc:
-                log.error("%s; keeping the last good task set", exc)
-                self.on_result(False)
-                return False
-            added, removed = self.store.replace_source("file", [key for key in keys if self.accept(key)])
-            log.info("tasks file %s loaded: %d tasks (%d new, %d removed)", self.path, len(keys), added, removed)
-            self.on_result(True)
-            return True
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.period):
-            if self._current_stamp() != self._stamp:
-                try:
-                    self.reload()
-                except Exception:  # a watcher must never die
-                    log.exception("tasks file reload failed unexpectedly")
-
-    def stop(self) -> None:
-        self._stop.set()

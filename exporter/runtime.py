@@ -1,4 +1,4 @@
-"""Wiring: ``Settings`` -> store, client, collector, exposition, HTTP server; start and stop.
+"""The running exporter: ``Settings`` -> store, accounts, collectors, exposition, web; start, reload, stop.
 
 Kept apart from ``cli.py`` (parsing) so tests and ``demo`` build the same exporter in-process.
 """
@@ -14,22 +14,17 @@ from types import FrameType
 from exporter import statefile
 from exporter.accounts import Accounts
 from exporter.callbacks import CallbackEndpoint
-from exporter.collector import Collector
 from exporter.config import Settings
-from exporter.credentials import CredentialProvider
-from exporter.metrics import (
-    CredentialsCollector,
-    ExporterMetrics,
-    Exposition,
-    PausedAccountsCollector,
-    self_registry,
-)
-from exporter.ratelimit import PacedLimiter
-from exporter.server import App, ExporterHTTPServer, RequestContext, Response, json_response
+from exporter.exposition import Exposition
+from exporter.metrics import CredentialsCollector, ExporterMetrics, PausedAccountsCollector, self_registry
 from exporter.sharding import Shard
-from exporter.tasks import TasksFileWatcher, TaskStore
-from exporter.tencentcloud import TencentCloudClient
-from exporter.webconfig import WebSecurity
+from exporter.store import TaskStore
+from exporter.tasksfile import TasksFileWatcher
+from exporter.tencentcloud.credentials import CredentialProvider
+from exporter.web.forwarding import ShardForwarder
+from exporter.web.http import ExporterHTTPServer, RequestContext, Response, json_response
+from exporter.web.routes import Routes
+from exporter.web.webconfig import WebSecurity
 
 log = logging.getLogger(__name__)
 
@@ -43,36 +38,38 @@ class Exporter:
     store: TaskStore = field(default_factory=TaskStore)
 
     def __post_init__(self) -> None:
-        s = self.settings
+        settings = self.settings
         self.registry = self_registry()
         self.metrics = ExporterMetrics(self.registry)
-        self.shard = Shard(s.shard_index, s.shard_count, s.shard_peer_url)
-        self.accounts = Accounts(s, self.store, self.metrics, self.shard.owns, self.credentials)
-        self.registry.register(PausedAccountsCollector(self.accounts.paused))  # type: ignore[arg-type]
-        self.registry.register(CredentialsCollector(  # type: ignore[arg-type]
-            lambda: [(a.name, a.client.credentials) for a in self.accounts]))
+        self.shard = Shard(settings.shard_index, settings.shard_count)
+        forwarder = ShardForwarder(self.shard, settings.shard_peer_url) if self.shard.sharded else None
+        self.accounts = Accounts(settings, self.store, self.metrics, self.shard.owns, self.credentials)
+        self.registry.register(PausedAccountsCollector(self.accounts.paused_sdk_app_ids))
+        self.registry.register(CredentialsCollector(lambda: [(a.name, a.client.credentials) for a in self.accounts]))
         self.metrics.poll_lag.set_function(self.accounts.lag)
-        self.callbacks = CallbackEndpoint(self.store, lambda: s.callback_key, self.metrics.count_callback,
-                                          shard=self.shard)
+        self.callbacks = CallbackEndpoint(self.store, lambda: settings.callback_key, self.metrics.count_callback,
+                                          forward=forwarder.forward_callback if forwarder else None)
         callback_route = {("POST", "/callbacks/tiw"): self._callback}
         self.exposition = Exposition(self.store, self.registry)
-        self.web = WebSecurity(s.web_config_file)  # raises WebConfigError: a broken file is a startup error
-        self.app = App(self.store, self.exposition, ready=self.accounts.ready, api_token=lambda: s.api_token,
-                       extra_routes=callback_route, authorize=self.web.authorize, shard=self.shard)
-        self.server = ExporterHTTPServer(s.listen, self.app, ssl_context=self.web.ssl_context)
+        self.web = WebSecurity(settings.web_config_file)  # raises WebConfigError: a broken file is a startup error
+        self.routes = Routes(self.store, self.exposition, ready=self.accounts.ready,
+                             api_token=lambda: settings.api_token, extra_routes=callback_route,
+                             authorize=self.web.authorize, forwarder=forwarder)
+        self.server = ExporterHTTPServer(settings.listen, self.routes, ssl_context=self.web.ssl_context)
         # TIW cannot send basic auth: the callback-only listener has TLS from the web config, no basic auth.
         self.callback_server = (
-            ExporterHTTPServer(s.callback_listen, App(self.store, self.exposition, ready=lambda: True,
-                                                      extra_routes=callback_route, only_extra_routes=True),
+            ExporterHTTPServer(settings.callback_listen,
+                               Routes(self.store, self.exposition, ready=lambda: True, extra_routes=callback_route,
+                                      only_extra_routes=True),
                                ssl_context=self.web.ssl_context)
-            if s.callback_listen else None
+            if settings.callback_listen else None
         )
-        self.state_writer = (statefile.StateWriter(s.state_file, self.store, s.state_save_interval)
-                             if s.state_file else None)
+        self.state_writer = (statefile.StateWriter(settings.state_file, self.store, settings.state_save_interval)
+                             if settings.state_file else None)
         self.tasks_watcher = (
-            TasksFileWatcher(s.tasks_file, self.store, self.metrics.tasks_file_reload_success.set,
-                             accept=self.shard.owns)
-            if s.tasks_file else None
+            TasksFileWatcher(settings.tasks_file, self.store, self.metrics.tasks_file_reload_success.set,
+                             shard_owns=self.shard.owns)
+            if settings.tasks_file else None
         )
         self._stopped = threading.Event()
 
@@ -80,33 +77,20 @@ class Exporter:
     def url(self) -> str:
         return self.server.url
 
-    # The first (often only) account's parts, for tests and tools that look inside.
-    @property
-    def client(self) -> TencentCloudClient:
-        return next(iter(self.accounts)).client
-
-    @property
-    def limiter(self) -> PacedLimiter:
-        return next(iter(self.accounts)).limiter
-
-    @property
-    def collector(self) -> Collector:
-        return next(iter(self.accounts)).collector
-
     def _callback(self, ctx: RequestContext) -> Response:
         status, document = self.callbacks.handle(ctx.read_body(), ctx.headers)
         return json_response(status, document)
 
     def start(self) -> Exporter:
-        s = self.settings
-        for key in filter(self.shard.owns, s.tasks):
+        settings = self.settings
+        for key in filter(self.shard.owns, settings.tasks):
             self.store.add(key, "flag")
         if self.tasks_watcher:
             self.tasks_watcher.reload()
             self.tasks_watcher.start()
-        if s.state_file:  # after the configured tasks, so their saved results are restored too
-            restored = self.store.restore(r for r in statefile.load(s.state_file) if self.shard.owns(r.key))
-            log.info("state file %s: %d tasks restored", s.state_file, restored)
+        if settings.state_file:  # after the configured tasks, so their saved results are restored too
+            restored = self.store.restore(r for r in statefile.load(settings.state_file) if self.shard.owns(r.key))
+            log.info("state file %s: %d tasks restored", settings.state_file, restored)
         for account in self.accounts:
             account.start()
         if self.state_writer:
@@ -116,7 +100,7 @@ class Exporter:
             self.callback_server.start()
             log.info("TIW callbacks accepted on %s/callbacks/tiw", self.callback_server.url)
         log.info("tiw-exporter listening on %s, tracking %d tasks (shard %d of %d, accounts: %s)", self.url,
-                 len(self.store), s.shard_index, s.shard_count, ", ".join(a.name for a in self.accounts))
+                 len(self.store), settings.shard_index, settings.shard_count, ", ".join(a.name for a in self.accounts))
         return self
 
     def reload(self) -> None:

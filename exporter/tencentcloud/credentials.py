@@ -1,13 +1,12 @@
-"""Tencent Cloud credentials and the provider chain the official SDKs use.
+"""Tencent Cloud credentials: the key pair and the long-lived sources (key file, environment, profile).
 
-First match wins: explicit (flag + key file), environment, profile file, CVM instance role.
+The chain that picks one source is in ``chain.py``; instance-role keys are in ``cvm_role.py``.
 Secrets never reach ``repr``/``str``: a leaked log line must not leak a key.
 """
 
 from __future__ import annotations
 
 import configparser
-import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -131,33 +130,3 @@ def from_profile(path: Path) -> StaticCredentials | None:
     if not secret_id or not secret_key:
         raise CredentialError(f"credentials profile {path} lacks secret_id or secret_key in [default]")
     return StaticCredentials(Credential(secret_id, secret_key), f"profile {path}")
-
-
-def resolve_chain(
-    secret_id: str | None = None,
-    secret_key_file: Path | None = None,
-    env: Mapping[str, str] | None = None,
-    profile_paths: tuple[Path, ...] = PROFILE_PATHS,
-    cvm_role: str | None = None,
-) -> CredentialProvider:
-    """Pick the first configured source, in the official SDKs' order."""
-    env = os.environ if env is None else env
-    if secret_id or secret_key_file:
-        if not (secret_id and secret_key_file):
-            raise CredentialError("--secret-id and --secret-key-file must be given together")
-        return SecretFileCredentials(secret_id, secret_key_file)
-    found = from_environment(env)
-    if found:
-        return found
-    for path in profile_paths:
-        found = from_profile(path)
-        if found:
-            return found
-    if cvm_role:
-        from exporter.cvm_role import CvmRoleCredentials  # imported late: cvm_role builds on this module
-
-        return CvmRoleCredentials(cvm_role)
-    raise CredentialError(
-        "no Tencent Cloud credentials: set --secret-id/--secret-key-file, TENCENTCLOUD_SECRET_ID/"
-        "TENCENTCLOUD_SECRET_KEY, ~/.tencentcloud/credentials, or --cvm-role"
-    )

@@ -1,0 +1,149 @@
+"""The plain data of the exporter: ids, ``TaskKey``, ``PushTask``, statuses, and the one field coercion.
+
+Everything here is free of I/O and of the HTTP client, so config, store, callbacks, web and the
+API wire format all share it. ``int_field``/``str_field`` are the ONE coercion of task fields, used
+for ``DescribeWhiteboardPush`` answers and for callback ``EventData`` alike:
+
+* integer fields: missing or ``null`` -> 0 (the API's own "not yet"); integral floats and ASCII digit
+  strings are accepted; booleans, other strings, fractions and negative values -> ``FieldError``;
+* string fields: missing or ``null`` -> ""; numbers become their decimal text (GroupId is often
+  numeric); anything else -> ``FieldError``.
+
+Callers turn ``FieldError`` into their own refusal (``BadResponse`` for an API answer, 400 for a
+callback), so a value is judged the same whichever way it arrived.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+STATUSES = ("PREPARED", "PUSHING", "STOPPED")
+FINISH_REASONS = ("AUTO", "USER_CALL", "EXCEPTION")
+STATUS_RANK = {status: rank for rank, status in enumerate(STATUSES)}
+
+TaskKey = tuple[int, str]  # (sdk_app_id, task_id): how every part of the exporter names a task
+
+TASK_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # used with fullmatch: "$" would accept a final newline
+MAX_SDK_APP_ID = 2**63 - 1
+_DECIMAL_RE = re.compile(r"\s*([0-9]{1,19})\s*")  # ASCII digits only: str.isdigit() also takes "²" and "①"
+
+
+def decimal_int(text: str) -> int | None:
+    """The integer a short ASCII decimal text spells, else None."""
+    match = _DECIMAL_RE.fullmatch(text)
+    return int(match[1]) if match else None
+
+
+class InvalidTaskRef(ValueError):
+    """A task reference (SdkAppId or TaskId) that cannot name a real task."""
+
+
+def validate_sdk_app_id(value: Any) -> int:
+    """SdkAppId: a positive integer (digit strings accepted, as from a CLI or YAML)."""
+    if isinstance(value, bool):
+        raise InvalidTaskRef(f"sdk_app_id must be a positive integer, got {value!r}")
+    if isinstance(value, str):
+        value = decimal_int(value)
+    if not isinstance(value, int) or not 0 < value <= MAX_SDK_APP_ID:
+        raise InvalidTaskRef(f"sdk_app_id must be a positive integer, got {str(value)[:40]!r}")
+    return value
+
+
+def validate_task_id(value: Any) -> str:
+    """TaskId: 1-64 characters of [A-Za-z0-9_-]."""
+    if not isinstance(value, str) or not TASK_ID_RE.fullmatch(value):
+        raise InvalidTaskRef(f"task_id must be 1-64 characters of [A-Za-z0-9_-], got {str(value)[:80]!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class PushTask:
+    """One ``DescribeWhiteboardPush`` answer, validated."""
+
+    sdk_app_id: int
+    task_id: str
+    status: str
+    finish_reason: str = ""
+    room_id: int = 0
+    group_id: str = ""
+    push_user_id: str = ""
+    push_start_time: int = 0
+    push_stop_time: int = 0
+    exception_cnt: int = 0
+    im_sync_time: int = 0
+    backup: str = ""
+    request_id: str = ""
+    answered_task_id: str = ""
+
+    @property
+    def known_status(self) -> str | None:
+        return self.status if self.status in STATUS_RANK else None
+
+    @property
+    def stopped(self) -> bool:
+        return self.status == "STOPPED"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PushTask:
+        """Inverse of ``to_dict`` for the state file; raises ValueError/TypeError on bad data."""
+        names = {f for f in cls.__dataclass_fields__}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown PushTask fields {sorted(unknown)}")
+        task = cls(**data)
+        for name, field_ in cls.__dataclass_fields__.items():
+            expected = int if field_.type in ("int", int) else str
+            value = getattr(task, name)
+            if not isinstance(value, expected) or isinstance(value, bool):
+                raise TypeError(f"PushTask.{name} must be {expected.__name__}")
+        return task
+
+
+class FieldError(ValueError):
+    """A task field whose value no coercion rule accepts; the message names the field."""
+
+
+def int_field(data: dict[str, Any], name: str) -> int:
+    """An integer field (policy in the module docstring); raises ``FieldError``."""
+    value = data.get(name)
+    if value is None:
+        return 0
+    if isinstance(value, bool):
+        raise FieldError(f"{name} is a boolean, expected an integer")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    elif isinstance(value, str) and decimal_int(value) is not None:
+        value = decimal_int(value)
+    if not isinstance(value, int):
+        raise FieldError(f"{name} is {type(value).__name__}, expected an integer")
+    if value < 0:
+        raise FieldError(f"{name} is negative ({value})")
+    return value
+
+
+def str_field(data: dict[str, Any], name: str) -> str:
+    """A string field (policy in the module docstring); raises ``FieldError``."""
+    value = data.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        raise FieldError(f"{name} is a boolean, expected a string")
+    if isinstance(value, (int, float)):
+        return str(value)
+    if not isinstance(value, str):
+        raise FieldError(f"{name} is {type(value).__name__}, expected a string")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class RunningTask:
+    """An entry of ``DescribeRunningTasks``: enough to start tracking it."""
+
+    sdk_app_id: int
+    task_id: str
+    status: str

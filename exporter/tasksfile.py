@@ -1,0 +1,93 @@
+"""``--tasks-file``: a YAML list of tasks to track, kept equal to the store's ``file`` source.
+
+The file is re-read when it changes and on SIGHUP. A broken file keeps the last good set.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from exporter.model import InvalidTaskRef, TaskKey, validate_sdk_app_id, validate_task_id
+from exporter.periodic import Periodic
+from exporter.store import TaskStore
+from exporter.yamlfile import YamlFileError, read_yaml
+
+log = logging.getLogger(__name__)
+
+
+class TasksFileError(Exception):
+    """A tasks file that cannot be used; the message is one line naming the problem."""
+
+
+def load_tasks_file(path: Path) -> list[TaskKey]:
+    """Read a YAML list of ``{sdk_app_id, task_id}`` (also accepts ``{tasks: [...]}``)."""
+    try:
+        document = read_yaml(path, "tasks file")
+    except YamlFileError as exc:
+        raise TasksFileError(str(exc)) from None
+    if isinstance(document, dict) and set(document) == {"tasks"}:
+        document = document["tasks"]
+    if document is None:
+        return []
+    if not isinstance(document, list):
+        raise TasksFileError(f"tasks file {path} must be a list of {{sdk_app_id, task_id}}")
+    keys: list[TaskKey] = []
+    for index, item in enumerate(document, start=1):
+        if not isinstance(item, dict) or set(item) != {"sdk_app_id", "task_id"}:
+            raise TasksFileError(f"tasks file {path}: entry {index} must have exactly sdk_app_id and task_id")
+        try:
+            keys.append((validate_sdk_app_id(item["sdk_app_id"]), validate_task_id(item["task_id"])))
+        except InvalidTaskRef as exc:
+            raise TasksFileError(f"tasks file {path}: entry {index}: {exc}") from None
+    return list(dict.fromkeys(keys))
+
+
+class TasksFileWatcher:
+    """Keeps the ``file`` source equal to ``--tasks-file``: re-read when it changes and on demand.
+
+    A broken file keeps the last good set; ``on_result(ok)`` feeds the reload-success gauge.
+    """
+
+    def __init__(self, path: Path, store: TaskStore, on_result: Callable[[bool], object] = lambda ok: None,
+                 period: float = 2.0, shard_owns: Callable[[TaskKey], bool] = lambda key: True):
+        self.shard_owns = shard_owns  # sharding: the file names every task; this replica keeps its share
+        self.path = path
+        self.store = store
+        self.on_result = on_result
+        self._stamp: tuple[int, int] | None = None
+        self._lock = threading.Lock()
+        self._loop = Periodic("tasks-file", period, self._reload_if_changed)
+
+    def _current_stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+    def reload(self) -> bool:
+        with self._lock:
+            self._stamp = self._current_stamp()
+            try:
+                keys = load_tasks_file(self.path)
+            except TasksFileError as exc:
+                log.error("%s; keeping the last good task set", exc)
+                self.on_result(False)
+                return False
+            added, removed = self.store.replace_source("file", [key for key in keys if self.shard_owns(key)])
+            log.info("tasks file %s loaded: %d tasks (%d new, %d removed)", self.path, len(keys), added, removed)
+            self.on_result(True)
+            return True
+
+    def _reload_if_changed(self) -> None:
+        if self._current_stamp() != self._stamp:
+            self.reload()
+
+    def start(self) -> None:
+        self._loop.start()
+
+    def stop(self) -> None:
+        self._loop.stop()

@@ -1,0 +1,166 @@
+"""What each path answers: /metrics, health, the landing page, the task API and extra routes (callbacks).
+
+Auth runs before routing, so without credentials even a 404 says nothing about which paths exist.
+Handlers only read snapshots and call the store; nothing here talks to the Tencent Cloud API.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import unquote
+
+from exporter.exposition import Exposition
+from exporter.model import InvalidTaskRef, TaskKey, validate_sdk_app_id, validate_task_id
+from exporter.store import CONFIG_SOURCES, TaskStore
+from exporter.web.forwarding import ShardForwarder
+from exporter.web.http import HttpError, RequestContext, Response, Route, json_response
+from exporter.web.landing import landing_page
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Routes:
+    """What each path answers; everything the endpoints need is wired by ``exporter.runtime``."""
+
+    store: TaskStore
+    exposition: Exposition
+    ready: Callable[[], bool]
+    api_token: Callable[[], str | None] = lambda: None
+    extra_routes: dict[tuple[str, str], Route] = field(default_factory=dict)
+    authorize: Callable[[RequestContext], None] = lambda ctx: None  # raises HttpError (basic auth)
+    only_extra_routes: bool = False  # the --callback-listen server: nothing but the callback endpoint
+    forwarder: ShardForwarder | None = None  # writes for tasks another replica owns go there
+
+    def __post_init__(self) -> None:
+        self._exact: dict[tuple[str, str], Route] = {} if self.only_extra_routes else {
+            ("GET", "/metrics"): self.metrics,
+            ("GET", "/-/healthy"): lambda c: Response(HTTPStatus.OK, [b"Healthy.\n"], "text/plain"),
+            ("GET", "/-/ready"): self.readiness,
+            ("GET", "/"): self.landing,
+            ("GET", "/api/v1/tasks"): self.list_tasks,
+            ("POST", "/api/v1/tasks"): self.add_task,
+        }
+        self._exact.update(self.extra_routes)
+
+    def handle(self, ctx: RequestContext) -> Response:
+        if ctx.path != "/-/healthy":
+            self.authorize(ctx)  # before routing: without credentials even a 404 says nothing
+        route = self._route(ctx)
+        if route is None:
+            raise HttpError(HTTPStatus.NOT_FOUND, f"no such endpoint: {ctx.path[:100]}")
+        return route(ctx)
+
+    def _route(self, ctx: RequestContext) -> Route | None:
+        exact = self._exact
+        route = exact.get((ctx.method, ctx.path))
+        if route is not None:
+            return route
+        if not self.only_extra_routes and ctx.path.startswith("/api/v1/tasks/") and ctx.method in ("DELETE", "GET"):
+            return self.delete_task if ctx.method == "DELETE" else self.get_task
+        if any(path == ctx.path for _, path in exact):
+            allowed = sorted(m for m, p in exact if p == ctx.path)
+            raise HttpError(HTTPStatus.METHOD_NOT_ALLOWED, f"{ctx.method} not allowed on {ctx.path}",
+                            {"Allow": ", ".join(allowed)})
+        return None
+
+    # --- endpoints ----------------------------------------------------------------------------
+    def metrics(self, ctx: RequestContext) -> Response:
+        chunks, content_type, gzipped = self.exposition.render(
+            ctx.headers.get("Accept", ""), ctx.headers.get("Accept-Encoding", "")
+        )
+        return Response(HTTPStatus.OK, chunks, content_type, {"Content-Encoding": "gzip"} if gzipped else {})
+
+    def readiness(self, ctx: RequestContext) -> Response:
+        if self.ready():
+            return Response(HTTPStatus.OK, [b"Ready.\n"], "text/plain")
+        return Response(HTTPStatus.SERVICE_UNAVAILABLE, [b"Not ready: first collection pass running.\n"],
+                        "text/plain")
+
+    def landing(self, ctx: RequestContext) -> Response:
+        return Response(HTTPStatus.OK, [landing_page(self.store.snapshot())], "text/html; charset=utf-8")
+
+    def list_tasks(self, ctx: RequestContext) -> Response:
+        records = sorted(self.store.snapshot(), key=lambda r: r.key)
+        return json_response(HTTPStatus.OK, {"tasks": [r.to_json() for r in records]})
+
+    def get_task(self, ctx: RequestContext) -> Response:
+        record = self.store.get(_task_key_from_path(ctx.path))
+        if record is None:
+            raise HttpError(HTTPStatus.NOT_FOUND, "task is not tracked")
+        return json_response(HTTPStatus.OK, record.to_json())
+
+    def add_task(self, ctx: RequestContext) -> Response:
+        self._require_token(ctx)
+        raw = ctx.read_body()
+        document = _json(raw)
+        if not isinstance(document, dict) or set(document) != {"sdk_app_id", "task_id"}:
+            raise HttpError(HTTPStatus.BAD_REQUEST, 'body must be {"sdk_app_id": <int>, "task_id": "<id>"}')
+        try:
+            key = validate_sdk_app_id(document["sdk_app_id"]), validate_task_id(document["task_id"])
+        except InvalidTaskRef as exc:
+            raise HttpError(HTTPStatus.BAD_REQUEST, str(exc)) from None
+        forwarded = self._forward(key, ctx, raw)
+        if forwarded is not None:
+            return forwarded
+        created = self.store.add(key, "api")
+        record = self.store.get(key)
+        document = record.to_json() if record else {"sdk_app_id": key[0], "task_id": key[1]}
+        return json_response(HTTPStatus.CREATED if created else HTTPStatus.OK, document)
+
+    def delete_task(self, ctx: RequestContext) -> Response:
+        self._require_token(ctx)
+        key = _task_key_from_path(ctx.path)
+        record = self.store.get(key)
+        if record is None:
+            forwarded = self._forward(key, ctx, b"")
+            if forwarded is not None:
+                return forwarded
+        if record is None:
+            raise HttpError(HTTPStatus.NOT_FOUND, "task is not tracked")
+        configured = record.sources & CONFIG_SOURCES
+        if configured:
+            raise HttpError(HTTPStatus.CONFLICT, f"task comes from {', '.join(sorted(configured))} configuration; "
+                                                 "remove it there")
+        self.store.remove(key)
+        return json_response(HTTPStatus.OK, {"deleted": {"sdk_app_id": key[0], "task_id": key[1]}})
+
+    def _forward(self, key: TaskKey, ctx: RequestContext, body: bytes) -> Response | None:
+        """The owner's answer for a task another shard owns; None to handle it here."""
+        return self.forwarder.forward_request(key, ctx, body) if self.forwarder else None
+
+    def _require_token(self, ctx: RequestContext) -> None:
+        expected = self.api_token()
+        if not expected:
+            raise HttpError(HTTPStatus.FORBIDDEN, "task API writes are disabled: no API token configured "
+                                                  "(--api-token-file or TIW_EXPORTER_API_TOKEN)")
+        header = ctx.headers.get("Authorization", "")
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected.encode()):
+            raise HttpError(HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token",
+                            {"WWW-Authenticate": 'Bearer realm="tiw-exporter"'})
+
+
+def _task_key_from_path(path: str) -> TaskKey:
+    parts = path[len("/api/v1/tasks/"):].split("/")
+    if len(parts) != 2:
+        raise HttpError(HTTPStatus.NOT_FOUND, "use /api/v1/tasks/{sdk_app_id}/{task_id}")
+    try:
+        return validate_sdk_app_id(unquote(parts[0])), validate_task_id(unquote(parts[1]))
+    except InvalidTaskRef as exc:
+        raise HttpError(HTTPStatus.BAD_REQUEST, str(exc)) from None
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise HttpError(HTTPStatus.BAD_REQUEST, "body is not valid JSON") from None
+
+

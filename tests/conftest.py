@@ -1,0 +1,17 @@
+"""Shared pytest setup: hypothesis profiles and the ``slow`` tier.
+
+Profiles: ``ci`` (the default under ``CI=true``) runs each property test's own example count;
+``dev`` (the default otherwise) caps examples for a fast inner loop. Neither fails a test for
+slow input generation: the machines are shared and noisy, and time is for benchmarks, not tests.
+Pick one explicitly with ``--hypothesis-profile``.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("ci", suppress_health_check=[HealthCheck.too_slow], deadline=None)
+settings.register_profile("dev", parent=settings.get_profile("ci"), max_examples=25)
+settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")
