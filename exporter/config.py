@@ -200,6 +200,14 @@ def _non_negative_int(value: Any) -> int:
     return number
 
 
+def _endpoint(value: Any) -> str:
+    """The API endpoint: ``http(s)://HOST[:PORT]`` (the one check, for top-level and per-account)."""
+    text = str(value)
+    if not re.match(r"^https?://[^/\s]+/?$", text):
+        raise ValueError(f"must be http(s)://HOST[:PORT], got {text[:60]!r}")
+    return text
+
+
 def _peer_url_template(value: Any) -> str:
     text = str(value)
     if "{index}" not in text or not re.match(r"^https?://", text):
@@ -232,15 +240,18 @@ def _account(index: int, raw: Any) -> AccountSettings:
     if "secret_key" in raw:
         raise ValueError(f"accounts[{index}] ({name}): put the key in a file (secret_key_file)")
     endpoint = data.get("endpoint")
-    if endpoint is not None and not re.match(r"^https?://[^/\s]+/?$", str(endpoint)):
-        raise ValueError(f"accounts[{index}] ({name}): endpoint must be http(s)://HOST[:PORT]")
+    if endpoint is not None:
+        try:
+            endpoint = _endpoint(endpoint)
+        except ValueError as exc:
+            raise ValueError(f"accounts[{index}] ({name}): endpoint {exc}") from None
     return AccountSettings(
         name=name, sdk_app_ids=sdk_app_ids,
         secret_id=str(data["secret_id"]) if data.get("secret_id") else None,
         secret_key_file=Path(str(data["secret_key_file"])).expanduser() if data.get("secret_key_file") else None,
         cvm_role=str(data["cvm_role"]) if data.get("cvm_role") else None,
         region=str(data["region"]) if data.get("region") else None,
-        endpoint=str(endpoint) if endpoint else None,
+        endpoint=endpoint or None,
         rate_limit=_positive_float(data["rate_limit"]) if data.get("rate_limit") is not None else None,
     )
 
@@ -290,7 +301,7 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None) ->
     b = _Builder(raw)
     b.convert("listen", parse_listen)
     b.convert("callback_listen", parse_listen)
-    b.convert("endpoint", str)
+    b.convert("endpoint", _endpoint)
     b.convert("region", str)
     b.convert("secret_id", str)
     b.convert("cvm_role", str)
@@ -317,9 +328,6 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None) ->
     b.check("concurrency", 1 <= b.values.get("concurrency", 1) <= 256, "must be between 1 and 256")
     b.convert("log_level", _choice(LOG_LEVELS))
     b.convert("log_format", _choice(LOG_FORMATS))
-    endpoint = b.values.get("endpoint")
-    if endpoint is not None and not re.match(r"^https?://[^/\s]+/?$", endpoint):
-        b.problems.append(f"--endpoint: must be http(s)://HOST[:PORT], got {endpoint[:60]!r}")
     _load_secret(b, raw, "api_token_file", "api_token", "API token")
     _load_secret(b, raw, "callback_key_file", "callback_key", "callback key")
     if b.problems:

@@ -1,0 +1,78 @@
+"""The error table: each code's meaning and what the client, collector and discovery do with it."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.errors import TABLE, UNKNOWN, CollectorAction, DiscoveryAction, disposition
+from exporter.tencentcloud.errors import (
+    ApiError,
+    BadResponse,
+    CallFailure,
+    CredentialFailure,
+    HttpStatusFailure,
+    NetworkFailure,
+    StaleConnection,
+    TimeoutFailure,
+)
+
+C = CollectorAction
+
+# code -> (client retries it, collector action, discovery action)
+EXPECTED = {
+    "RequestLimitExceeded": (True, C.THROTTLE, DiscoveryAction.THROTTLE),
+    "RequestLimitExceeded.UinLimitExceeded": (True, C.THROTTLE, DiscoveryAction.THROTTLE),
+    "InternalError": (True, C.RETRY, DiscoveryAction.END_PASS),
+    "InternalError.DbError": (True, C.RETRY, DiscoveryAction.END_PASS),
+    "AuthFailure.SecretIdNotFound": (False, C.PAUSE_SDK_APP_ID, DiscoveryAction.END_PASS),
+    "AuthFailure.SignatureFailure": (False, C.PAUSE_SDK_APP_ID, DiscoveryAction.END_PASS),
+    "AuthFailure.SignatureExpire": (False, C.RETRY, DiscoveryAction.END_PASS),
+    "ResourceUnavailable.InArrears": (False, C.PAUSE_SDK_APP_ID, DiscoveryAction.END_PASS),
+    "UnauthorizedOperation.SdkAppId": (False, C.PAUSE_SDK_APP_ID, DiscoveryAction.END_PASS),
+    "InvalidParameter.TaskNotFound": (False, C.TASK_BACKOFF, DiscoveryAction.END_PASS),
+    "FailedOperation.WhiteboardPush": (False, C.TASK_BACKOFF, DiscoveryAction.END_PASS),
+    "SomethingNew.NeverSeen": (False, C.TASK_BACKOFF, DiscoveryAction.END_PASS),
+    "ClientError.Network": (True, C.RETRY, DiscoveryAction.END_PASS),
+    "ClientError.Timeout": (True, C.RETRY, DiscoveryAction.END_PASS),
+    "ClientError.HttpStatus": (True, C.RETRY, DiscoveryAction.END_PASS),
+    "ClientError.BadResponse": (False, C.RETRY, DiscoveryAction.END_PASS),
+    "ClientError.ResponseTooLarge": (False, C.RETRY, DiscoveryAction.END_PASS),
+    "ClientError.Credential": (False, C.RETRY, DiscoveryAction.END_PASS),
+    "ClientError.Signing": (False, C.RETRY, DiscoveryAction.END_PASS),
+}
+
+
+@pytest.mark.parametrize("code", sorted(EXPECTED))
+def test_each_code_has_its_documented_disposition(code: str) -> None:
+    found = disposition(code)
+    assert (found.client_retry, found.collector, found.discovery) == EXPECTED[code]
+
+
+def test_the_longest_dotted_prefix_wins_and_unknown_codes_get_the_default() -> None:
+    assert disposition("AuthFailure.SignatureExpire") is TABLE["AuthFailure.SignatureExpire"]
+    assert disposition("AuthFailure.SignatureExpire.Extra") is TABLE["AuthFailure.SignatureExpire"]
+    assert disposition("AuthFailureX") is UNKNOWN  # a prefix of the text, not of the dotted code
+    assert disposition("") is UNKNOWN
+
+
+def test_every_client_error_code_the_client_raises_is_in_the_table() -> None:
+    raised = {"ClientError.Network", "ClientError.Timeout", "ClientError.HttpStatus", "ClientError.BadResponse",
+              "ClientError.ResponseTooLarge", "ClientError.Credential", "ClientError.Signing"}
+    assert raised <= set(TABLE)
+
+
+@pytest.mark.parametrize(("failure", "retryable", "outcome"), [
+    (NetworkFailure("ClientError.Network", "reset"), True, "network_error"),
+    (TimeoutFailure("ClientError.Timeout", "slow"), True, "network_error"),
+    (StaleConnection("ClientError.Network", "closed"), True, "network_error"),
+    (HttpStatusFailure("ClientError.HttpStatus", "HTTP 502"), True, "bad_response"),
+    (BadResponse("ClientError.BadResponse", "not JSON"), False, "bad_response"),
+    (CredentialFailure("ClientError.Credential", "unreadable"), False, "error"),
+    (CallFailure("ClientError.Signing", "year 10000"), False, "error"),
+    (ApiError("RequestLimitExceeded", "slow down"), True, "throttled"),
+    (ApiError("InternalError", "oops"), True, "error"),
+    (ApiError("AuthFailure.SignatureFailure", "no"), False, "error"),
+])
+def test_failures_take_retry_from_the_table_and_keep_their_outcome_label(
+        failure: CallFailure, retryable: bool, outcome: str) -> None:
+    assert (failure.retryable, failure.outcome) == (retryable, outcome)
