@@ -5,8 +5,9 @@ from __future__ import annotations
 import random
 import time
 
+from exporter.lifecycle import TaskError, merge_error, merge_result
 from exporter.model import PushTask
-from exporter.store import TaskError, TaskStore, merge_error, merge_result
+from exporter.store import TaskStore
 
 STATUSES = ("PREPARED", "PUSHING", "PUSHING", "PUSHING", "STOPPED")
 REASONS = ("AUTO", "USER_CALL", "EXCEPTION")

@@ -86,7 +86,8 @@ class Accounts:
             store, lambda app, task: describe_whiteboard_push(client, app, task), limiter,
             interval=settings.interval, concurrency=settings.concurrency,
             finished_retention=settings.finished_retention, on_api_error=metrics.count_api_error,
-            account_owns=lambda key: self.name_for(key[0]) == account.name,
+            on_anomaly=metrics.count_anomaly, account_owns=lambda key: self.name_for(key[0]) == account.name,
+            account=account.name, not_found_grace=settings.not_found_grace,
         )
         discover = tuple(app for app in settings.discover_sdk_app_ids if self.name_for(app) == account.name)
         discoverer = Discoverer(
@@ -110,6 +111,10 @@ class Accounts:
 
     def lag(self) -> float:
         return max(c.lag() for c in self.collectors)
+
+    def paused_credentials(self) -> dict[str, str]:
+        """Accounts whose whole credential is paused, with the code that paused it."""
+        return {a.name: code for a in self if (code := a.collector.credential_pause()) is not None}
 
     def paused_sdk_app_ids(self) -> dict[int, str]:
         paused: dict[int, str] = {}

@@ -19,17 +19,20 @@ from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any
 
+from exporter.lifecycle import TaskError, TaskRecord
 from exporter.model import (
+    MAX_NESTING,
     FieldError,
     InvalidTaskRef,
     PushTask,
     TaskKey,
     int_field,
+    nesting_depth,
     str_field,
     validate_sdk_app_id,
     validate_task_id,
 )
-from exporter.store import TaskError, TaskRecord, TaskStore
+from exporter.store import TaskStore
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +93,8 @@ def verify(body: bytes, callback_key: str | None, now: float) -> CallbackEvent:
         raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", "body is not valid JSON") from None
     if not isinstance(document, dict):
         raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", "body must be a JSON object")
+    if nesting_depth(document, MAX_NESTING) > MAX_NESTING:
+        raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", f"body nests deeper than {MAX_NESTING} levels")
     expire_time = document.get("ExpireTime")
     presented = document.get("Sign")
     if isinstance(expire_time, bool) or not isinstance(expire_time, int) or not isinstance(presented, str):
@@ -175,7 +180,7 @@ def apply(event: CallbackEvent, store: TaskStore, now: float) -> str:
 
 def _apply_stop(record: TaskRecord, stopped: PushTask, error: TaskError | None, now: float) -> TaskRecord:
     return replace(record, latest=_merged_stop(stopped, record.latest), stop_error=error,
-                   stopped_seen_at=record.stopped_seen_at or now)
+                   final_at=record.final_at or now)
 
 
 class CallbackEndpoint:

@@ -92,7 +92,10 @@ def cli() -> None:
 @_option("--interval", help="Poll interval of an active task [default: 15s].")
 @_option("--rate-limit", help="API requests per second for this credential [default: 20].")
 @_option("--concurrency", help="Requests in flight [default: 8].")
-@_option("--finished-retention", help="How long a stopped task stays exported [default: 1h].")
+@_option("--finished-retention", help="How long a final (stopped, failed, not found) task stays exported "
+         "[default: 1h].")
+@_option("--not-found-grace", help="How long InvalidParameter.TaskNotFound must persist before a task ends as "
+         "NOT_FOUND [default: 2m].")
 @_option("--web-config-file", help="exporter-toolkit web config (TLS, basic auth).")
 @_option("--callback-key-file", help="TIW callback key, to verify callbacks (or env TIW_EXPORTER_CALLBACK_KEY).")
 @_option("--callback-listen", help="Extra HOST:PORT serving only /callbacks/tiw.")

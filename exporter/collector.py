@@ -5,8 +5,11 @@ failed query does is decided by the error table (``exporter.errors``):
 
 * ``THROTTLE``: the limiter slows down; the task keeps its place;
 * ``PAUSE_SDK_APP_ID``: the whole SdkAppId pauses with backoff (``pauses.py``); visible in metrics;
+* ``PAUSE_CREDENTIAL``: every SdkAppId of the account pauses (a refused key, a wrong region...);
 * ``RETRY``: transient; recorded, queried again at the next interval (sooner when the client may
   retry it) — the last good values stay exported;
+* ``TASK_FAILED`` / ``TASK_NOT_FOUND``: queried once more at the next interval; confirmed, the task
+  is final (``lifecycle.py``) and never polled again;
 * ``TASK_BACKOFF``: recorded on the task, retried with exponential backoff capped at ``max_backoff``.
 
 Nothing a single request does can stop the loop.
@@ -22,18 +25,30 @@ from concurrent.futures import ThreadPoolExecutor
 
 from exporter.backoff import exponential_backoff
 from exporter.errors import CollectorAction, disposition
+from exporter.lifecycle import (
+    FAILED,
+    NOT_FOUND,
+    TaskError,
+    TaskRecord,
+    answer_anomalies,
+    end,
+    merge_error,
+    merge_result,
+)
 from exporter.model import PushTask, TaskKey
 from exporter.pauses import SdkAppIdPauses
 from exporter.periodic import Periodic
 from exporter.ratelimit import PacedLimiter
 from exporter.retention import expire_finished
 from exporter.scheduler import Scheduler
-from exporter.store import TaskError, TaskStore, merge_error, merge_result
+from exporter.store import TaskStore
 from exporter.tencentcloud.errors import CallFailure
 
 log = logging.getLogger(__name__)
 
 Describe = Callable[[int, str], PushTask]
+
+NOT_FOUND_GRACE = 120.0  # a task just started may not be visible yet: TaskNotFound is final only after this
 
 
 class Collector:
@@ -50,8 +65,11 @@ class Collector:
         finished_retention: float = 3600.0,
         max_backoff: float = 300.0,
         on_api_error: Callable[[int, str], None] = lambda sdk_app_id, code: None,
+        on_anomaly: Callable[[str], None] = lambda kind: None,
         clock: Callable[[], float] = time.time,
         account_owns: Callable[[TaskKey], bool] = lambda key: True,
+        account: str = "default",
+        not_found_grace: float = NOT_FOUND_GRACE,
     ) -> None:
         self.store = store
         self.account_owns = account_owns  # which tracked tasks this collector (its account) polls
@@ -62,10 +80,12 @@ class Collector:
         self.finished_retention = finished_retention
         self.max_backoff = max_backoff
         self.on_api_error = on_api_error
+        self.on_anomaly = on_anomaly
         self.clock = clock
+        self.not_found_grace = not_found_grace
         self.scheduler = Scheduler()
         self.ready = threading.Event()
-        self.pauses = SdkAppIdPauses(interval, max_backoff)
+        self.pauses = SdkAppIdPauses(interval, max_backoff, account)
         self._task_backoff: dict[TaskKey, int] = {}
         self._first_pass: set[TaskKey] = set()
         self._lock = threading.Lock()
@@ -182,6 +202,8 @@ class Collector:
             self._on_failure(key, due, failure)
             return
         now = self.clock()
+        for kind in answer_anomalies(record.latest, task, now):
+            self.on_anomaly(kind)
         updated = self.store.update(key, lambda r: merge_result(r, task, now))
         with self._lock:
             self._task_backoff.pop(key, None)
@@ -199,9 +221,13 @@ class Collector:
             self.scheduler.schedule(key, due)  # keep its place at the front of the queue
             return
         error = TaskError(failure.code, failure.message[:500], failure.request_id, now)
-        if self.store.update(key, lambda r: merge_error(r, error)) is None:
+        record = self.store.update(key, lambda r: merge_error(r, error))
+        if record is None:
             return
         log.warning("task %s:%s query failed: %s", sdk_app_id, key[1], failure)
+        if meaning.collector is CollectorAction.PAUSE_CREDENTIAL:
+            self.scheduler.schedule(key, self.pauses.pause_credential(failure.code, now))
+            return
         if meaning.collector is CollectorAction.PAUSE_SDK_APP_ID:
             self.scheduler.schedule(key, self.pauses.pause(sdk_app_id, failure.code, now))
             return
@@ -210,14 +236,44 @@ class Collector:
             retry_in = min(self.interval, 5.0) if meaning.client_retry else self.interval
             self.scheduler.schedule(key, now + retry_in)
             return
+        if meaning.collector in (CollectorAction.TASK_FAILED, CollectorAction.TASK_NOT_FOUND):
+            if not self._ended(record, meaning.collector, now):
+                self.scheduler.schedule(key, now + self.interval)  # the next answer confirms it (or not)
+            return
         with self._lock:
             failures = self._task_backoff.get(key, 0) + 1
             self._task_backoff[key] = failures
         self.scheduler.schedule(key, now + exponential_backoff(self.interval, failures - 1, self.max_backoff))
 
+    def _ended(self, record: TaskRecord, action: CollectorAction, now: float) -> bool:
+        """Make the task final when its error answer is confirmed (see ``lifecycle``); True if it is."""
+        confirmed = record.error_streak >= 2
+        if action is CollectorAction.TASK_NOT_FOUND:
+            confirmed = confirmed and now - (record.error_since or now) >= self.not_found_grace
+        if not confirmed:
+            return False
+        ending = FAILED if action is CollectorAction.TASK_FAILED else NOT_FOUND
+        self.store.update(record.key, lambda r: end(r, ending, now))
+        log.warning("task %s:%s is final: %s (%s)", record.sdk_app_id, record.task_id, ending,
+                    record.last_error.code if record.last_error else "")
+        return True
+
     def paused_sdk_app_ids(self) -> dict[int, str]:
-        """SdkAppIds paused (or probing after a pause), with the error code that paused them."""
-        return self.pauses.current()
+        """SdkAppIds paused (or probing after a pause), with the error code that paused them.
+
+        While the whole credential is paused, every SdkAppId this collector has tasks of is paused too.
+        """
+        paused = self.pauses.current()
+        code = self.pauses.credential_pause()
+        if code is not None:
+            for record in self.store.snapshot():
+                if self.account_owns(record.key):
+                    paused.setdefault(record.sdk_app_id, code)
+        return paused
+
+    def credential_pause(self) -> str | None:
+        """The code that paused this account's whole credential, if it is paused."""
+        return self.pauses.credential_pause()
 
     # --- retention ---------------------------------------------------------------------------
     def _housekeep(self) -> None:

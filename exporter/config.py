@@ -105,6 +105,7 @@ class Settings:
     rate_limit: float = 20.0
     concurrency: int = 8
     finished_retention: float = 3600.0
+    not_found_grace: float = 120.0
     connect_timeout: float = 3.0
     read_timeout: float = 10.0
     web_config_file: Path | None = None
@@ -312,8 +313,8 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None) ->
     default_sdk = b.values.get("sdk_app_id")
     b.convert("tasks", lambda v: tuple(dict.fromkeys(parse_task_ref(t, default_sdk) for t in _as_list(v))))
     b.convert("discover_sdk_app_ids", lambda v: tuple(dict.fromkeys(validate_sdk_app_id(x) for x in _as_list(v))))
-    for name in ("interval", "finished_retention", "connect_timeout", "read_timeout", "discover_interval",
-                 "state_save_interval"):
+    for name in ("interval", "finished_retention", "not_found_grace", "connect_timeout", "read_timeout",
+                 "discover_interval", "state_save_interval"):
         b.convert(name, parse_duration)
         b.check(name, b.values.get(name, 1) > 0, "must be greater than zero")
     b.convert("rate_limit", _positive_float)

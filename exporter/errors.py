@@ -20,8 +20,11 @@ class CollectorAction(str, Enum):
     """What the poller does with a task whose query failed with the code."""
 
     THROTTLE = "throttle"  # slow the account's paced budget down; the task keeps its place in the queue
+    PAUSE_CREDENTIAL = "pause_credential"  # every SdkAppId of the account waits; one loud log line
     PAUSE_SDK_APP_ID = "pause_sdk_app_id"  # the whole SdkAppId waits (exponential backoff, one probe after)
     RETRY = "retry"  # transient: the task is queried again at the next interval (sooner if client_retry)
+    TASK_FAILED = "task_failed"  # the push failed: final once a second answer confirms it
+    TASK_NOT_FOUND = "task_not_found"  # no such task: final once confirmed over the not-found grace period
     TASK_BACKOFF = "task_backoff"  # this task only: exponential backoff up to the collector's cap
 
 
@@ -50,13 +53,30 @@ TABLE: dict[str, Disposition] = {
     "RequestLimitExceeded": Disposition("the account's request rate limit was hit", True, _C.THROTTLE,
                                         DiscoveryAction.THROTTLE),
     "InternalError": Disposition("a fault inside Tencent Cloud", True, _C.RETRY),
-    "AuthFailure": Disposition("the credential is refused (wrong, disabled or unauthorised key)", False,
-                               _C.PAUSE_SDK_APP_ID),
+    "ServiceUnavailable": Disposition("the service is temporarily unavailable", True, _C.RETRY),
+    "AuthFailure": Disposition("the credential is refused (unknown SecretId, wrong key or token, bad signature)",
+                               False, _C.PAUSE_CREDENTIAL),
     "AuthFailure.SignatureExpire": Disposition(
         "our clock is off the server's; the client re-learns it from the answer's Date header", False, _C.RETRY),
-    "ResourceUnavailable": Disposition("the SdkAppId cannot be used (e.g. arrears, service not opened)", False,
-                                       _C.PAUSE_SDK_APP_ID),
+    "AuthFailure.UnauthorizedOperation": Disposition("the credential may not use this SdkAppId", False,
+                                                     _C.PAUSE_SDK_APP_ID),
+    "UnsupportedRegion": Disposition("--region is not served by this endpoint", False, _C.PAUSE_CREDENTIAL),
+    "InvalidAction": Disposition("the endpoint has no such action (wrong --endpoint or product)", False,
+                                 _C.PAUSE_CREDENTIAL),
+    "ActionOffline": Disposition("the action was taken offline", False, _C.PAUSE_CREDENTIAL),
+    "NoSuchVersion": Disposition("the endpoint has no such API version", False, _C.PAUSE_CREDENTIAL),
+    "UnsupportedProtocol": Disposition("the endpoint refuses this protocol (http vs https)", False,
+                                       _C.PAUSE_CREDENTIAL),
+    "IpNotInWhitelist": Disposition("this host's IP is not in the account's API allow list", False,
+                                    _C.PAUSE_CREDENTIAL),
+    "ResourceUnavailable": Disposition("the SdkAppId cannot be used (whiteboard not activated, arrears, expired)",
+                                       False, _C.PAUSE_SDK_APP_ID),
     "UnauthorizedOperation": Disposition("the credential may not use this SdkAppId", False, _C.PAUSE_SDK_APP_ID),
+    "InvalidParameter.SdkAppIdNotFound": Disposition("the SdkAppId does not exist", False, _C.PAUSE_SDK_APP_ID),
+    "FailedOperation.WhiteboardPush": Disposition(
+        "the push failed (the message carries TRTC's error, e.g. an illegal UserSig)", False, _C.TASK_FAILED),
+    "InvalidParameter.TaskNotFound": Disposition("no such push task (or not visible yet, just after its start)",
+                                                 False, _C.TASK_NOT_FOUND),
     "ClientError.Network": Disposition("no HTTP answer: connection refused, reset, DNS", True, _C.RETRY),
     "ClientError.Timeout": Disposition("no complete answer within the connect/read deadline", True, _C.RETRY),
     "ClientError.HttpStatus": Disposition("HTTP 5xx from the endpoint or a gateway", True, _C.RETRY),
@@ -79,3 +99,26 @@ def disposition(code: str) -> Disposition:
         if found is not None:
             return found
     return UNKNOWN
+
+
+# Where each collector action shows (besides tiw_push_api_errors_total{sdk_app_id,code}, which counts every code).
+ACTION_METRICS: dict[CollectorAction, str] = {
+    _C.THROTTLE: "`tiw_exporter_api_requests_total{outcome=\"throttled\"}`",
+    _C.PAUSE_CREDENTIAL: "`tiw_exporter_credential_paused{account,code}`",
+    _C.PAUSE_SDK_APP_ID: "`tiw_exporter_account_paused{sdk_app_id,code}`",
+    _C.RETRY: "`tiw_push_task_error{code}`",
+    _C.TASK_FAILED: "`tiw_push_task_finish_reason{reason=\"FAILED\"}`, `tiw_push_task_failure_info`",
+    _C.TASK_NOT_FOUND: "`tiw_push_task_finish_reason{reason=\"NOT_FOUND\"}`",
+    _C.TASK_BACKOFF: "`tiw_push_task_error{code}`",
+}
+
+
+def markdown_table() -> str:
+    """The table as Markdown for the README (a test keeps the README's copy equal to this)."""
+    lines = ["| code (longest dotted prefix wins) | meaning | client retries | collector | discovery | shows in |",
+             "|---|---|---|---|---|---|"]
+    rows = [(f"`{code}`", row) for code, row in sorted(TABLE.items())] + [("any other code", UNKNOWN)]
+    for code, row in rows:
+        lines.append(f"| {code} | {row.meaning} | {'yes' if row.client_retry else 'no'} | {row.collector.value} | "
+                     f"{row.discovery.value} | {ACTION_METRICS[row.collector]} |")
+    return "\n".join(lines) + "\n"

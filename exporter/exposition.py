@@ -21,19 +21,20 @@ from prometheus_client.openmetrics import exposition as openmetrics
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from exporter.lifecycle import TaskRecord
 from exporter.metrics import (
     TASK_FAMILIES,
     TASKS_FAMILY,
     TRACKED_FAMILY,
-    BackupLog,
     Family,
     Labels,
     TaskCollector,
-    per_task_samples,
+    TaskProblemLog,
+    renderable_samples,
     tasks_by_status_samples,
 )
 from exporter.model import TaskKey
-from exporter.store import TaskRecord, TaskStore
+from exporter.store import TaskStore
 
 
 def _escape(value: str) -> str:
@@ -52,10 +53,13 @@ def family_header(family: Family) -> str:
     return f"# HELP {family.name} {family.help}\n# TYPE {family.name} {family.kind}\n"
 
 
-def render_task(record: TaskRecord, backup_log: BackupLog | None = None) -> tuple[bytes, ...]:
-    """The task's exposition text (UTF-8), one chunk per family of ``TASK_FAMILIES``."""
+def render_task(record: TaskRecord, problems: TaskProblemLog) -> tuple[bytes, ...] | None:
+    """The task's exposition text (UTF-8), one chunk per family of ``TASK_FAMILIES``; None if unrenderable."""
+    samples = renderable_samples(record, problems)
+    if samples is None:
+        return None
     parts: list[str] = [""] * len(TASK_FAMILIES)
-    for index, labels, value in per_task_samples(record, backup_log):
+    for index, labels, value in samples:
         parts[index] += format_sample(TASK_FAMILIES[index].name, labels, value)
     return tuple(p.encode("utf-8") for p in parts)
 
@@ -124,8 +128,8 @@ class Exposition:
     def __init__(self, store: TaskStore, own: CollectorRegistry):
         self.store = store
         self.own = own  # the exporter's own metrics (and process/python): rendered by prometheus_client
-        self.backup_log = BackupLog()
-        self.task_collector = TaskCollector(store, self.backup_log)
+        self.problems = TaskProblemLog()
+        self.task_collector = TaskCollector(store, self.problems)
         self.openmetrics_registry = CollectorRegistry(auto_describe=True)  # own + tasks, for OpenMetrics
         self.openmetrics_registry.register(_RegistryAsCollector(own))
         self.openmetrics_registry.register(self.task_collector)
@@ -143,10 +147,11 @@ class Exposition:
             if changes.resync:
                 columns = self._cache = RenderCache()
             for key, record in changes.records.items():
-                if record is None or record.retired:
-                    columns.drop(key)
+                chunks = None if record is None or record.retired else render_task(record, self.problems)
+                if chunks is None:
+                    columns.drop(key)  # removed, retired, or unrenderable (logged): no other task is affected
                 else:
-                    columns.put(key, render_task(record, self.backup_log), (record.sdk_app_id, record.status))
+                    columns.put(key, chunks, (record.sdk_app_id, record.status))
             out: list[bytes] = []
             for header, column in zip(self._headers, columns.columns):
                 body = b"".join(column)

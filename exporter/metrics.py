@@ -33,8 +33,9 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample as ClientSample
 
 from exporter import __version__
-from exporter.model import FINISH_REASONS, STATUSES, TaskKey
-from exporter.store import TaskRecord, TaskStore
+from exporter.lifecycle import ANOMALY_KINDS, ENDINGS, FAILED, TaskRecord, trtc_code
+from exporter.model import FINISH_REASONS, MAX_INT64, STATUSES, TaskKey
+from exporter.store import TaskStore
 from exporter.tiw import parse_backup
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ class Family:
 TASK_FAMILIES = (
     Family("tiw_push_task_info", "gauge", "Push task metadata (room, group, push user); always 1."),
     Family("tiw_push_task_status", "gauge", "Push task status as a state set: 1 for the current status."),
-    Family("tiw_push_task_finish_reason", "gauge", "Why a stopped push ended, as a state set (stopped tasks only)."),
+    Family("tiw_push_task_finish_reason", "gauge", "Why a final push ended, as a state set (final tasks only): "
+           "TIW's AUTO, USER_CALL, EXCEPTION, or FAILED (a failed push), NOT_FOUND (no such task)."),
     Family("tiw_push_task_duration_seconds", "gauge",
            "Push duration: stop minus start when stopped, last successful poll minus start while pushing."),
     Family("tiw_push_task_start_timestamp_seconds", "gauge", "PushStartTime as a Unix timestamp."),
@@ -64,9 +66,12 @@ TASK_FAMILIES = (
     Family("tiw_push_task_last_success_timestamp_seconds", "gauge", "When the task was last queried successfully."),
     Family("tiw_push_task_backup_status", "gauge", "Status of the backup push task, as a state set."),
     Family("tiw_push_task_backup_exceptions_total", "counter", "ExceptionCnt of the backup push task."),
+    Family("tiw_push_task_failure_info", "gauge", "1 for a push that failed (final): the error code, and TRTC's "
+           "error code from the message where it has one."),
 )
 (INFO, STATUS, FINISH, DURATION, START, STOP, EXCEPTIONS, ERROR, LAST_SUCCESS, BACKUP_STATUS,
- BACKUP_EXCEPTIONS) = range(len(TASK_FAMILIES))
+ BACKUP_EXCEPTIONS, FAILURE_INFO) = range(len(TASK_FAMILIES))
+FINISH_STATES = (*FINISH_REASONS, *ENDINGS)
 
 AGGREGATE_STATUSES = (*STATUSES, "UNKNOWN")
 TASKS_FAMILY = Family("tiw_push_tasks", "gauge", "Tracked push tasks by SdkAppId and status (UNKNOWN before the "
@@ -76,27 +81,26 @@ TRACKED_FAMILY = Family("tiw_exporter_tracked_tasks", "gauge", "Push tasks track
 Sample = tuple[int, Labels, float]
 
 
-class BackupLog:
-    """Remembers which tasks already logged an unparseable Backup, to log once per task."""
+class TaskProblemLog:
+    """Logs a problem of a task's data once per task and kind, not on every scrape."""
 
     def __init__(self) -> None:
-        self._seen: set[TaskKey] = set()
+        self._seen: set[tuple[TaskKey, str]] = set()
         self._lock = threading.Lock()
 
-    def once(self, record: TaskRecord, error: Exception) -> None:
+    def once(self, record: TaskRecord, problem: str, error: Exception) -> None:
         with self._lock:
-            if record.key in self._seen:
+            if (record.key, problem) in self._seen:
                 return
-            self._seen.add(record.key)
-        log.warning("task %s:%s has an unparseable Backup (%s); backup metrics skipped",
-                    record.sdk_app_id, record.task_id, type(error).__name__)
+            self._seen.add((record.key, problem))
+        log.warning("task %s:%s: %s (%s)", record.sdk_app_id, record.task_id, problem, type(error).__name__)
 
 
 def _state_set(family: int, base: Labels, label: str, states: Iterable[str], current: str) -> list[Sample]:
     return [(family, (*base, (label, state)), 1.0 if state == current else 0.0) for state in states]
 
 
-def per_task_samples(record: TaskRecord, backup_log: BackupLog | None = None) -> list[Sample]:
+def per_task_samples(record: TaskRecord, problems: TaskProblemLog | None = None) -> list[Sample]:
     """Every sample of one task, as (family index, labels, value)."""
     base: Labels = (("sdk_app_id", str(record.sdk_app_id)), ("task_id", record.task_id))
     task = record.latest
@@ -105,9 +109,9 @@ def per_task_samples(record: TaskRecord, backup_log: BackupLog | None = None) ->
         samples.append((INFO, (*base, ("room_id", str(task.room_id)), ("group_id", task.group_id),
                                 ("push_user_id", task.push_user_id)), 1.0))
     samples += _state_set(STATUS, base, "status", STATUSES, record.status)
+    if record.final:
+        samples += _state_set(FINISH, base, "reason", FINISH_STATES, record.finish_reason)
     if task is not None:
-        if task.stopped:
-            samples += _state_set(FINISH, base, "reason", FINISH_REASONS, task.finish_reason)
         duration = _duration(record)
         if duration is not None:
             samples.append((DURATION, base, duration))
@@ -121,7 +125,10 @@ def per_task_samples(record: TaskRecord, backup_log: BackupLog | None = None) ->
     if record.last_success is not None:
         samples.append((LAST_SUCCESS, base, record.last_success))
     if task is not None and task.backup:
-        samples += _backup_samples(record, base, task.backup, backup_log)
+        samples += _backup_samples(record, base, task.backup, problems)
+    if record.ended == FAILED and record.last_error is not None:
+        samples.append((FAILURE_INFO, (*base, ("code", record.last_error.code),
+                                       ("trtc_code", trtc_code(record.last_error.message))), 1.0))
     return samples
 
 
@@ -129,19 +136,19 @@ def _duration(record: TaskRecord) -> float | None:
     task = record.latest
     if task is None or not task.push_start_time:
         return None
-    if task.stopped:
-        return float(task.push_stop_time - task.push_start_time) if task.push_stop_time else None
+    if task.stopped:  # never negative: a stop before the start is an anomaly, counted where it is answered
+        return max(0.0, float(task.push_stop_time - task.push_start_time)) if task.push_stop_time else None
     if task.status == "PUSHING" and record.last_success is not None:
         return max(0.0, record.last_success - task.push_start_time)
     return None
 
 
-def _backup_samples(record: TaskRecord, base: Labels, text: str, backup_log: BackupLog | None) -> list[Sample]:
+def _backup_samples(record: TaskRecord, base: Labels, text: str, problems: TaskProblemLog | None) -> list[Sample]:
     try:
         backup = parse_backup(text)
     except ValueError as exc:
-        if backup_log is not None:
-            backup_log.once(record, exc)
+        if problems is not None:
+            problems.once(record, "unparseable Backup; backup metrics skipped", exc)
         return []
     if backup is None:
         return []
@@ -150,8 +157,26 @@ def _backup_samples(record: TaskRecord, base: Labels, text: str, backup_log: Bac
     if isinstance(status, str):
         samples += _state_set(BACKUP_STATUS, base, "status", STATUSES, status)
     count = backup.get("ExceptionCnt")
-    if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+    if isinstance(count, int) and not isinstance(count, bool) and 0 <= count <= MAX_INT64:
         samples.append((BACKUP_EXCEPTIONS, base, float(count)))
+    return samples
+
+
+def renderable_samples(record: TaskRecord, problems: TaskProblemLog) -> list[Sample] | None:
+    """``per_task_samples``, or None when one of them cannot be exposed (logged once per task).
+
+    The second line of defence behind the parse boundary (``model``): one task that cannot be
+    rendered is left out of the scrape, never the whole scrape with every other task.
+    """
+    try:
+        samples = per_task_samples(record, problems)
+        for _, labels, value in samples:
+            for _, text in labels:
+                text.encode("utf-8")
+            float(value)
+    except Exception as exc:  # whatever it is, it must not fail the scrape
+        problems.once(record, "a value cannot be exposed; the task is left out of /metrics", exc)
+        return None
     return samples
 
 
@@ -189,9 +214,9 @@ class TaskCollector(Collector):
         tiw_push_tasks{sdk_app_id="1400000001",status="PUSHING"} 12.0
     """
 
-    def __init__(self, store: TaskStore, backup_log: BackupLog | None = None) -> None:
+    def __init__(self, store: TaskStore, problems: TaskProblemLog | None = None) -> None:
         self.store = store
-        self.backup_log = backup_log or BackupLog()
+        self.problems = problems or TaskProblemLog()
 
     def describe(self) -> list[Metric]:
         return [_new_family(f) for f in (*TASK_FAMILIES, TASKS_FAMILY, TRACKED_FAMILY)]
@@ -200,7 +225,7 @@ class TaskCollector(Collector):
         records = not_retired(self.store.snapshot())
         families = [_new_family(f) for f in TASK_FAMILIES]
         for record in records:
-            for index, labels, value in per_task_samples(record, self.backup_log):
+            for index, labels, value in renderable_samples(record, self.problems) or ():
                 family = families[index]
                 family.samples.append(_sample(TASK_FAMILIES[index].name, labels, value))
         yield from (f for f in families if f.samples)
@@ -249,10 +274,18 @@ class ExporterMetrics:
         self.callbacks = Counter(
             "tiw_exporter_callbacks", "TIW push callbacks received, by event type and outcome.",
             ["event_type", "outcome"], registry=registry)
+        self.answer_anomalies = Counter(
+            "tiw_exporter_answer_anomalies", "Answers with values that cannot be true as answered (kept honest: "
+            "exceptions never decrease, durations never negative), by kind.", ["kind"], registry=registry)
+        for kind in ANOMALY_KINDS:
+            self.answer_anomalies.labels(kind)
 
     def observe_attempt(self, action: str, outcome: str, seconds: float) -> None:
         self.api_requests.labels(action, outcome).inc()
         self.api_request_duration.labels(action).observe(seconds)
+
+    def count_anomaly(self, kind: str) -> None:
+        self.answer_anomalies.labels(kind).inc()
 
     def count_callback(self, event_type: str, outcome: str) -> None:
         self.callbacks.labels(event_type, outcome).inc()
@@ -262,25 +295,34 @@ class ExporterMetrics:
 
 
 class PausedAccountsCollector(Collector):
-    """``tiw_exporter_account_paused``: SdkAppIds whose polling is paused, read at scrape time."""
+    """``tiw_exporter_account_paused`` (SdkAppIds) and ``tiw_exporter_credential_paused`` (whole accounts)
+    whose polling is paused, read at scrape time."""
 
-    def __init__(self, paused: Callable[[], dict[int, str]]) -> None:
+    def __init__(self, paused: Callable[[], dict[int, str]],
+                 paused_credentials: Callable[[], dict[str, str]] = dict) -> None:
         self.paused = paused
+        self.paused_credentials = paused_credentials
 
     def describe(self) -> list[Metric]:
-        return [self._family()]
+        return list(self._families())
 
     @staticmethod
-    def _family() -> GaugeMetricFamily:
-        return GaugeMetricFamily("tiw_exporter_account_paused",
-                                 "1 while polling of an SdkAppId is paused after an account-level error.",
-                                 labels=["sdk_app_id", "code"])
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (GaugeMetricFamily("tiw_exporter_account_paused",
+                                  "1 while polling of an SdkAppId is paused after an app-level or credential error.",
+                                  labels=["sdk_app_id", "code"]),
+                GaugeMetricFamily("tiw_exporter_credential_paused",
+                                  "1 while all polling of an account is paused: the API refuses its credential or "
+                                  "setup (key, region, endpoint).", labels=["account", "code"]))
 
     def collect(self) -> Iterator[Metric]:
-        family = self._family()
+        apps, credentials = self._families()
         for sdk_app_id, code in sorted(self.paused().items()):
-            family.add_metric([str(sdk_app_id), code], 1)
-        yield family
+            apps.add_metric([str(sdk_app_id), code], 1)
+        for account, code in sorted(self.paused_credentials().items()):
+            credentials.add_metric([account, code], 1)
+        yield apps
+        yield credentials
 
 
 class CredentialsCollector(Collector):

@@ -6,8 +6,12 @@ for ``DescribeWhiteboardPush`` answers and for callback ``EventData`` alike:
 
 * integer fields: missing or ``null`` -> 0 (the API's own "not yet"); integral floats and ASCII digit
   strings are accepted; booleans, other strings, fractions and negative values -> ``FieldError``;
+* integers larger than an int64 (the API's type) -> ``FieldError``: every sample stays a finite float;
 * string fields: missing or ``null`` -> ""; numbers become their decimal text (GroupId is often
-  numeric); anything else -> ``FieldError``.
+  numeric); text that is not valid Unicode (lone surrogates from ``\\ud800`` escapes) and anything
+  else -> ``FieldError``: a label value that cannot be encoded would fail the whole scrape.
+
+Documents nested deeper than ``MAX_NESTING`` are refused before any field is read.
 
 Callers turn ``FieldError`` into their own refusal (``BadResponse`` for an API answer, 400 for a
 callback), so a value is judged the same whichever way it arrived.
@@ -26,7 +30,9 @@ STATUS_RANK = {status: rank for rank, status in enumerate(STATUSES)}
 TaskKey = tuple[int, str]  # (sdk_app_id, task_id): how every part of the exporter names a task
 
 TASK_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # used with fullmatch: "$" would accept a final newline
-MAX_SDK_APP_ID = 2**63 - 1
+MAX_INT64 = 2**63 - 1  # the API's integers are int64; a larger one is no real answer
+MAX_SDK_APP_ID = MAX_INT64
+MAX_NESTING = 16  # a real answer or callback nests 3 deep; far deeper is an attack or a broken proxy
 _DECIMAL_RE = re.compile(r"\s*([0-9]{1,19})\s*")  # ASCII digits only: str.isdigit() also takes "²" and "①"
 
 
@@ -122,7 +128,9 @@ def int_field(data: dict[str, Any], name: str) -> int:
     if not isinstance(value, int):
         raise FieldError(f"{name} is {type(value).__name__}, expected an integer")
     if value < 0:
-        raise FieldError(f"{name} is negative ({value})")
+        raise FieldError(f"{name} is negative ({str(value)[:20]})")
+    if value > MAX_INT64:
+        raise FieldError(f"{name} is larger than an int64 ({str(value)[:20]}...)")
     return value
 
 
@@ -137,7 +145,31 @@ def str_field(data: dict[str, Any], name: str) -> str:
         return str(value)
     if not isinstance(value, str):
         raise FieldError(f"{name} is {type(value).__name__}, expected a string")
+    return valid_text(value, name)
+
+
+def valid_text(value: str, name: str) -> str:
+    """``value`` if it can be encoded as UTF-8 (JSON's "\\ud800" escapes make lone surrogates that cannot)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise FieldError(f"{name} is not valid Unicode text") from None
     return value
+
+
+def nesting_depth(value: Any, limit: int) -> int:
+    """How deeply lists and objects nest in ``value``, counted up to ``limit + 1`` (no recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, (dict, list)):
+            continue
+        deepest = max(deepest, depth)
+        if deepest > limit:
+            return deepest
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from exporter.lifecycle import CONFIG_SOURCES, TaskRecord
 from exporter.model import TaskKey
-from exporter.store import CONFIG_SOURCES, TaskRecord, TaskStore
+from exporter.store import TaskStore
 
 
 def expire_finished(store: TaskStore, cutoff: float, account_owns: Callable[[TaskKey], bool]) -> int:
     """Retire or remove the stopped tasks seen stopped before ``cutoff``; returns how many."""
     expired = 0
     for record in store.snapshot():
-        if record.retired or record.stopped_seen_at is None or record.stopped_seen_at > cutoff:
+        if record.retired or record.final_at is None or record.final_at > cutoff:
             continue
         if not account_owns(record.key):
             continue

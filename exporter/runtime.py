@@ -44,7 +44,8 @@ class Exporter:
         self.shard = Shard(settings.shard_index, settings.shard_count)
         forwarder = ShardForwarder(self.shard, settings.shard_peer_url) if self.shard.sharded else None
         self.accounts = Accounts(settings, self.store, self.metrics, self.shard.owns, self.credentials)
-        self.registry.register(PausedAccountsCollector(self.accounts.paused_sdk_app_ids))
+        self.registry.register(PausedAccountsCollector(self.accounts.paused_sdk_app_ids,
+                                                       self.accounts.paused_credentials))
         self.registry.register(CredentialsCollector(lambda: [(a.name, a.client.credentials) for a in self.accounts]))
         self.metrics.poll_lag.set_function(self.accounts.lag)
         self.callbacks = CallbackEndpoint(self.store, lambda: settings.callback_key, self.metrics.count_callback,

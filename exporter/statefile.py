@@ -16,8 +16,9 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from exporter.lifecycle import TaskRecord
 from exporter.periodic import Periodic
-from exporter.store import TaskRecord, TaskStore
+from exporter.store import TaskStore
 
 log = logging.getLogger(__name__)
 

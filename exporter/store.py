@@ -2,7 +2,7 @@
 
 Records are immutable (``TaskRecord``); every change replaces a record under one short lock, so
 readers (metrics, the task API, the state file writer) take a cheap snapshot and never wait on
-the collector. The status of a task only moves forward: PREPARED -> PUSHING -> STOPPED.
+the collector. How one answer changes a record (and when a task is final) is ``lifecycle.py``.
 
 Readers that want only what changed follow the store's change feed: every write bumps
 ``version``, and ``changed_since(cursor)`` answers the records changed after ``cursor`` (None for a
@@ -18,142 +18,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import Any
 
-from exporter.model import STATUS_RANK, PushTask, TaskKey, validate_sdk_app_id, validate_task_id
+from exporter.lifecycle import CONFIG_SOURCES, TaskRecord
+from exporter.model import TaskKey
 
 log = logging.getLogger(__name__)
-
-# Where a task came from, as shown by GET /api/v1/tasks. Config sources are owned by their
-# configuration: the API cannot delete them and they come back if configured again.
-SOURCES = ("flag", "file", "api", "callback", "discovery")
-CONFIG_SOURCES = frozenset({"flag", "file"})
-
-
-@dataclass(frozen=True, slots=True)
-class TaskError:
-    """The latest failed query of a task."""
-
-    code: str
-    message: str
-    request_id: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class TaskRecord:
-    """Everything we know about one tracked task, replaced whole on every change."""
-
-    sdk_app_id: int
-    task_id: str
-    sources: frozenset[str]
-    added_at: float
-    latest: PushTask | None = None
-    last_success: float | None = None
-    last_error: TaskError | None = None
-    stopped_seen_at: float | None = None  # when we first learned it is STOPPED (drives retention)
-    retired: bool = False  # a configured task past its retention: kept for the config, not exported
-    stop_error: TaskError | None = None  # the Error of a WhiteboardPushStopped callback, if any
-
-    @property
-    def key(self) -> TaskKey:
-        return self.sdk_app_id, self.task_id
-
-    @property
-    def status(self) -> str:
-        """PREPARED/PUSHING/STOPPED, or UNKNOWN before the first answer (or an unknown value)."""
-        if self.latest is None or self.latest.known_status is None:
-            return "UNKNOWN"
-        return self.latest.status
-
-    @property
-    def active(self) -> bool:
-        return self.status != "STOPPED"
-
-    @property
-    def pollable(self) -> bool:
-        """Still worth a query: not stopped (stopped is final) and not retired."""
-        return self.active and not self.retired
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "sdk_app_id": self.sdk_app_id,
-            "task_id": self.task_id,
-            "sources": sorted(self.sources),
-            "added_at": self.added_at,
-            "status": self.status,
-            "latest": self.latest.to_dict() if self.latest else None,
-            "last_success": self.last_success,
-            "last_error": _error_json(self.last_error),
-            "stop_error": _error_json(self.stop_error),
-            "stopped_seen_at": self.stopped_seen_at,
-            "retired": self.retired,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TaskRecord:
-        """Inverse of ``to_json``; raises ValueError/TypeError/KeyError on malformed input."""
-        latest = data.get("latest")
-        sources = frozenset(data["sources"])
-        if not sources <= set(SOURCES):
-            raise ValueError(f"unknown sources {sorted(sources - set(SOURCES))}")
-        return cls(
-            sdk_app_id=validate_sdk_app_id(data["sdk_app_id"]),
-            task_id=validate_task_id(data["task_id"]),
-            sources=sources,
-            added_at=float(data["added_at"]),
-            latest=PushTask.from_dict(latest) if latest else None,
-            last_success=_opt_float(data.get("last_success")),
-            last_error=_error_from_json(data.get("last_error")),
-            stopped_seen_at=_opt_float(data.get("stopped_seen_at")),
-            retired=bool(data.get("retired", False)),
-            stop_error=_error_from_json(data.get("stop_error")),
-        )
-
-
-def _error_json(error: TaskError | None) -> dict[str, Any] | None:
-    if error is None:
-        return None
-    return {"code": error.code, "message": error.message, "request_id": error.request_id, "at": error.at}
-
-
-def _error_from_json(data: Any) -> TaskError | None:
-    if not data:
-        return None
-    return TaskError(str(data["code"]), str(data["message"]), str(data["request_id"]), float(data["at"]))
-
-
-def _opt_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def merge_result(record: TaskRecord, task: PushTask, now: float) -> TaskRecord:
-    """Apply a successful answer, never moving the status backwards.
-
-    A late answer that says PUSHING for a task we already know is STOPPED (e.g. from a stop
-    callback) keeps the stopped state but still refreshes ``last_success``.
-    """
-    previous = record.latest
-    if previous is not None and _regresses(previous, task):
-        log.info("ignoring out-of-order status %s for task %s (already %s)", task.status, task.task_id,
-                 previous.status)
-        task = replace(previous, exception_cnt=max(previous.exception_cnt, task.exception_cnt),
-                       request_id=task.request_id)
-    stopped_seen_at = record.stopped_seen_at
-    if task.stopped and stopped_seen_at is None:
-        stopped_seen_at = now
-    return replace(record, latest=task, last_success=now, last_error=None, stopped_seen_at=stopped_seen_at)
-
-
-def _regresses(previous: PushTask, new: PushTask) -> bool:
-    old_rank = STATUS_RANK.get(previous.status)
-    new_rank = STATUS_RANK.get(new.status)
-    return old_rank is not None and new_rank is not None and new_rank < old_rank
-
-
-def merge_error(record: TaskRecord, error: TaskError) -> TaskRecord:
-    return replace(record, last_error=error)
-
 
 MembershipListener = Callable[[list[TaskKey], list[TaskKey]], None]
 RecordChange = Callable[[TaskRecord], TaskRecord]

@@ -11,7 +11,8 @@ coercion of each field is ``model.int_field``/``model.str_field``, shared with c
   (TaskId, FinishReason, GroupId, PushUserId, RequestId): as ``model`` says; a field it refuses
   makes the whole answer a ``BadResponse`` naming the field. An unknown FinishReason is kept verbatim.
 * ``Backup`` is free text (the backup task's result as JSON text): ``null`` -> "", an object or
-  list is re-serialised to JSON text, other scalars become text.
+  list is re-serialised to JSON text, other scalars become text; it must be valid Unicode.
+* An answer nested deeper than ``model.MAX_NESTING`` is a ``BadResponse`` before any field is read.
 * A ``TaskId`` in the answer that differs from the one asked for is kept in ``answered_task_id``;
   the task is always identified by the id we asked for (the seed's example 1 shows such a pair).
 """
@@ -23,7 +24,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from exporter.model import FieldError, PushTask, RunningTask, int_field, str_field
+from exporter.model import (
+    MAX_NESTING,
+    FieldError,
+    PushTask,
+    RunningTask,
+    int_field,
+    nesting_depth,
+    str_field,
+    valid_text,
+)
 from exporter.tencentcloud.client import TencentCloudClient
 from exporter.tencentcloud.errors import BadResponse
 
@@ -42,16 +52,19 @@ def _backup_field(response: dict[str, Any]) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return valid_text(value, "Backup")
+    return valid_text(json.dumps(value, ensure_ascii=False, separators=(",", ":")), "Backup")
 
 
 def parse_push_task(sdk_app_id: int, task_id: str, response: dict[str, Any]) -> PushTask:
     """Validate a ``Response`` object into a ``PushTask`` (policy in the module docstring)."""
+    if nesting_depth(response, MAX_NESTING) > MAX_NESTING:
+        raise BadResponse("ClientError.BadResponse", f"the answer nests deeper than {MAX_NESTING} levels")
     status = response.get("Status")
     if not isinstance(status, str) or not status:
         raise BadResponse("ClientError.BadResponse", "Status is missing or not a string")
     with _fields_of_answer():
+        status = valid_text(status, "Status")
         return PushTask(
             sdk_app_id=sdk_app_id,
             task_id=task_id,

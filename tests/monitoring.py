@@ -60,6 +60,9 @@ EXTENSION_METRICS = frozenset(
         "tiw_exporter_web_config_last_reload_successful",
         "tiw_exporter_credential_refresh_failures",
         "tiw_exporter_credential_expiry_timestamp_seconds",
+        "tiw_exporter_credential_paused",
+        "tiw_exporter_answer_anomalies_total",
+        "tiw_push_task_failure_info",
     }
 )
 # Series Prometheus itself writes.

@@ -101,7 +101,7 @@ def test_stopped_task_is_dropped_after_retention_and_configured_ones_are_retired
 def test_task_level_errors_back_off_exponentially_up_to_the_cap():
     clock = Clock()
     api = FakeApi()
-    api.scripts["t"] = [ApiError("InvalidParameter.TaskNotFound", "no such task", "r1")]
+    api.scripts["t"] = [ApiError("InvalidParameterValue", "no such value", "r1")]
     store, collector = make(api, clock=clock, interval=15, max_backoff=300)
     store.add((APP, "t"), "api")
     delays = []
@@ -109,7 +109,7 @@ def test_task_level_errors_back_off_exponentially_up_to_the_cap():
         collector.poll((APP, "t"), clock.now)
         delays.append(collector.scheduler.earliest() - clock.now)
     assert delays == [15, 30, 60, 120, 240, 300, 300]
-    assert store.get((APP, "t")).last_error.code == "InvalidParameter.TaskNotFound"
+    assert store.get((APP, "t")).last_error.code == "InvalidParameterValue"
 
 
 def test_account_level_error_pauses_the_whole_sdk_app_id():

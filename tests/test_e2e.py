@@ -85,10 +85,10 @@ THROTTLING = {"kind": "request_limit", "ratio": 0.2, "action": "DescribeWhiteboa
 # few scrapes, and the thresholds are what the scenario must cross, or must not for the silent ones.
 SHORT_FOR: dict[str, str | None] = {
     "TiwPushTaskEndedWithException": None,
-    "TiwPushTaskFailed": "3s",
+    "TiwPushTaskFailed": None,
     "TiwPushTaskExceptionsIncreasing": "3s",
     "TiwPushTaskStuckPrepared": "3s",
-    "TiwPushTaskNotFound": "3s",
+    "TiwPushTaskNotFound": None,
     "TiwPushTaskDataStale": "3s",
     "TiwPushAccountFailure": "3s",
     "TiwPushExporterDown": "3s",
@@ -115,15 +115,13 @@ EXPECTED_ALERTS = (
     ExpectedAlert("TiwPushTaskEndedWithException", "pager", {
         "sdk_app_id": SDK_APP_ID, "task_id": EXCEPTION, "reason": "EXCEPTION", "severity": "critical"}),
     ExpectedAlert("TiwPushTaskFailed", "pager", {
-        "sdk_app_id": SDK_APP_ID, "task_id": FAILED, "code": "FailedOperation.WhiteboardPush",
-        "severity": "critical"}),
+        "sdk_app_id": SDK_APP_ID, "task_id": FAILED, "reason": "FAILED", "severity": "critical"}),
     ExpectedAlert("TiwPushTaskExceptionsIncreasing", "ticket", {
         "sdk_app_id": SDK_APP_ID, "task_id": EXCEPTIONS_GROWING, "severity": "warning"}),
     ExpectedAlert("TiwPushTaskStuckPrepared", "ticket", {
         "sdk_app_id": SDK_APP_ID, "task_id": STUCK_PREPARED, "status": "PREPARED", "severity": "warning"}),
     ExpectedAlert("TiwPushTaskNotFound", "ticket", {
-        "sdk_app_id": SDK_APP_ID, "task_id": NOT_FOUND, "code": "InvalidParameter.TaskNotFound",
-        "severity": "warning"}),
+        "sdk_app_id": SDK_APP_ID, "task_id": NOT_FOUND, "reason": "NOT_FOUND", "severity": "warning"}),
     ExpectedAlert("TiwPushAccountFailure", "pager", {
         "sdk_app_id": UNKNOWN_SDK_APP_ID, "code": "UnauthorizedOperation.SdkAppId", "severity": "critical"}),
     ExpectedAlert("TiwPushExporterThrottled", "low-priority", {"severity": "info"}),
@@ -146,8 +144,8 @@ FLEET_STATS = {
     "Tracked tasks": 8,
     "Pushing": 2,  # HEALTHY, EXCEPTIONS_GROWING
     "Prepared": 1,  # STUCK_PREPARED
-    "Stopped (retained)": 3,  # USER_CALL, AUTO, EXCEPTION
-    "No answer yet": 2,  # FAILED, NOT_FOUND never answered
+    "Stopped (retained)": 5,  # USER_CALL, AUTO, EXCEPTION, and final without an answer: FAILED, NOT_FOUND
+    "No answer yet": 0,  # FAILED and NOT_FOUND never answered, but they are final (ended) once confirmed
     "Ended with EXCEPTION (retained)": 1,
 }
 TIMEOUT = 60.0
@@ -311,7 +309,8 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
 
         tasks = [arg for app, task_id in TRACKED for arg in ("--task", f"{app}:{task_id}")]
         run = exporter_cmd("run", "--listen", "127.0.0.1:0", "--endpoint", simulator, "--secret-id", SECRET_ID,
-                           "--secret-key-file", str(key_file), "--interval", "1s", *tasks)
+                           "--secret-key-file", str(key_file), "--interval", "1s", "--not-found-grace", "2s",
+                           *tasks)
         _, exporter_url = stack.enter_context(running(run, EXPORTER_URL))
 
         webhook = stack.enter_context(WebhookReceiver())

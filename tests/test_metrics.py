@@ -11,9 +11,10 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.exposition import Exposition
+from exporter.lifecycle import FAILED, TaskError, end, merge_error, merge_result
 from exporter.metrics import CredentialsCollector, ExporterMetrics, PausedAccountsCollector, self_registry
 from exporter.model import PushTask
-from exporter.store import TaskError, TaskStore, merge_error, merge_result
+from exporter.store import TaskStore
 from tests.monitoring import CONTRACT_METRICS, EXTENSION_METRICS
 from tests.tools import find_tool
 
@@ -143,6 +144,10 @@ def test_removed_and_retired_tasks_leave_no_series():
     assert b'task_id="gone"' not in text and b'task_id="kept"' in text
 
 
+SEED_FAILURE = ("code: 40006, msg: 2021-01-13 22:34:42, TRTC onError, code: -70003, msg: The UserSig in use is "
+                "illegal.")
+
+
 def _fleet(size: int) -> TaskStore:
     store = TaskStore()
     statuses = ("PREPARED", "PUSHING", "STOPPED")
@@ -154,6 +159,9 @@ def _fleet(size: int) -> TaskStore:
                 push_user_id="line\nbreak")
         if i % 4 == 0:
             store.update((APP, f"task{i:05d}"), lambda r: merge_error(r, TaskError("InternalError", "x", "", 5)))
+        if i % 11 == 1:  # a failed push, final: finish reason FAILED and the failure info
+            store.update((APP, f"task{i:05d}"), lambda r: end(merge_error(r, TaskError(
+                "FailedOperation.WhiteboardPush", SEED_FAILURE, "", 6)), FAILED, 7))
     return store
 
 
@@ -226,7 +234,8 @@ def test_exported_series_names_are_exactly_the_contract_plus_documented_extensio
     metrics.observe_attempt("DescribeWhiteboardPush", "success", 0.1)
     metrics.count_api_error(APP, "InternalError")
     metrics.count_callback("WhiteboardPushStarted", "accepted")
-    registry.register(PausedAccountsCollector(lambda: {APP: "AuthFailure.SecretIdNotFound"}))
+    registry.register(PausedAccountsCollector(lambda: {APP: "AuthFailure.SecretIdNotFound"},
+                                              lambda: {"default": "AuthFailure.SecretIdNotFound"}))
     registry.register(CredentialsCollector(lambda: [("default", RoleLike())]))
     body = b"".join(Exposition(_fleet(30), registry).render_text()).decode()
     names = {line.split("{")[0].split(" ")[0] for line in body.splitlines() if line and not line.startswith("#")}

@@ -8,8 +8,9 @@ import logging
 import pytest
 
 from exporter import statefile
+from exporter.lifecycle import TaskError, merge_error, merge_result
 from exporter.model import PushTask
-from exporter.store import TaskError, TaskStore, merge_error, merge_result
+from exporter.store import TaskStore
 from exporter.tasksfile import TasksFileError, TasksFileWatcher, load_tasks_file
 
 KEY = (1400000001, "task1")
@@ -27,7 +28,7 @@ def test_status_never_moves_backwards():
     assert record.status == "STOPPED"
     assert record.latest.finish_reason == "USER_CALL"
     assert record.latest.exception_cnt == 2
-    assert record.stopped_seen_at == 10
+    assert record.final_at == 10
     assert record.last_success == 20
 
 

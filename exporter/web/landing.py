@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 
 from exporter import __version__
-from exporter.store import TaskRecord
+from exporter.lifecycle import TaskRecord
 
 MAX_ROWS = 500
 

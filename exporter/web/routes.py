@@ -16,8 +16,9 @@ from typing import Any
 from urllib.parse import unquote
 
 from exporter.exposition import Exposition
+from exporter.lifecycle import CONFIG_SOURCES
 from exporter.model import InvalidTaskRef, TaskKey, validate_sdk_app_id, validate_task_id
-from exporter.store import CONFIG_SOURCES, TaskStore
+from exporter.store import TaskStore
 from exporter.web.forwarding import ShardForwarder
 from exporter.web.http import HttpError, RequestContext, Response, Route, json_response
 from exporter.web.landing import landing_page

@@ -1,0 +1,230 @@
+"""What we know about one push task, and how each answer moves it along a lifecycle that ends.
+
+A task is **final** when it cannot change any more, and then it is never polled again and leaves
+after ``--finished-retention``:
+
+* an answer (or a ``WhiteboardPushStopped`` callback) says ``STOPPED``, with any finish reason;
+* ``FailedOperation.WhiteboardPush`` answered twice in a row: the push failed (``ended=FAILED``);
+* ``InvalidParameter.TaskNotFound`` answered twice in a row over at least the not-found grace
+  period (a task just started may not be visible yet): ``ended=NOT_FOUND``.
+
+A final task reports status ``STOPPED`` (it is not pushing), and its finish reason is TIW's
+(``AUTO``, ``USER_CALL``, ``EXCEPTION``) or ours (``FAILED``, ``NOT_FOUND``).
+
+Rules that keep the numbers honest (``merge_result``):
+
+* the status only moves forward, PREPARED -> PUSHING -> STOPPED: a late or out-of-order answer
+  never turns a stopped task back into a pushing one;
+* ``ExceptionCnt`` is a counter: an answer with fewer exceptions than already seen keeps the
+  highest value (and is counted as an anomaly), so ``increase()`` never sees a fake reset;
+* timestamps are exported as answered; durations are clamped at 0 (a stop before the start, or a
+  start in the future, gives 0 and is counted as an anomaly).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+
+from exporter.model import STATUS_RANK, PushTask, TaskKey, validate_sdk_app_id, validate_task_id
+
+log = logging.getLogger(__name__)
+
+# Where a task came from, as shown by GET /api/v1/tasks. Config sources are owned by their
+# configuration: the API cannot delete them and they come back if configured again.
+SOURCES = ("flag", "file", "api", "callback", "discovery")
+CONFIG_SOURCES = frozenset({"flag", "file"})
+
+FAILED = "FAILED"  # ended: FailedOperation.WhiteboardPush, confirmed
+NOT_FOUND = "NOT_FOUND"  # ended: InvalidParameter.TaskNotFound, confirmed over the grace period
+ENDINGS = (FAILED, NOT_FOUND)
+_TRTC_CODE = re.compile(r"TRTC onError, code: (-?[0-9]{1,9})\b")
+ANOMALY_KINDS = ("status_regressed", "exceptions_decreased", "stop_before_start", "start_in_future")
+FUTURE_TOLERANCE = 300.0  # a start this far past our clock is skew, not data (TC3 allows 5 minutes too)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskError:
+    """A failed query of a task (or the Error of a stop callback)."""
+
+    code: str
+    message: str
+    request_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """Everything we know about one tracked task, replaced whole on every change."""
+
+    sdk_app_id: int
+    task_id: str
+    sources: frozenset[str]
+    added_at: float
+    latest: PushTask | None = None
+    last_success: float | None = None
+    last_error: TaskError | None = None
+    final_at: float | None = None  # when we first learned it is final (drives retention)
+    retired: bool = False  # a configured task past its retention: kept for the config, not exported
+    stop_error: TaskError | None = None  # the Error of a WhiteboardPushStopped callback, if any
+    ended: str = ""  # FAILED / NOT_FOUND: final by a confirmed error answer rather than a STOPPED one
+    error_streak: int = 0  # consecutive failed answers with last_error's code
+    error_since: float | None = None  # when that streak began
+
+    @property
+    def key(self) -> TaskKey:
+        return self.sdk_app_id, self.task_id
+
+    @property
+    def status(self) -> str:
+        """PREPARED/PUSHING/STOPPED, or UNKNOWN before the first answer (or an unknown value)."""
+        if self.ended:
+            return "STOPPED"
+        if self.latest is None or self.latest.known_status is None:
+            return "UNKNOWN"
+        return self.latest.status
+
+    @property
+    def finish_reason(self) -> str:
+        """Why a final task ended: TIW's FinishReason, or FAILED / NOT_FOUND; "" while it is active."""
+        if self.ended:
+            return self.ended
+        return self.latest.finish_reason if self.latest is not None and self.latest.stopped else ""
+
+    @property
+    def final(self) -> bool:
+        return self.status == "STOPPED"
+
+    @property
+    def active(self) -> bool:
+        return not self.final
+
+    @property
+    def pollable(self) -> bool:
+        """Still worth a query: not final and not retired."""
+        return self.active and not self.retired
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sdk_app_id": self.sdk_app_id,
+            "task_id": self.task_id,
+            "sources": sorted(self.sources),
+            "added_at": self.added_at,
+            "status": self.status,
+            "finish_reason": self.finish_reason,
+            "latest": self.latest.to_dict() if self.latest else None,
+            "last_success": self.last_success,
+            "last_error": _error_json(self.last_error),
+            "stop_error": _error_json(self.stop_error),
+            "final_at": self.final_at,
+            "retired": self.retired,
+            "ended": self.ended,
+            "error_streak": self.error_streak,
+            "error_since": self.error_since,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TaskRecord:
+        """Inverse of ``to_json`` (also reads state files written before ``final_at``/``ended``);
+        raises ValueError/TypeError/KeyError on malformed input."""
+        latest = data.get("latest")
+        sources = frozenset(data["sources"])
+        if not sources <= set(SOURCES):
+            raise ValueError(f"unknown sources {sorted(sources - set(SOURCES))}")
+        ended = str(data.get("ended") or "")
+        if ended and ended not in ENDINGS:
+            raise ValueError(f"unknown ending {ended[:20]!r}")
+        return cls(
+            sdk_app_id=validate_sdk_app_id(data["sdk_app_id"]),
+            task_id=validate_task_id(data["task_id"]),
+            sources=sources,
+            added_at=float(data["added_at"]),
+            latest=PushTask.from_dict(latest) if latest else None,
+            last_success=_opt_float(data.get("last_success")),
+            last_error=_error_from_json(data.get("last_error")),
+            final_at=_opt_float(data.get("final_at", data.get("stopped_seen_at"))),
+            retired=bool(data.get("retired", False)),
+            stop_error=_error_from_json(data.get("stop_error")),
+            ended=ended,
+            error_streak=int(data.get("error_streak") or 0),
+            error_since=_opt_float(data.get("error_since")),
+        )
+
+
+def _error_json(error: TaskError | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    return {"code": error.code, "message": error.message, "request_id": error.request_id, "at": error.at}
+
+
+def _error_from_json(data: Any) -> TaskError | None:
+    if not data:
+        return None
+    return TaskError(str(data["code"]), str(data["message"]), str(data["request_id"]), float(data["at"]))
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def merge_result(record: TaskRecord, task: PushTask, now: float) -> TaskRecord:
+    """Apply a successful answer: status never backwards, exceptions never down (module docstring).
+
+    A late answer that says PUSHING for a task we already know is STOPPED (e.g. from a stop
+    callback) keeps the stopped state but still refreshes ``last_success``.
+    """
+    previous = record.latest
+    if previous is not None and _regresses(previous, task):
+        log.info("ignoring out-of-order status %s for task %s (already %s)", task.status, task.task_id,
+                 previous.status)
+        task = replace(previous, exception_cnt=max(previous.exception_cnt, task.exception_cnt),
+                       request_id=task.request_id)
+    elif previous is not None and task.exception_cnt < previous.exception_cnt:
+        task = replace(task, exception_cnt=previous.exception_cnt)
+    final_at = record.final_at
+    if task.stopped and final_at is None:
+        final_at = now
+    return replace(record, latest=task, last_success=now, last_error=None, final_at=final_at, error_streak=0,
+                   error_since=None)
+
+
+def answer_anomalies(previous: PushTask | None, answer: PushTask, now: float) -> list[str]:
+    """What in ``answer`` cannot be true as answered (the kinds of ``tiw_exporter_answer_anomalies_total``)."""
+    kinds = []
+    if previous is not None and _regresses(previous, answer):
+        kinds.append("status_regressed")
+    if previous is not None and answer.exception_cnt < previous.exception_cnt:
+        kinds.append("exceptions_decreased")
+    if answer.push_start_time and answer.push_stop_time and answer.push_stop_time < answer.push_start_time:
+        kinds.append("stop_before_start")
+    if answer.push_start_time > now + FUTURE_TOLERANCE:
+        kinds.append("start_in_future")
+    return kinds
+
+
+def _regresses(previous: PushTask, new: PushTask) -> bool:
+    old_rank = STATUS_RANK.get(previous.status)
+    new_rank = STATUS_RANK.get(new.status)
+    return old_rank is not None and new_rank is not None and new_rank < old_rank
+
+
+def merge_error(record: TaskRecord, error: TaskError) -> TaskRecord:
+    """Record a failed query; consecutive failures with one code form a streak (to confirm endings)."""
+    same = record.last_error is not None and record.last_error.code == error.code
+    return replace(record, last_error=error, error_streak=record.error_streak + 1 if same else 1,
+                   error_since=record.error_since if same and record.error_since is not None else error.at)
+
+
+def end(record: TaskRecord, ending: str, now: float) -> TaskRecord:
+    """Make the task final by a confirmed error answer (``FAILED`` or ``NOT_FOUND``)."""
+    if record.final:
+        return record
+    return replace(record, ended=ending, final_at=record.final_at or now)
+
+
+def trtc_code(message: str) -> str:
+    """TRTC's error code in a failed push's message (``... TRTC onError, code: -70003, ...``), else ""."""
+    match = _TRTC_CODE.search(message)
+    return match[1] if match else ""
