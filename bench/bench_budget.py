@@ -12,10 +12,9 @@ import sys
 import time
 from pathlib import Path
 
-import requests
-
 from exporter.config import build_settings
 from exporter.runtime import Exporter
+from exporter.simulator import DEFAULT_SDK_APP_ID, DEMO_SECRET_ID, DEMO_SECRET_KEY, SimulatorClient
 from exporter.tencentcloud.credentials import Credential, StaticCredentials
 from tests.procs import SIMULATOR_URL, exporter_cmd, running
 
@@ -25,7 +24,7 @@ ACTION = "DescribeWhiteboardPush"
 
 
 def accepted(url: str) -> tuple[int, int]:
-    stats = requests.get(f"{url}/_sim/stats", timeout=5).json()
+    stats = SimulatorClient(url).stats()
     by_outcome = stats["requests"].get(ACTION, {})
     return by_outcome.get("success", 0), stats["throttled"]
 
@@ -34,12 +33,11 @@ def main(seconds: float) -> None:
     args = exporter_cmd("simulate", "--listen", "127.0.0.1:0", "--no-demo-mix", "--latency", "200ms",
                         "--rate-limit", str(LIMIT))
     with running(args, SIMULATOR_URL) as (_, url):
-        ids = [requests.post(f"{url}/_sim/tasks", json={"sdk_app_id": 1400000001, "prepare_seconds": 0},
-                             timeout=5).json()["task_id"] for _ in range(TASKS)]
+        control = SimulatorClient(url)
+        ids = [control.add_task(DEFAULT_SDK_APP_ID, prepare_seconds=0) for _ in range(TASKS)]
         settings = build_settings({"listen": "127.0.0.1:0", "endpoint": url, "rate_limit": str(LIMIT),
                                    "tasks": tuple(f"1400000001:{t}" for t in ids), "log_level": "warning"})
-        exporter = Exporter(settings, credentials=StaticCredentials(Credential("AKIDsimulator",
-                                                                               "simulator-secret-key")))
+        exporter = Exporter(settings, credentials=StaticCredentials(Credential(DEMO_SECRET_ID, DEMO_SECRET_KEY)))
         exporter.start()
         try:
             time.sleep(5)  # warm-up: connection pool, first pass under way
@@ -51,7 +49,7 @@ def main(seconds: float) -> None:
             lag = exporter.accounts.by_name["default"].collector.lag()
         finally:
             exporter.stop()
-        stats = requests.get(f"{url}/_sim/stats", timeout=5).json()
+        stats = control.stats()
     rate = (ok1 - ok0) / elapsed
     sent = (ok1 - ok0) + (throttled1 - throttled0)
     print(f"{TASKS} active tasks, interval 15s (needs {TASKS / 15:.1f} req/s), limit {LIMIT} req/s, latency 200 ms")

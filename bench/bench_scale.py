@@ -19,6 +19,7 @@ import requests
 from bench.bench_memory import rss_bytes
 from exporter.config import build_settings
 from exporter.runtime import Exporter
+from exporter.simulator import SimulatorClient
 from exporter.tencentcloud.credentials import Credential, StaticCredentials
 from tests.procs import SIMULATOR_URL, Process, exporter_cmd, running
 
@@ -27,13 +28,12 @@ ACTION = "DescribeWhiteboardPush"
 
 
 def add_tasks(url: str, count: int) -> list[str]:
-    session = requests.Session()
-    return [session.post(f"{url}/_sim/tasks", json={"sdk_app_id": APP, "prepare_seconds": 0}, timeout=5)
-            .json()["task_id"] for _ in range(count)]
+    control = SimulatorClient(url, session=requests.Session())
+    return [control.add_task(APP, prepare_seconds=0) for _ in range(count)]
 
 
 def sim_counts(url: str) -> tuple[int, int, int]:
-    stats = requests.get(f"{url}/_sim/stats", timeout=5).json()
+    stats = SimulatorClient(url).stats()
     return (stats["requests"].get(ACTION, {}).get("success", 0), stats["throttled"],
             stats["max_arrivals_in_any_second"].get(ACTION, 0))
 

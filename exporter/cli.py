@@ -185,8 +185,8 @@ def check_config(file: str, kind: str) -> None:
 
 @cli.command()
 @click.option("--listen", default="127.0.0.1:9878", show_default=True, help="HOST:PORT for the simulator.")
-@click.option("--secret-id", default="AKIDsimulator", show_default=True)
-@click.option("--secret-key", default="simulator-secret-key", show_default=True,
+@click.option("--secret-id", default="AKIDsimulator", show_default=True)  # simulator.DEMO_SECRET_ID (lazy import)
+@click.option("--secret-key", default="simulator-secret-key", show_default=True,  # simulator.DEMO_SECRET_KEY
               help="The simulator's own test key (not a real credential).")
 @click.option("--latency", default="0s", show_default=True, help="Added to every answer.")
 @click.option("--rate-limit", type=float, default=20.0, show_default=True, help="Requests/s per action (0: off).")
@@ -209,7 +209,7 @@ def simulate(listen: str, secret_id: str, secret_key: str, latency: str, rate_li
              faults: tuple[str, ...]) -> None:
     """Run the built-in TIW API simulator."""
     from exporter.config import parse_listen
-    from exporter.simulator import main_simulate
+    from exporter.simulator import SimulatorOptions, run
 
     try:
         address = parse_listen(listen)
@@ -218,9 +218,12 @@ def simulate(listen: str, secret_id: str, secret_key: str, latency: str, rate_li
     except ValueError as exc:
         fail(str(exc))
     try:
-        main_simulate(address, secret_id, secret_key, latency_seconds, rate_limit, task_count, seed, demo_mix,
-                      callback_url, callback_key, faults, sdk_app_ids=(sdk_app_id,),
-                      unregistered_sdk_app_ids=unregistered, expired_sdk_app_ids=expired, spawn_every=spawn_seconds)
+        run(SimulatorOptions(
+            listen=address, secret_id=secret_id, secret_key=secret_key, latency=latency_seconds,
+            rate_limit=rate_limit, tasks=task_count, seed=seed, demo=demo_mix, callback_url=callback_url,
+            callback_key=callback_key, faults=faults, sdk_app_ids=(sdk_app_id,),
+            unregistered_sdk_app_ids=unregistered, expired_sdk_app_ids=expired, spawn_every=spawn_seconds,
+        ))
     except ValueError as exc:
         fail(str(exc))
     except OSError as exc:

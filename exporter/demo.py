@@ -15,14 +15,12 @@ import click
 
 from exporter.config import Settings
 from exporter.runtime import Exporter
-from exporter.simulator import Simulator
+from exporter.simulator import DEFAULT_SDK_APP_ID, DEMO_SECRET_ID, DEMO_SECRET_KEY, Simulator
 from exporter.tencentcloud.credentials import Credential, StaticCredentials
 
 log = logging.getLogger(__name__)
 
-DEMO_SDK_APP_ID = 1400000001
-DEMO_SECRET_ID = "AKIDdemo"
-DEMO_SECRET_KEY = "demo-secret-key-not-a-real-credential"
+DEMO_SDK_APP_ID = DEFAULT_SDK_APP_ID
 NOT_FOUND_TASK = "demo_task_not_found"
 
 

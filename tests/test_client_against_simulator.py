@@ -22,7 +22,6 @@ from exporter.simulator import (
     DEMO_SECRET_KEY,
     FAULT_KINDS,
     SEED_FAILURE_MESSAGE,
-    ManualClock,
     Simulator,
     TaskScript,
 )
@@ -36,6 +35,7 @@ from exporter.tencentcloud.errors import (
     StaleConnection,
     TimeoutFailure,
 )
+from tests.fakes import ManualClock
 
 APP = 1400000001
 OTHER_APP = 1400000002

@@ -35,6 +35,7 @@ import pytest
 import requests
 import yaml
 
+from exporter.simulator import SimulatorClient
 from tests.monitoring import (
     ALERTMANAGER_FILE,
     DASHBOARD,
@@ -301,11 +302,10 @@ def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
     with ExitStack() as stack:
         simulate = exporter_cmd("simulate", "--listen", "127.0.0.1:0", "--no-demo-mix", "--rate-limit", "20")
         _, simulator = stack.enter_context(running(simulate, SIMULATOR_URL))
+        control = SimulatorClient(simulator)
         for task_id, script in SCRIPTS.items():
-            answer = requests.post(f"{simulator}/_sim/tasks", json={"sdk_app_id": int(SDK_APP_ID),
-                                                                    "task_id": task_id, **script}, timeout=5)
-            assert answer.status_code == 201, answer.text
-        requests.post(f"{simulator}/_sim/faults", json=THROTTLING, timeout=5).raise_for_status()
+            assert control.add_task(int(SDK_APP_ID), task_id, **script) == task_id  # raises unless 201 Created
+        control.set_fault(**THROTTLING)
 
         tasks = [arg for app, task_id in TRACKED for arg in ("--task", f"{app}:{task_id}")]
         run = exporter_cmd("run", "--listen", "127.0.0.1:0", "--endpoint", simulator, "--secret-id", SECRET_ID,
@@ -513,9 +513,7 @@ def test_account_failure_inhibits_per_task_alerts(scenario: Scenario) -> None:
     Runs last: the scenario's credentials stay revoked.
     """
     wait_for_expected_alerts(scenario)
-    answer = requests.post(f"{scenario.simulator}/_sim/credentials", json={"secret_id": SECRET_ID, "revoke": True},
-                           timeout=5)
-    answer.raise_for_status()
+    SimulatorClient(scenario.simulator).revoke(SECRET_ID)
     # These stay firing in Prometheus: a stopped task is not polled again, and the exporter keeps
     # the last known status of a task whose queries now fail.
     targets = {("TiwPushTaskEndedWithException", EXCEPTION), ("TiwPushTaskStuckPrepared", STUCK_PREPARED)}

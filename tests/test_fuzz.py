@@ -48,7 +48,6 @@ from exporter.config import OPTION_NAMES, ConfigError, build_settings
 from exporter.exposition import Exposition
 from exporter.model import MAX_SDK_APP_ID, STATUSES, PushTask, TaskKey
 from exporter.ratelimit import PacedLimiter
-from exporter.simulator import ManualClock
 from exporter.store import TaskStore
 from exporter.tasksfile import TasksFileError, load_tasks_file
 from exporter.tencentcloud.client import MAX_RESPONSE_BYTES, RetryPolicy, TencentCloudClient
@@ -71,6 +70,7 @@ from exporter.tencentcloud.errors import (
 from exporter.tiw import describe_whiteboard_push
 from exporter.web.http import MAX_BODY_BYTES, ExporterHTTPServer, HttpError, RequestContext
 from exporter.web.routes import Routes
+from tests.fakes import ManualClock
 from tests.procs import wait_until
 
 APP = 1400000001

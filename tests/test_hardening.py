@@ -22,6 +22,7 @@ import requests
 from prometheus_client import CollectorRegistry
 
 from exporter.exposition import Exposition
+from exporter.simulator import DEMO_SECRET_ID, SimulatorClient
 from exporter.store import TaskStore
 from exporter.web.http import ExporterHTTPServer
 from exporter.web.routes import Routes
@@ -121,8 +122,8 @@ def simulator_url():
 
 
 def add_sim_tasks(url: str, count: int) -> list[str]:
-    return [requests.post(f"{url}/_sim/tasks", json={"sdk_app_id": APP, "prepare_seconds": 0}, timeout=5)
-            .json()["task_id"] for _ in range(count)]
+    control = SimulatorClient(url)
+    return [control.add_task(APP, prepare_seconds=0) for _ in range(count)]
 
 
 def write_tasks_file(path: Path, task_ids: list[str]) -> Path:
@@ -236,8 +237,7 @@ def test_no_secret_appears_in_logs_metrics_or_api_at_debug_level(simulator_url, 
                       headers={"Authorization": f"Bearer {API_TOKEN}x"})
         requests.post(f"{url}/callbacks/tiw", auth=auth, timeout=5,
                       json={"ExpireTime": 1, "Sign": callback_key, "SdkAppId": APP})
-        requests.post(f"{simulator_url}/_sim/credentials", json={"secret_id": "AKIDsimulator", "revoke": True},
-                      timeout=5)
+        SimulatorClient(simulator_url).revoke(DEMO_SECRET_ID)
         wait_until(lambda: "AuthFailure" in process.output)
         exposed = [process.output, requests.get(f"{url}/metrics", auth=auth, timeout=5).text,
                    requests.get(f"{url}/api/v1/tasks", auth=auth, timeout=5).text]

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from exporter.simulator import SimulatorClient
 from tests.helpers_exporter import metric, scrape, series
 from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, running, wait_until
 
@@ -40,35 +41,12 @@ SCRIPTS = {
 }
 
 
-class Simulator:
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def add(self, name: str, script: dict) -> str:
-        answer = requests.post(f"{self.url}/_sim/tasks", json={"sdk_app_id": APP, "task_id": name, **script},
-                               timeout=5)
-        answer.raise_for_status()
-        return answer.json()["task_id"]
-
-    def stats(self) -> dict:
-        return requests.get(f"{self.url}/_sim/stats", timeout=5).json()
-
-    def describes(self, task_id: str) -> int:
-        return self.stats()["describes_by_task"].get(task_id, 0)
-
-    def fault(self, **spec) -> None:
-        requests.post(f"{self.url}/_sim/faults", json=spec, timeout=5).raise_for_status()
-
-    def clear_faults(self) -> None:
-        requests.delete(f"{self.url}/_sim/faults", timeout=5).raise_for_status()
-
-
 @pytest.fixture(scope="module")
-def simulator() -> Iterator[Simulator]:
+def simulator() -> Iterator[SimulatorClient]:
     args = exporter_cmd("simulate", "--listen", "127.0.0.1:0", "--no-demo-mix", "--rate-limit", "20",
                         "--unregistered-sdk-app-id", str(UNREGISTERED_APP), "--expired-sdk-app-id", str(EXPIRED_APP))
     with running(args, SIMULATOR_URL) as (_, url):
-        yield Simulator(url)
+        yield SimulatorClient(url)
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +57,7 @@ def key_file(tmp_path_factory) -> Path:
 
 
 @contextmanager
-def exporter(simulator: Simulator, key_file: Path, *extra: str,
+def exporter(simulator: SimulatorClient, key_file: Path, *extra: str,
              env: dict | None = None) -> Iterator[tuple[Process, str]]:
     args = exporter_cmd("run", "--listen", "127.0.0.1:0", "--endpoint", simulator.url, "--secret-id", SECRET_ID,
                         "--secret-key-file", str(key_file), "--interval", "1s", *extra)
@@ -90,7 +68,7 @@ def exporter(simulator: Simulator, key_file: Path, *extra: str,
 @pytest.fixture(scope="module")
 def scenario(simulator, key_file, tmp_path_factory):
     """The module's main exporter, tracking the whole scenario; yields (url, task ids by name, state file)."""
-    ids = {name: simulator.add(name, script) for name, script in SCRIPTS.items()}
+    ids = {name: simulator.add_task(APP, name, **script) for name, script in SCRIPTS.items()}
     ids["not_found"] = "no_such_task_here"
     tasks = [f"{APP}:{task_id}" for task_id in ids.values()]
     tasks += [f"{UNKNOWN_APP}:unknown_app_task", f"{UNREGISTERED_APP}:unregistered_task",
@@ -181,7 +159,7 @@ def test_broken_answers_count_as_bad_response_while_healthy_tasks_keep_updating(
         return metric(scrape(url), "tiw_push_task_last_success_timestamp_seconds", sdk_app_id=APP,
                       task_id=ids["pushing"])
     before_success = last_success()
-    simulator.fault(kind="malformed_json", ratio=0.5, action="DescribeWhiteboardPush")
+    simulator.set_fault(kind="malformed_json", ratio=0.5, action="DescribeWhiteboardPush")
     try:
         wait_until(lambda: (metric(scrape(url), "tiw_exporter_api_requests_total", action="DescribeWhiteboardPush",
                                    outcome="bad_response") or 0) >= 3)
@@ -205,7 +183,7 @@ def test_task_api_requires_the_token_and_validates_bodies(scenario, simulator):
                          headers={"Authorization": "Bearer nope"}).status_code == 401
     bad = requests.post(f"{url}/api/v1/tasks", data=b"{", timeout=5, headers={"Authorization": f"Bearer {TOKEN}"})
     assert bad.status_code == 400 and "JSON" in bad.json()["error"]
-    added = simulator.add("added_by_api", {"prepare_seconds": 0})
+    added = simulator.add_task(APP, "added_by_api", prepare_seconds=0)
     created = requests.post(f"{url}/api/v1/tasks", json={"sdk_app_id": APP, "task_id": added}, timeout=5,
                             headers={"Authorization": f"Bearer {TOKEN}"})
     assert created.status_code == 201
@@ -226,7 +204,7 @@ def test_failed_task_lists_its_error_message_in_the_task_api(scenario):
 
 def test_restart_with_state_file_keeps_api_tasks_and_final_results(scenario, simulator, key_file):
     url, ids, state, process = scenario
-    task_id = simulator.add("survives_restart", {"prepare_seconds": 0})
+    task_id = simulator.add_task(APP, "survives_restart", prepare_seconds=0)
     requests.post(f"{url}/api/v1/tasks", json={"sdk_app_id": APP, "task_id": task_id}, timeout=5,
                   headers={"Authorization": f"Bearer {TOKEN}"}).raise_for_status()
     wait_until(lambda: metric(scrape(url), "tiw_push_task_status", sdk_app_id=APP, task_id=task_id,
@@ -249,7 +227,7 @@ def test_restart_with_state_file_keeps_api_tasks_and_final_results(scenario, sim
 def test_wrong_secret_key_is_an_account_level_signature_failure(simulator, tmp_path):
     wrong = tmp_path / "wrong-key"
     wrong.write_text("not-the-key")
-    task_id = simulator.add("auth_probe", {"prepare_seconds": 0})
+    task_id = simulator.add_task(APP, "auth_probe", prepare_seconds=0)
     with exporter(simulator, wrong, "--task", f"{APP}:{task_id}") as (_, url):
         wait_until(lambda: metric(scrape(url), "tiw_push_task_error", sdk_app_id=APP, task_id=task_id,
                                   code="AuthFailure.SignatureFailure") == 1)

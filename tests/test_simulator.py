@@ -26,19 +26,20 @@ from tencentcloud.common.profile.client_profile import ClientProfile
 from tencentcloud.common.profile.http_profile import HttpProfile
 from tencentcloud.tiw.v20190919 import models, tiw_client
 
+from exporter.config import parse_listen
 from exporter.simulator import (
     DEMO_SECRET_ID,
     DEMO_SECRET_KEY,
-    ManualClock,
     Simulator,
+    SimulatorClient,
+    SimulatorOptions,
     TaskScript,
-    callback_sign,
-    main_simulate,
     parse_fault_spec,
-    parse_listen,
+    run,
     task_state,
 )
 from exporter.tencentcloud import signing
+from tests.fakes import ManualClock
 from tests.procs import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -128,10 +129,6 @@ def describe(sim: Simulator, task_id: str, **options: Any) -> requests.Response:
 # --------------------------------------------------------------------------- pure parts
 
 
-def test_callback_sign_matches_tencents_worked_example() -> None:
-    assert callback_sign(CALLBACK_KEY, 1588040109) == "a2dabb362a9b811c0e26953a6276a41c"
-
-
 def test_task_moves_from_prepared_to_pushing_to_stopped_on_its_script() -> None:
     script = TaskScript(
         prepare_seconds=2, push_seconds=10, finish_reason="EXCEPTION", exceptions_per_minute=6
@@ -190,7 +187,7 @@ def test_fault_specs_parse_into_set_fault_arguments() -> None:
         with pytest.raises(ValueError):
             parse_fault_spec(bad)
     with pytest.raises(ValueError, match="unknown fault kind"):
-        main_simulate(faults=[("explode", None)])
+        run(SimulatorOptions(faults=[("explode", None)]))
 
 
 def test_listen_addresses_parse_like_prometheus_exporters() -> None:
@@ -669,6 +666,23 @@ def test_control_endpoints_drive_a_simulator_over_http(sim: Simulator) -> None:
     assert stats["describes_by_task"][task_id] == 4  # the unauthenticated one never reached the task
 
 
+def test_simulator_client_drives_the_control_endpoints(sim: Simulator) -> None:
+    client = SimulatorClient(sim.url)
+    task_id = client.add_task(APP, "client_task", prepare_seconds=0)
+    assert (task_id, sim.script(task_id).prepare_seconds) == ("client_task", 0)
+    client.set_fault("http502_empty", count=1, action="DescribeWhiteboardPush")
+    assert describe(sim, task_id).status_code == 502
+    client.set_fault("drop")
+    client.clear_faults()
+    client.set_credential("AKIDclient", "client-key")
+    assert outcome(describe(sim, task_id, secret_id="AKIDclient", secret_key="client-key")) == "success"
+    client.revoke(DEMO_SECRET_ID)
+    assert error_code(describe(sim, task_id)) == "AuthFailure.SecretIdNotFound"
+    assert client.describes(task_id) == 2
+    with pytest.raises(requests.HTTPError):
+        client.set_fault("explode")
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body", "status"),
     [
@@ -751,7 +765,7 @@ def test_close_is_quick_and_idempotent_even_with_busy_connections(make_sim: Call
 
 
 def test_main_simulate_runs_as_a_process_until_sigterm() -> None:
-    code = "import exporter.simulator as s; s.main_simulate('127.0.0.1:0', tasks=5, seed=3, demo=True)"
+    code = "import exporter.simulator as s; s.run(s.SimulatorOptions(tasks=5, seed=3, demo=True))"
     process = subprocess.Popen(
         [sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -763,7 +777,7 @@ def test_main_simulate_runs_as_a_process_until_sigterm() -> None:
         assert process.stdout.readline().strip() == (
             f"credentials: secret id {DEMO_SECRET_ID}, secret key {DEMO_SECRET_KEY} (the built-in demo key)"
         )
-        assert sum(requests.get(url + "/_sim/stats", timeout=5).json()["tasks"].values()) == 15
+        assert sum(SimulatorClient(url).stats()["tasks"].values()) == 15
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=10)
     finally:
@@ -776,11 +790,10 @@ def test_main_simulate_runs_as_a_process_until_sigterm() -> None:
 def test_main_simulate_never_prints_a_key_the_user_chose() -> None:
     lines: list[str] = []
     stop = threading.Event()
-    runner = threading.Thread(
-        target=main_simulate,
-        args=(("127.0.0.1", 0), "AKIDmine", "my-real-secret"),
-        kwargs={"faults": [("http500", 0.5), "drop:count=1"], "stop": stop, "out": lines.append},
+    options = SimulatorOptions(
+        ("127.0.0.1", 0), "AKIDmine", "my-real-secret", faults=[("http500", 0.5), "drop:count=1"]
     )
+    runner = threading.Thread(target=run, args=(options,), kwargs={"stop": stop, "out": lines.append})
     runner.start()
     deadline = time.monotonic() + 5
     while len(lines) < 2 and time.monotonic() < deadline:

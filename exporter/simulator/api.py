@@ -1,0 +1,352 @@
+"""The TIW API itself: common headers, TC3-HMAC-SHA256 verification, the rate window and the four actions.
+
+Decisions where Tencent's documentation leaves room (tests/test_simulator.py pins them):
+
+* Check order of an API request: body size -> common headers (Action, Version, action known,
+  Region, Timestamp) -> authentication -> rate limit -> injected fault -> parameters -> the action.
+  So faults never hit unauthenticated requests, and throttled requests never consume a fault.
+* A missing or garbled ``Authorization``, or SignedHeaders without ``content-type`` and ``host``:
+  ``AuthFailure.InvalidAuthorization``. A credential scope for a service other than ``tiw``:
+  ``AuthFailure.SignatureFailure`` (such a signature can never verify).
+* A body that is not a JSON object: ``InvalidParameter``; a parameter the action does not define:
+  ``UnknownParameter``; a wrong JSON type: ``InvalidParameter.BodyParameterTypeUnmatched``; a value
+  out of range (e.g. ``Limit``): ``InvalidParameterValue``; a non-POST request to ``/``:
+  ``InvalidRequest``; a body over 1 MiB: ``RequestSizeLimitExceeded``.
+* ``X-TC-Region`` must be present; its value is not checked.
+* ``StopWhiteboardPush`` on a stopped task: ``UnsupportedOperation.TaskHasAlreadyStopped`` (a TIW code).
+* ``DescribeRunningTasks``: ``TaskType`` ``TranscodeH5``/``TranscodeJPG`` give an empty list.
+* The rate limiter uses ``time.monotonic``, signature timestamps the injectable ``clock``, so a
+  frozen fake clock does not throttle every request.
+
+Test hook: ``ExtraData`` of StartWhiteboardPush holding JSON text ``{"simulator": {<TaskScript
+fields>}}`` fixes the new task's script.
+"""
+
+from __future__ import annotations
+
+import collections
+import hmac
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from exporter.simulator.faults import DELAYING_FAULTS, FaultPlan, fault_outcome, fault_reply
+from exporter.simulator.lifecycle import SimTask, TaskScript, failure_message
+from exporter.simulator.mixes import random_script
+from exporter.simulator.protocol import (
+    ACTIONS,
+    API_VERSION,
+    DESCRIBE,
+    RUNNING,
+    SERVICE,
+    START,
+    STOP,
+    Reply,
+    SimulatedError,
+    envelope,
+    error_reply,
+    json_object,
+    missing,
+)
+from exporter.simulator.stats import INVALID_ACTION_KEY, Stats, deque_map, prune
+from exporter.simulator.tasks import TaskBook
+from exporter.tencentcloud import signing
+
+# fmt: off
+_START_PARAMS = frozenset({  # the request fields of the SDK's StartWhiteboardPushRequest
+    "SdkAppId", "RoomId", "PushUserId", "PushUserSig", "Whiteboard", "AutoStopTimeout", "AutoManageBackup",
+    "Backup", "PrivateMapKey", "VideoFPS", "VideoBitrate", "AutoRecord", "UserDefinedRecordId", "AutoPublish",
+    "UserDefinedStreamId", "ExtraData", "TRTCRoomId", "TRTCRoomIdStr", "IMAuthParam", "TRTCAuthParam",
+    "TRTCEnterRoomMode", "GroupId",
+})
+# fmt: on
+
+
+def _param(params: Mapping[str, Any], name: str, kind: type, required: bool = True) -> Any:
+    """One parameter, type-checked like the API (JSON integers only, no booleans)."""
+    value = params.get(name)
+    if value is None:
+        if required:
+            raise missing(name)
+        return None
+    matches = isinstance(value, int) and not isinstance(value, bool) if kind is int else isinstance(value, kind)
+    if not matches:
+        expected = "Integer" if kind is int else "String"
+        raise SimulatedError(
+            "InvalidParameter.BodyParameterTypeUnmatched",
+            f"The type of parameter `{name}` must be {expected}.",
+        )
+    return value
+
+
+def _reject_unknown(params: Mapping[str, Any], known: Iterable[str]) -> None:
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise SimulatedError("UnknownParameter", f"The parameter `{unknown[0]}` is not recognized.")
+
+
+def _script_from_extra(extra: str | None) -> TaskScript | None:
+    """The test hook: ExtraData as JSON text with a ``simulator`` object of TaskScript fields."""
+    if not extra:
+        return None
+    try:
+        data = json.loads(extra)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or "simulator" not in data:
+        return None
+    try:
+        if not isinstance(data["simulator"], dict):
+            raise ValueError("`simulator` must be an object")
+        return TaskScript.from_mapping(data["simulator"])
+    except (TypeError, ValueError) as exc:
+        raise SimulatedError("InvalidParameter.InvalidExtra", f"ExtraData simulator script: {exc}") from None
+
+
+def check_common(headers: Mapping[str, str]) -> tuple[str, int]:
+    """The common headers, in the documented order; returns (action, timestamp)."""
+    action = headers.get("x-tc-action", "").strip()
+    version = headers.get("x-tc-version", "").strip()
+    if not action:
+        raise missing("Action")
+    if not version:
+        raise missing("Version")
+    if version != API_VERSION:
+        raise SimulatedError("NoSuchVersion", f"The API version `{version[:40]}` does not exist.")
+    if action not in ACTIONS:
+        raise SimulatedError("InvalidAction", f"The action `{action[:60]}` is not found.")
+    if not headers.get("x-tc-region", "").strip():
+        raise missing("Region")
+    stamp = headers.get("x-tc-timestamp", "").strip()
+    if not stamp:
+        raise missing("Timestamp")
+    if not stamp.isdigit() or len(stamp) > 12:
+        raise SimulatedError("InvalidParameterValue", "X-TC-Timestamp must be a Unix time in seconds.")
+    return action, int(stamp)
+
+
+class Credentials:
+    """SecretId -> SecretKey (and session tokens); verifies a request's TC3-HMAC-SHA256 signature."""
+
+    def __init__(
+        self, keys: Mapping[str, str], tokens: Mapping[str, str], clock: Callable[[], float], max_skew: int
+    ) -> None:
+        self._keys = dict(keys)
+        self._tokens = dict(tokens)
+        self._clock = clock
+        self._max_skew = max_skew
+        self._lock = threading.Lock()
+
+    def revoke(self, secret_id: str) -> None:
+        with self._lock:
+            self._keys.pop(secret_id, None)
+
+    def set(self, secret_id: str, secret_key: str) -> None:
+        if not secret_id or not secret_key:
+            raise ValueError("secret_id and secret_key must be non-empty")
+        with self._lock:
+            self._keys[secret_id] = secret_key
+
+    def authenticate(self, headers: Mapping[str, str], query: str, body: bytes, timestamp: int) -> str:
+        """Verify TC3-HMAC-SHA256 from the received headers and raw body; returns the SecretId."""
+        parsed = signing.parse_authorization(headers.get("authorization", ""))
+        if parsed is None:
+            raise SimulatedError(
+                "AuthFailure.InvalidAuthorization", "The Authorization header is missing or malformed."
+            )
+        if not {"content-type", "host"} <= set(parsed.signed_headers):
+            raise SimulatedError(
+                "AuthFailure.InvalidAuthorization", "SignedHeaders must include content-type and host."
+            )
+        if parsed.service != SERVICE:
+            raise SimulatedError("AuthFailure.SignatureFailure", f"The credential scope must name service `{SERVICE}`.")
+        with self._lock:
+            secret_key = self._keys.get(parsed.secret_id)
+            token = self._tokens.get(parsed.secret_id)
+        if secret_key is None:
+            raise SimulatedError("AuthFailure.SecretIdNotFound", "The SecretId is not found, or has been disabled.")
+        if abs(timestamp - self._clock()) > self._max_skew:
+            raise SimulatedError(
+                "AuthFailure.SignatureExpire",
+                f"Signature expired: the timestamp is more than {self._max_skew}s off the server time.",
+            )
+        signed = {name: headers.get(name, "") for name in parsed.signed_headers}
+        canonical = signing.canonical_request("POST", "/", query, signed, parsed.signed_headers, body)
+        expected = signing.signature(secret_key, timestamp, SERVICE, canonical)
+        if not hmac.compare_digest(expected, parsed.signature):
+            raise SimulatedError(
+                "AuthFailure.SignatureFailure",
+                "The provided credentials could not be validated. Please check your signature is correct.",
+            )
+        if token is not None and not hmac.compare_digest(headers.get("x-tc-token", "").encode(), token.encode()):
+            raise SimulatedError("AuthFailure.TokenFailure", "The token is missing, invalid or expired.")
+        return parsed.secret_id
+
+
+class RateWindow:
+    """The strict sliding one-second window per (SecretId, action); throttled requests don't count."""
+
+    def __init__(self, rate_limit: float, stats: Stats) -> None:
+        self.rate_limit = float(rate_limit)
+        self._stats = stats
+        self._windows: dict[tuple[str, str], collections.deque[float]] = deque_map()
+        self._lock = threading.Lock()
+
+    def admit(self, secret_id: str, action: str) -> None:
+        now = time.monotonic()
+        self._stats.arrival(action, now)
+        with self._lock:
+            window = prune(self._windows[(secret_id, action)], now)
+            if self.rate_limit > 0 and len(window) >= self.rate_limit:
+                self._stats.throttle()
+                raise SimulatedError(
+                    "RequestLimitExceeded",
+                    f"Request rate over the limit of {self.rate_limit:g} per second for {action}.",
+                )
+            window.append(now)
+        self._stats.accepted_request(action, now)
+
+
+class TiwApi:
+    """Answers one API request: checks, authentication, rate limit, injected fault, then the action."""
+
+    def __init__(
+        self,
+        book: TaskBook,
+        credentials: Credentials,
+        window: RateWindow,
+        faults: FaultPlan,
+        stats: Stats,
+        clock: Callable[[], float],
+    ) -> None:
+        self._book = book
+        self._credentials = credentials
+        self._window = window
+        self._faults = faults
+        self._stats = stats
+        self._clock = clock
+
+    def answer(
+        self,
+        method: str,
+        query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        problem: SimulatedError | None = None,
+    ) -> Reply:
+        """Answer one API request; ``headers`` keys are lower-case; ``problem`` is a body-read error."""
+        action = headers.get("x-tc-action", "")
+        stat_key = action if action in ACTIONS else INVALID_ACTION_KEY
+        reply, outcome = self._classify(method, query, headers, body, problem)
+        self._stats.answer(stat_key, outcome)
+        return reply
+
+    def _classify(
+        self, method: str, query: str, headers: Mapping[str, str], body: bytes, problem: SimulatedError | None
+    ) -> tuple[Reply, str]:
+        try:
+            if problem:
+                raise problem
+            if method != "POST":
+                raise SimulatedError("InvalidRequest", "The simulator accepts only POST with a JSON body.")
+            action, timestamp = check_common(headers)
+            secret_id = self._credentials.authenticate(headers, query, body, timestamp)
+            self._window.admit(secret_id, action)
+        except SimulatedError as err:
+            return error_reply(err.code, err.message), err.code
+        params = json_object(body)
+        self._note_describe(action, params)
+        fault = self._faults.take(action)
+        if fault and fault.kind not in DELAYING_FAULTS:
+            return fault_reply(fault.kind, action, params), fault_outcome(fault.kind)
+        reply, outcome = self._dispatch(action, params)
+        if fault:
+            reply.delay = fault.delay if fault.kind == "slow" else 0.0
+            reply.trickle = fault.kind == "trickle"
+        return reply, outcome
+
+    def _note_describe(self, action: str, params: Mapping[str, Any] | None) -> None:
+        if action != DESCRIBE or not params or not isinstance(params.get("TaskId"), str):
+            return
+        if self._book.exists(params["TaskId"]):
+            self._stats.describe(params["TaskId"])
+
+    def _dispatch(self, action: str, params: dict[str, Any] | None) -> tuple[Reply, str]:
+        handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+            DESCRIBE: self._describe,
+            START: self._start,
+            STOP: self._stop,
+            RUNNING: self._running,
+        }
+        try:
+            if params is None:
+                raise SimulatedError("InvalidParameter", "The request body must be a JSON object.")
+            return envelope(handlers[action](params)), "success"
+        except SimulatedError as err:
+            return error_reply(err.code, err.message), err.code
+
+    def _check_app(self, sdk_app_id: int) -> None:
+        if sdk_app_id in self._book.expired:
+            raise SimulatedError(
+                "ResourceUnavailable.ServiceExpired",
+                "The account is in arrears or the whiteboard service has expired.",
+            )
+        if sdk_app_id in self._book.unregistered:
+            raise SimulatedError("ResourceUnavailable.NotRegistered", "Interactive Whiteboard is not activated.")
+        if sdk_app_id not in self._book.sdk_app_ids:
+            raise SimulatedError(
+                "UnauthorizedOperation.SdkAppId",
+                f"SdkAppId {sdk_app_id} does not exist or does not belong to this account.",
+            )
+
+    def _find(self, sdk_app_id: int, task_id: str) -> SimTask:
+        task = self._book.find(sdk_app_id, task_id)
+        if task is None:
+            raise SimulatedError("InvalidParameter.TaskNotFound", f"Task `{task_id[:64]}` does not exist.")
+        return task
+
+    def _describe(self, params: dict[str, Any]) -> dict[str, Any]:
+        _reject_unknown(params, ("SdkAppId", "TaskId"))
+        sdk_app_id, task_id = _param(params, "SdkAppId", int), _param(params, "TaskId", str)
+        self._check_app(sdk_app_id)
+        task = self._find(sdk_app_id, task_id)
+        if task.script.fail_with:
+            raise SimulatedError(task.script.fail_with, failure_message(task.script.fail_with))
+        return task.describe(self._clock())
+
+    def _start(self, params: dict[str, Any]) -> dict[str, Any]:
+        _reject_unknown(params, _START_PARAMS)
+        sdk_app_id, room_id = _param(params, "SdkAppId", int), _param(params, "RoomId", int)
+        push_user_id = _param(params, "PushUserId", str)
+        _param(params, "PushUserSig", str)
+        group_id = _param(params, "GroupId", str, required=False)
+        script = _script_from_extra(_param(params, "ExtraData", str, required=False))
+        self._check_app(sdk_app_id)
+        task_id = self._book.start(sdk_app_id, room_id, group_id, push_user_id, script, self._clock(), random_script)
+        return {"TaskId": task_id, "Backup": ""}
+
+    def _stop(self, params: dict[str, Any]) -> dict[str, Any]:
+        _reject_unknown(params, ("SdkAppId", "TaskId"))
+        sdk_app_id, task_id = _param(params, "SdkAppId", int), _param(params, "TaskId", str)
+        self._check_app(sdk_app_id)
+        task = self._find(sdk_app_id, task_id)
+        if not self._book.stop(task, self._clock()):
+            raise SimulatedError("UnsupportedOperation.TaskHasAlreadyStopped", f"Task `{task_id}` has already stopped.")
+        return {"Backup": ""}
+
+    def _running(self, params: dict[str, Any]) -> dict[str, Any]:
+        _reject_unknown(params, ("SdkAppID", "TaskType", "Offset", "Limit"))
+        sdk_app_id, task_type = _param(params, "SdkAppID", int), _param(params, "TaskType", str)
+        offset = _param(params, "Offset", int, required=False) or 0
+        limit = _param(params, "Limit", int, required=False)
+        limit = 100 if limit is None else limit
+        if task_type not in ("WhiteboardPush", "TranscodeH5", "TranscodeJPG"):
+            raise SimulatedError("InvalidParameterValue", f"TaskType `{task_type[:40]}` is not supported.")
+        if offset < 0 or not 1 <= limit <= 500:
+            raise SimulatedError("InvalidParameterValue", "Offset must be >= 0 and Limit between 1 and 500.")
+        self._check_app(sdk_app_id)
+        running = self._book.running(sdk_app_id, self._clock()) if task_type == "WhiteboardPush" else []
+        page = running[offset : offset + limit]
+        return {"Total": len(running), "Tasks": [task.running_item(state) for task, state in page]}

@@ -1,0 +1,204 @@
+"""``Simulator``: the facade that wires the task book, API, faults, callbacks and HTTP server together.
+
+Clocks: lifecycles, signature timestamps, ``Date`` headers and callbacks use the injectable
+``clock``; the rate limiter and delays use ``time.monotonic``, so a frozen fake clock does not
+throttle every request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from exporter.periodic import Periodic
+from exporter.simulator.api import Credentials, RateWindow, TiwApi
+from exporter.simulator.callbacks import CallbackSender
+from exporter.simulator.control import ControlEndpoints
+from exporter.simulator.faults import FaultPlan, FaultSpec
+from exporter.simulator.http import SimulatorServer, url_for
+from exporter.simulator.lifecycle import TaskScript, check_non_negative
+from exporter.simulator.mixes import demo_scripts, populated_task, spawned_script
+from exporter.simulator.stats import Stats
+from exporter.simulator.tasks import TaskBook
+
+DEMO_SECRET_ID = "AKIDsimulator"
+DEMO_SECRET_KEY = "simulator-secret-key"  # public on purpose: the only key the simulate command prints
+DEFAULT_SDK_APP_ID = 1400000001
+JOIN_TIMEOUT_SECONDS = 5.0
+_DEFAULT_SCRIPT = TaskScript()
+
+
+class Simulator:
+    """The TIW API simulator: a real HTTP server (``url``) answering like ``tiw.tencentcloudapi.com``."""
+
+    def __init__(
+        self,
+        *,
+        credentials: Mapping[str, str] | None = None,
+        tokens: Mapping[str, str] | None = None,
+        sdk_app_ids: Iterable[int] = (DEFAULT_SDK_APP_ID,),
+        unregistered_sdk_app_ids: Iterable[int] = (),
+        expired_sdk_app_ids: Iterable[int] = (),
+        rate_limit: float = 20.0,
+        latency: float = 0.0,
+        seed: int = 0,
+        listen: tuple[str, int] = ("127.0.0.1", 0),
+        callback_url: str | None = None,
+        callback_key: str | None = None,
+        clock: Callable[[], float] = time.time,
+        max_skew: int = 300,
+    ) -> None:
+        check_non_negative("latency", latency)
+        self.latency = float(latency)
+        self.clock = clock
+        self._closing = threading.Event()
+        self._stats = Stats()
+        self._book = TaskBook(seed, sdk_app_ids, unregistered_sdk_app_ids, expired_sdk_app_ids)
+        self._callbacks = CallbackSender(self._book, self._stats, clock, self._closing, callback_url, callback_key)
+        keys = {DEMO_SECRET_ID: DEMO_SECRET_KEY} if credentials is None else credentials
+        self._credentials = Credentials(keys, tokens or {}, clock, max_skew)
+        self._window = RateWindow(rate_limit, self._stats)
+        self._faults = FaultPlan(seed)
+        self.api = TiwApi(self._book, self._credentials, self._window, self._faults, self._stats, clock)
+        self.control = ControlEndpoints(self)
+        self._closed = False
+        self._started = False
+        self._lock = threading.Lock()
+        self._spawner: Periodic | None = None
+        self._server = SimulatorServer(listen, self)
+        self._http_thread = threading.Thread(
+            target=lambda: self._server.serve_forever(poll_interval=0.05), name="tiw-sim-http", daemon=True
+        )
+        self.url = url_for(self._server.server_address)
+
+    @property
+    def rate_limit(self) -> float:
+        """Requests per second per (SecretId, action); 0 turns the limit off."""
+        return self._window.rate_limit
+
+    @rate_limit.setter
+    def rate_limit(self, value: float) -> None:
+        self._window.rate_limit = float(value)
+
+    # ----------------------------------------------------------------- running
+
+    def start(self) -> Simulator:
+        """Serve in background threads; returns self (idempotent)."""
+        if self._closed:
+            raise RuntimeError("the simulator is closed")
+        if self._started:
+            return self
+        self._started = True
+        self._http_thread.start()
+        self._callbacks.start()
+        return self
+
+    def configure_callbacks(self, url: str, key: str) -> None:
+        """Send signed callbacks to ``url`` from now on (e.g. once the receiver's port is known)."""
+        self._callbacks.configure(url, key)
+        if self._started:
+            self._callbacks.start()
+
+    def close(self) -> None:
+        """Stop serving, abort pending delays, close connections and the socket, join threads."""
+        if self._closed:
+            return
+        self._closed = True
+        self._closing.set()
+        self._callbacks.stop_soon()
+        if self._spawner is not None:
+            self._spawner.stopping.set()
+        if self._started:
+            self._server.shutdown()
+        self._server.close_connections()
+        self._server.server_close()
+        if self._started:
+            self._http_thread.join(JOIN_TIMEOUT_SECONDS)
+        self._callbacks.join(JOIN_TIMEOUT_SECONDS)
+        if self._spawner is not None:
+            self._spawner.stop(JOIN_TIMEOUT_SECONDS)
+        self._server.join_handlers(JOIN_TIMEOUT_SECONDS)
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def pause(self, seconds: float) -> bool:
+        """Sleep unless closing; False when the simulator is closing."""
+        if seconds > 0:
+            return not self._closing.wait(seconds)
+        return not self._closing.is_set()
+
+    # ----------------------------------------------------------------- tasks
+
+    def add_task(
+        self,
+        sdk_app_id: int,
+        script: TaskScript = _DEFAULT_SCRIPT,
+        task_id: str | None = None,
+        *,
+        created_at: float | None = None,
+    ) -> str:
+        """Create a task (ids drawn from the seeded RNG when not given); ``created_at`` backdates it."""
+        return self._book.add(sdk_app_id, script, task_id, created_at, self.clock())
+
+    def populate(self, count: int, sdk_app_id: int = DEFAULT_SDK_APP_ID) -> list[str]:
+        """``count`` tasks of a fleet seen mid-life: preparing, pushing, stopped, failing, with backups."""
+        now = self.clock()
+        ids = []
+        for _ in range(count):
+            age, script = self._book.draw(populated_task)
+            ids.append(self.add_task(sdk_app_id, script, created_at=now - age))
+        return ids
+
+    def populate_demo(self) -> list[str]:
+        """The demo mix (see ``mixes.demo_scripts``) under the first SdkAppId; returns the task ids."""
+        app = min(self._book.sdk_app_ids) if self._book.sdk_app_ids else DEFAULT_SDK_APP_ID
+        now = self.clock()
+        return [self.add_task(app, script, created_at=now - age) for age, script in demo_scripts()]
+
+    def spawn_every(self, seconds: float) -> None:
+        """Keep creating short demo-like tasks every ``seconds`` (seeded) until close()."""
+        if not seconds > 0 or not self._book.sdk_app_ids:
+            raise ValueError("spawn_every needs a positive number of seconds and an SdkAppId")
+        with self._lock:
+            if self._spawner is not None:
+                self._spawner.period = seconds
+                return
+            self._spawner = Periodic("tiw-sim-spawner", seconds, self._spawn)
+        self._spawner.start()
+
+    def _spawn(self) -> None:
+        self.add_task(min(self._book.sdk_app_ids), self._book.draw(spawned_script))
+
+    def script(self, task_id: str) -> TaskScript:
+        """The script of a task (for tests and the demo); KeyError when unknown."""
+        return self._book.script(task_id)
+
+    # ----------------------------------------------------------------- faults and credentials
+
+    def set_fault(self, kind: str, **options: Any) -> None:
+        """Inject a fault; ``options`` are FaultSpec's ``count``, ``ratio``, ``seconds`` and ``action``.
+
+        A fault replaces any earlier fault of the same kind and action.
+        """
+        self._faults.set(FaultSpec(kind, **options))
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    def revoke(self, secret_id: str) -> None:
+        """Forget a SecretId: its requests now get AuthFailure.SecretIdNotFound."""
+        self._credentials.revoke(secret_id)
+
+    def set_credential(self, secret_id: str, secret_key: str) -> None:
+        """Add or rotate a key pair."""
+        self._credentials.set(secret_id, secret_key)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters for tests and benchmarks (a snapshot; see ``simulator.stats`` for the keys)."""
+        return self._stats.snapshot(self._book.statuses(self.clock()))

@@ -1,0 +1,183 @@
+"""One simulated task: its script (TaskScript) and its state as a pure function of time.
+
+Decisions where Tencent's documentation leaves room (tests/test_simulator.py pins them):
+
+* ``IMSyncTime`` equals ``PushStartTime`` once pushing started (as in Tencent's callback example).
+* A stopped callback's ``Error.Code`` is the task's ``fail_with`` code, else ``FailedOperation.Record``
+  (the code TIW's callback documentation names) for tasks ending ``EXCEPTION``.
+* ``DescribeRunningTasks`` reports PREPARED tasks as ``QUEUED`` and PUSHING ones as ``PROCESSING``
+  (the statuses of the SDK's ``RunningTaskItem``), ``CreateTime`` as RFC 3339 text in UTC+8 like
+  TIW's other task listings.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from exporter.model import FINISH_REASONS
+
+# Seed example 2: what DescribeWhiteboardPush answers for a push that failed.
+SEED_FAILURE_MESSAGE = (
+    "code: 40006, msg: 2021-01-13 22:34:42, TRTC onError, code: -70003, msg: The UserSig in use is "
+    "illegal. Please regenerate UserSig through official API. "
+    "(FYI: https://cloud.tencent.com/document/product/269/32688 )\n"
+)
+# Stricter than the client's _ERROR_CODE_RE on purpose: a script's fail_with is a code TIW could send,
+# the client's rule is what it tolerates reading (digits/underscores, at most four segments).
+_CODE_RE = re.compile(r"^[A-Za-z]+(\.[A-Za-z0-9]+)*$")
+_UTC8 = timezone(timedelta(hours=8))
+STARTED_EVENT = "WhiteboardPushStarted"
+STOPPED_EVENT = "WhiteboardPushStopped"
+
+
+def failure_message(code: str) -> str:
+    return SEED_FAILURE_MESSAGE if code == "FailedOperation.WhiteboardPush" else f"simulated failure: {code}"
+
+
+def check_non_negative(name: str, value: Any) -> None:
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not is_number or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class TaskScript:
+    """A task's deterministic lifecycle; times are seconds after the task's creation."""
+
+    prepare_seconds: float = 2.0
+    push_seconds: float | None = None
+    finish_reason: str = "AUTO"
+    exceptions_per_minute: float = 0.0
+    fail_with: str | None = None
+    backup: str | None = None
+
+    def __post_init__(self) -> None:
+        check_non_negative("prepare_seconds", self.prepare_seconds)
+        if self.push_seconds is not None:
+            check_non_negative("push_seconds", self.push_seconds)
+        check_non_negative("exceptions_per_minute", self.exceptions_per_minute)
+        if self.finish_reason not in FINISH_REASONS:
+            raise ValueError(f"finish_reason must be one of {FINISH_REASONS}, got {self.finish_reason!r}")
+        if self.fail_with is not None and not (isinstance(self.fail_with, str) and _CODE_RE.match(self.fail_with)):
+            raise ValueError(f"fail_with must be an API error code, got {self.fail_with!r}")
+        if self.backup is not None and not isinstance(self.backup, str):
+            raise ValueError("backup must be text (e.g. a JSON object as a string)")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> TaskScript:
+        """Build from JSON-ish data (ExtraData hook, control endpoint); ValueError on bad fields."""
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown TaskScript fields {unknown}")
+        return cls(**dict(data))
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """What DescribeWhiteboardPush reports for a task at one moment."""
+
+    status: str
+    finish_reason: str
+    push_start_time: int
+    push_stop_time: int
+    exception_cnt: int
+    im_sync_time: int
+
+
+def task_state(script: TaskScript, created_at: float, stopped_by_user_at: float | None, now: float) -> TaskState:
+    """A task's state as a pure function of time, so answers never depend on request order."""
+    push_start = created_at + script.prepare_seconds
+    end, reason = None, ""
+    if script.push_seconds is not None:
+        end, reason = push_start + script.push_seconds, script.finish_reason
+    if stopped_by_user_at is not None and (end is None or stopped_by_user_at < end):
+        end, reason = stopped_by_user_at, "USER_CALL"
+    stopped = end is not None and now >= end
+    horizon = min(now, end) if end is not None else now
+    started = horizon >= push_start
+    status = "STOPPED" if stopped else "PUSHING" if started else "PREPARED"
+    start_time = int(push_start) if started else 0
+    pushed = max(0.0, horizon - push_start)
+    return TaskState(
+        status=status,
+        finish_reason=reason if stopped else "",
+        push_start_time=start_time,
+        push_stop_time=int(end) if stopped and end is not None else 0,
+        exception_cnt=math.floor(pushed * script.exceptions_per_minute / 60),
+        im_sync_time=start_time,
+    )
+
+
+@dataclass
+class SimTask:
+    """A task the simulator holds; ``*_announced`` track which callbacks the ticker already queued."""
+
+    sdk_app_id: int
+    task_id: str
+    script: TaskScript
+    created_at: float
+    room_id: int
+    group_id: str
+    push_user_id: str
+    stopped_by_user_at: float | None = None
+    started_announced: bool = False
+    stopped_announced: bool = False
+
+    def state(self, now: float) -> TaskState:
+        return task_state(self.script, self.created_at, self.stopped_by_user_at, now)
+
+    def describe(self, now: float) -> dict[str, Any]:
+        state = self.state(now)
+        return {
+            "FinishReason": state.finish_reason,
+            "TaskId": self.task_id,
+            "Status": state.status,
+            "RoomId": self.room_id,
+            "GroupId": self.group_id,
+            "PushUserId": self.push_user_id,
+            "PushStartTime": state.push_start_time,
+            "PushStopTime": state.push_stop_time,
+            "ExceptionCnt": state.exception_cnt,
+            "IMSyncTime": state.im_sync_time,
+            "Backup": self.script.backup or "",
+        }
+
+    def started_event(self, state: TaskState) -> dict[str, Any]:
+        return {
+            "TaskId": self.task_id,
+            "RoomId": self.room_id,
+            "PushUserId": self.push_user_id,
+            "PushStartTime": state.push_start_time,
+        }
+
+    def stopped_event(self, state: TaskState) -> dict[str, Any]:
+        data = self.started_event(state) | {
+            "GroupId": self.group_id,
+            "FinishReason": state.finish_reason,
+            "PushStopTime": state.push_stop_time,
+            "IMSyncTime": state.im_sync_time,
+            "ExceptionCnt": state.exception_cnt,
+        }
+        if self.script.fail_with or state.finish_reason == "EXCEPTION":
+            code = self.script.fail_with or "FailedOperation.Record"
+            data["Error"] = {"Code": code, "Message": failure_message(code)}
+        return data
+
+    def running_item(self, state: TaskState) -> dict[str, Any]:
+        created = datetime.fromtimestamp(self.created_at, tz=_UTC8).isoformat(timespec="seconds")
+        return {
+            "SdkAppID": self.sdk_app_id,
+            "TaskID": self.task_id,
+            "TaskType": "WhiteboardPush",
+            "CreateTime": created,
+            "CancelTime": "",
+            "Status": "QUEUED" if state.status == "PREPARED" else "PROCESSING",
+            "Progress": 0,
+            "FileURL": "",
+            "RoomID": self.room_id,
+        }

@@ -1,0 +1,95 @@
+"""Seeded task mixes: a fleet seen mid-life, the demo mix, and tasks that keep arriving.
+
+Every draw comes from a ``random.Random`` the caller owns (and locks), so a seed replays a run.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+
+from exporter.model import FINISH_REASONS
+from exporter.simulator.lifecycle import TaskScript
+
+_ID_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def _uniform(rng: random.Random, low: float, high: float) -> float:
+    return round(rng.uniform(low, high), 1)
+
+
+def _weighted_reason(rng: random.Random) -> str:
+    return rng.choices(FINISH_REASONS, weights=(50, 35, 15))[0]
+
+
+def _backup_text(rng: random.Random) -> str:
+    return json.dumps({"Status": "PUSHING", "ExceptionCnt": rng.randint(0, 3), "TaskId": random_id(rng)})
+
+
+def random_id(rng: random.Random) -> str:
+    return "".join(rng.choices(_ID_ALPHABET, k=20))
+
+
+def random_script(rng: random.Random) -> TaskScript:
+    """A script for a task created now (StartWhiteboardPush without the test hook)."""
+    roll = rng.random()
+    prepare = _uniform(rng, 1.0, 8.0)
+    if roll < 0.6:
+        return TaskScript(prepare)
+    if roll < 0.7:
+        return TaskScript(prepare, exceptions_per_minute=_uniform(rng, 0.5, 6.0))
+    if roll < 0.9:
+        return TaskScript(prepare, _uniform(rng, 300, 3600), _weighted_reason(rng))
+    if roll < 0.95:
+        return TaskScript(prepare, _uniform(rng, 60, 600), "EXCEPTION", exceptions_per_minute=_uniform(rng, 2, 20))
+    return TaskScript(prepare, _uniform(rng, 5, 60), "EXCEPTION", fail_with="FailedOperation.WhiteboardPush")
+
+
+def populated_task(rng: random.Random) -> tuple[float, TaskScript]:
+    """(age in seconds, script) for a task of a fleet observed mid-life."""
+    roll = rng.random()
+    prepare = _uniform(rng, 1.0, 8.0)
+    if roll < 0.15:
+        return _uniform(rng, 0, 5), TaskScript(_uniform(rng, 20, 300))
+    if roll < 0.65:
+        age = _uniform(rng, 60, 4 * 3600)
+        push = None if rng.random() < 0.6 else age + _uniform(rng, 600, 7200)
+        rate = _uniform(rng, 0.5, 6.0) if rng.random() < 0.2 else 0.0
+        return age, TaskScript(prepare, push, _weighted_reason(rng), rate)
+    if roll < 0.9:
+        age = _uniform(rng, 600, 2 * 86400)
+        reason = _weighted_reason(rng)
+        rate = _uniform(rng, 1, 20) if reason == "EXCEPTION" else 0.0
+        return age, TaskScript(prepare, _uniform(rng, 60, age - prepare - 1), reason, rate)
+    if roll < 0.95:
+        return _uniform(rng, 0, 600), TaskScript(prepare, 30.0, "EXCEPTION", fail_with="FailedOperation.WhiteboardPush")
+    return _uniform(rng, 60, 3600), TaskScript(prepare, backup=_backup_text(rng))
+
+
+def demo_scripts() -> list[tuple[float, TaskScript]]:
+    """The demo mix as (age, script): every state and finish reason shows within two minutes."""
+    backup = json.dumps({"Status": "PUSHING", "ExceptionCnt": 1, "TaskId": "demobackuptask000001"})
+    return [
+        (0, TaskScript(1)),
+        (0, TaskScript(3)),
+        (0, TaskScript(2, exceptions_per_minute=6)),
+        (0, TaskScript(45)),
+        (0, TaskScript(2, 40, "AUTO")),
+        (0, TaskScript(2, 70, "USER_CALL")),
+        (0, TaskScript(5, 55, "EXCEPTION", exceptions_per_minute=12)),
+        (0, TaskScript(2, 90, "EXCEPTION", fail_with="FailedOperation.WhiteboardPush")),
+        (0, TaskScript(2, backup=backup)),
+        (600, TaskScript(3, 300, "AUTO")),
+    ]
+
+
+def spawned_script(rng: random.Random) -> TaskScript:
+    """A short demo-like lifecycle for tasks that keep arriving."""
+    reason = _weighted_reason(rng)
+    rate = _uniform(rng, 2, 12) if reason == "EXCEPTION" or rng.random() < 0.2 else 0.0
+    return TaskScript(_uniform(rng, 1, 10), _uniform(rng, 30, 180), reason, rate)
+
+
+def random_user_suffix(rng: random.Random) -> str:
+    return "".join(rng.choices(_ID_ALPHABET, k=5))

@@ -1,0 +1,64 @@
+"""The wire vocabulary shared by the API, the faults and the HTTP server: actions, errors, replies."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+API_VERSION = "2019-09-19"
+SERVICE = "tiw"
+# TIW's own request-body limit (RequestSizeLimitExceeded). Not the product's MAX_RESPONSE_BYTES: that
+# caps what the client reads from an answer, a different rule that happens to have the same size.
+MAX_BODY_BYTES = 1 << 20
+
+DESCRIBE = "DescribeWhiteboardPush"
+START = "StartWhiteboardPush"
+STOP = "StopWhiteboardPush"
+RUNNING = "DescribeRunningTasks"
+ACTIONS = (DESCRIBE, START, STOP, RUNNING)
+
+
+class SimulatedError(Exception):
+    """An API error the simulator answers with ``Response.Error``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+
+
+def missing(name: str) -> SimulatedError:
+    return SimulatedError("MissingParameter", f"The request is missing a required parameter `{name}`.")
+
+
+@dataclass
+class Reply:
+    """An HTTP answer and how to deliver it (faults may delay, trickle or drop it)."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    delay: float = 0.0
+    trickle: bool = False
+    drop: bool = False
+
+
+def envelope(response: Mapping[str, Any]) -> Reply:
+    document = {"Response": {**response, "RequestId": str(uuid.uuid4())}}
+    return Reply(body=json.dumps(document, ensure_ascii=False).encode("utf-8"))
+
+
+def error_reply(code: str, message: str) -> Reply:
+    return envelope({"Error": {"Code": code, "Message": message}})
+
+
+def json_object(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, else None (API and control endpoints reject anything else)."""
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return document if isinstance(document, dict) else None
