@@ -8,23 +8,31 @@ end-to-end runs). They are why the simulator binds to 127.0.0.1 by default.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import requests
 
 from exporter.simulator.lifecycle import TaskScript
 from exporter.simulator.protocol import json_object
 
-if TYPE_CHECKING:
-    from exporter.simulator.core import Simulator
-
 Answer = tuple[int, dict[str, Any]]
+
+
+class Controllable(Protocol):
+    """What the control endpoints drive (``core.Simulator``): named here so control.py needs no import of core."""
+
+    def stats(self) -> dict[str, Any]: ...
+    def clear_faults(self) -> None: ...
+    def set_fault(self, kind: str, **options: Any) -> None: ...
+    def add_task(self, sdk_app_id: int, script: TaskScript | None = None, task_id: str | None = None) -> str: ...
+    def revoke(self, secret_id: str) -> None: ...
+    def set_credential(self, secret_id: str, secret_key: str) -> None: ...
 
 
 class ControlEndpoints:
     """Maps ``/_sim/`` requests onto a Simulator's methods; answers (HTTP status, JSON document)."""
 
-    def __init__(self, simulator: Simulator) -> None:
+    def __init__(self, simulator: Controllable) -> None:
         self._sim = simulator
 
     def answer(self, method: str, path: str, body: bytes) -> Answer:

@@ -13,14 +13,25 @@ import socket
 import socketserver
 import threading
 import time
+from collections.abc import Callable
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from exporter.simulator.api import TiwApi
+from exporter.simulator.control import ControlEndpoints
 from exporter.simulator.protocol import MAX_BODY_BYTES, Reply, SimulatedError
 
-if TYPE_CHECKING:
-    from exporter.simulator.core import Simulator
+
+class Served(Protocol):
+    """What the server answers with (``core.Simulator``): named here so http.py needs no import of core."""
+
+    clock: Callable[[], float]
+    api: TiwApi
+    control: ControlEndpoints
+    latency: float
+
+    def pause(self, seconds: float) -> bool: ...
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +54,7 @@ class SimulatorServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, listen: tuple[str, int], simulator: Simulator) -> None:
+    def __init__(self, listen: tuple[str, int], simulator: Served) -> None:
         self.address_family = socket.AF_INET6 if ":" in listen[0] else socket.AF_INET
         self.simulator = simulator
         self._connections: dict[socket.socket, threading.Thread] = {}
@@ -92,7 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: SimulatorServer
 
     @property
-    def sim(self) -> Simulator:
+    def sim(self) -> Served:
         return self.server.simulator
 
     def setup(self) -> None:
