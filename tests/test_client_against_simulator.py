@@ -36,8 +36,8 @@ from exporter.tencentcloud.errors import (
     StaleConnection,
     TimeoutFailure,
 )
+from tests.constants import APP
 
-APP = 1400000001
 OTHER_APP = 1400000002
 DESCRIBE = "DescribeWhiteboardPush"
 ATTEMPTS = 3

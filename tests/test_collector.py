@@ -14,9 +14,9 @@ from exporter.ratelimit import PacedLimiter
 from exporter.scheduler import Scheduler
 from exporter.store import TaskStore
 from exporter.tencentcloud.errors import ApiError, TimeoutFailure
-from tests.procs import wait_until
-
-APP = 1400000001
+from tests.constants import APP
+from tests.fakes import FakeClock
+from tests.harness import eventually
 
 
 class FakeApi:
@@ -37,14 +37,6 @@ class FakeApi:
         if isinstance(step, Exception):
             raise step
         return PushTask(sdk_app_id, task_id, step, finish_reason="AUTO" if step == "STOPPED" else "")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make(api=None, rate=1000.0, clock=None, **kwargs):
@@ -73,7 +65,7 @@ def test_stopped_task_is_not_polled_again():
     store.add((APP, "t"), "api")
     collector.start()
     try:
-        assert wait_until(lambda: store.get((APP, "t")).status == "STOPPED")
+        assert eventually(lambda: store.get((APP, "t")).status == "STOPPED")
         time.sleep(0.3)
         assert api.calls["t"] == 3
         assert (APP, "t") not in collector.scheduler
@@ -82,7 +74,7 @@ def test_stopped_task_is_not_polled_again():
 
 
 def test_stopped_task_is_dropped_after_retention_and_configured_ones_are_retired():
-    clock = Clock()
+    clock = FakeClock()
     api = FakeApi()
     api.scripts = {"a": ["STOPPED"], "b": ["STOPPED"]}
     store, collector = make(api, clock=clock, finished_retention=60)
@@ -99,7 +91,7 @@ def test_stopped_task_is_dropped_after_retention_and_configured_ones_are_retired
 
 
 def test_task_level_errors_back_off_exponentially_up_to_the_cap():
-    clock = Clock()
+    clock = FakeClock()
     api = FakeApi()
     api.scripts["t"] = [ApiError("InvalidParameter.TaskNotFound", "no such task", "r1")]
     store, collector = make(api, clock=clock, interval=15, max_backoff=300)
@@ -113,7 +105,7 @@ def test_task_level_errors_back_off_exponentially_up_to_the_cap():
 
 
 def test_account_level_error_pauses_the_whole_sdk_app_id():
-    clock = Clock()
+    clock = FakeClock()
     api = FakeApi()
     api.scripts["t1"] = [ApiError("AuthFailure.SecretIdNotFound", "who?", "r")]
     errors = []
@@ -132,7 +124,7 @@ def test_account_level_error_pauses_the_whole_sdk_app_id():
 
 
 def test_throttling_slows_the_limiter_and_keeps_the_task_first_in_line():
-    clock = Clock()
+    clock = FakeClock()
     api = FakeApi()
     api.scripts["t"] = [ApiError("RequestLimitExceeded", "slow down", "r"), "PUSHING"]
     store, collector = make(api, clock=clock)
@@ -145,7 +137,7 @@ def test_throttling_slows_the_limiter_and_keeps_the_task_first_in_line():
 
 
 def test_transient_failure_keeps_last_good_values_and_retries_soon():
-    clock = Clock()
+    clock = FakeClock()
     api = FakeApi()
     api.scripts["t"] = ["PUSHING", TimeoutFailure("ClientError.Timeout", "read timeout")]
     store, collector = make(api, clock=clock, interval=15)
@@ -165,7 +157,7 @@ def test_unexpected_exception_in_a_poll_does_not_stop_the_loop():
     store.add((APP, "good"), "api")
     collector.start()
     try:
-        assert wait_until(lambda: api.calls["good"] >= 3 and api.calls["bad"] >= 2)
+        assert eventually(lambda: api.calls["good"] >= 3 and api.calls["bad"] >= 2)
     finally:
         collector.stop()
 
@@ -229,7 +221,7 @@ def test_removed_task_is_not_polled():
     store.add((APP, "t"), "api")
     collector.start()
     try:
-        assert wait_until(lambda: api.calls["t"] >= 1)
+        assert eventually(lambda: api.calls["t"] >= 1)
         store.remove((APP, "t"))
         time.sleep(0.1)
         calls = api.calls["t"]

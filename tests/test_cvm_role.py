@@ -26,22 +26,12 @@ from exporter.tencentcloud.client import RetryPolicy, TencentCloudClient
 from exporter.tencentcloud.credentials import CredentialError
 from exporter.tencentcloud.cvm_role import CREDENTIALS_PATH, METADATA_URL_ENV, CvmRoleCredentials
 from exporter.tencentcloud.errors import ApiError, CredentialFailure
+from tests.fakes import FakeClock
 
 ROLE = "tiw-exporter-role"
 LIFETIME = 3600
 MARGIN = 300
 START = 1_700_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class FakeMetadata:
@@ -109,7 +99,7 @@ class FakeMetadata:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 @pytest.fixture

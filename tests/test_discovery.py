@@ -12,11 +12,9 @@ from exporter.callbacks import sign
 from exporter.runtime import Exporter
 from exporter.simulator import Simulator, TaskScript
 from exporter.tencentcloud.credentials import Credential
-from tests.helpers_exporter import running_exporter
-from tests.procs import wait_until
+from tests.constants import APP, SECRET_ID, SECRET_KEY
+from tests.harness import eventually, running_exporter
 
-APP = 1400000001
-SECRET_ID, SECRET_KEY = "AKIDdiscovery", "discovery-secret-key"
 CALLBACK_KEY = "Xz4ZgayTr7rMgWQrH"
 
 
@@ -63,8 +61,8 @@ def test_signed_start_callback_starts_tracking_and_polling(exporter, simulator):
                                      PushStartTime=int(time.time())))
     assert answer.status_code == 200 and answer.json() == {"error_code": 0}
     assert record(exporter, task_id).sources == {"callback"}
-    wait_until(lambda: simulator.stats()["describes_by_task"].get(task_id, 0) >= 1)
-    wait_until(lambda: record(exporter, task_id).last_success is not None)
+    eventually(lambda: simulator.stats()["describes_by_task"].get(task_id, 0) >= 1)
+    eventually(lambda: record(exporter, task_id).last_success is not None)
 
 
 @pytest.mark.parametrize(("body", "status"), [
@@ -108,7 +106,7 @@ def test_callbacks_are_disabled_without_a_key(simulator):
 def test_stop_callback_shows_on_the_next_scrape_even_if_the_api_still_says_pushing(exporter, simulator):
     task_id = simulator.add_task(APP, TaskScript(prepare_seconds=0))  # the API keeps answering PUSHING
     post(exporter, callback("WhiteboardPushStarted", task_id))
-    wait_until(lambda: record(exporter, task_id).status == "PUSHING" and record(exporter, task_id).last_success)
+    eventually(lambda: record(exporter, task_id).status == "PUSHING" and record(exporter, task_id).last_success)
     stopped = callback("WhiteboardPushStopped", task_id, FinishReason="EXCEPTION", PushStopTime=int(time.time()),
                        ExceptionCnt=3, Error={"Code": "FailedOperation.WhiteboardPush", "Message": "TRTC onError"})
     assert post(exporter, stopped).status_code == 200
@@ -137,8 +135,8 @@ def test_simulator_callbacks_drive_the_exporter_end_to_end(simulator):
     with exporter_for(simulator) as exporter:
         simulator.configure_callbacks(f"{exporter.url}/callbacks/tiw", CALLBACK_KEY)
         task_id = simulator.add_task(APP, TaskScript(prepare_seconds=0.2, push_seconds=1.0, finish_reason="AUTO"))
-        wait_until(lambda: record(exporter, task_id) is not None)
-        wait_until(lambda: record(exporter, task_id).status == "STOPPED")
+        eventually(lambda: record(exporter, task_id) is not None)
+        eventually(lambda: record(exporter, task_id).status == "STOPPED")
         assert record(exporter, task_id).latest.finish_reason == "AUTO"
 
 
@@ -147,17 +145,17 @@ def test_discovery_finds_running_tasks_without_any_task_configured(simulator):
     finished = simulator.add_task(APP, TaskScript(prepare_seconds=0, push_seconds=0.01))
     time.sleep(0.1)
     with exporter_for(simulator, discover_sdk_app_ids=(APP,), discover_interval="1s") as exporter:
-        wait_until(lambda: all(record(exporter, t) is not None for t in running))
+        eventually(lambda: all(record(exporter, t) is not None for t in running))
         assert record(exporter, finished) is None
         assert all(record(exporter, t).sources == {"discovery"} for t in running)
-        wait_until(lambda: all(record(exporter, t).last_success for t in running))
+        eventually(lambda: all(record(exporter, t).last_success for t in running))
 
 
 def test_task_leaving_the_running_list_is_polled_until_stopped(simulator):
     task_id = simulator.add_task(APP, TaskScript(prepare_seconds=0, push_seconds=2, finish_reason="USER_CALL"))
     with exporter_for(simulator, discover_sdk_app_ids=(APP,), discover_interval="1s") as exporter:
-        wait_until(lambda: record(exporter, task_id) is not None)
-        wait_until(lambda: record(exporter, task_id).status == "STOPPED", timeout=10)
+        eventually(lambda: record(exporter, task_id) is not None)
+        eventually(lambda: record(exporter, task_id).status == "STOPPED", timeout=10)
         assert record(exporter, task_id).latest.finish_reason == "USER_CALL"
 
 
@@ -166,7 +164,7 @@ def test_discovery_and_polling_together_stay_within_the_rate_limit():
         for _ in range(60):
             simulator.add_task(APP, TaskScript(prepare_seconds=0))
         with exporter_for(simulator, discover_sdk_app_ids=(APP,), discover_interval="1s", rate_limit="10") as exporter:
-            wait_until(lambda: len(exporter.store) == 60)
+            eventually(lambda: len(exporter.store) == 60)
             time.sleep(4)
         stats = simulator.stats()
     arrivals = stats["max_arrivals_in_any_second"]

@@ -1,4 +1,4 @@
-"""Property tests (issue 6, item 6): no input ends in a traceback, a 500 or a dead collector loop.
+"""Property tests: no input ends in a traceback, a 500 or a dead collector loop.
 
 Surfaces, each checked by one method of ``Probes`` that fails when a single input breaks it:
 
@@ -71,9 +71,9 @@ from exporter.tencentcloud.errors import (
 from exporter.tiw import describe_whiteboard_push
 from exporter.web.http import MAX_BODY_BYTES, ExporterHTTPServer, HttpError, RequestContext
 from exporter.web.routes import Routes
-from tests.procs import wait_until
+from tests.constants import APP
+from tests.harness import eventually
 
-APP = 1400000001
 TASK_ID = "fuzzed_task"
 TRACKED = (APP, "tracked")
 TOKEN = "fuzz-api-token"
@@ -455,11 +455,11 @@ def test_the_collector_loop_survives_any_sequence_of_answers_and_applies_the_nex
         store.add((APP + index % 2, f"scripted_{index}"), "api")
     collector.start()
     try:
-        wait_until(lambda: not api.script or not any(record.active for record in store.snapshot()), timeout=10,
+        eventually(lambda: not api.script or not any(record.active for record in store.snapshot()), timeout=10,
                    interval=0.005)
         api.script.clear()  # whatever was not used (every task stopped): the next answers are good ones
         store.add((APP, "after_the_script"), "api")
-        wait_until(lambda: store.get((APP, "after_the_script")).last_success is not None, timeout=10, interval=0.005)
+        eventually(lambda: store.get((APP, "after_the_script")).last_success is not None, timeout=10, interval=0.005)
         assert store.get((APP, "after_the_script")).status == "PUSHING"
         assert collector._dispatcher.is_alive() and collector._housekeeping.alive  # neither loop died
     finally:

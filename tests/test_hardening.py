@@ -25,10 +25,10 @@ from exporter.exposition import Exposition
 from exporter.store import TaskStore
 from exporter.web.http import ExporterHTTPServer
 from exporter.web.routes import Routes
-from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, running, wait_until
+from tests.constants import APP, SECRET_ID, SECRET_KEY
+from tests.harness import eventually
+from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, running
 
-APP = 1400000001
-SECRET_KEY = "simulator-secret-key"
 API_TOKEN = "hardening-api-token-4f9a"
 
 
@@ -132,14 +132,7 @@ def write_tasks_file(path: Path, task_ids: list[str]) -> Path:
 
 def exporter_args(simulator_url: str, key_file: Path, *extra: str) -> list[str]:
     return exporter_cmd("run", "--listen", "127.0.0.1:0", "--endpoint", simulator_url, "--secret-id",
-                        "AKIDsimulator", "--secret-key-file", str(key_file), *extra)
-
-
-@pytest.fixture
-def key_file(tmp_path) -> Path:
-    path = tmp_path / "secret-key"
-    path.write_text(SECRET_KEY)
-    return path
+                        SECRET_ID, "--secret-key-file", str(key_file), *extra)
 
 
 def rss_kib(pid: int) -> int:
@@ -153,7 +146,7 @@ def test_load_50_scrapers_and_api_writes_while_polling_at_full_budget(simulator_
     tasks = write_tasks_file(tmp_path / "tasks.yml", add_sim_tasks(simulator_url, 400))
     args = exporter_args(simulator_url, key_file, "--tasks-file", str(tasks), "--interval", "1s")
     with running(args, EXPORTER_URL, env={"TIW_EXPORTER_API_TOKEN": API_TOKEN}) as (process, url):
-        wait_until(lambda: requests.get(f"{url}/-/ready", timeout=5).status_code == 200, timeout=60)
+        eventually(lambda: requests.get(f"{url}/-/ready", timeout=5).status_code == 200, timeout=60)
         rss_start = rss_kib(process.proc.pid)
         deadline = time.monotonic() + 20
         statuses: list[int] = []
@@ -238,7 +231,7 @@ def test_no_secret_appears_in_logs_metrics_or_api_at_debug_level(simulator_url, 
                       json={"ExpireTime": 1, "Sign": callback_key, "SdkAppId": APP})
         requests.post(f"{simulator_url}/_sim/credentials", json={"secret_id": "AKIDsimulator", "revoke": True},
                       timeout=5)
-        wait_until(lambda: "AuthFailure" in process.output)
+        eventually(lambda: "AuthFailure" in process.output)
         exposed = [process.output, requests.get(f"{url}/metrics", auth=auth, timeout=5).text,
                    requests.get(f"{url}/api/v1/tasks", auth=auth, timeout=5).text]
     exposed.append((tmp_path / "state.json").read_text())
