@@ -114,7 +114,8 @@ def test_stop_callback_shows_on_the_next_scrape_even_if_the_api_still_says_pushi
     assert f'tiw_push_task_status{{sdk_app_id="{APP}",status="STOPPED",task_id="{task_id}"}} 1.0' in metrics
     assert f'tiw_push_task_finish_reason{{reason="EXCEPTION",sdk_app_id="{APP}",task_id="{task_id}"}} 1.0' in metrics
     polls = simulator.stats()["describes_by_task"][task_id]
-    time.sleep(2.5)  # more than two intervals: a stopped task is final
+    # Kept sleep, the check is that nothing happens: over two 1 s intervals the stopped task is not polled.
+    time.sleep(2.5)
     assert simulator.stats()["describes_by_task"][task_id] == polls
     assert record(exporter, task_id).status == "STOPPED"
     entry = requests.get(f"{exporter.url}/api/v1/tasks/{APP}/{task_id}", timeout=5).json()
@@ -143,7 +144,7 @@ def test_simulator_callbacks_drive_the_exporter_end_to_end(simulator):
 def test_discovery_finds_running_tasks_without_any_task_configured(simulator):
     running = [simulator.add_task(APP, TaskScript(prepare_seconds=p)) for p in (0, 0, 3600)]
     finished = simulator.add_task(APP, TaskScript(prepare_seconds=0, push_seconds=0.01))
-    time.sleep(0.1)
+    eventually(lambda: simulator.stats()["tasks"]["STOPPED"] == 1, interval=0.01)  # ``finished`` has stopped
     with exporter_for(simulator, discover_sdk_app_ids=(APP,), discover_interval="1s") as exporter:
         eventually(lambda: all(record(exporter, t) is not None for t in running))
         assert record(exporter, finished) is None
@@ -165,6 +166,8 @@ def test_discovery_and_polling_together_stay_within_the_rate_limit():
             simulator.add_task(APP, TaskScript(prepare_seconds=0))
         with exporter_for(simulator, discover_sdk_app_ids=(APP,), discover_interval="1s", rate_limit="10") as exporter:
             eventually(lambda: len(exporter.store) == 60)
+            # Kept sleep: the rate assertions below measure this window of discovery rounds and polls,
+            # and at least three 1 s discovery rounds must fit in it.
             time.sleep(4)
         stats = simulator.stats()
     arrivals = stats["max_arrivals_in_any_second"]

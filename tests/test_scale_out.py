@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import socket
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -136,13 +135,26 @@ def test_api_write_to_the_wrong_shard_is_forwarded_to_its_owner(fleet):
     assert task_id not in fleet.tracked(0)
 
 
+def settled(read, interval: float = 0.3):
+    """``read()`` once two reads ``interval`` apart agree."""
+    previous = [read()]
+
+    def unchanged():
+        current = read()
+        same, previous[0] = current == previous[0], current
+        return same
+
+    eventually(unchanged, interval=interval)
+    return previous[0]
+
+
 def test_killing_a_shard_loses_only_its_share_until_it_returns(fleet):
     lost = [t for t in fleet.task_ids if shard_of(APP, t, SHARDS) == 2]
     kept = [t for t in fleet.task_ids if shard_of(APP, t, SHARDS) != 2]
     fleet.stop(2)
     try:
-        time.sleep(1.5)  # in-flight polls of the stopped shard drain
-        lost_before, kept_before = polls(fleet, lost), polls(fleet, kept)
+        lost_before = settled(lambda: polls(fleet, lost))  # in-flight polls of the stopped shard drain
+        kept_before = polls(fleet, kept)
         eventually(lambda: all(v > kept_before[t] for t, v in polls(fleet, kept).items()), timeout=30)
         assert polls(fleet, lost) == lost_before
         orphan = next(f"orphan{i}" for i in range(100) if shard_of(APP, f"orphan{i}", SHARDS) == 2)
