@@ -176,6 +176,7 @@ def test_ready_after_the_first_pass():
         collector.stop()
 
 
+@pytest.mark.slow
 def test_budget_short_of_tasks_serves_most_overdue_first_and_starves_none():
     api = FakeApi()
     collector = run_fleet(api, 100, 3, rate=100, interval=0.5, concurrency=4)  # needs 200 req/s, has ~96
@@ -185,6 +186,7 @@ def test_budget_short_of_tasks_serves_most_overdue_first_and_starves_none():
     assert collector.lag() > 0
 
 
+@pytest.mark.slow
 def test_requests_are_paced_evenly_within_the_rate():
     api = FakeApi()
     run_fleet(api, 30, 2.2, rate=50, interval=0.01, concurrency=8)
@@ -240,6 +242,7 @@ def test_poll_counts_by_task_stay_balanced_with_many_workers():
     assert min(by_count) >= 5
 
 
+@pytest.mark.slow
 def test_a_paused_account_costs_no_request_slots_and_probes_with_one_request():
     api = FakeApi()
     for i in range(40):

@@ -103,6 +103,7 @@ def test_callbacks_are_disabled_without_a_key(simulator):
         assert len(exporter.store) == 0
 
 
+@pytest.mark.slow
 def test_stop_callback_shows_on_the_next_scrape_even_if_the_api_still_says_pushing(exporter, simulator):
     task_id = simulator.add_task(APP, TaskScript(prepare_seconds=0))  # the API keeps answering PUSHING
     post(exporter, callback("WhiteboardPushStarted", task_id))
@@ -152,6 +153,7 @@ def test_discovery_finds_running_tasks_without_any_task_configured(simulator):
         eventually(lambda: all(record(exporter, t).last_success for t in running))
 
 
+@pytest.mark.slow
 def test_task_leaving_the_running_list_is_polled_until_stopped(simulator):
     task_id = simulator.add_task(APP, TaskScript(prepare_seconds=0, push_seconds=2, finish_reason="USER_CALL"))
     with exporter_for(simulator, discover_sdk_app_ids=(APP,), discover_interval="1s") as exporter:
@@ -160,6 +162,7 @@ def test_task_leaving_the_running_list_is_polled_until_stopped(simulator):
         assert record(exporter, task_id).latest.finish_reason == "USER_CALL"
 
 
+@pytest.mark.slow
 def test_discovery_and_polling_together_stay_within_the_rate_limit():
     with Simulator(credentials={SECRET_ID: SECRET_KEY}, rate_limit=10) as simulator:
         for _ in range(60):

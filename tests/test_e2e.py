@@ -50,7 +50,7 @@ from tests.monitoring import (
 from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, running
 from tests.tools import find_tool
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SDK_APP_ID = "1400000001"
 UNKNOWN_SDK_APP_ID = "1400009999"  # the simulator answers UnauthorizedOperation.SdkAppId for it

@@ -399,12 +399,19 @@ def exercise(rig: Rig, row: Row) -> None:
     assert rig.attempts(found, row.outcome) > requests_before  # last, so a wrong label fails only here
 
 
-@pytest.mark.parametrize("name", list(ROWS))
+# Each row runs an exporter against a simulator for one to five seconds: the fast tier (-m "not slow")
+# keeps one row per kind of break (network, HTTP, body), the whole matrix is slow.
+FAST_ROWS = ("connection_refused", "http_500_with_body", "truncated_json")
+
+
+@pytest.mark.parametrize("name", [name if name in FAST_ROWS else pytest.param(name, marks=pytest.mark.slow)
+                                  for name in ROWS])
 def test_exporter_keeps_serving_and_last_values_counts_the_fault_and_recovers(rig_for, name: str) -> None:
     row = ROWS[name]
     exercise(rig_for(row.path), row)
 
 
+@pytest.mark.slow
 def test_a_body_trickling_faster_than_the_read_timeout_is_cut_off_by_a_total_deadline(rig_for) -> None:
     rig = rig_for(read_timeout="1s")
     rig.sim.set_fault("trickle", action=DESCRIBE)

@@ -396,6 +396,7 @@ def surface_property(check: Callable[[Probes, Any], None], cases: st.SearchStrat
                      examples: int) -> Callable[..., None]:
     """A test that ``check`` holds for every case drawn from ``cases``."""
 
+    @pytest.mark.slow  # hundreds of examples each
     @settings(max_examples=examples, deadline=None)
     @given(case=cases)
     def test(probes: Probes, case: Any) -> None:
@@ -445,6 +446,7 @@ poll_steps = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(script=st.lists(poll_steps, max_size=25), tasks=st.integers(1, 3))
 def test_the_collector_loop_survives_any_sequence_of_answers_and_applies_the_next_good_one(

@@ -54,6 +54,7 @@ def slow_connections(server: ExporterHTTPServer, count: int) -> list[socket.sock
     return sockets
 
 
+@pytest.mark.slow
 def test_slowloris_does_not_starve_scrapes(small_server):
     attackers = slow_connections(small_server, 20)  # more than the 8 workers
     try:
@@ -154,6 +155,7 @@ LOAD_RATE_LIMIT = 200  # exporter requests/s: 400 tasks every second need twice 
 LOAD_SECONDS = 5  # of scrapes and API writes once the exporter is ready (every task polled once)
 
 
+@pytest.mark.slow
 def test_load_50_scrapers_and_api_writes_while_polling_at_full_budget(unlimited_simulator_url, key_file, tmp_path):
     simulator_url = unlimited_simulator_url
     tasks = write_tasks_file(tmp_path / "tasks.yml", add_sim_tasks(simulator_url, 400))
@@ -190,6 +192,7 @@ def test_load_50_scrapers_and_api_writes_while_polling_at_full_budget(unlimited_
     assert rss_end - rss_start < 40 * 1024, (rss_start, rss_end)  # flat: no growth per request
 
 
+@pytest.mark.slow
 def test_kill_9_during_state_writes_never_leaves_a_corrupt_state_file(simulator_url, key_file, tmp_path):
     tasks = write_tasks_file(tmp_path / "tasks.yml", add_sim_tasks(simulator_url, 300))
     state = tmp_path / "state.json"

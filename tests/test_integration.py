@@ -100,6 +100,7 @@ def _settled(found, ids) -> bool:
     return all(v == 1 for v in stopped)
 
 
+@pytest.mark.slow
 def test_every_status_is_exported_as_a_state_set(scenario):
     url, ids, _, _ = scenario
     found = scrape(url)
@@ -110,6 +111,7 @@ def test_every_status_is_exported_as_a_state_set(scenario):
         assert metric(found, "tiw_push_task_status", sdk_app_id=APP, task_id=ids[name], status=status) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["user_call", "auto", "exception"])
 def test_every_finish_reason_is_exported(scenario, name):
     url, ids, _, _ = scenario
@@ -120,6 +122,7 @@ def test_every_finish_reason_is_exported(scenario, name):
     assert duration is not None and duration >= 0
 
 
+@pytest.mark.slow
 def test_growing_exception_count_is_exported_as_a_counter(scenario):
     url, ids, _, _ = scenario
     first = metric(scrape(url), "tiw_push_task_exceptions_total", sdk_app_id=APP, task_id=ids["exceptions"])
@@ -127,6 +130,7 @@ def test_growing_exception_count_is_exported_as_a_counter(scenario):
                               task_id=ids["exceptions"]) > first)
 
 
+@pytest.mark.slow
 def test_backup_result_is_exported(scenario):
     url, ids, _, _ = scenario
     found = scrape(url)
@@ -134,6 +138,7 @@ def test_backup_result_is_exported(scenario):
     assert metric(found, "tiw_push_task_backup_exceptions_total", sdk_app_id=APP, task_id=ids["backup"]) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sdk_app_id", "task", "code"), [
     (APP, "failed", "FailedOperation.WhiteboardPush"),
     (APP, "not_found", "InvalidParameter.TaskNotFound"),
@@ -149,6 +154,7 @@ def test_each_seed_error_code_is_exported_on_its_task_and_counted(scenario, sdk_
     assert metric(found, "tiw_push_api_errors_total", sdk_app_id=sdk_app_id, code=code) >= 1
 
 
+@pytest.mark.slow
 def test_account_level_errors_pause_their_sdk_app_id(scenario):
     url, _, _, _ = scenario
     paused = series(scrape(url), "tiw_exporter_account_paused")
@@ -157,6 +163,7 @@ def test_account_level_errors_pause_their_sdk_app_id(scenario):
     assert str(APP) not in paused_apps
 
 
+@pytest.mark.slow
 def test_task_stopping_mid_run_is_not_polled_again(scenario, simulator):
     _, ids, _, _ = scenario
     task_id = ids["stops_mid_run"]
@@ -166,6 +173,7 @@ def test_task_stopping_mid_run_is_not_polled_again(scenario, simulator):
     assert simulator.describes(task_id) == before
 
 
+@pytest.mark.slow
 def test_broken_answers_count_as_bad_response_while_healthy_tasks_keep_updating(scenario, simulator):
     url, ids, _, _ = scenario
     def last_success():
@@ -184,10 +192,12 @@ def test_broken_answers_count_as_bad_response_while_healthy_tasks_keep_updating(
     assert metric(found, "tiw_push_task_status", sdk_app_id=APP, task_id=ids["pushing"], status="PUSHING") == 1
 
 
+@pytest.mark.slow
 def test_requests_stay_within_the_simulated_rate_limit(scenario, simulator):
     assert simulator.stats()["max_arrivals_in_any_second"]["DescribeWhiteboardPush"] <= 20
 
 
+@pytest.mark.slow
 def test_task_api_requires_the_token_and_validates_bodies(scenario, simulator):
     url, _, _, _ = scenario
     body = {"sdk_app_id": APP, "task_id": "added_by_api"}
@@ -207,6 +217,7 @@ def test_task_api_requires_the_token_and_validates_bodies(scenario, simulator):
     assert entry["sources"] == ["api"] and entry["latest"]["status"] == "PUSHING"
 
 
+@pytest.mark.slow
 def test_failed_task_lists_its_error_message_in_the_task_api(scenario):
     url, ids, _, _ = scenario
     entry = requests.get(f"{url}/api/v1/tasks/{APP}/{ids['failed']}", timeout=5).json()
@@ -215,6 +226,7 @@ def test_failed_task_lists_its_error_message_in_the_task_api(scenario):
     assert entry["last_error"]["request_id"]
 
 
+@pytest.mark.slow
 def test_restart_with_state_file_keeps_api_tasks_and_final_results(scenario, simulator, key_file):
     url, ids, state, process = scenario
     task_id = simulator.add("survives_restart", {"prepare_seconds": 0})
@@ -248,6 +260,7 @@ def test_wrong_secret_key_is_an_account_level_signature_failure(simulator, tmp_p
                       code="AuthFailure.SignatureFailure") == 1
 
 
+@pytest.mark.slow
 def test_demo_serves_a_changing_mix_learned_without_a_task_list_and_stops_on_ctrl_c():
     process = Process(exporter_cmd("demo", "--listen", "127.0.0.1:0", "--simulator-listen", "127.0.0.1:0"))
     try:

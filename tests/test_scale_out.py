@@ -113,6 +113,7 @@ def polls(fleet: Fleet, task_ids) -> dict[str, int]:
     return {t: by_task.get(t, 0) for t in task_ids}
 
 
+@pytest.mark.slow
 def test_every_task_is_polled_by_exactly_one_shard_within_the_account_limit(fleet):
     sets = [fleet.tracked(index) for index in range(SHARDS)]
     assert set().union(*sets) == set(fleet.task_ids)
@@ -125,6 +126,7 @@ def test_every_task_is_polled_by_exactly_one_shard_within_the_account_limit(flee
     assert stats["throttled"] == 0
 
 
+@pytest.mark.slow
 def test_api_write_to_the_wrong_shard_is_forwarded_to_its_owner(fleet):
     task_id = next(f"fwd{i}" for i in range(100) if shard_of(APP, f"fwd{i}", SHARDS) == 1)
     answer = requests.post(f"{fleet.url(0)}/api/v1/tasks", json={"sdk_app_id": APP, "task_id": task_id},
@@ -148,6 +150,7 @@ def settled(read, interval: float = 0.3):
     return previous[0]
 
 
+@pytest.mark.slow
 def test_killing_a_shard_loses_only_its_share_until_it_returns(fleet):
     lost = [t for t in fleet.task_ids if shard_of(APP, t, SHARDS) == 2]
     kept = [t for t in fleet.task_ids if shard_of(APP, t, SHARDS) != 2]
@@ -167,6 +170,7 @@ def test_killing_a_shard_loses_only_its_share_until_it_returns(fleet):
     eventually(lambda: all(v > lost_before[t] for t, v in polls(fleet, lost).items()), timeout=30)
 
 
+@pytest.mark.slow
 def test_a_throttled_account_does_not_slow_the_others(tmp_path):
     calm_app, busy_app = 1400000011, 1400000022
     credentials = {"AKIDcalm": "calm-key", "AKIDbusy": "busy-key"}
