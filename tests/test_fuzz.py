@@ -514,8 +514,13 @@ REGRESSIONS: list[tuple[str, str, Any]] = [  # (the bug it found, probe, input)
 ]
 
 
+SLOW_REGRESSIONS = {("deep_nesting", "tasks_file"), ("deep_nesting", "config_file")}  # YAML 5000 levels deep: ~2 s
+
+
 @pytest.mark.parametrize(("bug", "probe", "case"), [
-    pytest.param(bug, probe, case, id=f"{bug}-{probe}-{index}") for index, (bug, probe, case) in enumerate(REGRESSIONS)
+    pytest.param(bug, probe, case, id=f"{bug}-{probe}-{index}",
+                 marks=pytest.mark.slow if (bug, probe) in SLOW_REGRESSIONS else ())
+    for index, (bug, probe, case) in enumerate(REGRESSIONS)
 ])
 def test_input_that_once_broke_a_surface_is_handled(probes: Probes, bug: str, probe: str, case: Any) -> None:
     getattr(probes, probe)(case)
