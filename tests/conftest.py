@@ -1,4 +1,4 @@
-"""Shared pytest setup: hypothesis profiles and the ``slow`` tier.
+"""Shared pytest setup: hypothesis profiles, the ``slow`` tier and fixtures used by several modules.
 
 Profiles: ``ci`` (the default under ``CI=true``) runs each property test's own example count;
 ``dev`` (the default otherwise) caps examples for a fast inner loop. Neither fails a test for
@@ -9,9 +9,21 @@ Pick one explicitly with ``--hypothesis-profile``.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.constants import SECRET_KEY
 
 settings.register_profile("ci", suppress_health_check=[HealthCheck.too_slow], deadline=None)
 settings.register_profile("dev", parent=settings.get_profile("ci"), max_examples=25)
 settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")
+
+
+@pytest.fixture(scope="session")
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A secret key file holding ``SECRET_KEY``, newline-terminated as an editor saves it. Read-only."""
+    path = tmp_path_factory.mktemp("secrets") / "secret-key"
+    path.write_text(SECRET_KEY + "\n")
+    return path

@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import requests
-
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -89,17 +87,3 @@ def running(args: list[str], url_pattern: str, env: dict[str, str] | None = None
 SIMULATOR_URL = r"(?P<url>http://127\.0\.0\.1:\d+)"
 EXPORTER_URL = r"listening on (?P<url>http://127\.0\.0\.1:\d+)"
 
-
-def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1):
-    """Poll ``predicate`` until it returns something truthy; return that value or fail."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except (requests.RequestException, AssertionError, KeyError, ValueError) as exc:
-            last_error = exc
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s (last error: {last_error!r})")

@@ -11,10 +11,8 @@ from click.testing import CliRunner
 from exporter import __version__, cli
 from exporter.config import OPTION_NAMES
 from exporter.simulator import Simulator, TaskScript
+from tests.constants import APP, SECRET_ID, SECRET_KEY
 from tests.procs import exporter_cmd
-
-APP = 1400000001
-SECRET_ID, SECRET_KEY = "AKIDcli", "cli-secret-key"
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +20,6 @@ def simulator():
     with Simulator(credentials={SECRET_ID: SECRET_KEY}) as sim:
         sim.task_id = sim.add_task(APP, TaskScript(prepare_seconds=0), task_id="cli_task")
         yield sim
-
-
-@pytest.fixture
-def key_file(tmp_path):
-    path = tmp_path / "key"
-    path.write_text(SECRET_KEY + "\n")
-    return path
 
 
 def invoke(*args: str, env: dict | None = None):

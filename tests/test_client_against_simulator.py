@@ -35,9 +35,9 @@ from exporter.tencentcloud.errors import (
     StaleConnection,
     TimeoutFailure,
 )
-from tests.fakes import ManualClock
+from tests.constants import APP
+from tests.fakes import FakeClock
 
-APP = 1400000001
 OTHER_APP = 1400000002
 DESCRIBE = "DescribeWhiteboardPush"
 ATTEMPTS = 3
@@ -48,7 +48,7 @@ class Harness:
     """A running simulator on a manual clock, and clients that sign with the same clock."""
 
     sim: Simulator
-    clock: ManualClock
+    clock: FakeClock
     clients: list[TencentCloudClient] = field(default_factory=list)
 
     def client(
@@ -96,7 +96,7 @@ def make_harness() -> Iterator[Callable[..., Harness]]:
     made: list[Harness] = []
 
     def make(**sim_options: Any) -> Harness:
-        clock = ManualClock()
+        clock = FakeClock(1_700_000_000.0)
         made.append(Harness(Simulator(clock=clock, **sim_options).start(), clock))
         return made[-1]
 

@@ -14,9 +14,9 @@ from exporter.ratelimit import PacedLimiter
 from exporter.scheduler import Scheduler
 from exporter.store import TaskStore
 from exporter.tencentcloud.errors import ApiError, TimeoutFailure
-from tests.procs import wait_until
-
-APP = 1400000001
+from tests.constants import APP
+from tests.fakes import FakeClock
+from tests.harness import eventually
 
 
 class FakeApi:
@@ -39,14 +39,6 @@ class FakeApi:
         return PushTask(sdk_app_id, task_id, step, finish_reason="AUTO" if step == "STOPPED" else "")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def make(api=None, rate=1000.0, clock=None, **kwargs):
     store = TaskStore(clock=clock or time.time)
     collector = Collector(store, api or FakeApi(), PacedLimiter(rate), clock=clock or time.time, **kwargs)
@@ -60,7 +52,7 @@ def run_fleet(api: FakeApi, tasks: int, seconds: float, **kwargs) -> Collector:
         store.add((APP, f"t{i}"), "api")
     collector.start()
     try:
-        time.sleep(seconds)
+        time.sleep(seconds)  # kept: the assertions count the polls of this window
     finally:
         collector.stop()
     return collector
@@ -73,8 +65,8 @@ def test_stopped_task_is_not_polled_again():
     store.add((APP, "t"), "api")
     collector.start()
     try:
-        assert wait_until(lambda: store.get((APP, "t")).status == "STOPPED")
-        time.sleep(0.3)
+        assert eventually(lambda: store.get((APP, "t")).status == "STOPPED")
+        time.sleep(0.3)  # kept: nothing may happen in six 0.05 s intervals (no further poll)
         assert api.calls["t"] == 3
         assert (APP, "t") not in collector.scheduler
     finally:
@@ -82,7 +74,7 @@ def test_stopped_task_is_not_polled_again():
 
 
 def test_stopped_task_is_dropped_after_retention_and_configured_ones_are_retired():
-    clock = Clock()
+    clock = FakeClock()
     api = FakeApi()
     api.scripts = {"a": ["STOPPED"], "b": ["STOPPED"]}
     store, collector = make(api, clock=clock, finished_retention=60)
@@ -99,7 +91,7 @@ def test_stopped_task_is_dropped_after_retention_and_configured_ones_are_retired
 
 
 def test_task_level_errors_back_off_exponentially_up_to_the_cap():
-    clock = Clock()
+    clock = FakeClock()
     api = FakeApi()
     api.scripts["t"] = [ApiError("InvalidParameterValue", "no such value", "r1")]
     store, collector = make(api, clock=clock, interval=15, max_backoff=300)
@@ -113,7 +105,7 @@ def test_task_level_errors_back_off_exponentially_up_to_the_cap():
 
 
 def test_account_level_error_pauses_the_whole_sdk_app_id():
-    clock = Clock()
+    clock = FakeClock()
     api = FakeApi()
     api.scripts["t1"] = [ApiError("AuthFailure.SecretIdNotFound", "who?", "r")]
     errors = []
@@ -132,7 +124,7 @@ def test_account_level_error_pauses_the_whole_sdk_app_id():
 
 
 def test_throttling_slows_the_limiter_and_keeps_the_task_first_in_line():
-    clock = Clock()
+    clock = FakeClock()
     api = FakeApi()
     api.scripts["t"] = [ApiError("RequestLimitExceeded", "slow down", "r"), "PUSHING"]
     store, collector = make(api, clock=clock)
@@ -145,7 +137,7 @@ def test_throttling_slows_the_limiter_and_keeps_the_task_first_in_line():
 
 
 def test_transient_failure_keeps_last_good_values_and_retries_soon():
-    clock = Clock()
+    clock = FakeClock()
     api = FakeApi()
     api.scripts["t"] = ["PUSHING", TimeoutFailure("ClientError.Timeout", "read timeout")]
     store, collector = make(api, clock=clock, interval=15)
@@ -165,7 +157,7 @@ def test_unexpected_exception_in_a_poll_does_not_stop_the_loop():
     store.add((APP, "good"), "api")
     collector.start()
     try:
-        assert wait_until(lambda: api.calls["good"] >= 3 and api.calls["bad"] >= 2)
+        assert eventually(lambda: api.calls["good"] >= 3 and api.calls["bad"] >= 2)
     finally:
         collector.stop()
 
@@ -184,6 +176,7 @@ def test_ready_after_the_first_pass():
         collector.stop()
 
 
+@pytest.mark.slow
 def test_budget_short_of_tasks_serves_most_overdue_first_and_starves_none():
     api = FakeApi()
     collector = run_fleet(api, 100, 3, rate=100, interval=0.5, concurrency=4)  # needs 200 req/s, has ~96
@@ -193,6 +186,7 @@ def test_budget_short_of_tasks_serves_most_overdue_first_and_starves_none():
     assert collector.lag() > 0
 
 
+@pytest.mark.slow
 def test_requests_are_paced_evenly_within_the_rate():
     api = FakeApi()
     run_fleet(api, 30, 2.2, rate=50, interval=0.01, concurrency=8)
@@ -229,11 +223,11 @@ def test_removed_task_is_not_polled():
     store.add((APP, "t"), "api")
     collector.start()
     try:
-        assert wait_until(lambda: api.calls["t"] >= 1)
+        assert eventually(lambda: api.calls["t"] >= 1)
         store.remove((APP, "t"))
-        time.sleep(0.1)
+        time.sleep(0.1)  # kept: a poll already handed to a worker may still land
         calls = api.calls["t"]
-        time.sleep(0.3)
+        time.sleep(0.3)  # kept: nothing may happen in six 0.05 s intervals (no further poll)
         assert api.calls["t"] == calls
     finally:
         collector.stop()
@@ -248,6 +242,7 @@ def test_poll_counts_by_task_stay_balanced_with_many_workers():
     assert min(by_count) >= 5
 
 
+@pytest.mark.slow
 def test_a_paused_account_costs_no_request_slots_and_probes_with_one_request():
     api = FakeApi()
     for i in range(40):
@@ -260,7 +255,7 @@ def test_a_paused_account_costs_no_request_slots_and_probes_with_one_request():
         store.add((APP, f"good{i}"), "api")
     collector.start()
     try:
-        time.sleep(3)
+        time.sleep(3)  # kept: the assertions count the polls of this window (pauses of 0.5 s, 1 s, 2 s)
     finally:
         collector.stop()
     bad_calls = sum(api.calls[f"bad{i}"] for i in range(40))

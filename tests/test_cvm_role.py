@@ -26,22 +26,13 @@ from exporter.tencentcloud.client import RetryPolicy, TencentCloudClient
 from exporter.tencentcloud.credentials import CredentialError
 from exporter.tencentcloud.cvm_role import CREDENTIALS_PATH, METADATA_URL_ENV, CvmRoleCredentials
 from exporter.tencentcloud.errors import ApiError, CredentialFailure
+from tests.fakes import FakeClock
+from tests.harness import eventually
 
 ROLE = "tiw-exporter-role"
 LIFETIME = 3600
 MARGIN = 300
 START = 1_700_000_000.0
-
-
-class FakeClock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 class FakeMetadata:
@@ -54,7 +45,8 @@ class FakeMetadata:
         self.issued = 0
         self.status = 200
         self.body: dict[str, Any] | bytes | None = None  # overrides the issued key when set
-        self.delay = 0.0
+        self.delay = 0.0  # latency of every answer
+        self.gate: threading.Event | None = None  # when set, answers wait until it is released
         self._lock = threading.Lock()
         fake = self
 
@@ -80,6 +72,8 @@ class FakeMetadata:
         with self._lock:
             self.requests += 1
         time.sleep(self.delay)
+        if self.gate is not None:
+            self.gate.wait(10)
         with self._lock:
             if path != CREDENTIALS_PATH + ROLE:
                 return 404, b"<html>not found</html>"
@@ -109,7 +103,7 @@ class FakeMetadata:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 @pytest.fixture
@@ -270,14 +264,13 @@ def test_one_refresh_at_a_time_while_others_use_the_cached_key(make_provider, me
     provider = make_provider()
     first = provider.get()
     clock.advance(LIFETIME - MARGIN + 1)
-    metadata.delay = 0.5
+    metadata.gate = threading.Event()  # the refresh hangs until released
     refresher = threading.Thread(target=provider.get)
     refresher.start()
-    while metadata.requests < 2 and refresher.is_alive():
-        time.sleep(0.01)
-    started = time.monotonic()
-    assert provider.get() is first  # does not wait for the slow refresh in flight
-    assert time.monotonic() - started < 0.3
+    eventually(lambda: metadata.requests >= 2, interval=0.01)
+    assert provider.get() is first  # does not wait for the slow refresh in flight...
+    assert refresher.is_alive()  # ...which is still hanging: get() returned without it
+    metadata.gate.set()
     refresher.join(5)
     assert provider.get().secret_id == "AKIDtmp2"
     assert metadata.requests == 2

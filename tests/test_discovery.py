@@ -12,11 +12,9 @@ from exporter.callbacks import sign
 from exporter.runtime import Exporter
 from exporter.simulator import Simulator, TaskScript
 from exporter.tencentcloud.credentials import Credential
-from tests.helpers_exporter import running_exporter
-from tests.procs import wait_until
+from tests.constants import APP, SECRET_ID, SECRET_KEY
+from tests.harness import eventually, running_exporter
 
-APP = 1400000001
-SECRET_ID, SECRET_KEY = "AKIDdiscovery", "discovery-secret-key"
 CALLBACK_KEY = "Xz4ZgayTr7rMgWQrH"
 
 
@@ -63,8 +61,8 @@ def test_signed_start_callback_starts_tracking_and_polling(exporter, simulator):
                                      PushStartTime=int(time.time())))
     assert answer.status_code == 200 and answer.json() == {"error_code": 0}
     assert record(exporter, task_id).sources == {"callback"}
-    wait_until(lambda: simulator.stats()["describes_by_task"].get(task_id, 0) >= 1)
-    wait_until(lambda: record(exporter, task_id).last_success is not None)
+    eventually(lambda: simulator.stats()["describes_by_task"].get(task_id, 0) >= 1)
+    eventually(lambda: record(exporter, task_id).last_success is not None)
 
 
 @pytest.mark.parametrize(("body", "status"), [
@@ -105,10 +103,11 @@ def test_callbacks_are_disabled_without_a_key(simulator):
         assert len(exporter.store) == 0
 
 
+@pytest.mark.slow
 def test_stop_callback_shows_on_the_next_scrape_even_if_the_api_still_says_pushing(exporter, simulator):
     task_id = simulator.add_task(APP, TaskScript(prepare_seconds=0))  # the API keeps answering PUSHING
     post(exporter, callback("WhiteboardPushStarted", task_id))
-    wait_until(lambda: record(exporter, task_id).status == "PUSHING" and record(exporter, task_id).last_success)
+    eventually(lambda: record(exporter, task_id).status == "PUSHING" and record(exporter, task_id).last_success)
     stopped = callback("WhiteboardPushStopped", task_id, FinishReason="EXCEPTION", PushStopTime=int(time.time()),
                        ExceptionCnt=3, Error={"Code": "FailedOperation.WhiteboardPush", "Message": "TRTC onError"})
     assert post(exporter, stopped).status_code == 200
@@ -116,7 +115,8 @@ def test_stop_callback_shows_on_the_next_scrape_even_if_the_api_still_says_pushi
     assert f'tiw_push_task_status{{sdk_app_id="{APP}",status="STOPPED",task_id="{task_id}"}} 1.0' in metrics
     assert f'tiw_push_task_finish_reason{{reason="EXCEPTION",sdk_app_id="{APP}",task_id="{task_id}"}} 1.0' in metrics
     polls = simulator.stats()["describes_by_task"][task_id]
-    time.sleep(2.5)  # more than two intervals: a stopped task is final
+    # Kept sleep, the check is that nothing happens: over two 1 s intervals the stopped task is not polled.
+    time.sleep(2.5)
     assert simulator.stats()["describes_by_task"][task_id] == polls
     assert record(exporter, task_id).status == "STOPPED"
     entry = requests.get(f"{exporter.url}/api/v1/tasks/{APP}/{task_id}", timeout=5).json()
@@ -137,36 +137,40 @@ def test_simulator_callbacks_drive_the_exporter_end_to_end(simulator):
     with exporter_for(simulator) as exporter:
         simulator.configure_callbacks(f"{exporter.url}/callbacks/tiw", CALLBACK_KEY)
         task_id = simulator.add_task(APP, TaskScript(prepare_seconds=0.2, push_seconds=1.0, finish_reason="AUTO"))
-        wait_until(lambda: record(exporter, task_id) is not None)
-        wait_until(lambda: record(exporter, task_id).status == "STOPPED")
+        eventually(lambda: record(exporter, task_id) is not None)
+        eventually(lambda: record(exporter, task_id).status == "STOPPED")
         assert record(exporter, task_id).latest.finish_reason == "AUTO"
 
 
 def test_discovery_finds_running_tasks_without_any_task_configured(simulator):
     running = [simulator.add_task(APP, TaskScript(prepare_seconds=p)) for p in (0, 0, 3600)]
     finished = simulator.add_task(APP, TaskScript(prepare_seconds=0, push_seconds=0.01))
-    time.sleep(0.1)
+    eventually(lambda: simulator.stats()["tasks"]["STOPPED"] == 1, interval=0.01)  # ``finished`` has stopped
     with exporter_for(simulator, discover_sdk_app_ids=(APP,), discover_interval="1s") as exporter:
-        wait_until(lambda: all(record(exporter, t) is not None for t in running))
+        eventually(lambda: all(record(exporter, t) is not None for t in running))
         assert record(exporter, finished) is None
         assert all(record(exporter, t).sources == {"discovery"} for t in running)
-        wait_until(lambda: all(record(exporter, t).last_success for t in running))
+        eventually(lambda: all(record(exporter, t).last_success for t in running))
 
 
+@pytest.mark.slow
 def test_task_leaving_the_running_list_is_polled_until_stopped(simulator):
     task_id = simulator.add_task(APP, TaskScript(prepare_seconds=0, push_seconds=2, finish_reason="USER_CALL"))
     with exporter_for(simulator, discover_sdk_app_ids=(APP,), discover_interval="1s") as exporter:
-        wait_until(lambda: record(exporter, task_id) is not None)
-        wait_until(lambda: record(exporter, task_id).status == "STOPPED", timeout=10)
+        eventually(lambda: record(exporter, task_id) is not None)
+        eventually(lambda: record(exporter, task_id).status == "STOPPED", timeout=10)
         assert record(exporter, task_id).latest.finish_reason == "USER_CALL"
 
 
+@pytest.mark.slow
 def test_discovery_and_polling_together_stay_within_the_rate_limit():
     with Simulator(credentials={SECRET_ID: SECRET_KEY}, rate_limit=10) as simulator:
         for _ in range(60):
             simulator.add_task(APP, TaskScript(prepare_seconds=0))
         with exporter_for(simulator, discover_sdk_app_ids=(APP,), discover_interval="1s", rate_limit="10") as exporter:
-            wait_until(lambda: len(exporter.store) == 60)
+            eventually(lambda: len(exporter.store) == 60)
+            # Kept sleep: the rate assertions below measure this window of discovery rounds and polls,
+            # and at least three 1 s discovery rounds must fit in it.
             time.sleep(4)
         stats = simulator.stats()
     arrivals = stats["max_arrivals_in_any_second"]

@@ -23,7 +23,7 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,6 +36,8 @@ import requests
 import yaml
 
 from exporter.simulator import SimulatorClient
+from tests.constants import SECRET_ID
+from tests.harness import eventually
 from tests.monitoring import (
     ALERTMANAGER_FILE,
     DASHBOARD,
@@ -46,16 +48,14 @@ from tests.monitoring import (
     load_yaml,
     variable_query,
 )
-from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, running, wait_until
+from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, running
 from tests.tools import find_tool
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SDK_APP_ID = "1400000001"
 UNKNOWN_SDK_APP_ID = "1400009999"  # the simulator answers UnauthorizedOperation.SdkAppId for it
 JOB = "tiw-exporter"  # matches the rules' exporter job matcher job=~".*tiw.*"
-SECRET_ID = "AKIDsimulator"
-SECRET_KEY = "simulator-secret-key"
 
 HEALTHY = "healthy-pushing"
 USER_CALL = "stopped-user-call"
@@ -273,7 +273,7 @@ def start_service(stack: ExitStack, name: str, args: list[str], url: str) -> Pro
         return requests.get(f"{url}/-/ready", timeout=1).status_code == 200
 
     try:
-        wait_until(ready, timeout=30)
+        eventually(ready, timeout=30)
     except AssertionError as exc:
         raise AssertionError(f"{name} not ready: {exc}\n{process.output[-3000:]}") from None
     return process
@@ -290,15 +290,13 @@ class Scenario:
 
 
 @pytest.fixture(scope="module")
-def scenario(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scenario]:
+def scenario(tmp_path_factory: pytest.TempPathFactory, key_file: Path) -> Iterator[Scenario]:
     tools = {name: find_tool(name) for name in ("prometheus", "prometheus-alertmanager")}
     assert DEBIAN_ALERTMANAGER_TEMPLATE.is_file(), (
         f"{DEBIAN_ALERTMANAGER_TEMPLATE} is missing: install Debian's prometheus-alertmanager, or link the unpacked "
         "package's usr/share/prometheus/alertmanager there (.ci/run)"
     )
     tmp = tmp_path_factory.mktemp("e2e")
-    key_file = tmp / "secret-key"
-    key_file.write_text(SECRET_KEY, encoding="utf-8")
     with ExitStack() as stack:
         simulate = exporter_cmd("simulate", "--listen", "127.0.0.1:0", "--no-demo-mix", "--rate-limit", "20")
         _, simulator = stack.enter_context(running(simulate, SIMULATOR_URL))
@@ -343,15 +341,6 @@ def api(url: str, path: str, **params: Any) -> Any:
     return answer.json()["data"]
 
 
-def eventually(predicate: Callable[[], Any], explain: Callable[[], str]) -> Any:
-    """``predicate``'s first truthy result within TIMEOUT; else fail with ``explain()``."""
-    try:
-        return wait_until(predicate, timeout=TIMEOUT, interval=0.5)
-    except AssertionError:
-        message = explain()
-    pytest.fail(message)
-
-
 def instant(scenario: Scenario, expr: str) -> list[dict[str, Any]]:
     return api(scenario.prometheus, "/api/v1/query", query=expr)["result"]
 
@@ -386,8 +375,9 @@ def wait_for_expected_alerts(scenario: Scenario) -> list[dict[str, Any]]:
                       if (labels := expected_labels(expected, scenario)) not in [a["labels"] for a in firing]]
         return [] if missing else firing
 
-    return eventually(all_firing, lambda: f"not firing with exactly these labels: {missing}\n"
-                                          f"firing: {prometheus_alerts(scenario)}")
+    return eventually(all_firing, TIMEOUT, 0.5,
+                      explain=lambda: f"not firing with exactly these labels: {missing}\n"
+                                      f"firing: {prometheus_alerts(scenario)}")
 
 
 def substitute(expr: str) -> str:
@@ -418,7 +408,8 @@ def test_every_dashboard_query_returns_data(scenario: Scenario) -> None:
         ]
         return not empty
 
-    eventually(all_have_data, lambda: "dashboard queries without data:\n" + "\n".join(empty))
+    eventually(all_have_data, TIMEOUT, 0.5,
+               explain=lambda: "dashboard queries without data:\n" + "\n".join(empty))
 
 
 def test_dashboard_variables_offer_the_scenario(scenario: Scenario) -> None:
@@ -435,7 +426,7 @@ def test_dashboard_variables_offer_the_scenario(scenario: Scenario) -> None:
             offered[name] = set(api(scenario.prometheus, f"/api/v1/label/{name}/values", **{"match[]": selector}))
         return all(wanted[name] <= offered[name] for name in wanted)
 
-    eventually(offers_all, lambda: f"variables offer {offered}, expected at least {wanted}")
+    eventually(offers_all, TIMEOUT, 0.5, explain=lambda: f"variables offer {offered}, expected at least {wanted}")
 
 
 def test_fleet_stat_panels_count_the_scenario(scenario: Scenario) -> None:
@@ -449,7 +440,7 @@ def test_fleet_stat_panels_count_the_scenario(scenario: Scenario) -> None:
                       for title, expr in exprs.items()})
         return shown == {title: [count] for title, count in FLEET_STATS.items()}
 
-    eventually(counts_match, lambda: f"stat panels show {shown}, expected {FLEET_STATS}")
+    eventually(counts_match, TIMEOUT, 0.5, explain=lambda: f"stat panels show {shown}, expected {FLEET_STATS}")
 
 
 def test_broken_tasks_fire_their_alerts_with_exact_labels(scenario: Scenario) -> None:
@@ -497,7 +488,8 @@ def test_alerts_reach_the_receiver_of_their_severity(scenario: Scenario) -> None
             any(expected_labels(e, scenario) == d.labels for d in firing) for e in EXPECTED_ALERTS
         ) else []
 
-    deliveries = eventually(delivered, lambda: f"not all expected alerts delivered: {scenario.webhook.deliveries()}")
+    deliveries = eventually(delivered, TIMEOUT, 0.5,
+                            explain=lambda: f"not all expected alerts delivered: {scenario.webhook.deliveries()}")
     for expected in EXPECTED_ALERTS:
         labels = expected_labels(expected, scenario)
         seen = {(d.path, d.receiver) for d in deliveries if d.labels == labels}
@@ -532,11 +524,13 @@ def test_account_failure_inhibits_per_task_alerts(scenario: Scenario) -> None:
         )
         return muted if done else []
 
-    eventually(inhibited, lambda: f"per-task alerts of {SDK_APP_ID} not inhibited by "
-                                  f"{source or 'any account failure'}:\n{alertmanager_alerts(scenario)}")
+    eventually(inhibited, TIMEOUT, 0.5,
+               explain=lambda: f"per-task alerts of {SDK_APP_ID} not inhibited by "
+                               f"{source or 'any account failure'}:\n{alertmanager_alerts(scenario)}")
     assert source["labels"]["code"] == "AuthFailure.SecretIdNotFound"
     assert source["status"]["state"] == "active"
     eventually(
         lambda: any(d.path == "/pager" and d.labels == source["labels"] for d in scenario.webhook.deliveries()),
-        lambda: f"{source['labels']} not delivered to /pager: {scenario.webhook.deliveries()}",
+        TIMEOUT, 0.5,
+        explain=lambda: f"{source['labels']} not delivered to /pager: {scenario.webhook.deliveries()}",
     )

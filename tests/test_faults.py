@@ -1,4 +1,4 @@
-"""The fault matrix (issue 6, item 3): each way the path to the API can break, against a real simulator.
+"""The fault matrix: each way the path to the API can break, against a real simulator.
 
 Each row runs an in-process exporter (0.5 s interval, 0.5 s connect and 0.4 s read timeouts) that
 tracks two PUSHING tasks over real HTTP, injects one fault, and asserts the same four things:
@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -38,11 +37,10 @@ from exporter.simulator import OVERSIZED_BYTES, Simulator, TaskScript
 from exporter.tencentcloud.client import MAX_RESPONSE_BYTES
 from exporter.tencentcloud.credentials import Credential
 from exporter.tencentcloud.errors import BAD_RESPONSE, ERROR, NETWORK_ERROR, THROTTLED
-from tests.helpers_exporter import Labels, Samples, metric, running_exporter, scrape, series
-from tests.procs import wait_until
+from tests.constants import APP, SECRET_ID, SECRET_KEY
+from tests.fakes import OffsetClock
+from tests.harness import Labels, Samples, eventually, metric, running_exporter, scrape, series
 
-APP = 1400000001
-SECRET_ID, SECRET_KEY = "AKIDfaults", "faults-secret-key"
 DESCRIBE = "DescribeWhiteboardPush"
 DNS_HOST = "tiw-sim.invalid"  # RFC 6761: names under .invalid never resolve
 FLAGS = {"interval": "0.5s", "connect_timeout": "0.5s", "read_timeout": "0.4s"}  # read < the 0.5 s trickle step
@@ -55,16 +53,6 @@ GOOD_VALUES = ("tiw_push_task_status", "tiw_push_task_exceptions_total")
 
 
 # --------------------------------------------------------------------------- the broken network
-
-
-class OffsetClock:
-    """The simulator's clock: real time plus ``offset`` seconds (a server whose clock runs ahead)."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 class Gate:
@@ -278,7 +266,7 @@ def rig_for(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Rig]]:
                 endpoint, Credential(SECRET_ID, SECRET_KEY), tasks=[f"{APP}:{task}" for task in tasks],
                 **{**FLAGS, **flags}))
             rig = Rig(sim, clock, gate, resolver, reads, exporter, tasks)
-            wait_until(lambda: all(rig.last_success(rig.scrape()).values()))
+            eventually(lambda: all(rig.last_success(rig.scrape()).values()))
             return rig
 
         yield make
@@ -323,7 +311,7 @@ def _skew_clock(rig: Rig) -> None:
 
 
 def _signature_expired(rig: Rig) -> None:
-    wait_until(lambda: rig.failures(rig.scrape(), "AuthFailure.SignatureExpire") >= 1)
+    eventually(lambda: rig.failures(rig.scrape(), "AuthFailure.SignatureExpire") >= 1)
 
 
 def _clock_offset_learned(rig: Rig) -> None:
@@ -332,13 +320,13 @@ def _clock_offset_learned(rig: Rig) -> None:
 
 def _limiter_slowed(rig: Rig) -> None:
     limiter = rig.exporter.accounts.by_name["default"].limiter
-    rig.notes["rate"] = wait_until(lambda: limiter.current_rate if limiter.current_rate < limiter.nominal / 4 else 0)
+    rig.notes["rate"] = eventually(lambda: limiter.current_rate if limiter.current_rate < limiter.nominal / 4 else 0)
     assert all(rig.exporter.store.get((APP, task)).last_error is None for task in rig.tasks)
 
 
 def _limiter_recovering(rig: Rig) -> None:
     limiter = rig.exporter.accounts.by_name["default"].limiter
-    wait_until(lambda: limiter.current_rate > rig.notes["rate"])
+    eventually(lambda: limiter.current_rate > rig.notes["rate"])
 
 
 def _revoke(rig: Rig) -> None:
@@ -350,7 +338,7 @@ def _restore_credential(rig: Rig) -> None:
 
 
 def _account_paused(rig: Rig) -> None:
-    wait_until(lambda: metric(rig.scrape(), "tiw_exporter_account_paused", sdk_app_id=APP,
+    eventually(lambda: metric(rig.scrape(), "tiw_exporter_account_paused", sdk_app_id=APP,
                               code="AuthFailure.SecretIdNotFound") == 1)
 
 
@@ -392,8 +380,8 @@ def exercise(rig: Rig, row: Row) -> None:
     requests_before = rig.attempts(before, row.outcome)
     row.inject(rig)
     if row.persists:
-        stalled = wait_until(lambda: rig.failing_everywhere(row))
-        during = wait_until(lambda: rig.failed_again(row, rig.failures(stalled, row.code)))
+        stalled = eventually(lambda: rig.failing_everywhere(row))
+        during = eventually(lambda: rig.failed_again(row, rig.failures(stalled, row.code)))
         assert rig.last_success(during) == rig.last_success(stalled)  # (b)
         assert rig.good_values(during) == rig.good_values(stalled)
         assert rig.statuses(during) == rig.statuses(before)
@@ -403,7 +391,7 @@ def exercise(rig: Rig, row: Row) -> None:
     row.during(rig)
     reference = rig.last_success(rig.scrape())
     row.heal(rig)
-    wait_until(lambda: rig.recovered(reference))  # (d)
+    eventually(lambda: rig.recovered(reference))  # (d)
     row.after(rig)
     found = rig.scrape()
     assert rig.failures(found, row.code) >= (len(rig.tasks) if row.persists else 1)
@@ -411,13 +399,20 @@ def exercise(rig: Rig, row: Row) -> None:
     assert rig.attempts(found, row.outcome) > requests_before  # last, so a wrong label fails only here
 
 
-@pytest.mark.parametrize("name", list(ROWS))
+# Each row runs an exporter against a simulator for one to five seconds: the fast tier (-m "not slow")
+# keeps one row per kind of break (network, HTTP, body), the whole matrix is slow.
+FAST_ROWS = ("connection_refused", "http_500_with_body", "truncated_json")
+
+
+@pytest.mark.parametrize("name", [name if name in FAST_ROWS else pytest.param(name, marks=pytest.mark.slow)
+                                  for name in ROWS])
 def test_exporter_keeps_serving_and_last_values_counts_the_fault_and_recovers(rig_for, name: str) -> None:
     row = ROWS[name]
     exercise(rig_for(row.path), row)
 
 
+@pytest.mark.slow
 def test_a_body_trickling_faster_than_the_read_timeout_is_cut_off_by_a_total_deadline(rig_for) -> None:
     rig = rig_for(read_timeout="1s")
     rig.sim.set_fault("trickle", action=DESCRIBE)
-    wait_until(lambda: rig.failing_everywhere(ROWS["trickling_response"]), timeout=4)
+    eventually(lambda: rig.failing_everywhere(ROWS["trickling_response"]), timeout=4)

@@ -1,4 +1,4 @@
-"""Property tests (issue 6, item 6): no input ends in a traceback, a 500 or a dead collector loop.
+"""Property tests: no input ends in a traceback, a 500 or a dead collector loop.
 
 Surfaces, each checked by one method of ``Probes`` that fails when a single input breaks it:
 
@@ -70,10 +70,10 @@ from exporter.tencentcloud.errors import (
 from exporter.tiw import describe_whiteboard_push
 from exporter.web.http import MAX_BODY_BYTES, ExporterHTTPServer, HttpError, RequestContext
 from exporter.web.routes import Routes
-from tests.fakes import ManualClock
-from tests.procs import wait_until
+from tests.constants import APP
+from tests.fakes import FakeClock
+from tests.harness import eventually
 
-APP = 1400000001
 TASK_ID = "fuzzed_task"
 TRACKED = (APP, "tracked")
 TOKEN = "fuzz-api-token"
@@ -396,6 +396,7 @@ def surface_property(check: Callable[[Probes, Any], None], cases: st.SearchStrat
                      examples: int) -> Callable[..., None]:
     """A test that ``check`` holds for every case drawn from ``cases``."""
 
+    @pytest.mark.slow  # hundreds of examples each
     @settings(max_examples=examples, deadline=None)
     @given(case=cases)
     def test(probes: Probes, case: Any) -> None:
@@ -445,6 +446,7 @@ poll_steps = st.one_of(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=100, deadline=None)
 @given(script=st.lists(poll_steps, max_size=25), tasks=st.integers(1, 3))
 def test_the_collector_loop_survives_any_sequence_of_answers_and_applies_the_next_good_one(
@@ -455,11 +457,11 @@ def test_the_collector_loop_survives_any_sequence_of_answers_and_applies_the_nex
         store.add((APP + index % 2, f"scripted_{index}"), "api")
     collector.start()
     try:
-        wait_until(lambda: not api.script or not any(record.active for record in store.snapshot()), timeout=10,
+        eventually(lambda: not api.script or not any(record.active for record in store.snapshot()), timeout=10,
                    interval=0.005)
         api.script.clear()  # whatever was not used (every task stopped): the next answers are good ones
         store.add((APP, "after_the_script"), "api")
-        wait_until(lambda: store.get((APP, "after_the_script")).last_success is not None, timeout=10, interval=0.005)
+        eventually(lambda: store.get((APP, "after_the_script")).last_success is not None, timeout=10, interval=0.005)
         assert store.get((APP, "after_the_script")).status == "PUSHING"
         assert collector._dispatcher.is_alive() and collector._housekeeping.alive  # neither loop died
     finally:
@@ -512,8 +514,13 @@ REGRESSIONS: list[tuple[str, str, Any]] = [  # (the bug it found, probe, input)
 ]
 
 
+SLOW_REGRESSIONS = {("deep_nesting", "tasks_file"), ("deep_nesting", "config_file")}  # YAML 5000 levels deep: ~2 s
+
+
 @pytest.mark.parametrize(("bug", "probe", "case"), [
-    pytest.param(bug, probe, case, id=f"{bug}-{probe}-{index}") for index, (bug, probe, case) in enumerate(REGRESSIONS)
+    pytest.param(bug, probe, case, id=f"{bug}-{probe}-{index}",
+                 marks=pytest.mark.slow if (bug, probe) in SLOW_REGRESSIONS else ())
+    for index, (bug, probe, case) in enumerate(REGRESSIONS)
 ])
 def test_input_that_once_broke_a_surface_is_handled(probes: Probes, bug: str, probe: str, case: Any) -> None:
     getattr(probes, probe)(case)
@@ -523,7 +530,7 @@ def test_input_that_once_broke_a_surface_is_handled(probes: Probes, bug: str, pr
 def test_a_date_header_at_the_end_of_time_cannot_break_later_calls(probes: Probes) -> None:
     probes.canned.answer = Canned(body=envelope(Error={"Code": "AuthFailure.SignatureExpire", "Message": "late"}),
                                   date="Fri, 31 Dec 9999 23:59:59 GMT")
-    clock = ManualClock(NOW)
+    clock = FakeClock(NOW)
     client = probes.client(clock=clock)
     try:
         with pytest.raises(ApiError):
@@ -556,7 +563,7 @@ def test_the_body_of_a_refused_request_is_never_served_as_a_request(probes: Prob
 @pytest.mark.parametrize("code", ["not a code", "<script>", "A" * 81, "", 7])
 def test_an_error_code_that_cannot_be_a_label_is_a_bad_response(probes: Probes, code: object) -> None:
     probes.canned.answer = Canned(body=envelope(Error={"Code": code, "Message": "m"}))
-    client = probes.client(clock=ManualClock(NOW))
+    client = probes.client(clock=FakeClock(NOW))
     try:
         with pytest.raises(BadResponse) as caught:
             client.call("DescribeWhiteboardPush", {})

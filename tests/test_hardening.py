@@ -26,10 +26,10 @@ from exporter.simulator import DEMO_SECRET_ID, SimulatorClient
 from exporter.store import TaskStore
 from exporter.web.http import ExporterHTTPServer
 from exporter.web.routes import Routes
-from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, running, wait_until
+from tests.constants import APP, SECRET_ID, SECRET_KEY
+from tests.harness import eventually
+from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, running
 
-APP = 1400000001
-SECRET_KEY = "simulator-secret-key"
 API_TOKEN = "hardening-api-token-4f9a"
 
 
@@ -55,6 +55,7 @@ def slow_connections(server: ExporterHTTPServer, count: int) -> list[socket.sock
     return sockets
 
 
+@pytest.mark.slow
 def test_slowloris_does_not_starve_scrapes(small_server):
     attackers = slow_connections(small_server, 20)  # more than the 8 workers
     try:
@@ -133,14 +134,7 @@ def write_tasks_file(path: Path, task_ids: list[str]) -> Path:
 
 def exporter_args(simulator_url: str, key_file: Path, *extra: str) -> list[str]:
     return exporter_cmd("run", "--listen", "127.0.0.1:0", "--endpoint", simulator_url, "--secret-id",
-                        "AKIDsimulator", "--secret-key-file", str(key_file), *extra)
-
-
-@pytest.fixture
-def key_file(tmp_path) -> Path:
-    path = tmp_path / "secret-key"
-    path.write_text(SECRET_KEY)
-    return path
+                        SECRET_ID, "--secret-key-file", str(key_file), *extra)
 
 
 def rss_kib(pid: int) -> int:
@@ -150,13 +144,28 @@ def rss_kib(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def test_load_50_scrapers_and_api_writes_while_polling_at_full_budget(simulator_url, key_file, tmp_path):
+@pytest.fixture
+def unlimited_simulator_url():
+    """A simulator without a request rate limit, so the exporter's own budget is the only limit."""
+    args = exporter_cmd("simulate", "--listen", "127.0.0.1:0", "--no-demo-mix", "--rate-limit", "0")
+    with running(args, SIMULATOR_URL) as (_, url):
+        yield url
+
+
+LOAD_RATE_LIMIT = 200  # exporter requests/s: 400 tasks every second need twice that, so the budget stays full
+LOAD_SECONDS = 5  # of scrapes and API writes once the exporter is ready (every task polled once)
+
+
+@pytest.mark.slow
+def test_load_50_scrapers_and_api_writes_while_polling_at_full_budget(unlimited_simulator_url, key_file, tmp_path):
+    simulator_url = unlimited_simulator_url
     tasks = write_tasks_file(tmp_path / "tasks.yml", add_sim_tasks(simulator_url, 400))
-    args = exporter_args(simulator_url, key_file, "--tasks-file", str(tasks), "--interval", "1s")
+    args = exporter_args(simulator_url, key_file, "--tasks-file", str(tasks), "--interval", "1s",
+                         "--rate-limit", str(LOAD_RATE_LIMIT))
     with running(args, EXPORTER_URL, env={"TIW_EXPORTER_API_TOKEN": API_TOKEN}) as (process, url):
-        wait_until(lambda: requests.get(f"{url}/-/ready", timeout=5).status_code == 200, timeout=60)
+        eventually(lambda: requests.get(f"{url}/-/ready", timeout=5).status_code == 200, timeout=60)
         rss_start = rss_kib(process.proc.pid)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + LOAD_SECONDS
         statuses: list[int] = []
         failures: list[str] = []
 
@@ -184,6 +193,7 @@ def test_load_50_scrapers_and_api_writes_while_polling_at_full_budget(simulator_
     assert rss_end - rss_start < 40 * 1024, (rss_start, rss_end)  # flat: no growth per request
 
 
+@pytest.mark.slow
 def test_kill_9_during_state_writes_never_leaves_a_corrupt_state_file(simulator_url, key_file, tmp_path):
     tasks = write_tasks_file(tmp_path / "tasks.yml", add_sim_tasks(simulator_url, 300))
     state = tmp_path / "state.json"
@@ -194,7 +204,7 @@ def test_kill_9_during_state_writes_never_leaves_a_corrupt_state_file(simulator_
         process = Process(args)
         try:
             process.wait_for(EXPORTER_URL)
-            time.sleep(rng.uniform(0.3, 1.2))
+            time.sleep(rng.uniform(0.3, 1.2))  # kept: the kill lands at a random moment of the state writes
         finally:
             process.proc.send_signal(signal.SIGKILL)
             process.stop()
@@ -238,7 +248,7 @@ def test_no_secret_appears_in_logs_metrics_or_api_at_debug_level(simulator_url, 
         requests.post(f"{url}/callbacks/tiw", auth=auth, timeout=5,
                       json={"ExpireTime": 1, "Sign": callback_key, "SdkAppId": APP})
         SimulatorClient(simulator_url).revoke(DEMO_SECRET_ID)
-        wait_until(lambda: "AuthFailure" in process.output)
+        eventually(lambda: "AuthFailure" in process.output)
         exposed = [process.output, requests.get(f"{url}/metrics", auth=auth, timeout=5).text,
                    requests.get(f"{url}/api/v1/tasks", auth=auth, timeout=5).text]
     exposed.append((tmp_path / "state.json").read_text())

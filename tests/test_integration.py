@@ -17,15 +17,13 @@ import pytest
 import requests
 
 from exporter.simulator import SimulatorClient
-from tests.helpers_exporter import metric, scrape, series
-from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, running, wait_until
+from tests.constants import APP, SECRET_ID
+from tests.harness import eventually, metric, scrape, series
+from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, running
 
-APP = 1400000001
 UNKNOWN_APP = 1400009999
 UNREGISTERED_APP = 1400000002
 EXPIRED_APP = 1400000003
-SECRET_ID = "AKIDsimulator"
-SECRET_KEY = "simulator-secret-key"
 TOKEN = "integration-token"
 
 SCRIPTS = {
@@ -49,13 +47,6 @@ def simulator() -> Iterator[SimulatorClient]:
         yield SimulatorClient(url)
 
 
-@pytest.fixture(scope="module")
-def key_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("secrets") / "secret-key"
-    path.write_text(SECRET_KEY)
-    return path
-
-
 @contextmanager
 def exporter(simulator: SimulatorClient, key_file: Path, *extra: str,
              env: dict | None = None) -> Iterator[tuple[Process, str]]:
@@ -76,8 +67,8 @@ def scenario(simulator, key_file, tmp_path_factory):
     state = tmp_path_factory.mktemp("state") / "state.json"
     flags = [flag for task in tasks for flag in ("--task", task)]
     with exporter(simulator, key_file, *flags, "--state-file", str(state)) as (process, url):
-        wait_until(lambda: requests.get(f"{url}/-/ready", timeout=5).status_code == 200)
-        wait_until(lambda: _settled(scrape(url), ids), timeout=30)
+        eventually(lambda: requests.get(f"{url}/-/ready", timeout=5).status_code == 200)
+        eventually(lambda: _settled(scrape(url), ids), timeout=30)
         yield url, ids, state, process
 
 
@@ -87,6 +78,7 @@ def _settled(found, ids) -> bool:
     return all(v == 1 for v in stopped)
 
 
+@pytest.mark.slow
 def test_every_status_is_exported_as_a_state_set(scenario):
     url, ids, _, _ = scenario
     found = scrape(url)
@@ -97,6 +89,7 @@ def test_every_status_is_exported_as_a_state_set(scenario):
         assert metric(found, "tiw_push_task_status", sdk_app_id=APP, task_id=ids[name], status=status) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["user_call", "auto", "exception"])
 def test_every_finish_reason_is_exported(scenario, name):
     url, ids, _, _ = scenario
@@ -107,13 +100,15 @@ def test_every_finish_reason_is_exported(scenario, name):
     assert duration is not None and duration >= 0
 
 
+@pytest.mark.slow
 def test_growing_exception_count_is_exported_as_a_counter(scenario):
     url, ids, _, _ = scenario
     first = metric(scrape(url), "tiw_push_task_exceptions_total", sdk_app_id=APP, task_id=ids["exceptions"])
-    wait_until(lambda: metric(scrape(url), "tiw_push_task_exceptions_total", sdk_app_id=APP,
+    eventually(lambda: metric(scrape(url), "tiw_push_task_exceptions_total", sdk_app_id=APP,
                               task_id=ids["exceptions"]) > first)
 
 
+@pytest.mark.slow
 def test_backup_result_is_exported(scenario):
     url, ids, _, _ = scenario
     found = scrape(url)
@@ -121,6 +116,7 @@ def test_backup_result_is_exported(scenario):
     assert metric(found, "tiw_push_task_backup_exceptions_total", sdk_app_id=APP, task_id=ids["backup"]) == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("sdk_app_id", "task", "code"), [
     (APP, "failed", "FailedOperation.WhiteboardPush"),
     (APP, "not_found", "InvalidParameter.TaskNotFound"),
@@ -136,6 +132,7 @@ def test_each_seed_error_code_is_exported_on_its_task_and_counted(scenario, sdk_
     assert metric(found, "tiw_push_api_errors_total", sdk_app_id=sdk_app_id, code=code) >= 1
 
 
+@pytest.mark.slow
 def test_account_level_errors_pause_their_sdk_app_id(scenario):
     url, _, _, _ = scenario
     paused = series(scrape(url), "tiw_exporter_account_paused")
@@ -144,15 +141,17 @@ def test_account_level_errors_pause_their_sdk_app_id(scenario):
     assert str(APP) not in paused_apps
 
 
+@pytest.mark.slow
 def test_task_stopping_mid_run_is_not_polled_again(scenario, simulator):
     _, ids, _, _ = scenario
     task_id = ids["stops_mid_run"]
     before = simulator.describes(task_id)
     pushing = simulator.describes(ids["pushing"])
-    wait_until(lambda: simulator.describes(ids["pushing"]) >= pushing + 3)  # three more intervals passed
+    eventually(lambda: simulator.describes(ids["pushing"]) >= pushing + 3)  # three more intervals passed
     assert simulator.describes(task_id) == before
 
 
+@pytest.mark.slow
 def test_broken_answers_count_as_bad_response_while_healthy_tasks_keep_updating(scenario, simulator):
     url, ids, _, _ = scenario
     def last_success():
@@ -161,9 +160,9 @@ def test_broken_answers_count_as_bad_response_while_healthy_tasks_keep_updating(
     before_success = last_success()
     simulator.set_fault(kind="malformed_json", ratio=0.5, action="DescribeWhiteboardPush")
     try:
-        wait_until(lambda: (metric(scrape(url), "tiw_exporter_api_requests_total", action="DescribeWhiteboardPush",
+        eventually(lambda: (metric(scrape(url), "tiw_exporter_api_requests_total", action="DescribeWhiteboardPush",
                                    outcome="bad_response") or 0) >= 3)
-        wait_until(lambda: last_success() > before_success)
+        eventually(lambda: last_success() > before_success)
     finally:
         simulator.clear_faults()
     found = scrape(url)
@@ -171,10 +170,12 @@ def test_broken_answers_count_as_bad_response_while_healthy_tasks_keep_updating(
     assert metric(found, "tiw_push_task_status", sdk_app_id=APP, task_id=ids["pushing"], status="PUSHING") == 1
 
 
+@pytest.mark.slow
 def test_requests_stay_within_the_simulated_rate_limit(scenario, simulator):
     assert simulator.stats()["max_arrivals_in_any_second"]["DescribeWhiteboardPush"] <= 20
 
 
+@pytest.mark.slow
 def test_task_api_requires_the_token_and_validates_bodies(scenario, simulator):
     url, _, _, _ = scenario
     body = {"sdk_app_id": APP, "task_id": "added_by_api"}
@@ -187,13 +188,14 @@ def test_task_api_requires_the_token_and_validates_bodies(scenario, simulator):
     created = requests.post(f"{url}/api/v1/tasks", json={"sdk_app_id": APP, "task_id": added}, timeout=5,
                             headers={"Authorization": f"Bearer {TOKEN}"})
     assert created.status_code == 201
-    wait_until(lambda: metric(scrape(url), "tiw_push_task_status", sdk_app_id=APP, task_id=added,
+    eventually(lambda: metric(scrape(url), "tiw_push_task_status", sdk_app_id=APP, task_id=added,
                               status="PUSHING") == 1)
     listed = requests.get(f"{url}/api/v1/tasks", timeout=5).json()["tasks"]
     entry = next(t for t in listed if t["task_id"] == added)
     assert entry["sources"] == ["api"] and entry["latest"]["status"] == "PUSHING"
 
 
+@pytest.mark.slow
 def test_failed_task_lists_its_error_message_in_the_task_api(scenario):
     url, ids, _, _ = scenario
     entry = requests.get(f"{url}/api/v1/tasks/{APP}/{ids['failed']}", timeout=5).json()
@@ -202,12 +204,13 @@ def test_failed_task_lists_its_error_message_in_the_task_api(scenario):
     assert entry["last_error"]["request_id"]
 
 
+@pytest.mark.slow
 def test_restart_with_state_file_keeps_api_tasks_and_final_results(scenario, simulator, key_file):
     url, ids, state, process = scenario
     task_id = simulator.add_task(APP, "survives_restart", prepare_seconds=0)
     requests.post(f"{url}/api/v1/tasks", json={"sdk_app_id": APP, "task_id": task_id}, timeout=5,
                   headers={"Authorization": f"Bearer {TOKEN}"}).raise_for_status()
-    wait_until(lambda: metric(scrape(url), "tiw_push_task_status", sdk_app_id=APP, task_id=task_id,
+    eventually(lambda: metric(scrape(url), "tiw_push_task_status", sdk_app_id=APP, task_id=task_id,
                               status="PUSHING") == 1)
     process.proc.send_signal(signal.SIGTERM)
     assert process.proc.wait(10) == 0
@@ -220,7 +223,7 @@ def test_restart_with_state_file_keeps_api_tasks_and_final_results(scenario, sim
         assert metric(found, "tiw_push_task_status", sdk_app_id=APP, task_id=task_id, status="PUSHING") == 1
         assert metric(found, "tiw_push_task_finish_reason", sdk_app_id=APP, task_id=ids["user_call"],
                       reason="USER_CALL") == 1
-        wait_until(lambda: requests.get(f"{new}/-/ready", timeout=5).status_code == 200)
+        eventually(lambda: requests.get(f"{new}/-/ready", timeout=5).status_code == 200)
         assert simulator.describes(ids["user_call"]) == stopped_polls  # final: never polled again
 
 
@@ -229,17 +232,18 @@ def test_wrong_secret_key_is_an_account_level_signature_failure(simulator, tmp_p
     wrong.write_text("not-the-key")
     task_id = simulator.add_task(APP, "auth_probe", prepare_seconds=0)
     with exporter(simulator, wrong, "--task", f"{APP}:{task_id}") as (_, url):
-        wait_until(lambda: metric(scrape(url), "tiw_push_task_error", sdk_app_id=APP, task_id=task_id,
+        eventually(lambda: metric(scrape(url), "tiw_push_task_error", sdk_app_id=APP, task_id=task_id,
                                   code="AuthFailure.SignatureFailure") == 1)
         assert metric(scrape(url), "tiw_exporter_account_paused", sdk_app_id=APP,
                       code="AuthFailure.SignatureFailure") == 1
 
 
+@pytest.mark.slow
 def test_demo_serves_a_changing_mix_learned_without_a_task_list_and_stops_on_ctrl_c():
     process = Process(exporter_cmd("demo", "--listen", "127.0.0.1:0", "--simulator-listen", "127.0.0.1:0"))
     try:
         url = process.wait_for(r"Metrics: +(?P<url>http://127\.0\.0\.1:\d+)/metrics").group("url")
-        wait_until(lambda: (metric(scrape(url), "tiw_push_tasks", sdk_app_id=APP, status="PUSHING") or 0) >= 3)
+        eventually(lambda: (metric(scrape(url), "tiw_push_tasks", sdk_app_id=APP, status="PUSHING") or 0) >= 3)
         found = scrape(url)
         assert metric(found, "tiw_push_task_error", sdk_app_id=APP, task_id="demo_task_not_found",
                       code="InvalidParameter.TaskNotFound") == 1
@@ -256,7 +260,7 @@ def test_demo_serves_a_changing_mix_learned_without_a_task_list_and_stops_on_ctr
 
 def test_json_logs_are_one_object_per_line(simulator, key_file):
     with exporter(simulator, key_file, "--log-format", "json", "--task", f"{APP}:no_such_task") as (process, _):
-        wait_until(lambda: "TaskNotFound" in process.output)
+        eventually(lambda: "TaskNotFound" in process.output)
     lines = [line for line in process.output.splitlines() if line.strip()]
     documents = [json.loads(line) for line in lines]
     assert all({"ts", "level", "logger", "msg"} <= set(d) for d in documents)

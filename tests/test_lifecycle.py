@@ -15,18 +15,11 @@ from exporter.model import PushTask
 from exporter.ratelimit import PacedLimiter
 from exporter.store import TaskStore
 from exporter.tencentcloud.errors import ApiError
+from tests.constants import APP
+from tests.fakes import FakeClock
 
-APP = 1400000001
 SEED_FAILURE = ("code: 40006, msg: 2021-01-13 22:34:42, TRTC onError, code: -70003, msg: The UserSig in use is "
                 "illegal. Please regenerate UserSig through official API.\n")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class ScriptedApi:
@@ -45,8 +38,8 @@ class ScriptedApi:
         return step
 
 
-def rig(api: ScriptedApi, **kwargs) -> tuple[TaskStore, Collector, Clock, list[str]]:
-    clock = Clock()
+def rig(api: ScriptedApi, **kwargs) -> tuple[TaskStore, Collector, FakeClock, list[str]]:
+    clock = FakeClock(1_700_000_000.0)
     anomalies: list[str] = []
     store = TaskStore(clock=clock)
     collector = Collector(store, api, PacedLimiter(1000), clock=clock, interval=15, on_anomaly=anomalies.append,

@@ -15,10 +15,9 @@ from exporter.lifecycle import FAILED, TaskError, end, merge_error, merge_result
 from exporter.metrics import CredentialsCollector, ExporterMetrics, PausedAccountsCollector, self_registry
 from exporter.model import PushTask
 from exporter.store import TaskStore
+from tests.constants import APP
 from tests.monitoring import CONTRACT_METRICS, EXTENSION_METRICS
 from tests.tools import find_tool
-
-APP = 1400000001
 
 
 class RoleLike:

@@ -309,6 +309,7 @@ def test_image_labels_follow_oci_and_name_this_version() -> None:
     assert version_arg.value == f"VERSION={__version__}"
 
 
+@pytest.mark.slow
 def test_build_context_holds_only_the_package_sources(image: dict[str, Any]) -> None:
     assert "pyproject.toml" in image["context"] and "README.md" in image["context"]
     others = [path for path in image["context"] if path not in ("pyproject.toml", "README.md")]
@@ -322,6 +323,7 @@ def test_dockerignore_rules_behave_like_dockers() -> None:
     assert dockerignore_excludes("exporter/__pycache__/cli.cpython-311.pyc", patterns)
 
 
+@pytest.mark.slow
 def test_image_install_steps_give_a_working_tiw_exporter(image: dict[str, Any]) -> None:
     bin_dir = image["venv"] / "bin"
     assert run_ok([bin_dir / "tiw-exporter", "--version"]).strip() == f"tiw-exporter, version {__version__}"
@@ -332,6 +334,7 @@ def test_image_install_steps_give_a_working_tiw_exporter(image: dict[str, Any]) 
     assert "# tiw-push-exporter" in run_ok([image["python"], "-c", readme]), "README.md reached the wheel's metadata"
 
 
+@pytest.mark.slow
 def test_image_holds_exactly_the_wheels_the_builder_made(image: dict[str, Any]) -> None:
     """Only runtime dependencies: every wheel built is installed, and nothing else was."""
     listed = json.loads(run_ok([image["python"], "-m", "pip", "list", "--format", "json"]).splitlines()[0])
@@ -345,6 +348,7 @@ def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+@pytest.mark.slow
 def test_image_healthcheck_follows_the_exporter(image: dict[str, Any]) -> None:
     (healthcheck,) = final_stage("HEALTHCHECK")
     flags, command = split_flags(healthcheck.value)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import socket
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -16,10 +15,10 @@ from exporter.runtime import Exporter
 from exporter.sharding import shard_budget, shard_of
 from exporter.simulator import Simulator, TaskScript
 from exporter.tencentcloud.credentials import Credential, StaticCredentials
-from tests.procs import Process, exporter_cmd, wait_until
+from tests.constants import APP, SECRET_ID, SECRET_KEY
+from tests.harness import eventually
+from tests.procs import Process, exporter_cmd
 
-APP = 1400000001
-SECRET_ID, SECRET_KEY = "AKIDshard", "shard-secret-key"
 TOKEN = "shard-token"
 SHARDS = 3
 LIMIT = 20
@@ -93,10 +92,8 @@ class Fleet:
 
 
 @pytest.fixture(scope="module")
-def fleet(tmp_path_factory):
+def fleet(tmp_path_factory, key_file):
     directory = tmp_path_factory.mktemp("fleet")
-    key_file = directory / "key"
-    key_file.write_text(SECRET_KEY)
     with Simulator(credentials={SECRET_ID: SECRET_KEY}, rate_limit=LIMIT) as simulator:
         task_ids = [simulator.add_task(APP, TaskScript(prepare_seconds=0)) for _ in range(90)]
         tasks_file = directory / "tasks.yml"
@@ -116,18 +113,20 @@ def polls(fleet: Fleet, task_ids) -> dict[str, int]:
     return {t: by_task.get(t, 0) for t in task_ids}
 
 
+@pytest.mark.slow
 def test_every_task_is_polled_by_exactly_one_shard_within_the_account_limit(fleet):
     sets = [fleet.tracked(index) for index in range(SHARDS)]
     assert set().union(*sets) == set(fleet.task_ids)
     assert sum(len(s) for s in sets) == len(fleet.task_ids)  # disjoint
     for index, owned in enumerate(sets):
         assert all(shard_of(APP, t, SHARDS) == index for t in owned)
-    wait_until(lambda: all(polls(fleet, fleet.task_ids).values()), timeout=30)
+    eventually(lambda: all(polls(fleet, fleet.task_ids).values()), timeout=30)
     stats = fleet.simulator.stats()
     assert stats["max_arrivals_in_any_second"]["DescribeWhiteboardPush"] <= LIMIT
     assert stats["throttled"] == 0
 
 
+@pytest.mark.slow
 def test_api_write_to_the_wrong_shard_is_forwarded_to_its_owner(fleet):
     task_id = next(f"fwd{i}" for i in range(100) if shard_of(APP, f"fwd{i}", SHARDS) == 1)
     answer = requests.post(f"{fleet.url(0)}/api/v1/tasks", json={"sdk_app_id": APP, "task_id": task_id},
@@ -138,14 +137,28 @@ def test_api_write_to_the_wrong_shard_is_forwarded_to_its_owner(fleet):
     assert task_id not in fleet.tracked(0)
 
 
+def settled(read, interval: float = 0.3):
+    """``read()`` once two reads ``interval`` apart agree."""
+    previous = [read()]
+
+    def unchanged():
+        current = read()
+        same, previous[0] = current == previous[0], current
+        return same
+
+    eventually(unchanged, interval=interval)
+    return previous[0]
+
+
+@pytest.mark.slow
 def test_killing_a_shard_loses_only_its_share_until_it_returns(fleet):
     lost = [t for t in fleet.task_ids if shard_of(APP, t, SHARDS) == 2]
     kept = [t for t in fleet.task_ids if shard_of(APP, t, SHARDS) != 2]
     fleet.stop(2)
     try:
-        time.sleep(1.5)  # in-flight polls of the stopped shard drain
-        lost_before, kept_before = polls(fleet, lost), polls(fleet, kept)
-        wait_until(lambda: all(v > kept_before[t] for t, v in polls(fleet, kept).items()), timeout=30)
+        lost_before = settled(lambda: polls(fleet, lost))  # in-flight polls of the stopped shard drain
+        kept_before = polls(fleet, kept)
+        eventually(lambda: all(v > kept_before[t] for t, v in polls(fleet, kept).items()), timeout=30)
         assert polls(fleet, lost) == lost_before
         orphan = next(f"orphan{i}" for i in range(100) if shard_of(APP, f"orphan{i}", SHARDS) == 2)
         answer = requests.post(f"{fleet.url(0)}/api/v1/tasks", json={"sdk_app_id": APP, "task_id": orphan},
@@ -154,9 +167,10 @@ def test_killing_a_shard_loses_only_its_share_until_it_returns(fleet):
         assert orphan in fleet.tracked(0)  # kept by a live replica rather than lost
     finally:
         fleet.start(2)
-    wait_until(lambda: all(v > lost_before[t] for t, v in polls(fleet, lost).items()), timeout=30)
+    eventually(lambda: all(v > lost_before[t] for t, v in polls(fleet, lost).items()), timeout=30)
 
 
+@pytest.mark.slow
 def test_a_throttled_account_does_not_slow_the_others(tmp_path):
     calm_app, busy_app = 1400000011, 1400000022
     credentials = {"AKIDcalm": "calm-key", "AKIDbusy": "busy-key"}
@@ -180,8 +194,8 @@ def test_a_throttled_account_does_not_slow_the_others(tmp_path):
         exporter = Exporter(settings).start()
         try:
             calm_account, busy_account = exporter.accounts.by_name["calm"], exporter.accounts.by_name["busy"]
-            wait_until(lambda: busy_account.limiter.current_rate < busy_account.limiter.nominal, timeout=20)
-            wait_until(lambda: all(exporter.store.get((calm_app, t)).last_success for t in calm), timeout=20)
+            eventually(lambda: busy_account.limiter.current_rate < busy_account.limiter.nominal, timeout=20)
+            eventually(lambda: all(exporter.store.get((calm_app, t)).last_success for t in calm), timeout=20)
             assert calm_account.limiter.current_rate == calm_account.limiter.nominal  # never slowed down
             assert all(exporter.store.get((calm_app, t)).last_error is None for t in calm)
         finally:
@@ -208,6 +222,6 @@ def test_single_process_keeps_working_without_accounts_section():
         exporter = Exporter(settings, credentials=StaticCredentials(Credential(SECRET_ID, SECRET_KEY))).start()
         try:
             assert [a.name for a in exporter.accounts] == ["default"]
-            wait_until(lambda: exporter.store.get((APP, task_id)).last_success)
+            eventually(lambda: exporter.store.get((APP, task_id)).last_success)
         finally:
             exporter.stop()

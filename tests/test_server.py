@@ -13,9 +13,9 @@ from exporter.exposition import Exposition
 from exporter.store import TaskStore
 from exporter.web.http import MAX_BODY_BYTES, ExporterHTTPServer
 from exporter.web.routes import Routes
+from tests.constants import APP
 
 TOKEN = "test-token-123"
-APP = 1400000001
 
 
 @pytest.fixture

@@ -76,6 +76,7 @@ json_values = st.recursive(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(
     secret_key=st.text(min_size=1, max_size=48),

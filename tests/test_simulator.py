@@ -39,8 +39,8 @@ from exporter.simulator import (
     task_state,
 )
 from exporter.tencentcloud import signing
-from tests.fakes import ManualClock
-from tests.procs import wait_until
+from tests.fakes import FakeClock
+from tests.harness import eventually
 
 REPO = Path(__file__).resolve().parent.parent
 APP = 1400000001
@@ -259,7 +259,7 @@ def test_official_sdk_with_a_wrong_key_gets_signature_failure(sim: Simulator) ->
 def test_answers_are_http_200_envelopes_with_a_request_id_and_the_sim_clock_date(
     make_sim: Callable[..., Simulator],
 ) -> None:
-    clock = ManualClock(1_600_000_000)
+    clock = FakeClock(1_600_000_000)
     sim = make_sim(clock=clock)
     task_id = sim.add_task(APP)
     http = describe(sim, task_id, timestamp=1_600_000_000)
@@ -460,7 +460,7 @@ def test_latency_is_served_concurrently(make_sim: Callable[..., Simulator]) -> N
 
 
 def test_the_same_seed_gives_the_same_task_ids_and_scripts(make_sim: Callable[..., Simulator]) -> None:
-    clock = ManualClock()
+    clock = FakeClock(1_700_000_000.0)
     first, second, other = (make_sim(seed=seed, clock=clock) for seed in (42, 42, 43))
     ids = first.populate(25)
     assert ids == second.populate(25)
@@ -480,7 +480,7 @@ def test_populate_gives_a_realistic_mix_of_states(make_sim: Callable[..., Simula
 def test_the_demo_mix_shows_every_state_and_finish_reason_within_two_minutes(
     make_sim: Callable[..., Simulator],
 ) -> None:
-    clock = ManualClock()
+    clock = FakeClock(1_700_000_000.0)
     sim = make_sim(clock=clock)
     ids = sim.populate_demo()
     now = int(clock())
@@ -553,7 +553,7 @@ def receiver() -> Iterator[_Receiver]:
 def test_callbacks_announce_start_and_stop_signed_with_the_callback_key(
     make_sim: Callable[..., Simulator], receiver: _Receiver
 ) -> None:
-    clock = ManualClock(1_588_036_509)
+    clock = FakeClock(1_588_036_509)
     sim = make_sim(clock=clock, callback_url=receiver.url, callback_key=CALLBACK_KEY)
     task_id = sim.add_task(APP, TaskScript(prepare_seconds=1, push_seconds=5, exceptions_per_minute=30))
     clock.advance(2)
@@ -581,13 +581,13 @@ def test_callbacks_announce_start_and_stop_signed_with_the_callback_key(
         "ExceptionCnt",
     }
     # The sender counts a callback once the receiver's answer is back, just after the body arrived.
-    wait_until(lambda: sim.stats()["callbacks_sent"] == 2, timeout=5)
+    eventually(lambda: sim.stats()["callbacks_sent"] == 2, timeout=5)
 
 
 def test_a_task_ending_in_exception_reports_an_error_in_its_stop_callback(
     make_sim: Callable[..., Simulator], receiver: _Receiver
 ) -> None:
-    clock = ManualClock()
+    clock = FakeClock(1_700_000_000.0)
     sim = make_sim(clock=clock, callback_url=receiver.url, callback_key=CALLBACK_KEY)
     sim.add_task(APP, TaskScript(prepare_seconds=0, push_seconds=1, finish_reason="EXCEPTION"))
     sim.add_task(

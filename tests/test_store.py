@@ -7,8 +7,7 @@ import threading
 from exporter import store as store_module
 from exporter.periodic import Periodic
 from exporter.store import TaskStore
-
-APP = 1400000001
+from tests.constants import APP
 
 
 def test_two_readers_each_see_every_change_without_taking_it_from_the_other() -> None:

@@ -1,11 +1,19 @@
-"""Helpers for tests that run an exporter and read its /metrics: samples by name and labels, and an
-in-process exporter on a free port."""
+"""The test harness: wait for a condition, run an exporter in-process, read its /metrics.
+
+- ``eventually``: poll a condition instead of sleeping a fixed time.
+- ``running_exporter``: an in-process exporter on a free port.
+- ``scrape``/``metric``/``series``: samples of /metrics by name and labels.
+
+Subprocesses (the exporter or simulator as a real process) are in ``tests/procs.py``; external
+binaries (promtool, prometheus, ...) in ``tests/tools.py``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,6 +21,37 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.config import build_settings
 from exporter.runtime import Exporter
 from exporter.tencentcloud.credentials import Credential, StaticCredentials
+
+T = TypeVar("T")
+
+# What a condition may raise while the system under test is not there yet; anything else fails at once.
+NOT_YET = (requests.RequestException, AssertionError, KeyError, ValueError)
+
+
+def eventually(condition: Callable[[], T], timeout: float = 20.0, interval: float = 0.1,
+               explain: Callable[[], str] | None = None) -> T:
+    """Poll ``condition`` until it returns something truthy and return that value.
+
+    A condition that raises one of ``NOT_YET`` counts as "not yet". After ``timeout`` seconds fail
+    with the last such error and, if given, ``explain()`` (say what was seen instead).
+    """
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = condition()
+            if value:
+                return value
+        except NOT_YET as exc:
+            last_error = exc
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(interval)
+    message = f"condition not met within {timeout}s (last error: {last_error!r})"
+    if explain is not None:
+        message += "\n" + explain()
+    raise AssertionError(message)
+
 
 Labels = frozenset[tuple[str, str]]
 Samples = dict[tuple[str, Labels], float]
