@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from exporter.errors import TABLE, UNKNOWN, CollectorAction, DiscoveryAction, disposition
+from exporter.errors import TABLE, UNKNOWN, CollectorAction, DiscoveryAction, disposition, markdown_table
 from exporter.tencentcloud.errors import (
     ApiError,
     BadResponse,
@@ -85,3 +87,10 @@ def test_every_client_error_code_the_client_raises_is_in_the_table() -> None:
 def test_failures_take_retry_from_the_table_and_keep_their_outcome_label(
         failure: CallFailure, retryable: bool, outcome: str) -> None:
     assert (failure.retryable, failure.outcome) == (retryable, outcome)
+
+
+def test_the_readme_lists_the_table_as_the_code_has_it() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    start, end = "<!-- error-table:start -->\n", "<!-- error-table:end -->"
+    assert start in readme and end in readme
+    assert readme.split(start, 1)[1].split(end, 1)[0] == markdown_table()
