@@ -114,7 +114,7 @@ def h(make_harness: Callable[..., Harness]) -> Harness:
 
 
 def _failing_task(h: Harness) -> str:
-    return h.task(TaskScript(fail_with="FailedOperation.WhiteboardPush"))
+    return h.task(TaskScript(prepare_seconds=0, fail_with="FailedOperation.WhiteboardPush"))  # failed already
 
 
 SEED_ERRORS: list[tuple[str, dict[str, Any], Callable[[Harness], object]]] = [
@@ -195,6 +195,9 @@ FAULTS: dict[str, Expected] = {
     "drop": Expected(StaleConnection, "ClientError.Network", "network_error", True, sends_per_attempt=2),
     "oversized": Expected(BadResponse, "ClientError.ResponseTooLarge", "bad_response", False),
     "signature_expire": Expected(ApiError, "AuthFailure.SignatureExpire", "error", False),
+    "service_unavailable": Expected(ApiError, "ServiceUnavailable", "error", True),
+    "unsupported_region": Expected(ApiError, "UnsupportedRegion", "error", False),
+    "sdk_app_id_not_found": Expected(ApiError, "InvalidParameter.SdkAppIdNotFound", "error", False),
 }
 RETRYABLE = [kind for kind, expected in FAULTS.items() if expected.retryable]
 

@@ -247,8 +247,9 @@ def test_demo_serves_a_changing_mix_learned_without_a_task_list_and_stops_on_ctr
         found = scrape(url)
         assert metric(found, "tiw_push_task_error", sdk_app_id=APP, task_id="demo_task_not_found",
                       code="InvalidParameter.TaskNotFound") == 1
-        assert any(name == "tiw_push_task_error" and dict(labels).get("code") == "FailedOperation.WhiteboardPush"
-                   for name, labels in found)
+        # A failed push (seed example 2) ends: FailedOperation.WhiteboardPush twice, then finish reason FAILED.
+        eventually(lambda: any(name == "tiw_push_task_finish_reason" and dict(labels).get("reason") == "FAILED"
+                               and value == 1 for (name, labels), value in scrape(url).items()), timeout=60)
         sources = {s for t in requests.get(f"{url}/api/v1/tasks", timeout=5).json()["tasks"] for s in t["sources"]}
         assert {"callback", "discovery"} <= sources
         process.proc.send_signal(signal.SIGINT)

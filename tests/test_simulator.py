@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import signal
 import socket
 import subprocess
@@ -38,6 +39,7 @@ from exporter.simulator import (
     run,
     task_state,
 )
+from exporter.simulator.mixes import demo_scripts
 from exporter.tencentcloud import signing
 from tests.fakes import FakeClock
 from tests.harness import eventually
@@ -481,7 +483,7 @@ def test_the_demo_mix_shows_every_state_and_finish_reason_within_two_minutes(
     make_sim: Callable[..., Simulator],
 ) -> None:
     clock = FakeClock(1_700_000_000.0)
-    sim = make_sim(clock=clock)
+    sim = make_sim(clock=clock, rate_limit=0)  # the demo mix is described twice within one second here
     ids = sim.populate_demo()
     now = int(clock())
     initially = [describe(sim, i, timestamp=now) for i in ids]
@@ -490,7 +492,7 @@ def test_the_demo_mix_shows_every_state_and_finish_reason_within_two_minutes(
     clock.advance(100)
     later = [response_of(describe(sim, i, timestamp=now + 100)) for i in ids]
     errors = [answer["Error"]["Code"] for answer in later if "Error" in answer]
-    assert errors == ["FailedOperation.WhiteboardPush"]
+    assert errors == ["FailedOperation.WhiteboardPush"] * 2  # one after pushing a while, one before it pushed
     reasons = {answer["FinishReason"] for answer in later if answer.get("Status") == "STOPPED"}
     assert reasons == {"AUTO", "USER_CALL", "EXCEPTION"}
     assert any(answer.get("Status") == "PUSHING" and answer["ExceptionCnt"] > 0 for answer in later)
@@ -777,7 +779,7 @@ def test_main_simulate_runs_as_a_process_until_sigterm() -> None:
         assert process.stdout.readline().strip() == (
             f"credentials: secret id {DEMO_SECRET_ID}, secret key {DEMO_SECRET_KEY} (the built-in demo key)"
         )
-        assert sum(SimulatorClient(url).stats()["tasks"].values()) == 15
+        assert sum(SimulatorClient(url).stats()["tasks"].values()) == 5 + len(demo_scripts())
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=10)
     finally:
@@ -802,3 +804,42 @@ def test_main_simulate_never_prints_a_key_the_user_chose() -> None:
     runner.join(5)
     assert lines[1] == "credentials: secret id AKIDmine"
     assert not any("my-real-secret" in line for line in lines)
+
+
+# --------------------------------------------------------------------------- fidelity to TIW's own examples
+
+
+def test_a_scripted_failure_comes_after_the_push_ran_for_a_while(make_sim: Callable[..., Simulator]) -> None:
+    clock = FakeClock(1_700_000_000.0)
+    sim = make_sim(clock=clock)
+    task_id = sim.add_task(APP, TaskScript(2, 30, "EXCEPTION", fail_with="FailedOperation.WhiteboardPush"))
+    now = int(clock())
+    assert response_of(describe(sim, task_id, timestamp=now))["Status"] == "PREPARED"
+    clock.advance(10)
+    assert response_of(describe(sim, task_id, timestamp=now + 10))["Status"] == "PUSHING"
+    clock.advance(30)
+    failed = response_of(describe(sim, task_id, timestamp=now + 40))["Error"]
+    assert failed["Code"] == "FailedOperation.WhiteboardPush" and "TRTC onError, code: -70003" in failed["Message"]
+
+
+def test_running_tasks_carry_create_time_in_tiws_format_and_online_record_is_a_task_type(sim: Simulator) -> None:
+    sim.add_task(APP, TaskScript(0))
+    listed = response_of(post(sim, "DescribeRunningTasks", {"SdkAppID": APP,
+                                                           "TaskType": "WhiteboardPush"}))
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", listed["Tasks"][0]["CreateTime"])
+    records = response_of(post(sim, "DescribeRunningTasks", {"SdkAppID": APP,
+                                                            "TaskType": "OnlineRecord"}))
+    assert (records["Total"], records["Tasks"]) == (0, [])
+
+
+def test_start_and_stop_with_a_backup_answer_its_calls_as_json_text(sim: Simulator) -> None:
+    params = {"SdkAppId": APP, "RoomId": 1, "PushUserId": "u", "PushUserSig": "s",
+              "Backup": {"PushUserId": "b", "PushUserSig": "s"}}
+    started = response_of(post(sim, "StartWhiteboardPush", params))
+    backup = json.loads(started["Backup"])
+    assert set(backup) == {"RequestId", "TaskId"} and backup["TaskId"] != started["TaskId"]
+    stopped = response_of(post(sim, "StopWhiteboardPush", {"SdkAppId": APP,
+                                                           "TaskId": started["TaskId"]}))
+    assert set(json.loads(stopped["Backup"])) == {"RequestId"}
+    plain = response_of(post(sim, "StartWhiteboardPush", {k: v for k, v in params.items() if k != "Backup"}))
+    assert plain["Backup"] == ""

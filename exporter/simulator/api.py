@@ -14,7 +14,11 @@ Decisions where Tencent's documentation leaves room (tests/test_simulator.py pin
   ``InvalidRequest``; a body over 1 MiB: ``RequestSizeLimitExceeded``.
 * ``X-TC-Region`` must be present; its value is not checked.
 * ``StopWhiteboardPush`` on a stopped task: ``UnsupportedOperation.TaskHasAlreadyStopped`` (a TIW code).
-* ``DescribeRunningTasks``: ``TaskType`` ``TranscodeH5``/``TranscodeJPG`` give an empty list.
+* ``DescribeRunningTasks``: ``TaskType`` ``TranscodeH5``/``TranscodeJPG``/``OnlineRecord`` give an empty list.
+* ``StartWhiteboardPush`` with a ``Backup`` parameter also starts a backup push: its answer's ``Backup``
+  is the JSON text of that call's own answer (``{"RequestId", "TaskId"}``), and ``StopWhiteboardPush``
+  of such a task answers ``Backup`` ``{"RequestId"}`` (as the API's examples show); otherwise ``""``.
+* A task scripted to fail (``fail_with``) answers normally until its push ends, then that error.
 * The rate limiter uses ``time.monotonic``, signature timestamps the injectable ``clock``, so a
   frozen fake clock does not throttle every request.
 
@@ -29,6 +33,7 @@ import hmac
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -312,9 +317,10 @@ class TiwApi:
         sdk_app_id, task_id = _param(params, "SdkAppId", int), _param(params, "TaskId", str)
         self._check_app(sdk_app_id)
         task = self._find(sdk_app_id, task_id)
-        if task.script.fail_with:
-            raise SimulatedError(task.script.fail_with, failure_message(task.script.fail_with))
-        return task.describe(self._clock())
+        now = self._clock()
+        if task.failed(now):
+            raise SimulatedError(task.script.fail_with or "", failure_message(task.script.fail_with or ""))
+        return task.describe(now)
 
     def _start(self, params: dict[str, Any]) -> dict[str, Any]:
         _reject_unknown(params, _START_PARAMS)
@@ -324,8 +330,12 @@ class TiwApi:
         group_id = _param(params, "GroupId", str, required=False)
         script = _script_from_extra(_param(params, "ExtraData", str, required=False))
         self._check_app(sdk_app_id)
-        task_id = self._book.start(sdk_app_id, room_id, group_id, push_user_id, script, self._clock(), random_script)
-        return {"TaskId": task_id, "Backup": ""}
+        task = self._book.start(sdk_app_id, room_id, group_id, push_user_id, script, self._clock(), random_script,
+                                with_backup="Backup" in params)
+        if not task.backup_task_id:
+            return {"TaskId": task.task_id, "Backup": ""}
+        return {"TaskId": task.task_id, "Backup": json.dumps({"RequestId": str(uuid.uuid4()),
+                                                              "TaskId": task.backup_task_id})}
 
     def _stop(self, params: dict[str, Any]) -> dict[str, Any]:
         _reject_unknown(params, ("SdkAppId", "TaskId"))
@@ -334,7 +344,7 @@ class TiwApi:
         task = self._find(sdk_app_id, task_id)
         if not self._book.stop(task, self._clock()):
             raise SimulatedError("UnsupportedOperation.TaskHasAlreadyStopped", f"Task `{task_id}` has already stopped.")
-        return {"Backup": ""}
+        return {"Backup": json.dumps({"RequestId": str(uuid.uuid4())}) if task.backup_task_id else ""}
 
     def _running(self, params: dict[str, Any]) -> dict[str, Any]:
         _reject_unknown(params, ("SdkAppID", "TaskType", "Offset", "Limit"))
@@ -342,7 +352,7 @@ class TiwApi:
         offset = _param(params, "Offset", int, required=False) or 0
         limit = _param(params, "Limit", int, required=False)
         limit = 100 if limit is None else limit
-        if task_type not in ("WhiteboardPush", "TranscodeH5", "TranscodeJPG"):
+        if task_type not in ("WhiteboardPush", "TranscodeH5", "TranscodeJPG", "OnlineRecord"):
             raise SimulatedError("InvalidParameterValue", f"TaskType `{task_type[:40]}` is not supported.")
         if offset < 0 or not 1 <= limit <= 500:
             raise SimulatedError("InvalidParameterValue", "Offset must be >= 0 and Limit between 1 and 500.")

@@ -6,8 +6,11 @@ Decisions where Tencent's documentation leaves room (tests/test_simulator.py pin
 * A stopped callback's ``Error.Code`` is the task's ``fail_with`` code, else ``FailedOperation.Record``
   (the code TIW's callback documentation names) for tasks ending ``EXCEPTION``.
 * ``DescribeRunningTasks`` reports PREPARED tasks as ``QUEUED`` and PUSHING ones as ``PROCESSING``
-  (the statuses of the SDK's ``RunningTaskItem``), ``CreateTime`` as RFC 3339 text in UTC+8 like
-  TIW's other task listings.
+  (the statuses of the SDK's ``RunningTaskItem``), ``CreateTime`` as ``2023-03-14 15:00:00`` (UTC+8),
+  the format of the API's own example.
+* A task scripted with ``fail_with`` fails when its push would end (``prepare_seconds`` +
+  ``push_seconds``, or as it starts pushing without ``push_seconds``): until then DescribeWhiteboardPush
+  answers PREPARED/PUSHING as usual, afterwards the error (a push fails after a while, not at creation).
 """
 
 from __future__ import annotations
@@ -125,11 +128,20 @@ class SimTask:
     group_id: str
     push_user_id: str
     stopped_by_user_at: float | None = None
+    backup_task_id: str = ""  # started with a backup push (Start's Backup parameter)
     started_announced: bool = False
     stopped_announced: bool = False
 
     def state(self, now: float) -> TaskState:
         return task_state(self.script, self.created_at, self.stopped_by_user_at, now)
+
+    def failed(self, now: float) -> bool:
+        """Whether DescribeWhiteboardPush answers the scripted failure: from the push's scripted end on."""
+        if self.script.fail_with is None:
+            return False
+        fails_at = self.created_at + self.script.prepare_seconds + (self.script.push_seconds or 0.0)
+        stopped_first = self.stopped_by_user_at is not None and self.stopped_by_user_at < fails_at
+        return now >= fails_at and not stopped_first
 
     def describe(self, now: float) -> dict[str, Any]:
         state = self.state(now)
@@ -169,7 +181,7 @@ class SimTask:
         return data
 
     def running_item(self, state: TaskState) -> dict[str, Any]:
-        created = datetime.fromtimestamp(self.created_at, tz=_UTC8).isoformat(timespec="seconds")
+        created = datetime.fromtimestamp(self.created_at, tz=_UTC8).strftime("%Y-%m-%d %H:%M:%S")
         return {
             "SdkAppID": self.sdk_app_id,
             "TaskID": self.task_id,

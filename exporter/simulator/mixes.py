@@ -79,6 +79,7 @@ def demo_scripts() -> list[tuple[float, TaskScript]]:
         (0, TaskScript(2, 70, "USER_CALL")),
         (0, TaskScript(5, 55, "EXCEPTION", exceptions_per_minute=12)),
         (0, TaskScript(2, 90, "EXCEPTION", fail_with="FailedOperation.WhiteboardPush")),
+        (0, TaskScript(5, fail_with="FailedOperation.WhiteboardPush")),  # never pushes: Describe fails, FAILED
         (0, TaskScript(2, backup=backup)),
         (600, TaskScript(3, 300, "AUTO")),
     ]

@@ -80,14 +80,20 @@ class TaskBook:
         script: TaskScript | None,
         now: float,
         random_script: Callable[[random.Random], TaskScript],
-    ) -> str:
-        """A task created by StartWhiteboardPush; without a script, ``random_script`` draws one."""
+        with_backup: bool = False,
+    ) -> SimTask:
+        """A task created by StartWhiteboardPush; without a script, ``random_script`` draws one.
+
+        ``with_backup`` (Start's ``Backup`` parameter) also starts a backup push, named by its own id.
+        """
         with self._lock:
             if script is None:
                 script = random_script(self._rng)
             task = SimTask(sdk_app_id, self._fresh_id(), script, now, room_id, group_id or str(room_id), push_user_id)
+            if with_backup:
+                task.backup_task_id = self._fresh_id()
             self._store(task)
-        return task.task_id
+        return task
 
     def _fresh_id(self) -> str:
         while True:
