@@ -311,8 +311,9 @@ def test_image_labels_follow_oci_and_name_this_version() -> None:
 
 @pytest.mark.slow
 def test_build_context_holds_only_the_package_sources(image: dict[str, Any]) -> None:
-    assert "pyproject.toml" in image["context"] and "README.md" in image["context"]
-    others = [path for path in image["context"] if path not in ("pyproject.toml", "README.md")]
+    top = ("pyproject.toml", "README.md", "LICENSE")
+    assert all(name in image["context"] for name in top)
+    others = [path for path in image["context"] if path not in top]
     assert others and all(path.startswith("exporter/") and path.endswith(".py") for path in others), others
 
 
