@@ -20,6 +20,7 @@ from http import HTTPStatus
 from typing import Any
 
 from exporter.lifecycle import TaskError, TaskRecord
+from exporter.logs import task_fields
 from exporter.model import (
     MAX_NESTING,
     FieldError,
@@ -174,7 +175,8 @@ def apply(event: CallbackEvent, store: TaskStore, now: float) -> str:
         error = _stop_error(event, now)
         store.add(key, "callback")
         store.update(key, lambda r: _apply_stop(r, stopped, error, now))
-    log.info("TIW callback %s for task %s:%s", event.event_type, event.sdk_app_id, task_id)
+    log.info("TIW callback %s for task %s:%s", event.event_type, event.sdk_app_id, task_id,
+             extra=task_fields(event.sdk_app_id, task_id))
     return "accepted"
 
 

@@ -7,16 +7,20 @@ Every error a user can cause ends as one line on stderr and exit status 2 (usage
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from click.core import ParameterSource
 
 from exporter import __version__, logs
 from exporter.config import ConfigError, Settings, build_settings, parse_duration
+from exporter.logs import counted
 from exporter.model import PushTask
 from exporter.tasksfile import TasksFileError, load_tasks_file
 from exporter.tencentcloud.chain import resolve_chain
@@ -25,6 +29,7 @@ from exporter.tencentcloud.credentials import CredentialError
 from exporter.tencentcloud.errors import CallFailure
 from exporter.tiw import describe_whiteboard_push
 from exporter.web.webconfig import WebConfigError
+from exporter.yamlfile import YamlFileError, read_yaml
 
 ENV_PREFIX = "TIW_EXPORTER_"
 
@@ -61,15 +66,30 @@ def fail(message: str, status: int = 2) -> NoReturn:
     sys.exit(status)
 
 
-def _settings(flags: dict[str, Any], config_file: str | None = None) -> Settings:
+def _settings(flags: dict[str, Any], config_file: str | None = None,
+              origins: dict[str, str] | None = None) -> Settings:
     env_secrets = {
         "api_token": os.environ.get(ENV_PREFIX + "API_TOKEN"),
         "callback_key": os.environ.get(ENV_PREFIX + "CALLBACK_KEY"),
     }
+    origins = {**_env_origins(flags), **(origins or {})}
     try:
-        return build_settings({**env_secrets, **flags}, Path(config_file) if config_file else None)
+        return build_settings({**env_secrets, **flags}, Path(config_file) if config_file else None, origins)
     except ConfigError as exc:
         fail("; ".join(exc.problems))
+
+
+def _env_origins(flags: dict[str, Any]) -> dict[str, str]:
+    """For values that came from the environment, the variable's name (problems then name it, not the flag)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return {}
+    found: dict[str, str] = {}
+    for param in ctx.command.params:
+        if param.name in flags and ctx.get_parameter_source(param.name) is ParameterSource.ENVIRONMENT:
+            names = param.envvar if isinstance(param.envvar, (list, tuple)) else [param.envvar]
+            found[param.name] = next((n for n in names if n and n in os.environ), str(names[0]))
+    return found
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
@@ -111,6 +131,7 @@ def run(config_file: str | None, **flags: Any) -> None:
     """Run the exporter."""
     settings = _settings(flags, config_file)
     logs.configure(settings.log_level, settings.log_format)
+    _log_warnings(settings)
     from exporter.runtime import Exporter
 
     try:
@@ -123,6 +144,11 @@ def run(config_file: str | None, **flags: Any) -> None:
     exporter.wait()
 
 
+def _log_warnings(settings: Settings) -> None:
+    for warning in settings.warnings:
+        logging.getLogger("exporter.config").warning("%s", warning)
+
+
 @cli.command()
 @click.option("--sdk-app-id", required=True, help="The SdkAppId of the task.")
 @click.option("--task-id", required=True, help="The TaskId of the push task.")
@@ -130,7 +156,7 @@ def run(config_file: str | None, **flags: Any) -> None:
 @api_options
 def describe(sdk_app_id: str, task_id: str, output: str, **flags: Any) -> None:
     """Query one push task once and print it (exit 1 with the error code on failure)."""
-    settings = _settings({**flags, "tasks": (f"{sdk_app_id}:{task_id}",)})
+    settings = _settings({**flags, "tasks": (f"{sdk_app_id}:{task_id}",)}, origins={"tasks": "--sdk-app-id/--task-id"})
     app_id, task = settings.tasks[0]
     try:
         credentials = resolve_chain(settings.secret_id, settings.secret_key_file, cvm_role=settings.cvm_role)
@@ -154,12 +180,23 @@ def _table(task: PushTask) -> str:
     rows = [
         ("SdkAppId", task.sdk_app_id), ("TaskId", task.task_id), ("Status", task.status),
         ("FinishReason", task.finish_reason), ("RoomId", task.room_id), ("GroupId", task.group_id),
-        ("PushUserId", task.push_user_id), ("PushStartTime", task.push_start_time),
-        ("PushStopTime", task.push_stop_time), ("ExceptionCnt", task.exception_cnt),
-        ("IMSyncTime", task.im_sync_time), ("Backup", task.backup), ("RequestId", task.request_id),
+        ("PushUserId", task.push_user_id), ("PushStartTime", _when(task.push_start_time)),
+        ("PushStopTime", _when(task.push_stop_time)), ("ExceptionCnt", task.exception_cnt),
+        ("IMSyncTime", _when(task.im_sync_time)), ("Backup", task.backup), ("RequestId", task.request_id),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+
+
+def _when(timestamp: int) -> str:
+    """A Unix time for people: UTC and the raw number (0 means "not yet", as the API uses it)."""
+    if not timestamp:
+        return "-"
+    try:
+        readable = datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, OSError, ValueError):
+        return str(timestamp)
+    return f"{readable} ({timestamp})"
 
 
 @cli.command("check-config")
@@ -167,20 +204,33 @@ def _table(task: PushTask) -> str:
 @click.option("--kind", type=click.Choice(["auto", "config", "tasks"]), default="auto", show_default=True,
               help="What FILE is; auto: a YAML list is a tasks file, a mapping a config file.")
 def check_config(file: str, kind: str) -> None:
-    """Validate a config file or a tasks file and exit (0 valid, 2 invalid)."""
+    """Validate a config file or a tasks file and exit (0 valid, 2 invalid); what `run` would accept."""
     path = Path(file)
     if kind == "auto":
-        kind = "tasks" if path.read_text(encoding="utf-8", errors="replace").lstrip().startswith("-") else "config"
+        kind = _kind_of(path)
     if kind == "tasks":
         try:
             keys = load_tasks_file(path)
         except TasksFileError as exc:
             fail(str(exc))
-        click.echo(f"{path}: valid tasks file, {len(keys)} tasks")
+        click.echo(f"{path}: valid tasks file, {counted(len(keys), 'task')}")
         return
     settings = _settings({}, str(path))
-    click.echo(f"{path}: valid config file ({len(settings.tasks)} tasks, listen {settings.listen[0]}:"
-               f"{settings.listen[1]})")
+    from_file = len(load_tasks_file(settings.tasks_file)) if settings.tasks_file else 0  # checked by _settings
+    for warning in settings.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"{path}: valid config file ({counted(len(settings.tasks) + from_file, 'task')}, listen "
+               f"{settings.listen[0]}:{settings.listen[1]})")
+
+
+def _kind_of(path: Path) -> str:
+    """``tasks`` for a YAML list or a ``tasks:`` mapping (what the tasks file accepts), else ``config``."""
+    try:
+        document = read_yaml(path, "file")
+    except YamlFileError:
+        return "config"  # the config reader reports the problem with the file's kind named
+    return "tasks" if isinstance(document, list) or (isinstance(document, dict) and set(document) == {"tasks"}) \
+        else "config"
 
 
 @cli.command()
@@ -213,10 +263,10 @@ def simulate(listen: str, secret_id: str, secret_key: str, latency: str, rate_li
 
     try:
         address = parse_listen(listen)
-        latency_seconds = parse_duration(latency)
-        spawn_seconds = parse_duration(spawn_every) if spawn_every is not None else None
     except ValueError as exc:
-        fail(str(exc))
+        fail(f"--listen: {exc}")
+    latency_seconds = _duration_option("--latency", latency)
+    spawn_seconds = _duration_option("--spawn-every", spawn_every) if spawn_every is not None else None
     try:
         run(SimulatorOptions(
             listen=address, secret_id=secret_id, secret_key=secret_key, latency=latency_seconds,
@@ -242,20 +292,34 @@ def demo(listen: str, simulator_listen: str, interval: str, seed: int, log_level
 
     settings = _settings({"listen": listen, "interval": interval, "log_level": log_level})
     logs.configure(settings.log_level, settings.log_format)
-    try:
-        from exporter.config import parse_listen
+    from exporter.config import parse_listen
 
-        run_demo(settings, parse_listen(simulator_listen), seed)
+    try:
+        simulator_address = parse_listen(simulator_listen)
+    except ValueError as exc:
+        fail(f"--simulator-listen: {exc}")
+    try:
+        run_demo(settings, simulator_address, seed)
     except OSError as exc:
-        fail(f"cannot start the demo: {exc.strerror or exc}")
+        fail(f"cannot start the demo on {listen} (exporter) / {simulator_listen} (simulator): {exc.strerror or exc}")
     except ValueError as exc:
         fail(str(exc))
+
+
+def _duration_option(flag: str, value: str) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        fail(f"{flag}: {exc}")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: click errors become one line and exit status 2."""
     try:
         cli.main(args=argv, prog_name="tiw-exporter", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # bare `tiw-exporter`: the help, not an error
+        click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message())
+        sys.exit(0)
     except click.exceptions.Abort:
         sys.exit(130)
     except click.exceptions.Exit as exc:

@@ -35,6 +35,7 @@ from exporter.lifecycle import (
     merge_error,
     merge_result,
 )
+from exporter.logs import task_fields
 from exporter.model import PushTask, TaskKey
 from exporter.pauses import SdkAppIdPauses
 from exporter.periodic import Periodic
@@ -224,7 +225,8 @@ class Collector:
         record = self.store.update(key, lambda r: merge_error(r, error))
         if record is None:
             return
-        log.warning("task %s:%s query failed: %s", sdk_app_id, key[1], failure)
+        log.warning("task %s:%s query failed: %s", sdk_app_id, key[1], failure,
+                    extra=task_fields(sdk_app_id, key[1], failure.code))
         if meaning.collector is CollectorAction.PAUSE_CREDENTIAL:
             self.scheduler.schedule(key, self.pauses.pause_credential(failure.code, now))
             return
@@ -254,8 +256,9 @@ class Collector:
             return False
         ending = FAILED if action is CollectorAction.TASK_FAILED else NOT_FOUND
         self.store.update(record.key, lambda r: end(r, ending, now))
-        log.warning("task %s:%s is final: %s (%s)", record.sdk_app_id, record.task_id, ending,
-                    record.last_error.code if record.last_error else "")
+        code = record.last_error.code if record.last_error else ""
+        log.warning("task %s:%s is final: %s (%s)", record.sdk_app_id, record.task_id, ending, code,
+                    extra=task_fields(record.sdk_app_id, record.task_id, code))
         return True
 
     def paused_sdk_app_ids(self) -> dict[int, str]:

@@ -1,13 +1,15 @@
 """``Settings``: every option of ``tiw-exporter run``, validated once, frozen.
 
 Sources, highest first: command-line flags, ``TIW_EXPORTER_*`` environment (both via click),
-the ``--config`` YAML file (same keys as the long flags, with ``_`` or ``-``), then defaults.
+the ``--config`` YAML file (same keys as the long flags, with ``_`` or ``-``; relative file paths in it
+are relative to the file), then defaults.
 Loading returns a ``Settings`` or raises ``ConfigError`` listing every problem found, each one
 readable on its own line.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -15,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from exporter.model import InvalidTaskRef, TaskKey, decimal_int, validate_sdk_app_id, validate_task_id
+from exporter.tasksfile import TasksFileError, load_tasks_file
 from exporter.tencentcloud.client import DEFAULT_ENDPOINT, DEFAULT_REGION
 from exporter.tencentcloud.credentials import CredentialError, read_secret_file
-from exporter.yamlfile import YamlFileError, read_yaml
+from exporter.yamlfile import YamlFileError, read_yaml, top_level_key_lines
 
 
 class ConfigError(Exception):
@@ -28,21 +31,26 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+_DURATION_RE = re.compile(r"\s*(-?)((?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h|d))+|[0-9]+(?:\.[0-9]+)?)\s*")
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def parse_duration(value: Any) -> float:
-    """'15s', '1h', '500ms', '2m', or a bare number of seconds -> seconds (float)."""
+    """A duration as Prometheus and Go write them -> seconds: '15s', '1m30s', '250ms', '1h', '2d', or a
+    bare number of seconds. A negative one is refused as such (not as "not a duration")."""
     if isinstance(value, bool):
         raise ValueError(f"not a duration: {value!r}")
     if isinstance(value, (int, float)):
         seconds = float(value)
     else:
-        match = _DURATION_RE.match(str(value))
+        match = _DURATION_RE.fullmatch(str(value))
         if not match:
-            raise ValueError(f"not a duration (use e.g. 15s, 2m, 1h): {str(value)[:40]!r}")
-        seconds = float(match[1]) * _UNITS[match[2]]
+            raise ValueError(f"not a duration (use e.g. 15s, 1m30s, 250ms, 1h), got {str(value)[:40]!r}")
+        parts = _DURATION_PART.findall(match[2])
+        seconds = sum(float(number) * _UNITS[unit] for number, unit in parts) if parts else float(match[2])
+        if match[1]:
+            raise ValueError(f"a duration cannot be negative, got {str(value)[:40]!r}")
     if seconds != seconds or seconds in (float("inf"), float("-inf")):
         raise ValueError(f"not a finite duration: {value!r}")
     return seconds
@@ -120,39 +128,56 @@ class Settings:
     shard_count: int = 1
     shard_peer_url: str | None = None
     accounts: tuple[AccountSettings, ...] = ()
+    warnings: tuple[str, ...] = ()  # values that work but are implausible; logged once at start
 
 
-OPTION_NAMES = tuple(f.name for f in fields(Settings) if f.name not in ("api_token", "callback_key"))
+OPTION_NAMES = tuple(f.name for f in fields(Settings) if f.name not in ("api_token", "callback_key", "warnings"))
 _LIST_OPTIONS = {"tasks": "task", "discover_sdk_app_ids": "discover_sdk_app_id"}
+PATH_OPTIONS = ("secret_key_file", "tasks_file", "api_token_file", "state_file", "web_config_file",
+                "callback_key_file")
+API_RATE_LIMIT = 20.0  # requests/s per action, as Tencent documents for DescribeWhiteboardPush and DescribeRunningTasks
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag of a Settings field: ``tasks`` -> ``--task``."""
+    return "--" + _LIST_OPTIONS.get(name, name).replace("_", "-")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """The ``--config`` YAML as a mapping of option name -> raw value."""
+def read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """The ``--config`` YAML as (option name -> raw value, option name -> where it is written)."""
     try:
         document = read_yaml(path, "config file")
+        lines = top_level_key_lines(path)
     except YamlFileError as exc:
         raise ConfigError([str(exc)]) from None
     if document is None:
-        return {}
+        return {}, {}
     if not isinstance(document, dict):
         raise ConfigError([f"config file {path} must be a mapping of option: value"])
     raw: dict[str, Any] = {}
+    where: dict[str, str] = {}
     problems = []
     known = set(OPTION_NAMES) | set(_LIST_OPTIONS.values())
     for key, value in document.items():
         name = str(key).replace("-", "_")
+        at = f"config file {path}, line {lines[str(key)]}" if str(key) in lines else f"config file {path}"
         if name not in known:
-            problems.append(f"config file {path}: unknown option {key!r}")
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {close[0].replace('_', '-')!r}?)" if close else ""
+            problems.append(f"{at}: unknown option {key!r}{hint}")
             continue
         for plural, singular in _LIST_OPTIONS.items():
             if name == singular:
                 name = plural
+        if name in PATH_OPTIONS and isinstance(value, str) and value and not value.startswith(("/", "~")):
+            value = str(path.parent / value)  # relative to the config file, as Prometheus reads rule_files
         raw[name] = value
+        where[name] = f"{at}: {key}"
     if problems:
         raise ConfigError(problems)
-    return raw
+    return raw, where
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -166,12 +191,21 @@ def _as_list(value: Any) -> list[Any]:
 
 
 class _Builder:
-    """Converts raw option values into typed ones, collecting every problem instead of stopping."""
+    """Converts raw option values into typed ones, collecting every problem instead of stopping.
 
-    def __init__(self, raw: Mapping[str, Any]) -> None:
+    Each problem names where the value was written: the flag, the environment variable, or the
+    config file with its line, so the user looks at the right place.
+    """
+
+    def __init__(self, raw: Mapping[str, Any], where: Mapping[str, str]) -> None:
         self.raw = raw
+        self.where = where
         self.values: dict[str, Any] = {}
         self.problems: list[str] = []
+        self.warnings: list[str] = []
+
+    def origin(self, name: str) -> str:
+        return self.where.get(name, flag_name(name))
 
     def convert(self, name: str, converter: Any) -> None:
         value = self.raw.get(name)
@@ -180,11 +214,15 @@ class _Builder:
         try:
             self.values[name] = converter(value)
         except (ValueError, TypeError, OverflowError, RuntimeError) as exc:  # RuntimeError: "~nobody/x"
-            self.problems.append(f"--{name.replace('_', '-')}: {exc}")
+            self.problems.append(f"{self.origin(name)}: {exc}")
 
     def check(self, name: str, ok: bool, message: str) -> None:
         if name in self.values and not ok:
-            self.problems.append(f"--{name.replace('_', '-')}: {message}")
+            self.problems.append(f"{self.origin(name)}: {message}")
+
+    def warn(self, name: str, doubtful: bool, message: str) -> None:
+        if name in self.values and doubtful:
+            self.warnings.append(f"{self.origin(name)}: {message}")
 
 
 def _positive_int(value: Any) -> int:
@@ -290,24 +328,29 @@ def _choice(options: tuple[str, ...]) -> Any:
     return convert
 
 
-def build_settings(flags: Mapping[str, Any], config_file: Path | None = None) -> Settings:
-    """Merge flags/env (``flags``, None meaning unset) over the config file over defaults."""
-    raw: dict[str, Any] = read_config_file(config_file) if config_file else {}
+def build_settings(flags: Mapping[str, Any], config_file: Path | None = None,
+                   origins: Mapping[str, str] | None = None) -> Settings:
+    """Merge flags/env (``flags``, None meaning unset) over the config file over defaults.
+
+    ``origins`` names where each flag value came from (``--interval`` or ``TIW_EXPORTER_INTERVAL``);
+    problems and warnings quote it.
+    """
+    raw, where = read_config_file(config_file) if config_file else ({}, {})
     unknown = set(flags) - set(OPTION_NAMES) - {"api_token", "callback_key"}
     if unknown:
         raise ValueError(f"build_settings got unknown option names {sorted(unknown)}")  # a programming error
     for name, value in flags.items():
         if value is not None and value != ():
             raw[name] = value
-    b = _Builder(raw)
+            where[name] = (origins or {}).get(name, flag_name(name))
+    b = _Builder(raw, where)
     b.convert("listen", parse_listen)
     b.convert("callback_listen", parse_listen)
     b.convert("endpoint", _endpoint)
     b.convert("region", str)
     b.convert("secret_id", str)
     b.convert("cvm_role", str)
-    for name in ("secret_key_file", "tasks_file", "api_token_file", "state_file", "web_config_file",
-                 "callback_key_file"):
+    for name in PATH_OPTIONS:
         b.convert(name, lambda v: Path(str(v)).expanduser())
     b.convert("sdk_app_id", validate_sdk_app_id)
     default_sdk = b.values.get("sdk_app_id")
@@ -323,7 +366,7 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None) ->
     b.convert("shard_index", _non_negative_int)
     b.check("shard_count", b.values.get("shard_count", 1) >= 1, "must be at least 1")
     if b.values.get("shard_index", 0) >= b.values.get("shard_count", 1):
-        b.problems.append("--shard-index: must be below --shard-count")
+        b.problems.append(f"{b.origin('shard_index')}: must be below --shard-count")
     b.convert("shard_peer_url", _peer_url_template)
     b.convert("accounts", _accounts)
     b.check("concurrency", 1 <= b.values.get("concurrency", 1) <= 256, "must be between 1 and 256")
@@ -331,9 +374,32 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None) ->
     b.convert("log_format", _choice(LOG_FORMATS))
     _load_secret(b, raw, "api_token_file", "api_token", "API token")
     _load_secret(b, raw, "callback_key_file", "callback_key", "callback key")
+    _check_tasks_file(b)
+    _warn_implausible(b)
     if b.problems:
         raise ConfigError(b.problems)
-    return Settings(**b.values)
+    return Settings(**b.values, warnings=tuple(b.warnings))
+
+
+def _check_tasks_file(b: _Builder) -> None:
+    """At start a tasks file that is missing or invalid is an error (a reload later keeps the last good set)."""
+    path = b.values.get("tasks_file")
+    if path is None:
+        return
+    try:
+        load_tasks_file(path)
+    except TasksFileError as exc:
+        b.problems.append(f"{b.origin('tasks_file')}: {exc}")
+
+
+def _warn_implausible(b: _Builder) -> None:
+    """Values that can work (the simulator, benchmarks, private endpoints) but rarely should in production."""
+    b.warn("interval", b.values.get("interval", 15.0) < 1.0,
+           f"an interval under 1s ({b.values.get('interval')}s) polls every task more than once a second")
+    rate = b.values.get("rate_limit", API_RATE_LIMIT)
+    b.warn("rate_limit", rate > API_RATE_LIMIT,
+           f"{rate:g} requests/s is above the API's documented limit of {API_RATE_LIMIT:g}/s per action: expect "
+           "RequestLimitExceeded (the exporter then slows down)")
 
 
 def _load_secret(b: _Builder, raw: Mapping[str, Any], file_option: str, value_option: str, what: str) -> None:
@@ -343,6 +409,6 @@ def _load_secret(b: _Builder, raw: Mapping[str, Any], file_option: str, value_op
         try:
             b.values[value_option] = read_secret_file(path, what)
         except CredentialError as exc:
-            b.problems.append(f"--{file_option.replace('_', '-')}: {exc}")
+            b.problems.append(f"{b.origin(file_option)}: {exc}")
     elif raw.get(value_option):
         b.values[value_option] = str(raw[value_option]).strip()

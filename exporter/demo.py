@@ -36,17 +36,26 @@ def run_demo(settings: Settings, simulator_listen: tuple[str, int], seed: int, s
         exporter = Exporter(settings, credentials=StaticCredentials(Credential(DEMO_SECRET_ID, DEMO_SECRET_KEY)))
         exporter.start()
         simulator.configure_callbacks(f"{exporter.url}/callbacks/tiw", callback_key)
-        simulator.populate_demo()
+        task_ids = simulator.populate_demo()
         simulator.spawn_every(spawn_every)
-        click.echo(
-            f"TIW simulator: {simulator.url}  (SecretId {DEMO_SECRET_ID}, demo key)\n"
-            f"Exporter:      {exporter.url}/\n"
-            f"Metrics:       {exporter.url}/metrics\n"
-            f"Tasks:         {exporter.url}/api/v1/tasks\n"
-            "Tasks arrive by TIW callbacks and DescribeRunningTasks discovery; press Ctrl-C to stop."
-        )
+        click.echo(banner(simulator.url, exporter.url, task_ids[0]))
         exporter.wait()
     finally:
         if exporter is not None:
             exporter.stop()
         simulator.close()
+
+
+def banner(simulator_url: str, exporter_url: str, task_id: str) -> str:
+    """What the demo prints: where everything is, the simulator's (public, fake) key, two things to try."""
+    return (
+        f"TIW simulator: {simulator_url}  (SecretId {DEMO_SECRET_ID}, SecretKey {DEMO_SECRET_KEY}: a demo key)\n"
+        f"Exporter:      {exporter_url}/   (status page)\n"
+        f"Metrics:       {exporter_url}/metrics\n"
+        f"Tasks:         {exporter_url}/api/v1/tasks\n"
+        "Try:\n"
+        f"  tiw-exporter describe --endpoint {simulator_url} --secret-id {DEMO_SECRET_ID} "
+        f"--secret-key-file <(echo {DEMO_SECRET_KEY}) --sdk-app-id {DEMO_SDK_APP_ID} --task-id {task_id}\n"
+        f"  curl -s {exporter_url}/metrics | grep tiw_push_task_status\n"
+        "Tasks arrive by TIW callbacks and DescribeRunningTasks discovery; press Ctrl-C to stop."
+    )

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 from exporter.errors import DiscoveryAction, disposition
+from exporter.logs import counted, task_fields
 from exporter.model import InvalidTaskRef, RunningTask, TaskKey, validate_task_id
 from exporter.periodic import Periodic
 from exporter.ratelimit import PacedLimiter
@@ -68,7 +69,8 @@ class Discoverer:
                 self.on_api_error(sdk_app_id, failure.code)
                 if disposition(failure.code).discovery is DiscoveryAction.THROTTLE:
                     self.limiter.throttled()
-                log.warning("discovery of SdkAppId %s failed: %s", sdk_app_id, failure)
+                log.warning("discovery of SdkAppId %s failed: %s", sdk_app_id, failure,
+                            extra=task_fields(sdk_app_id, code=failure.code))
                 break
             for task in tasks:
                 if task.status.upper() in ("STOPPED", "FINISHED", "CANCELED"):
@@ -84,5 +86,6 @@ class Discoverer:
             if not tasks or offset >= total:
                 break
         if new:
-            log.info("discovered %d new push tasks of SdkAppId %s", new, sdk_app_id)
+            log.info("discovered %s of SdkAppId %s", counted(new, "new push task"), sdk_app_id,
+                     extra=task_fields(sdk_app_id))
         return new

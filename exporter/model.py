@@ -48,12 +48,13 @@ class InvalidTaskRef(ValueError):
 
 def validate_sdk_app_id(value: Any) -> int:
     """SdkAppId: a positive integer (digit strings accepted, as from a CLI or YAML)."""
+    given = value
     if isinstance(value, bool):
         raise InvalidTaskRef(f"sdk_app_id must be a positive integer, got {value!r}")
     if isinstance(value, str):
         value = decimal_int(value)
     if not isinstance(value, int) or not 0 < value <= MAX_SDK_APP_ID:
-        raise InvalidTaskRef(f"sdk_app_id must be a positive integer, got {str(value)[:40]!r}")
+        raise InvalidTaskRef(f"sdk_app_id must be a positive integer, got {str(given)[:40]!r}")
     return value
 
 

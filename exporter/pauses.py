@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 
 from exporter.backoff import exponential_backoff
+from exporter.logs import task_fields
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,8 @@ class SdkAppIdPauses:
         """Pause the SdkAppId (one backoff step per probe); returns when the pause ends."""
         until, failures = self._step(sdk_app_id, code, now)
         if failures:
-            log.error("SdkAppId %s paused for %.1fs after %s", sdk_app_id, until - now, code)
+            log.error("SdkAppId %s paused for %.1fs after %s", sdk_app_id, until - now, code,
+                      extra=task_fields(sdk_app_id, code=code))
         return until
 
     def pause_credential(self, code: str, now: float) -> float:
@@ -67,7 +69,8 @@ class SdkAppIdPauses:
         until, failures = self._step(CREDENTIAL, code, now)
         if failures == 1:
             log.error("account %s: the API refuses this credential or setup (%s); all its polling is paused and "
-                      "probed with backoff. Check the SecretId/SecretKey, --region and --endpoint", self.account, code)
+                      "probed with backoff. Check the SecretId/SecretKey, --region and --endpoint", self.account, code,
+                      extra=task_fields(code=code, account=self.account))
         return until
 
     def _step(self, key: int, code: str, now: float) -> tuple[float, int]:

@@ -16,6 +16,7 @@ from exporter.accounts import Accounts
 from exporter.callbacks import CallbackEndpoint
 from exporter.config import Settings
 from exporter.exposition import Exposition
+from exporter.logs import counted
 from exporter.metrics import CredentialsCollector, ExporterMetrics, PausedAccountsCollector, self_registry
 from exporter.sharding import Shard
 from exporter.store import TaskStore
@@ -91,7 +92,7 @@ class Exporter:
             self.tasks_watcher.start()
         if settings.state_file:  # after the configured tasks, so their saved results are restored too
             restored = self.store.restore(r for r in statefile.load(settings.state_file) if self.shard.owns(r.key))
-            log.info("state file %s: %d tasks restored", settings.state_file, restored)
+            log.info("state file %s: %s restored", settings.state_file, counted(restored, "task"))
         for account in self.accounts:
             account.start()
         if self.state_writer:

@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from exporter.logs import counted
 from exporter.model import InvalidTaskRef, TaskKey, validate_sdk_app_id, validate_task_id
 from exporter.periodic import Periodic
 from exporter.store import TaskStore
@@ -58,6 +59,7 @@ class TasksFileWatcher:
         self.store = store
         self.on_result = on_result
         self._stamp: tuple[int, int] | None = None
+        self._loaded = False  # a good version was loaded once: a broken edit keeps it
         self._lock = threading.Lock()
         self._loop = Periodic("tasks-file", period, self._reload_if_changed)
 
@@ -74,11 +76,14 @@ class TasksFileWatcher:
             try:
                 keys = load_tasks_file(self.path)
             except TasksFileError as exc:
-                log.error("%s; keeping the last good task set", exc)
+                kept = "keeping the last good task set" if self._loaded else "no tasks from it until it is fixed"
+                log.error("%s; %s", exc, kept)
                 self.on_result(False)
                 return False
             added, removed = self.store.replace_source("file", [key for key in keys if self.shard_owns(key)])
-            log.info("tasks file %s loaded: %d tasks (%d new, %d removed)", self.path, len(keys), added, removed)
+            self._loaded = True
+            log.info("tasks file %s loaded: %s (%d new, %d removed)", self.path, counted(len(keys), "task"), added,
+                     removed)
             self.on_result(True)
             return True
 

@@ -54,3 +54,17 @@ def read_yaml(path: Path, what: str) -> Any:
         raise YamlFileError(what, path, f"not valid YAML{at}: {problem}") from None
     except Exception as exc:  # PyYAML's constructors also raise ValueError, IndexError, RecursionError...
         raise YamlFileError(what, path, f"not valid YAML: {type(exc).__name__}") from None
+
+
+def top_level_key_lines(path: Path) -> dict[str, int]:
+    """Line numbers (1-based) of the keys of a top-level mapping, for messages; {} for anything else.
+
+    Call after ``read_yaml`` accepted the file (parse errors are reported there).
+    """
+    try:
+        node = yaml.compose(path.read_text(encoding="utf-8"), Loader=_StrictLoader)
+    except Exception:  # read_yaml already reported what is wrong with the file
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {str(key.value): key.start_mark.line + 1 for key, _ in node.value if isinstance(key, yaml.ScalarNode)}

@@ -109,9 +109,11 @@ def test_bad_input_is_one_line_and_exit_status_2(args, message):
 
 def test_env_options_apply_and_flags_win(monkeypatch):
     captured = {}
+    origins = {}
 
-    def capture(flags, config=None):
+    def capture(flags, config=None, where=None):
         captured.update(flags)
+        origins.update(where or {})
         raise SystemExit(0)  # stop before anything starts
 
     monkeypatch.setattr(cli, "build_settings", capture)
@@ -120,6 +122,8 @@ def test_env_options_apply_and_flags_win(monkeypatch):
     assert captured["interval"] == "7s"
     assert captured["rate_limit"] == "5"
     assert captured["tasks"] == ("1:a", "1:b")
+    # problems are then reported under the variable's name, not the flag's
+    assert origins == {"rate_limit": "TIW_EXPORTER_RATE_LIMIT", "tasks": "TIW_EXPORTER_TASK"}
 
 
 def test_check_config_accepts_valid_files(tmp_path):
@@ -127,7 +131,7 @@ def test_check_config_accepts_valid_files(tmp_path):
     tasks.write_text("- {sdk_app_id: 1400000001, task_id: abc}\n")
     config = tmp_path / "config.yml"
     config.write_text("interval: 30s\ntasks-file: tasks.yml\n")
-    assert "valid tasks file, 1 tasks" in invoke("check-config", str(tasks)).output
+    assert invoke("check-config", str(tasks)).output.endswith("valid tasks file, 1 task\n")  # not "1 tasks"
     assert "valid config file" in invoke("check-config", str(config)).output
 
 

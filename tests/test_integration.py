@@ -266,3 +266,6 @@ def test_json_logs_are_one_object_per_line(simulator, key_file):
     documents = [json.loads(line) for line in lines]
     assert all({"ts", "level", "logger", "msg"} <= set(d) for d in documents)
     assert any(d["level"] == "warning" and "InvalidParameter.TaskNotFound" in d["msg"] for d in documents)
+    # the task and the code are fields of their own, not only words in the message
+    assert any(d.get("code") == "InvalidParameter.TaskNotFound" and d.get("task_id") == "no_such_task"
+               and d.get("sdk_app_id") == APP for d in documents)
