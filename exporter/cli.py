@@ -119,6 +119,7 @@ def cli() -> None:
 @_option("--web-config-file", help="exporter-toolkit web config (TLS, basic auth).")
 @_option("--callback-key-file", help="TIW callback key, to verify callbacks (or env TIW_EXPORTER_CALLBACK_KEY).")
 @_option("--callback-listen", help="Extra HOST:PORT serving only /callbacks/tiw.")
+@_option("--callback-public-url", help="The URL TIW sends push callbacks to (checked at start against TIW's setting).")
 @_option("--discover-sdk-app-id", dest="discover_sdk_app_ids", multiple=True,
          help="Discover running push tasks of this SdkAppId (repeatable).")
 @_option("--discover-interval", help="How often to discover [default: 60s].")
@@ -197,6 +198,28 @@ def _when(timestamp: int) -> str:
     except (OverflowError, OSError, ValueError):
         return str(timestamp)
     return f"{readable} ({timestamp})"
+
+
+@cli.command()
+@click.option("--config", "config_file", envvar=_env("config"), show_envvar=True, default=None,
+              help="YAML file with the same keys as run's long options.")
+@api_options
+@_option("--sdk-app-id", help="An SdkAppId to check (besides those of the config's tasks and accounts).")
+@_option("--callback-key-file", help="TIW callback key (or env TIW_EXPORTER_CALLBACK_KEY).")
+@_option("--callback-public-url", help="The URL TIW should send push callbacks to.")
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
+def check(config_file: str | None, output: str, **flags: Any) -> None:
+    """Preflight: credentials, endpoint, region, SdkAppIds, clock and TIW's push callback, one line each.
+
+    Exit status 0 when all is well, 1 when the API or the network reports a problem, 2 for a local
+    misconfiguration.
+    """
+    from exporter.preflight import exit_status, render_json, render_table, run_checks
+
+    settings = _settings(flags, config_file)
+    checks = run_checks(settings)
+    click.echo(render_json(checks) if output == "json" else render_table(checks))
+    sys.exit(exit_status(checks))
 
 
 @cli.command("check-config")

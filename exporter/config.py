@@ -120,6 +120,7 @@ class Settings:
     callback_key_file: Path | None = None
     callback_key: str | None = field(default=None, repr=False)
     callback_listen: tuple[str, int] | None = None
+    callback_public_url: str | None = None  # where TIW should send push callbacks (checked at start, `check`)
     discover_sdk_app_ids: tuple[int, ...] = ()
     discover_interval: float = 60.0
     log_level: str = "info"
@@ -247,6 +248,14 @@ def _endpoint(value: Any) -> str:
     return text
 
 
+def _public_url(value: Any) -> str:
+    text = str(value).strip()
+    if not re.match(r"^https?://[^/\s]+(/\S*)?$", text):
+        raise ValueError(f"must be the http(s) URL TIW calls, e.g. https://tiw-exporter.example.com/callbacks/tiw, "
+                         f"got {text[:80]!r}")
+    return text
+
+
 def _peer_url_template(value: Any) -> str:
     text = str(value)
     if "{index}" not in text or not re.match(r"^https?://", text):
@@ -368,6 +377,7 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None,
     if b.values.get("shard_index", 0) >= b.values.get("shard_count", 1):
         b.problems.append(f"{b.origin('shard_index')}: must be below --shard-count")
     b.convert("shard_peer_url", _peer_url_template)
+    b.convert("callback_public_url", _public_url)
     b.convert("accounts", _accounts)
     b.check("concurrency", 1 <= b.values.get("concurrency", 1) <= 256, "must be between 1 and 256")
     b.convert("log_level", _choice(LOG_LEVELS))

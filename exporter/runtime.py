@@ -18,6 +18,7 @@ from exporter.config import Settings
 from exporter.exposition import Exposition
 from exporter.logs import counted
 from exporter.metrics import CredentialsCollector, ExporterMetrics, PausedAccountsCollector, self_registry
+from exporter.preflight import run_checks
 from exporter.sharding import Shard
 from exporter.store import TaskStore
 from exporter.tasksfile import TasksFileWatcher
@@ -101,9 +102,25 @@ class Exporter:
         if self.callback_server:
             self.callback_server.start()
             log.info("TIW callbacks accepted on %s/callbacks/tiw", self.callback_server.url)
+        threading.Thread(target=self._preflight, name="preflight", daemon=True).start()
         log.info("tiw-exporter listening on %s, tracking %d tasks (shard %d of %d, accounts: %s)", self.url,
                  len(self.store), settings.shard_index, settings.shard_count, ", ".join(a.name for a in self.accounts))
         return self
+
+    def _preflight(self) -> None:
+        """``tiw-exporter check`` once at start, each result one log line; a failure never stops the exporter."""
+        settings = self.settings
+        accounts = {a.name: a for a in self.accounts}
+        try:
+            checks = run_checks(settings, providers={name: a.client.credentials for name, a in accounts.items()},
+                                pace=lambda name: accounts[name].limiter.acquire(self._stopped),
+                                callbacks=bool(settings.callback_key or settings.callback_public_url))
+        except Exception:  # a preflight problem must never take the exporter down
+            log.exception("preflight checks failed unexpectedly")
+            return
+        levels = {"ok": logging.INFO, "warn": logging.WARNING, "fail": logging.ERROR}
+        for check in checks:
+            log.log(levels[check.status], "preflight %s: %s: %s", check.status, check.name, check.detail)
 
     def reload(self) -> None:
         """SIGHUP: re-read the tasks file and the web config (each keeps its last good version on error)."""

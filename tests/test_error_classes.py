@@ -5,6 +5,7 @@ A real simulator, a real exporter in-process, real HTTP between them; assertions
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -83,25 +84,38 @@ def test_an_app_level_error_pauses_only_its_sdk_app_id(sim: Simulator) -> None:
         assert exporter.store.get((APP, task_id)).active
 
 
-def test_a_transient_error_is_recorded_and_cleared_by_the_next_answer(sim: Simulator) -> None:
+def _pushing(exporter: Exporter, task_id: str) -> bool:
+    return metric(scrape(exporter.url), "tiw_push_task_status", sdk_app_id=APP, task_id=task_id, status="PUSHING") == 1
+
+
+def _settled(exporter: Exporter, task_id: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The task answered and the start-up preflight (whose probe would take an injected fault) is done."""
+    eventually(lambda: _pushing(exporter, task_id))
+    eventually(lambda: any("preflight ok: clock" in r.getMessage() for r in caplog.records))
+
+
+def test_a_transient_error_is_recorded_and_cleared_by_the_next_answer(sim: Simulator, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="exporter.runtime")
     task_id = sim.add_task(APP, TaskScript(0))
-    sim.set_fault("service_unavailable", count=2, action=DESCRIBE)
     with run(sim, task_id) as exporter:
+        _settled(exporter, task_id, caplog)
+        sim.set_fault("service_unavailable", count=2, action=DESCRIBE)
         eventually(lambda: (metric(scrape(exporter.url), "tiw_push_api_errors_total", sdk_app_id=APP,
                                    code="ServiceUnavailable") or 0) >= 2)
-        eventually(lambda: metric(scrape(exporter.url), "tiw_push_task_status", sdk_app_id=APP, task_id=task_id,
-                                  status="PUSHING") == 1)
+        eventually(lambda: exporter.store.get((APP, task_id)).last_error is None)
         found = scrape(exporter.url)
+        assert _pushing(exporter, task_id)
         assert not series(found, "tiw_push_task_error", task_id=task_id)  # the next good answer cleared it
         assert not series(found, "tiw_exporter_account_paused")
 
 
-def test_throttling_slows_down_without_blaming_the_task(sim: Simulator) -> None:
+def test_throttling_slows_down_without_blaming_the_task(sim: Simulator, caplog) -> None:
+    caplog.set_level(logging.INFO, logger="exporter.runtime")
     task_id = sim.add_task(APP, TaskScript(0))
-    sim.set_fault("request_limit", count=3, action=DESCRIBE)
     with run(sim, task_id) as exporter:
+        _settled(exporter, task_id, caplog)
+        sim.set_fault("request_limit", count=3, action=DESCRIBE)
         eventually(lambda: (metric(scrape(exporter.url), "tiw_exporter_api_requests_total", action=DESCRIBE,
                                    outcome="throttled") or 0) >= 3)
-        eventually(lambda: metric(scrape(exporter.url), "tiw_push_task_status", sdk_app_id=APP, task_id=task_id,
-                                  status="PUSHING") == 1)
+        eventually(lambda: sim.stats()["describes_by_task"][task_id] >= 5)  # polled again after the throttling
         assert exporter.store.get((APP, task_id)).last_error is None  # throttling never marks the task

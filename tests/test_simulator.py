@@ -843,3 +843,16 @@ def test_start_and_stop_with_a_backup_answer_its_calls_as_json_text(sim: Simulat
     assert set(json.loads(stopped["Backup"])) == {"RequestId"}
     plain = response_of(post(sim, "StartWhiteboardPush", {k: v for k, v in params.items() if k != "Backup"}))
     assert plain["Backup"] == ""
+
+
+def test_push_callback_settings_are_set_and_described_per_sdk_app_id_like_tiw(sim: Simulator) -> None:
+    assert response_of(post(sim, "DescribeWhiteboardPushCallback", {"SdkAppId": APP}))["Callback"] == ""
+    response_of(post(sim, "SetWhiteboardPushCallback", {"SdkAppId": APP, "Callback": "https://x.example/cb"}))
+    response_of(post(sim, "SetWhiteboardPushCallbackKey", {"SdkAppId": APP, "CallbackKey": "k" * 64}))
+    described = response_of(post(sim, "DescribeWhiteboardPushCallback", {"SdkAppId": APP}))
+    assert (described["Callback"], described["CallbackKey"]) == ("https://x.example/cb", "k" * 64)
+    assert error_code(post(sim, "SetWhiteboardPushCallback", {"SdkAppId": APP, "Callback": "ftp://x"})) == (
+        "InvalidParameterValue")
+    assert error_code(post(sim, "SetWhiteboardPushCallbackKey", {"SdkAppId": APP, "CallbackKey": "k" * 65})) == (
+        "InvalidParameterValue")
+    assert error_code(post(sim, "DescribeWhiteboardPushCallback", {"SdkAppId": 1})) == "UnauthorizedOperation.SdkAppId"

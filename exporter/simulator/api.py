@@ -34,7 +34,7 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from exporter.simulator.faults import DELAYING_FAULTS, FaultPlan, fault_outcome, fault_reply
@@ -44,8 +44,11 @@ from exporter.simulator.protocol import (
     ACTIONS,
     API_VERSION,
     DESCRIBE,
+    DESCRIBE_CALLBACK,
     RUNNING,
     SERVICE,
+    SET_CALLBACK,
+    SET_CALLBACK_KEY,
     START,
     STOP,
     Reply,
@@ -54,7 +57,10 @@ from exporter.simulator.protocol import (
     error_reply,
     json_object,
     missing,
+    param,
+    reject_unknown,
 )
+from exporter.simulator.push_callbacks import PushCallbackSettings
 from exporter.simulator.stats import INVALID_ACTION_KEY, Stats, deque_map, prune
 from exporter.simulator.tasks import TaskBook
 from exporter.tencentcloud import signing
@@ -67,29 +73,6 @@ _START_PARAMS = frozenset({  # the request fields of the SDK's StartWhiteboardPu
     "TRTCEnterRoomMode", "GroupId",
 })
 # fmt: on
-
-
-def _param(params: Mapping[str, Any], name: str, kind: type, required: bool = True) -> Any:
-    """One parameter, type-checked like the API (JSON integers only, no booleans)."""
-    value = params.get(name)
-    if value is None:
-        if required:
-            raise missing(name)
-        return None
-    matches = isinstance(value, int) and not isinstance(value, bool) if kind is int else isinstance(value, kind)
-    if not matches:
-        expected = "Integer" if kind is int else "String"
-        raise SimulatedError(
-            "InvalidParameter.BodyParameterTypeUnmatched",
-            f"The type of parameter `{name}` must be {expected}.",
-        )
-    return value
-
-
-def _reject_unknown(params: Mapping[str, Any], known: Iterable[str]) -> None:
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise SimulatedError("UnknownParameter", f"The parameter `{unknown[0]}` is not recognized.")
 
 
 def _script_from_extra(extra: str | None) -> TaskScript | None:
@@ -214,6 +197,9 @@ class RateWindow:
         self._stats.accepted_request(action, now)
 
 
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
 class TiwApi:
     """Answers one API request: checks, authentication, rate limit, injected fault, then the action."""
 
@@ -225,7 +211,9 @@ class TiwApi:
         faults: FaultPlan,
         stats: Stats,
         clock: Callable[[], float],
+        push_callbacks: PushCallbackSettings | None = None,
     ) -> None:
+        self.push_callbacks = push_callbacks or PushCallbackSettings()
         self._book = book
         self._credentials = credentials
         self._window = window
@@ -284,6 +272,9 @@ class TiwApi:
             START: self._start,
             STOP: self._stop,
             RUNNING: self._running,
+            DESCRIBE_CALLBACK: self._with_app(self.push_callbacks.describe),
+            SET_CALLBACK: self._with_app(self.push_callbacks.set_callback),
+            SET_CALLBACK_KEY: self._with_app(self.push_callbacks.set_key),
         }
         try:
             if params is None:
@@ -291,6 +282,13 @@ class TiwApi:
             return envelope(handlers[action](params)), "success"
         except SimulatedError as err:
             return error_reply(err.code, err.message), err.code
+
+    def _with_app(self, action: Handler) -> Handler:
+        """``action`` after the SdkAppId checks every action makes (unknown, expired, unregistered apps)."""
+        def checked(params: dict[str, Any]) -> dict[str, Any]:
+            self._check_app(param(params, "SdkAppId", int))
+            return action(params)
+        return checked
 
     def _check_app(self, sdk_app_id: int) -> None:
         if sdk_app_id in self._book.expired:
@@ -313,8 +311,8 @@ class TiwApi:
         return task
 
     def _describe(self, params: dict[str, Any]) -> dict[str, Any]:
-        _reject_unknown(params, ("SdkAppId", "TaskId"))
-        sdk_app_id, task_id = _param(params, "SdkAppId", int), _param(params, "TaskId", str)
+        reject_unknown(params, ("SdkAppId", "TaskId"))
+        sdk_app_id, task_id = param(params, "SdkAppId", int), param(params, "TaskId", str)
         self._check_app(sdk_app_id)
         task = self._find(sdk_app_id, task_id)
         now = self._clock()
@@ -323,12 +321,12 @@ class TiwApi:
         return task.describe(now)
 
     def _start(self, params: dict[str, Any]) -> dict[str, Any]:
-        _reject_unknown(params, _START_PARAMS)
-        sdk_app_id, room_id = _param(params, "SdkAppId", int), _param(params, "RoomId", int)
-        push_user_id = _param(params, "PushUserId", str)
-        _param(params, "PushUserSig", str)
-        group_id = _param(params, "GroupId", str, required=False)
-        script = _script_from_extra(_param(params, "ExtraData", str, required=False))
+        reject_unknown(params, _START_PARAMS)
+        sdk_app_id, room_id = param(params, "SdkAppId", int), param(params, "RoomId", int)
+        push_user_id = param(params, "PushUserId", str)
+        param(params, "PushUserSig", str)
+        group_id = param(params, "GroupId", str, required=False)
+        script = _script_from_extra(param(params, "ExtraData", str, required=False))
         self._check_app(sdk_app_id)
         task = self._book.start(sdk_app_id, room_id, group_id, push_user_id, script, self._clock(), random_script,
                                 with_backup="Backup" in params)
@@ -338,8 +336,8 @@ class TiwApi:
                                                               "TaskId": task.backup_task_id})}
 
     def _stop(self, params: dict[str, Any]) -> dict[str, Any]:
-        _reject_unknown(params, ("SdkAppId", "TaskId"))
-        sdk_app_id, task_id = _param(params, "SdkAppId", int), _param(params, "TaskId", str)
+        reject_unknown(params, ("SdkAppId", "TaskId"))
+        sdk_app_id, task_id = param(params, "SdkAppId", int), param(params, "TaskId", str)
         self._check_app(sdk_app_id)
         task = self._find(sdk_app_id, task_id)
         if not self._book.stop(task, self._clock()):
@@ -347,10 +345,10 @@ class TiwApi:
         return {"Backup": json.dumps({"RequestId": str(uuid.uuid4())}) if task.backup_task_id else ""}
 
     def _running(self, params: dict[str, Any]) -> dict[str, Any]:
-        _reject_unknown(params, ("SdkAppID", "TaskType", "Offset", "Limit"))
-        sdk_app_id, task_type = _param(params, "SdkAppID", int), _param(params, "TaskType", str)
-        offset = _param(params, "Offset", int, required=False) or 0
-        limit = _param(params, "Limit", int, required=False)
+        reject_unknown(params, ("SdkAppID", "TaskType", "Offset", "Limit"))
+        sdk_app_id, task_type = param(params, "SdkAppID", int), param(params, "TaskType", str)
+        offset = param(params, "Offset", int, required=False) or 0
+        limit = param(params, "Limit", int, required=False)
         limit = 100 if limit is None else limit
         if task_type not in ("WhiteboardPush", "TranscodeH5", "TranscodeJPG", "OnlineRecord"):
             raise SimulatedError("InvalidParameterValue", f"TaskType `{task_type[:40]}` is not supported.")

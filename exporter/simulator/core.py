@@ -20,6 +20,7 @@ from exporter.simulator.faults import FaultPlan, FaultSpec
 from exporter.simulator.http import SimulatorServer, url_for
 from exporter.simulator.lifecycle import TaskScript, check_non_negative
 from exporter.simulator.mixes import demo_scripts, populated_task, spawned_script
+from exporter.simulator.push_callbacks import PushCallbackSettings
 from exporter.simulator.stats import Stats
 from exporter.simulator.tasks import TaskBook
 
@@ -61,7 +62,9 @@ class Simulator:
         self._credentials = Credentials(keys, tokens or {}, clock, max_skew)
         self._window = RateWindow(rate_limit, self._stats)
         self._faults = FaultPlan(seed)
-        self.api = TiwApi(self._book, self._credentials, self._window, self._faults, self._stats, clock)
+        self.push_callbacks = PushCallbackSettings(on_change=self._follow_push_callback)
+        self.api = TiwApi(self._book, self._credentials, self._window, self._faults, self._stats, clock,
+                          self.push_callbacks)
         self.control = ControlEndpoints(self)
         self._closed = False
         self._started = False
@@ -96,7 +99,16 @@ class Simulator:
         return self
 
     def configure_callbacks(self, url: str, key: str) -> None:
-        """Send signed callbacks to ``url`` from now on (e.g. once the receiver's port is known)."""
+        """Send signed callbacks to ``url`` from now on (e.g. once the receiver's port is known).
+
+        As if ``SetWhiteboardPushCallback(Key)`` had been called for every SdkAppId, so
+        ``DescribeWhiteboardPushCallback`` answers what is in effect.
+        """
+        for sdk_app_id in self._book.sdk_app_ids:
+            self.push_callbacks.record(sdk_app_id, url=url, key=key)
+        self._follow_push_callback(url, key)
+
+    def _follow_push_callback(self, url: str, key: str) -> None:
         self._callbacks.configure(url, key)
         if self._started:
             self._callbacks.start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,10 @@ DESCRIBE = "DescribeWhiteboardPush"
 START = "StartWhiteboardPush"
 STOP = "StopWhiteboardPush"
 RUNNING = "DescribeRunningTasks"
-ACTIONS = (DESCRIBE, START, STOP, RUNNING)
+DESCRIBE_CALLBACK = "DescribeWhiteboardPushCallback"
+SET_CALLBACK = "SetWhiteboardPushCallback"
+SET_CALLBACK_KEY = "SetWhiteboardPushCallbackKey"
+ACTIONS = (DESCRIBE, START, STOP, RUNNING, DESCRIBE_CALLBACK, SET_CALLBACK, SET_CALLBACK_KEY)
 
 
 class SimulatedError(Exception):
@@ -32,6 +35,30 @@ class SimulatedError(Exception):
 
 def missing(name: str) -> SimulatedError:
     return SimulatedError("MissingParameter", f"The request is missing a required parameter `{name}`.")
+
+
+def param(params: Mapping[str, Any], name: str, kind: type, required: bool = True) -> Any:
+    """One parameter, type-checked like the API (JSON integers only, no booleans)."""
+    value = params.get(name)
+    if value is None:
+        if required:
+            raise missing(name)
+        return None
+    matches = isinstance(value, int) and not isinstance(value, bool) if kind is int else isinstance(value, kind)
+    if not matches:
+        expected = "Integer" if kind is int else "String"
+        raise SimulatedError(
+            "InvalidParameter.BodyParameterTypeUnmatched",
+            f"The type of parameter `{name}` must be {expected}.",
+        )
+    return value
+
+
+def reject_unknown(params: Mapping[str, Any], known: Iterable[str]) -> None:
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise SimulatedError("UnknownParameter", f"The parameter `{unknown[0]}` is not recognized.")
+
 
 
 @dataclass
