@@ -16,6 +16,7 @@ from exporter.accounts import Accounts
 from exporter.callbacks import CallbackEndpoint
 from exporter.config import Settings
 from exporter.exposition import Exposition
+from exporter.fdlimit import raise_open_files_limit
 from exporter.metrics import CredentialsCollector, ExporterMetrics, PausedAccountsCollector, self_registry
 from exporter.sharding import Shard
 from exporter.store import TaskStore
@@ -84,6 +85,7 @@ class Exporter:
 
     def start(self) -> Exporter:
         settings = self.settings
+        raise_open_files_limit()
         for key in filter(self.shard.owns, settings.tasks):
             self.store.add(key, "flag")
         if self.tasks_watcher:
