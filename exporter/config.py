@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from exporter.model import InvalidTaskRef, TaskKey, decimal_int, validate_sdk_app_id, validate_task_id
+from exporter.secretfile import SecretFileError, read_secret_file
 from exporter.tencentcloud.client import DEFAULT_ENDPOINT, DEFAULT_REGION
-from exporter.tencentcloud.credentials import CredentialError, read_secret_file
 from exporter.yamlfile import YamlFileError, read_yaml
 
 
@@ -342,7 +342,7 @@ def _load_secret(b: _Builder, raw: Mapping[str, Any], file_option: str, value_op
     if path is not None:
         try:
             b.values[value_option] = read_secret_file(path, what)
-        except CredentialError as exc:
+        except SecretFileError as exc:
             b.problems.append(f"--{file_option.replace('_', '-')}: {exc}")
     elif raw.get(value_option):
         b.values[value_option] = str(raw[value_option]).strip()
