@@ -18,6 +18,7 @@ import click
 from exporter import __version__, logs
 from exporter.config import ConfigError, Settings, build_settings, parse_duration
 from exporter.model import PushTask
+from exporter.secretfile import SecretFileError
 from exporter.tasksfile import TasksFileError, load_tasks_file
 from exporter.tencentcloud.chain import resolve_chain
 from exporter.tencentcloud.client import TencentCloudClient
@@ -115,7 +116,7 @@ def run(config_file: str | None, **flags: Any) -> None:
 
     try:
         exporter = Exporter(settings)
-    except (CredentialError, WebConfigError) as exc:
+    except (CredentialError, WebConfigError, SecretFileError) as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot listen on {settings.listen[0]}:{settings.listen[1]}: {exc.strerror or exc}")

@@ -111,6 +111,7 @@ class Settings:
     web_config_file: Path | None = None
     callback_key_file: Path | None = None
     callback_key: str | None = field(default=None, repr=False)
+    callback_keys: tuple[tuple[int, Path], ...] = ()  # config file only: SdkAppId -> its key file
     callback_listen: tuple[str, int] | None = None
     discover_sdk_app_ids: tuple[int, ...] = ()
     discover_interval: float = 60.0
@@ -270,6 +271,22 @@ def _accounts(value: Any) -> tuple[AccountSettings, ...]:
     return accounts
 
 
+def _callback_keys(value: Any) -> tuple[tuple[int, Path], ...]:
+    """``callback_keys:`` maps SdkAppId -> key file (TIW sets one CallbackKey per SdkAppId); each file must read."""
+    if not isinstance(value, dict) or not value:
+        raise ValueError("must be a mapping of SdkAppId: key file")
+    keys = []
+    for raw_app, raw_path in value.items():
+        app = validate_sdk_app_id(raw_app)
+        path = Path(str(raw_path)).expanduser()
+        try:
+            read_secret_file(path, f"callback key of SdkAppId {app}")
+        except SecretFileError as exc:
+            raise ValueError(str(exc)) from None
+        keys.append((app, path))
+    return tuple(keys)
+
+
 def _positive_float(value: Any) -> float:
     try:
         number = float(value)
@@ -326,6 +343,7 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None) ->
         b.problems.append("--shard-index: must be below --shard-count")
     b.convert("shard_peer_url", _peer_url_template)
     b.convert("accounts", _accounts)
+    b.convert("callback_keys", _callback_keys)
     b.check("concurrency", 1 <= b.values.get("concurrency", 1) <= 256, "must be between 1 and 256")
     b.convert("log_level", _choice(LOG_LEVELS))
     b.convert("log_format", _choice(LOG_FORMATS))

@@ -59,8 +59,11 @@ class Exporter:
         self.api_token = WatchedSecret("api_token", "API token", settings.api_token_file, settings.api_token)
         self.callback_key = WatchedSecret("callback_key", "callback key", settings.callback_key_file,
                                           settings.callback_key)
+        self.app_callback_keys = {app: WatchedSecret(f"callback_key/{app}", f"callback key of SdkAppId {app}", path)
+                                  for app, path in settings.callback_keys}
         self.registry.register(SecretsCollector(self._secrets))
         self.callbacks = CallbackEndpoint(self.store, self.callback_key.get, self.metrics.count_callback,
+                                          app_keys={app: s.get for app, s in self.app_callback_keys.items()},
                                           forward=forwarder.forward_callback if forwarder else None)
         callback_route = {("POST", "/callbacks/tiw"): self._callback}
         self.exposition = Exposition(self.store, self.registry)
@@ -88,7 +91,7 @@ class Exporter:
 
     def _secrets(self) -> list[tuple[str, WatchedSecret]]:
         """Every secret kept in a file, with its metric label."""
-        found = [(s.name, s) for s in (self.api_token, self.callback_key)]
+        found = [(s.name, s) for s in (self.api_token, self.callback_key, *self.app_callback_keys.values())]
         for account in self.accounts:
             found += [(f"{s.name}/{account.name}", s) for s in getattr(account.client.credentials, "secrets", ())]
         return found
