@@ -46,8 +46,8 @@ def api_options(func: Any) -> Any:
     for decorator in reversed([
         _option("--endpoint", help="API endpoint [default: https://tiw.tencentcloudapi.com]."),
         _option("--region", "TENCENTCLOUD_REGION", help="API region [default: ap-guangzhou]."),
-        _option("--secret-id", help="SecretId (with --secret-key-file); else TENCENTCLOUD_SECRET_ID/"
-                                    "_SECRET_KEY, the profile file, or --cvm-role."),
+        _option("--secret-id", help="SecretId (with --secret-key-file); else --cvm-role, TENCENTCLOUD_SECRET_ID/"
+                                    "_SECRET_KEY, the profile file, the CVM role, TKE OIDC."),
         _option("--secret-key-file", help="File holding the SecretKey (re-read when it changes)."),
         _option("--cvm-role", help="CVM instance role name: temporary keys from the metadata service."),
         _option("--connect-timeout", help="Connect timeout [default: 3s]."),

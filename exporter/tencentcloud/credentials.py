@@ -88,7 +88,8 @@ def from_environment(env: Mapping[str, str]) -> StaticCredentials | None:
     if not secret_id or not secret_key:
         missing = "TENCENTCLOUD_SECRET_KEY" if secret_id else "TENCENTCLOUD_SECRET_ID"
         raise CredentialError(f"{missing} is not set (the other half of the key pair is)")
-    token = env.get("TENCENTCLOUD_TOKEN", "").strip()
+    # tccli's name, then the Terraform provider's: temporary keys given either way keep their token.
+    token = env.get("TENCENTCLOUD_TOKEN", "").strip() or env.get("TENCENTCLOUD_SECURITY_TOKEN", "").strip()
     return StaticCredentials(Credential(secret_id, secret_key, token), "environment")
 
 
