@@ -42,6 +42,7 @@ STOPPED = "WhiteboardPushStopped"
 KNOWN_EVENTS = (STARTED, STOPPED)
 
 ForwardCallback = Callable[[TaskKey, bytes, Mapping[str, str]], bool]
+KeyLookup = Callable[[Any], "str | None"]  # the SdkAppId as sent -> the key to verify its Sign with
 
 
 def sign(callback_key: str, expire_time: int) -> str:
@@ -84,10 +85,8 @@ def _str(data: dict[str, Any], name: str) -> str:
         raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", str(exc)) from None
 
 
-def verify(body: bytes, callback_key: str | None, now: float) -> CallbackEvent:
-    """Parse and authenticate a callback body; raises ``CallbackRejected``."""
-    if not callback_key:
-        raise CallbackRejected(HTTPStatus.FORBIDDEN, "disabled", "callbacks are disabled: no callback key configured")
+def verify(body: bytes, key_for: KeyLookup, now: float) -> CallbackEvent:
+    """Parse and authenticate a callback body with the key of its SdkAppId; raises ``CallbackRejected``."""
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
@@ -96,6 +95,10 @@ def verify(body: bytes, callback_key: str | None, now: float) -> CallbackEvent:
         raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", "body must be a JSON object")
     if nesting_depth(document, MAX_NESTING) > MAX_NESTING:
         raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", f"body nests deeper than {MAX_NESTING} levels")
+    callback_key = key_for(document.get("SdkAppId"))
+    if not callback_key:
+        raise CallbackRejected(HTTPStatus.FORBIDDEN, "disabled", "callbacks are disabled: no callback key configured"
+                                                                 " for this SdkAppId")
     expire_time = document.get("ExpireTime")
     presented = document.get("Sign")
     if isinstance(expire_time, bool) or not isinstance(expire_time, int) or not isinstance(presented, str):
@@ -190,17 +193,19 @@ class CallbackEndpoint:
 
     def __init__(self, store: TaskStore, callback_key: Callable[[], str | None],
                  count: Callable[[str, str], None] = lambda event_type, outcome: None,
-                 clock: Callable[[], float] = time.time, forward: ForwardCallback | None = None) -> None:
+                 clock: Callable[[], float] = time.time, forward: ForwardCallback | None = None,
+                 app_keys: Mapping[int, Callable[[], str | None]] | None = None) -> None:
         self.forward = forward  # sharding: hands the callback to the replica owning its task
         self.store = store
-        self.callback_key = callback_key
+        self.callback_key = callback_key  # the default: SdkAppIds without a key of their own
+        self.app_keys = dict(app_keys or {})
         self.count = count
         self.clock = clock
 
     def handle(self, body: bytes, headers: Mapping[str, str] | None = None) -> tuple[HTTPStatus, dict[str, Any]]:
         event_type = "unknown"
         try:
-            event = verify(body, self.callback_key(), self.clock())
+            event = verify(body, self.key_for, self.clock())
             event_type = event.event_type if event.event_type in KNOWN_EVENTS else "other"
             if self._forwarded(event, body, headers or {}):
                 self.count(event_type, "forwarded")
@@ -212,6 +217,14 @@ class CallbackEndpoint:
             return rejected.status, {"error_code": 1, "error": rejected.message}
         self.count(event_type, outcome)
         return HTTPStatus.OK, {"error_code": 0}
+
+    def key_for(self, sdk_app_id: Any) -> str | None:
+        """An SdkAppId with its own key is verified with that key only; any other with the default."""
+        try:
+            own = self.app_keys.get(validate_sdk_app_id(sdk_app_id))
+        except InvalidTaskRef:
+            own = None
+        return own() if own is not None else self.callback_key()
 
     def _forwarded(self, event: CallbackEvent, body: bytes, headers: Mapping[str, str]) -> bool:
         """True when another replica owns the task and took the callback; else it is applied here."""

@@ -22,6 +22,7 @@ from exporter import __version__, logs
 from exporter.config import ConfigError, Settings, build_settings, parse_duration
 from exporter.logs import counted
 from exporter.model import PushTask
+from exporter.secretfile import SecretFileError
 from exporter.tasksfile import TasksFileError, load_tasks_file
 from exporter.tencentcloud.chain import resolve_chain
 from exporter.tencentcloud.client import TencentCloudClient
@@ -50,8 +51,8 @@ def api_options(func: Any) -> Any:
     for decorator in reversed([
         _option("--endpoint", help="API endpoint [default: https://tiw.tencentcloudapi.com]."),
         _option("--region", "TENCENTCLOUD_REGION", help="API region [default: ap-guangzhou]."),
-        _option("--secret-id", help="SecretId (with --secret-key-file); else TENCENTCLOUD_SECRET_ID/"
-                                    "_SECRET_KEY, the profile file, or --cvm-role."),
+        _option("--secret-id", help="SecretId (with --secret-key-file); else --cvm-role, TENCENTCLOUD_SECRET_ID/"
+                                    "_SECRET_KEY, the profile file, the CVM role, TKE OIDC."),
         _option("--secret-key-file", help="File holding the SecretKey (re-read when it changes)."),
         _option("--cvm-role", help="CVM instance role name: temporary keys from the metadata service."),
         _option("--connect-timeout", help="Connect timeout [default: 3s]."),
@@ -137,7 +138,7 @@ def run(config_file: str | None, **flags: Any) -> None:
 
     try:
         exporter = Exporter(settings)
-    except (CredentialError, WebConfigError) as exc:
+    except (CredentialError, WebConfigError, SecretFileError) as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot listen on {settings.listen[0]}:{settings.listen[1]}: {exc.strerror or exc}")

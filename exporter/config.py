@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from exporter.model import InvalidTaskRef, TaskKey, decimal_int, validate_sdk_app_id, validate_task_id
+from exporter.secretfile import SecretFileError, read_secret_file
 from exporter.tasksfile import TasksFileError, load_tasks_file
 from exporter.tencentcloud.client import DEFAULT_ENDPOINT, DEFAULT_REGION
-from exporter.tencentcloud.credentials import CredentialError, read_secret_file
 from exporter.yamlfile import YamlFileError, read_yaml, top_level_key_lines
 
 
@@ -119,6 +119,7 @@ class Settings:
     web_config_file: Path | None = None
     callback_key_file: Path | None = None
     callback_key: str | None = field(default=None, repr=False)
+    callback_keys: tuple[tuple[int, Path], ...] = ()  # config file only: SdkAppId -> its key file
     callback_listen: tuple[str, int] | None = None
     callback_public_url: str | None = None  # where TIW should send push callbacks (checked at start, `check`)
     discover_sdk_app_ids: tuple[int, ...] = ()
@@ -317,6 +318,22 @@ def _accounts(value: Any) -> tuple[AccountSettings, ...]:
     return accounts
 
 
+def _callback_keys(value: Any) -> tuple[tuple[int, Path], ...]:
+    """``callback_keys:`` maps SdkAppId -> key file (TIW sets one CallbackKey per SdkAppId); each file must read."""
+    if not isinstance(value, dict) or not value:
+        raise ValueError("must be a mapping of SdkAppId: key file")
+    keys = []
+    for raw_app, raw_path in value.items():
+        app = validate_sdk_app_id(raw_app)
+        path = Path(str(raw_path)).expanduser()
+        try:
+            read_secret_file(path, f"callback key of SdkAppId {app}")
+        except SecretFileError as exc:
+            raise ValueError(str(exc)) from None
+        keys.append((app, path))
+    return tuple(keys)
+
+
 def _positive_float(value: Any) -> float:
     try:
         number = float(value)
@@ -379,6 +396,7 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None,
     b.convert("shard_peer_url", _peer_url_template)
     b.convert("callback_public_url", _public_url)
     b.convert("accounts", _accounts)
+    b.convert("callback_keys", _callback_keys)
     b.check("concurrency", 1 <= b.values.get("concurrency", 1) <= 256, "must be between 1 and 256")
     b.convert("log_level", _choice(LOG_LEVELS))
     b.convert("log_format", _choice(LOG_FORMATS))
@@ -418,7 +436,7 @@ def _load_secret(b: _Builder, raw: Mapping[str, Any], file_option: str, value_op
     if path is not None:
         try:
             b.values[value_option] = read_secret_file(path, what)
-        except CredentialError as exc:
+        except SecretFileError as exc:
             b.problems.append(f"{b.origin(file_option)}: {exc}")
     elif raw.get(value_option):
         b.values[value_option] = str(raw[value_option]).strip()

@@ -35,6 +35,7 @@ from prometheus_client.samples import Sample as ClientSample
 from exporter import __version__
 from exporter.lifecycle import ANOMALY_KINDS, ENDINGS, FAILED, TaskRecord, trtc_code
 from exporter.model import FINISH_REASONS, MAX_INT64, STATUSES, TaskKey
+from exporter.secretfile import WatchedSecret
 from exporter.store import TaskStore
 from exporter.tiw import parse_backup
 
@@ -360,6 +361,37 @@ class CredentialsCollector(Collector):
                 expiry.add_metric([account], expires_at)
         yield failures
         yield expiry
+
+
+class SecretsCollector(Collector):
+    """Reload health of every secret kept in a file, read at scrape time; the value itself never appears."""
+
+    def __init__(self, secrets: Callable[[], Iterable[tuple[str, WatchedSecret]]]) -> None:
+        self.secrets = secrets
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily("tiw_exporter_secret_reload_success",
+                              "Whether the last read of a secret file worked (1) or not (0; the previous value "
+                              "stays in use).", labels=["secret"]),
+            GaugeMetricFamily("tiw_exporter_secret_last_reload_timestamp_seconds",
+                              "When a secret file was last read (at start or after it changed).", labels=["secret"]),
+        )
+
+    def describe(self) -> list[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        success, last = self._families()
+        for label, secret in self.secrets():
+            if secret.path is None:
+                continue  # a value from the environment never reloads
+            secret.get()  # a scrape notices a change even when no request used the secret yet
+            success.add_metric([label], 1 if secret.last_success else 0)
+            last.add_metric([label], secret.last_reload)
+        yield success
+        yield last
 
 
 def self_registry() -> CollectorRegistry:

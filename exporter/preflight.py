@@ -25,6 +25,7 @@ from exporter.accounts import account_settings
 from exporter.callbacks import sign
 from exporter.config import Settings
 from exporter.errors import CollectorAction, disposition
+from exporter.secretfile import SecretFileError, read_secret_file
 from exporter.tencentcloud.chain import resolve_chain
 from exporter.tencentcloud.client import CallResult, RetryPolicy, TencentCloudClient
 from exporter.tencentcloud.credentials import CredentialError, CredentialProvider
@@ -164,11 +165,23 @@ def _push_callback_checks(client: _Paced, prefix: str, sdk_app_id: int,
         shown = url or "nothing"
         return [Check(name, "fail", f"TIW calls {shown}, not {public}: tccli tiw SetWhiteboardPushCallback "
                                     f"--SdkAppId {sdk_app_id} --Callback {public}")]
-    if not settings.callback_key or key != settings.callback_key:
+    ours = _callback_key_of(settings, sdk_app_id)
+    if not ours or key != ours:
         return [Check(name, "fail", "TIW's callback key differs from this exporter's (keys not shown): "
                                     f"tccli tiw SetWhiteboardPushCallbackKey --SdkAppId {sdk_app_id} ...")]
     return [Check(name, "ok", f"TIW calls {public} with this exporter's key"),
-            _round_trip(f"{prefix}test callback {sdk_app_id}", public, sdk_app_id, settings.callback_key)]
+            _round_trip(f"{prefix}test callback {sdk_app_id}", public, sdk_app_id, ours)]
+
+
+def _callback_key_of(settings: Settings, sdk_app_id: int) -> str | None:
+    """The key this exporter verifies ``sdk_app_id``'s callbacks with: its own (callback_keys:) or the default."""
+    for app, path in settings.callback_keys:
+        if app == sdk_app_id:
+            try:
+                return read_secret_file(path, f"callback key of SdkAppId {app}")
+            except SecretFileError:
+                return None
+    return settings.callback_key
 
 
 def _round_trip(name: str, url: str, sdk_app_id: int, key: str) -> Check:

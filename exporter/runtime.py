@@ -16,9 +16,17 @@ from exporter.accounts import Accounts
 from exporter.callbacks import CallbackEndpoint
 from exporter.config import Settings
 from exporter.exposition import Exposition
+from exporter.fdlimit import raise_open_files_limit
 from exporter.logs import counted
-from exporter.metrics import CredentialsCollector, ExporterMetrics, PausedAccountsCollector, self_registry
+from exporter.metrics import (
+    CredentialsCollector,
+    ExporterMetrics,
+    PausedAccountsCollector,
+    SecretsCollector,
+    self_registry,
+)
 from exporter.preflight import run_checks
+from exporter.secretfile import WatchedSecret
 from exporter.sharding import Shard
 from exporter.store import TaskStore
 from exporter.tasksfile import TasksFileWatcher
@@ -50,13 +58,20 @@ class Exporter:
                                                        self.accounts.paused_credentials))
         self.registry.register(CredentialsCollector(lambda: [(a.name, a.client.credentials) for a in self.accounts]))
         self.metrics.poll_lag.set_function(self.accounts.lag)
-        self.callbacks = CallbackEndpoint(self.store, lambda: settings.callback_key, self.metrics.count_callback,
+        self.api_token = WatchedSecret("api_token", "API token", settings.api_token_file, settings.api_token)
+        self.callback_key = WatchedSecret("callback_key", "callback key", settings.callback_key_file,
+                                          settings.callback_key)
+        self.app_callback_keys = {app: WatchedSecret(f"callback_key/{app}", f"callback key of SdkAppId {app}", path)
+                                  for app, path in settings.callback_keys}
+        self.registry.register(SecretsCollector(self._secrets))
+        self.callbacks = CallbackEndpoint(self.store, self.callback_key.get, self.metrics.count_callback,
+                                          app_keys={app: s.get for app, s in self.app_callback_keys.items()},
                                           forward=forwarder.forward_callback if forwarder else None)
         callback_route = {("POST", "/callbacks/tiw"): self._callback}
         self.exposition = Exposition(self.store, self.registry)
         self.web = WebSecurity(settings.web_config_file)  # raises WebConfigError: a broken file is a startup error
         self.routes = Routes(self.store, self.exposition, ready=self.accounts.ready,
-                             api_token=lambda: settings.api_token, extra_routes=callback_route,
+                             api_token=self.api_token.get, extra_routes=callback_route,
                              authorize=self.web.authorize, forwarder=forwarder)
         self.server = ExporterHTTPServer(settings.listen, self.routes, ssl_context=self.web.ssl_context)
         # TIW cannot send basic auth: the callback-only listener has TLS from the web config, no basic auth.
@@ -76,6 +91,13 @@ class Exporter:
         )
         self._stopped = threading.Event()
 
+    def _secrets(self) -> list[tuple[str, WatchedSecret]]:
+        """Every secret kept in a file, with its metric label."""
+        found = [(s.name, s) for s in (self.api_token, self.callback_key, *self.app_callback_keys.values())]
+        for account in self.accounts:
+            found += [(f"{s.name}/{account.name}", s) for s in getattr(account.client.credentials, "secrets", ())]
+        return found
+
     @property
     def url(self) -> str:
         return self.server.url
@@ -86,6 +108,7 @@ class Exporter:
 
     def start(self) -> Exporter:
         settings = self.settings
+        raise_open_files_limit()
         for key in filter(self.shard.owns, settings.tasks):
             self.store.add(key, "flag")
         if self.tasks_watcher:
@@ -114,7 +137,8 @@ class Exporter:
         try:
             checks = run_checks(settings, providers={name: a.client.credentials for name, a in accounts.items()},
                                 pace=lambda name: accounts[name].limiter.acquire(self._stopped),
-                                callbacks=bool(settings.callback_key or settings.callback_public_url))
+                                callbacks=bool(settings.callback_key or settings.callback_keys
+                                               or settings.callback_public_url))
         except Exception:  # a preflight problem must never take the exporter down
             log.exception("preflight checks failed unexpectedly")
             return

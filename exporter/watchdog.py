@@ -1,7 +1,8 @@
 """Whole-operation deadlines for sockets, enforced by one thread.
 
-A per-read socket timeout alone lets a peer trickle one byte every few seconds forever: our server
-would lose a handler thread to a slowloris client, our API client a worker to a trickling answer.
+A per-read socket timeout alone lets a peer trickle one byte every few seconds forever: our API
+client would lose a worker to a trickling answer. (The HTTP server needs none of this: aiohttp parks
+a slow client without a thread and closes it at its keep-alive deadline.)
 ``SocketWatchdog`` shuts down a socket whose deadline passed; the blocked read returns at once and its
 owner cleans up.
 """

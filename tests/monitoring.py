@@ -63,6 +63,8 @@ EXTENSION_METRICS = frozenset(
         "tiw_exporter_credential_paused",
         "tiw_exporter_answer_anomalies_total",
         "tiw_push_task_failure_info",
+        "tiw_exporter_secret_reload_success",
+        "tiw_exporter_secret_last_reload_timestamp_seconds",
     }
 )
 # Series Prometheus itself writes.

@@ -47,6 +47,7 @@ class FakeMetadata:
         self.body: dict[str, Any] | bytes | None = None  # overrides the issued key when set
         self.delay = 0.0  # latency of every answer
         self.gate: threading.Event | None = None  # when set, answers wait until it is released
+        self.attached_role: str | None = None  # what the role list (CREDENTIALS_PATH alone) names
         self._lock = threading.Lock()
         fake = self
 
@@ -75,6 +76,8 @@ class FakeMetadata:
         if self.gate is not None:
             self.gate.wait(10)
         with self._lock:
+            if path == CREDENTIALS_PATH and self.attached_role:
+                return 200, self.attached_role.encode()
             if path != CREDENTIALS_PATH + ROLE:
                 return 404, b"<html>not found</html>"
             if self.status != 200:

@@ -113,6 +113,37 @@ def test_abusive_requests_get_4xx_and_the_server_keeps_serving(small_server, req
     assert requests.get(f"{small_server.url}/-/healthy", timeout=5).status_code == 200
 
 
+AMBIGUOUS_FRAMING = {
+    "conflicting Content-Length": b"Content-Length: 5\r\nContent-Length: 40\r\n\r\nhello",
+    "duplicate Content-Length": b"Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
+    "Content-Length list": b"Content-Length: 5, 5\r\n\r\nhello",
+    "Content-Length with Transfer-Encoding": b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+    "obs-fold": b"X-Folded: a\r\n b\r\nContent-Length: 0\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("framing", AMBIGUOUS_FRAMING.values(), ids=AMBIGUOUS_FRAMING.keys())
+def test_ambiguous_framing_gets_400_and_the_connection_closes(small_server, framing):
+    """RFC 9112 6.3: what a proxy may read differently is refused, so nothing is smuggled as a second request."""
+    host, port = small_server.server_address[:2]
+    smuggled = b"GET /-/healthy HTTP/1.1\r\nHost: x\r\n\r\n"
+    with socket.create_connection((host, port), timeout=5) as conn:
+        conn.sendall(b"POST /api/v1/tasks HTTP/1.1\r\nHost: x\r\n" + framing + smuggled)
+        answer = b""
+        while chunk := conn.recv(4096):
+            answer += chunk
+    assert answer.split(b"\r\n", 1)[0].split()[1] == b"400", answer[:200]
+    assert b"Healthy." not in answer  # the connection closed before anything after the request was read
+
+
+def test_answers_are_sent_without_nagle_delay(small_server):
+    """TCP_NODELAY on accepted connections: a keep-alive answer is not held back by delayed ACKs."""
+    with requests.Session() as session:
+        assert session.get(f"{small_server.url}/-/healthy", timeout=5).status_code == 200
+        sockets = small_server.connection_sockets()
+        assert sockets and all(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) for s in sockets)
+
+
 # --- the exporter as a process ----------------------------------------------------------------------
 
 

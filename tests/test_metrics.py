@@ -12,8 +12,15 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.exposition import Exposition
 from exporter.lifecycle import FAILED, TaskError, end, merge_error, merge_result
-from exporter.metrics import CredentialsCollector, ExporterMetrics, PausedAccountsCollector, self_registry
+from exporter.metrics import (
+    CredentialsCollector,
+    ExporterMetrics,
+    PausedAccountsCollector,
+    SecretsCollector,
+    self_registry,
+)
 from exporter.model import PushTask
+from exporter.secretfile import WatchedSecret
 from exporter.store import TaskStore
 from tests.constants import APP
 from tests.monitoring import CONTRACT_METRICS, EXTENSION_METRICS
@@ -227,7 +234,7 @@ def test_reload_gauges_start_healthy_without_their_files():
     assert registry.get_sample_value("tiw_exporter_web_config_last_reload_successful") == 1
 
 
-def test_exported_series_names_are_exactly_the_contract_plus_documented_extensions():
+def test_exported_series_names_are_exactly_the_contract_plus_documented_extensions(tmp_path):
     registry = self_registry()
     metrics = ExporterMetrics(registry)
     metrics.observe_attempt("DescribeWhiteboardPush", "success", 0.1)
@@ -236,6 +243,9 @@ def test_exported_series_names_are_exactly_the_contract_plus_documented_extensio
     registry.register(PausedAccountsCollector(lambda: {APP: "AuthFailure.SecretIdNotFound"},
                                               lambda: {"default": "AuthFailure.SecretIdNotFound"}))
     registry.register(CredentialsCollector(lambda: [("default", RoleLike())]))
+    (tmp_path / "token").write_text("token\n")
+    token = WatchedSecret("api_token", "API token", tmp_path / "token")
+    registry.register(SecretsCollector(lambda: [("api_token", token)]))
     body = b"".join(Exposition(_fleet(30), registry).render_text()).decode()
     names = {line.split("{")[0].split(" ")[0] for line in body.splitlines() if line and not line.startswith("#")}
     ours = {n for n in names if n.startswith("tiw_")}

@@ -174,7 +174,7 @@ def test_legacy_min_version_is_accepted_with_a_warning(pki, caplog):
 # --------------------------------------------------------------------------- basic auth
 
 
-def test_basic_auth_guards_everything_but_healthy(pki, serve):
+def test_basic_auth_guards_everything_but_the_probes(pki, serve):
     url = serve(WebSecurity(tls_config(pki, users=True)))
     ca = pki.ca_file(pki.server_ca, "ca")
     for credentials in (None, ("prometheus", "wrong"), ("nobody", PASSWORD), ("prometheus", PASSWORD + "x" * 80)):
@@ -185,6 +185,7 @@ def test_basic_auth_guards_everything_but_healthy(pki, serve):
     assert get(url, "/api/v1/tasks", verify=ca, headers={"Authorization": "Basic !!notbase64"}).status_code == 401
     assert get(url, verify=ca, auth=("prometheus", PASSWORD)).status_code == 200
     assert get(url, "/-/healthy", verify=ca).status_code == 200
+    assert get(url, "/-/ready", verify=ca).status_code == 200  # orchestrators' probes send no credentials
 
 
 def test_basic_auth_without_tls(pki, serve):

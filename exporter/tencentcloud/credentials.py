@@ -7,10 +7,11 @@ Secrets never reach ``repr``/``str``: a leaked log line must not leak a key.
 from __future__ import annotations
 
 import configparser
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from exporter.secretfile import SecretFileError, WatchedSecret
 
 PROFILE_PATHS = (Path("~/.tencentcloud/credentials"), Path("/etc/tencentcloud/credentials"))
 
@@ -55,49 +56,28 @@ class StaticCredentials(CredentialProvider):
         return f"StaticCredentials({self.credential!r})"
 
 
-def read_secret_file(path: Path, what: str) -> str:
-    """A secret from a file, stripped; the error names the file, never the content."""
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise CredentialError(f"cannot read {what} file {path}: {exc.strerror or exc}") from None
-    if not value:
-        raise CredentialError(f"{what} file {path} is empty")
-    return value
-
-
 class SecretFileCredentials(CredentialProvider):
     """``--secret-id`` with ``--secret-key-file``: the key is re-read when the file changes."""
 
-    def __init__(self, secret_id: str, key_file: Path, token_file: Path | None = None) -> None:
+    def __init__(self, secret_id: str, key_file: Path, token_file: Path | None = None,
+                 name: str = "secret_key") -> None:
         self._secret_id = secret_id
-        self._key_file = key_file
-        self._token_file = token_file
-        self._lock = threading.Lock()
-        self._stamp: tuple[float, ...] | None = None
-        self._cached: Credential | None = None
+        try:  # fail at startup, not at the first poll
+            self.key = WatchedSecret(name, "secret key", key_file)
+            self.token = WatchedSecret(f"{name}_token", "token", token_file) if token_file else None
+        except SecretFileError as exc:
+            raise CredentialError(str(exc)) from None
         self.description = f"--secret-key-file {key_file}"
-        self.get()  # fail at startup, not at the first poll
 
-    def _mtimes(self) -> tuple[float, ...]:
-        files = [self._key_file] + ([self._token_file] if self._token_file else [])
-        try:
-            return tuple(p.stat().st_mtime_ns for p in files)
-        except OSError:
-            return ()
+    @property
+    def secrets(self) -> list[WatchedSecret]:
+        return [self.key] + ([self.token] if self.token else [])
 
     def get(self) -> Credential:
-        stamp = self._mtimes()
-        with self._lock:
-            if self._cached is not None and stamp and stamp == self._stamp:
-                return self._cached
-            token = read_secret_file(self._token_file, "token") if self._token_file else ""
-            self._cached = Credential(self._secret_id, read_secret_file(self._key_file, "secret key"), token)
-            self._stamp = stamp
-            return self._cached
+        return Credential(self._secret_id, self.key.get() or "", (self.token.get() or "") if self.token else "")
 
     def __repr__(self) -> str:
-        return f"SecretFileCredentials(secret_id={self._secret_id!r}, key_file={str(self._key_file)!r})"
+        return f"SecretFileCredentials(secret_id={self._secret_id!r}, key_file={str(self.key.path)!r})"
 
 
 def from_environment(env: Mapping[str, str]) -> StaticCredentials | None:
@@ -108,7 +88,8 @@ def from_environment(env: Mapping[str, str]) -> StaticCredentials | None:
     if not secret_id or not secret_key:
         missing = "TENCENTCLOUD_SECRET_KEY" if secret_id else "TENCENTCLOUD_SECRET_ID"
         raise CredentialError(f"{missing} is not set (the other half of the key pair is)")
-    token = env.get("TENCENTCLOUD_TOKEN", "").strip()
+    # tccli's name, then the Terraform provider's: temporary keys given either way keep their token.
+    token = env.get("TENCENTCLOUD_TOKEN", "").strip() or env.get("TENCENTCLOUD_SECURITY_TOKEN", "").strip()
     return StaticCredentials(Credential(secret_id, secret_key, token), "environment")
 
 

@@ -1,6 +1,9 @@
 """What each path answers: /metrics, health, the landing page, the task API and extra routes (callbacks).
 
 Auth runs before routing, so without credentials even a 404 says nothing about which paths exist.
+The probes (``/-/healthy``, ``/-/ready``) are always open: orchestrators send no credentials. The API
+token authenticates on its own, as ``Bearer <token>`` or as the basic-auth password of user ``api``,
+so the task API stays usable when basic auth guards the rest (SECURITY.md, "Auth modes").
 Handlers only read snapshots and call the store; nothing here talks to the Tencent Cloud API.
 """
 
@@ -22,8 +25,12 @@ from exporter.store import TaskStore
 from exporter.web.forwarding import ShardForwarder
 from exporter.web.http import HttpError, RequestContext, Response, Route, json_response
 from exporter.web.landing import landing_page
+from exporter.web.webconfig import basic_credentials
 
 log = logging.getLogger(__name__)
+
+OPEN_PATHS = frozenset({"/-/healthy", "/-/ready"})  # probes: reveal liveness and readiness only
+API_USER = "api"  # the basic-auth user whose password is the API token
 
 
 @dataclass
@@ -51,7 +58,7 @@ class Routes:
         self._exact.update(self.extra_routes)
 
     def handle(self, ctx: RequestContext) -> Response:
-        if ctx.path != "/-/healthy":
+        if ctx.path not in OPEN_PATHS and not self._holds_api_token(ctx):
             self.authorize(ctx)  # before routing: without credentials even a 404 says nothing
         route = self._route(ctx)
         if route is None:
@@ -141,11 +148,26 @@ class Routes:
         if not expected:
             raise HttpError(HTTPStatus.FORBIDDEN, "task API writes are disabled: no API token configured "
                                                   "(--api-token-file or TIW_EXPORTER_API_TOKEN)")
-        header = ctx.headers.get("Authorization", "")
-        scheme, _, presented = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(presented.strip().encode(), expected.encode()):
+        if not self._holds_api_token(ctx):
             raise HttpError(HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token",
                             {"WWW-Authenticate": 'Bearer realm="tiw-exporter"'})
+
+
+    def _holds_api_token(self, ctx: RequestContext) -> bool:
+        """``Bearer <token>`` or basic auth as user ``api`` with the token as password (constant time)."""
+        expected = self.api_token()
+        if not expected:
+            return False
+        header = ctx.headers.get("Authorization", "") or ""
+        scheme, _, presented = header.strip().partition(" ")
+        if scheme.lower() == "bearer":
+            token = presented.strip().encode()
+        else:
+            credentials = basic_credentials(header)
+            if credentials is None or credentials[0] != API_USER:
+                return False
+            token = credentials[1]
+        return hmac.compare_digest(token, expected.encode())
 
 
 def _task_key_from_path(path: str) -> TaskKey:
@@ -163,5 +185,3 @@ def _json(raw: bytes) -> Any:
         return json.loads(raw)
     except (ValueError, RecursionError):
         raise HttpError(HTTPStatus.BAD_REQUEST, "body is not valid JSON") from None
-
-

@@ -344,7 +344,8 @@ class _BasicAuth:
         return True
 
 
-def _basic_credentials(header: str) -> tuple[str, bytes] | None:
+def basic_credentials(header: str) -> tuple[str, bytes] | None:
+    """User and password of an ``Authorization: Basic`` header; None for anything else or garbage."""
     scheme, _, encoded = header.strip().partition(" ")
     if scheme.lower() != "basic":
         return None
@@ -398,7 +399,7 @@ class WebSecurity:
         auth = self._auth
         if auth is None:
             return
-        credentials = _basic_credentials(ctx.headers.get("Authorization", "") or "")
+        credentials = basic_credentials(ctx.headers.get("Authorization", "") or "")
         if credentials is None:
             log.debug("basic auth: %s %s without credentials", ctx.method, ctx.path[:100])
             raise HttpError(HTTPStatus.UNAUTHORIZED, "basic-auth credentials required", dict(CHALLENGE))
