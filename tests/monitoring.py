@@ -63,6 +63,8 @@ EXTENSION_METRICS = frozenset(
         "tiw_exporter_credential_paused",
         "tiw_exporter_answer_anomalies_total",
         "tiw_push_task_failure_info",
+        "tiw_push_tasks_started_total",
+        "tiw_push_tasks_finished_total",
     }
 )
 # Series Prometheus itself writes.
