@@ -11,8 +11,10 @@ the committed output differs from what this script produces.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -28,21 +30,14 @@ HEADER = """\
 """
 
 
-WIDTH = 100
-
-
-class _Dumper(yaml.SafeDumper):
-    """Strings styled as a person writes rule files: multi-line PromQL as literal blocks, long
-    annotations folded, so the output stays reviewable (PyYAML quotes where a style cannot hold)."""
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    long_text = len(value) > WIDTH - 20 and " " in value
-    style = "|" if "\n" in value else ">" if long_text else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str)
+def _rules_generator() -> ModuleType:
+    """alerts/generate.py, for its YAML style (one dumper for both generated rule files)."""
+    spec = importlib.util.spec_from_file_location("alerts_generate", REPO / "alerts" / "generate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    return module
 
 
 def prometheus_rule(rules: dict[str, Any]) -> dict[str, Any]:
@@ -60,8 +55,7 @@ def prometheus_rule(rules: dict[str, Any]) -> dict[str, Any]:
 def render(source: Path = SOURCE) -> str:
     """The text of prometheusrule.yaml for the rules in ``source``."""
     document = prometheus_rule(yaml.safe_load(source.read_text(encoding="utf-8")))
-    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=WIDTH, allow_unicode=True)
-    return HEADER + body
+    return HEADER + _rules_generator().dump(document)
 
 
 def main(argv: list[str] | None = None) -> int:
