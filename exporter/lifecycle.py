@@ -74,6 +74,7 @@ class TaskRecord:
     error_since: float | None = None  # when that streak began
     counted_start: bool = False  # tiw_push_tasks_started_total has counted it (kept across restarts)
     counted_final: bool = False  # tiw_push_tasks_finished_total has counted it (kept across restarts)
+    exceptions_rose_at: float | None = None  # the last answer whose ExceptionCnt was higher than before
 
     @property
     def key(self) -> TaskKey:
@@ -127,6 +128,7 @@ class TaskRecord:
             "error_since": self.error_since,
             "counted_start": self.counted_start,
             "counted_final": self.counted_final,
+            "exceptions_rose_at": self.exceptions_rose_at,
         }
 
     @classmethod
@@ -154,6 +156,7 @@ class TaskRecord:
             ended=ended,
             error_streak=int(data.get("error_streak") or 0),
             error_since=_opt_float(data.get("error_since")),
+            exceptions_rose_at=_opt_float(data.get("exceptions_rose_at")),
         )
         # A state file from before the counters: what it already knew is not counted again.
         return replace(record, counted_start=bool(data.get("counted_start", record.latest is not None or record.final)),
@@ -193,8 +196,9 @@ def merge_result(record: TaskRecord, task: PushTask, now: float) -> TaskRecord:
     final_at = record.final_at
     if task.stopped and final_at is None:
         final_at = now
+    rose = previous is not None and task.exception_cnt > previous.exception_cnt
     return replace(record, latest=task, last_success=now, last_error=None, final_at=final_at, error_streak=0,
-                   error_since=None)
+                   error_since=None, exceptions_rose_at=now if rose else record.exceptions_rose_at)
 
 
 def answer_anomalies(previous: PushTask | None, answer: PushTask, now: float) -> list[str]:

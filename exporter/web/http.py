@@ -65,6 +65,7 @@ class RequestContext:
     path: str
     headers: Any
     read_body: Callable[[], bytes]
+    query: str = ""  # the URL's query string, undecoded
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -87,7 +88,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self) -> None:
         self._body_read = False
         url = urlsplit(self.path)
-        ctx = RequestContext(self.command, url.path, self.headers, self._read_body)
+        ctx = RequestContext(self.command, url.path, self.headers, self._read_body, url.query)
         try:
             response = self.server.routes.handle(ctx)
         except HttpError as exc:
