@@ -332,6 +332,27 @@ def render(cfg: Config = Config()) -> str:
     return HEADER + dump(rules(cfg))
 
 
+def write_or_check(target: Path, text: str, check: bool, command: str) -> int:
+    """Write a generated file, or with ``check`` exit 1 when the committed one differs (CI's staleness test).
+
+    Shared by every generator of the project (rules, PrometheusRule, dashboard)."""
+    if check:
+        if not target.exists() or target.read_text(encoding="utf-8") != text:
+            print(f"{target} is stale: run {command}", file=sys.stderr)
+            return 1
+        return 0
+    target.write_text(text, encoding="utf-8")
+    return 0
+
+
+def check_or_write_main(argv: list[str] | None, description: str, target: Path, render_text: Any,
+                        command: str) -> int:
+    """The command line of a generator without options of its own: write, or ``--check``."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--check", action="store_true", help="exit 1 if the committed file is stale")
+    return write_or_check(target, render_text(), parser.parse_args(argv).check, command)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if the committed file is stale")
@@ -341,13 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=TARGET)
     args = parser.parse_args(argv)
     text = render(Config(job_selector=args.job_selector, slo_target=args.slo_target, grafana_url=args.grafana_url))
-    if args.check:
-        if not args.output.exists() or args.output.read_text(encoding="utf-8") != text:
-            print(f"{args.output} is stale: run python alerts/generate.py", file=sys.stderr)
-            return 1
-        return 0
-    args.output.write_text(text, encoding="utf-8")
-    return 0
+    return write_or_check(args.output, text, args.check, "python alerts/generate.py")
 
 
 if __name__ == "__main__":

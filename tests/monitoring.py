@@ -163,6 +163,7 @@ def all_panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 PANELS_AND_ROWS = all_panels(DASHBOARD["panels"])
 PANELS = [panel for panel in PANELS_AND_ROWS if panel["type"] != "row"]
+QUERY_PANELS = [panel for panel in PANELS if panel["type"] != "alertlist"]  # the alert list reads Grafana's alerts
 VARIABLES = {variable["name"]: variable for variable in DASHBOARD["templating"]["list"]}
 
 

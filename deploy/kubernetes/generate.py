@@ -10,11 +10,9 @@ the committed output differs from what this script produces.
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
+import runpy
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import yaml
@@ -30,14 +28,9 @@ HEADER = """\
 """
 
 
-def _rules_generator() -> ModuleType:
-    """alerts/generate.py, for its YAML style (one dumper for both generated rule files)."""
-    spec = importlib.util.spec_from_file_location("alerts_generate", REPO / "alerts" / "generate.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
-    spec.loader.exec_module(module)
-    return module
+# alerts/generate.py: its YAML style (one dumper for both rule files) and its write-or-check.
+# run_path keeps it importable as a script; it registers the module while it runs (dataclasses).
+ALERTS = runpy.run_path(str(REPO / "alerts" / "generate.py"), run_name="alerts_generate")
 
 
 def prometheus_rule(rules: dict[str, Any]) -> dict[str, Any]:
@@ -55,23 +48,12 @@ def prometheus_rule(rules: dict[str, Any]) -> dict[str, Any]:
 def render(source: Path = SOURCE) -> str:
     """The text of prometheusrule.yaml for the rules in ``source``."""
     document = prometheus_rule(yaml.safe_load(source.read_text(encoding="utf-8")))
-    return HEADER + _rules_generator().dump(document)
+    return HEADER + ALERTS["dump"](document)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the committed file is stale")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
-        if current != text:
-            print(f"{TARGET.relative_to(REPO)} is stale: run python {Path(__file__).resolve().relative_to(REPO)}",
-                  file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text, encoding="utf-8")
-    return 0
+    return ALERTS["check_or_write_main"](argv, __doc__.splitlines()[0], TARGET, render,
+                                         "python deploy/kubernetes/generate.py")
 
 
 if __name__ == "__main__":
