@@ -72,6 +72,9 @@ class TaskRecord:
     ended: str = ""  # FAILED / NOT_FOUND: final by a confirmed error answer rather than a STOPPED one
     error_streak: int = 0  # consecutive failed answers with last_error's code
     error_since: float | None = None  # when that streak began
+    counted_start: bool = False  # tiw_push_tasks_started_total has counted it (kept across restarts)
+    counted_final: bool = False  # tiw_push_tasks_finished_total has counted it (kept across restarts)
+    exceptions_rose_at: float | None = None  # the last answer whose ExceptionCnt was higher than before
 
     @property
     def key(self) -> TaskKey:
@@ -123,6 +126,9 @@ class TaskRecord:
             "ended": self.ended,
             "error_streak": self.error_streak,
             "error_since": self.error_since,
+            "counted_start": self.counted_start,
+            "counted_final": self.counted_final,
+            "exceptions_rose_at": self.exceptions_rose_at,
         }
 
     @classmethod
@@ -136,7 +142,7 @@ class TaskRecord:
         ended = str(data.get("ended") or "")
         if ended and ended not in ENDINGS:
             raise ValueError(f"unknown ending {ended[:20]!r}")
-        return cls(
+        record = cls(
             sdk_app_id=validate_sdk_app_id(data["sdk_app_id"]),
             task_id=validate_task_id(data["task_id"]),
             sources=sources,
@@ -150,7 +156,11 @@ class TaskRecord:
             ended=ended,
             error_streak=int(data.get("error_streak") or 0),
             error_since=_opt_float(data.get("error_since")),
+            exceptions_rose_at=_opt_float(data.get("exceptions_rose_at")),
         )
+        # A state file from before the counters: what it already knew is not counted again.
+        return replace(record, counted_start=bool(data.get("counted_start", record.latest is not None or record.final)),
+                       counted_final=bool(data.get("counted_final", record.final)))
 
 
 def _error_json(error: TaskError | None) -> dict[str, Any] | None:
@@ -186,8 +196,9 @@ def merge_result(record: TaskRecord, task: PushTask, now: float) -> TaskRecord:
     final_at = record.final_at
     if task.stopped and final_at is None:
         final_at = now
+    rose = previous is not None and task.exception_cnt > previous.exception_cnt
     return replace(record, latest=task, last_success=now, last_error=None, final_at=final_at, error_streak=0,
-                   error_since=None)
+                   error_since=None, exceptions_rose_at=now if rose else record.exceptions_rose_at)
 
 
 def answer_anomalies(previous: PushTask | None, answer: PushTask, now: float) -> list[str]:
@@ -222,6 +233,28 @@ def end(record: TaskRecord, ending: str, now: float) -> TaskRecord:
     if record.final:
         return record
     return replace(record, ended=ending, final_at=record.final_at or now)
+
+
+@dataclass(frozen=True, slots=True)
+class Milestones:
+    """What a change made newly true of a task, each reported once in its life (the SLI counters)."""
+
+    started: bool = False  # first answer (or ending): the exporter has seen the push exist
+    finished: bool = False  # it became final; ``record.finish_reason`` says how
+
+    def __bool__(self) -> bool:
+        return self.started or self.finished
+
+
+def take_milestones(record: TaskRecord) -> tuple[TaskRecord, Milestones]:
+    """Mark the milestones ``record`` has reached and not yet counted; the record keeps the marks,
+    so the state file carries them and a restart never counts a task twice."""
+    started = not record.counted_start and (record.latest is not None or record.final)
+    finished = not record.counted_final and record.final
+    if not (started or finished):
+        return record, Milestones()
+    return (replace(record, counted_start=record.counted_start or started,
+                    counted_final=record.counted_final or finished), Milestones(started, finished))
 
 
 def trtc_code(message: str) -> str:

@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample as ClientSample
 
 from exporter import __version__
-from exporter.lifecycle import ANOMALY_KINDS, ENDINGS, FAILED, TaskRecord, trtc_code
+from exporter.lifecycle import ANOMALY_KINDS, ENDINGS, FAILED, Milestones, TaskRecord, trtc_code
 from exporter.model import FINISH_REASONS, MAX_INT64, STATUSES, TaskKey
 from exporter.secretfile import WatchedSecret
 from exporter.store import TaskStore
@@ -280,6 +280,16 @@ class ExporterMetrics:
             "exceptions never decrease, durations never negative), by kind.", ["kind"], registry=registry)
         for kind in ANOMALY_KINDS:
             self.answer_anomalies.labels(kind)
+        # The SLI: each task counted once (lifecycle.take_milestones), so rates over days are honest
+        # where the per-task gauges vanish after --finished-retention.
+        self.tasks_started = Counter(
+            "tiw_push_tasks_started", "Push tasks seen for the first time (first answer, or ending unanswered), "
+            "counted once per task, by SdkAppId.", ["sdk_app_id"], registry=registry)
+        self.tasks_finished = Counter(
+            "tiw_push_tasks_finished", "Push tasks that became final, counted once per task, by SdkAppId and "
+            "finish reason (AUTO, USER_CALL, EXCEPTION, FAILED, NOT_FOUND; OTHER for a reason TIW did not "
+            "document).", ["sdk_app_id", "reason"],
+            registry=registry)
 
     def observe_attempt(self, action: str, outcome: str, seconds: float) -> None:
         self.api_requests.labels(action, outcome).inc()
@@ -290,6 +300,19 @@ class ExporterMetrics:
 
     def count_callback(self, event_type: str, outcome: str) -> None:
         self.callbacks.labels(event_type, outcome).inc()
+
+    def count_milestones(self, record: TaskRecord, milestones: Milestones) -> None:
+        """Count what ``record`` just reached; every reason of its SdkAppId starts at 0 so that
+        ``increase()`` sees the first EXCEPTION too."""
+        app = str(record.sdk_app_id)
+        started = self.tasks_started.labels(app)
+        for reason in FINISH_STATES:
+            self.tasks_finished.labels(app, reason)
+        if milestones.started:
+            started.inc()
+        if milestones.finished:
+            reason = record.finish_reason if record.finish_reason in FINISH_STATES else "OTHER"  # bounded labels
+            self.tasks_finished.labels(app, reason).inc()
 
     def count_api_error(self, sdk_app_id: int, code: str) -> None:
         self.api_errors.labels(str(sdk_app_id), code).inc()

@@ -51,6 +51,7 @@ class Exporter:
         settings = self.settings
         self.registry = self_registry()
         self.metrics = ExporterMetrics(self.registry)
+        self.store.on_milestone(self.metrics.count_milestones)
         self.shard = Shard(settings.shard_index, settings.shard_count)
         forwarder = ShardForwarder(self.shard, settings.shard_peer_url) if self.shard.sharded else None
         self.accounts = Accounts(settings, self.store, self.metrics, self.shard.owns, self.credentials)

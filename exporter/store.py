@@ -19,12 +19,13 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from exporter.lifecycle import CONFIG_SOURCES, TaskRecord
+from exporter.lifecycle import CONFIG_SOURCES, Milestones, TaskRecord, take_milestones
 from exporter.model import TaskKey
 
 log = logging.getLogger(__name__)
 
 MembershipListener = Callable[[list[TaskKey], list[TaskKey]], None]
+MilestoneListener = Callable[[TaskRecord, Milestones], None]
 RecordChange = Callable[[TaskRecord], TaskRecord]
 
 MAX_TOMBSTONES = 4096  # removed keys remembered for readers of the change feed; older readers resync
@@ -51,6 +52,7 @@ class TaskStore:
         self._records: dict[TaskKey, TaskRecord] = {}
         self._clock = clock
         self._listeners: list[MembershipListener] = []
+        self._milestone_listeners: list[MilestoneListener] = []
         self.version = 0  # bumped on every write; the cursor of the change feed
         self._changed_at: OrderedDict[TaskKey, int] = OrderedDict()  # key -> version of its last change, oldest first
         self._tombstones = 0  # removed keys still in _changed_at
@@ -60,6 +62,11 @@ class TaskStore:
     def subscribe(self, listener: MembershipListener) -> None:
         """``listener(added, removed)`` after membership changes, outside the lock."""
         self._listeners.append(listener)
+
+    def on_milestone(self, listener: MilestoneListener) -> None:
+        """``listener(record, milestones)`` once per task and milestone (started, finished), outside the
+        lock. Every change goes through ``update``, so no path to a final task can skip the count."""
+        self._milestone_listeners.append(listener)
 
     def _notify(self, added: list[TaskKey], removed: list[TaskKey]) -> None:
         if added or removed:
@@ -178,10 +185,13 @@ class TaskStore:
             record = self._records.get(key)
             if record is None:
                 return None
-            new = change(record)
+            new, milestones = take_milestones(change(record))
             self.version += 1
             self._put(key, new)
-            return new
+        if milestones:
+            for listener in self._milestone_listeners:
+                listener(new, milestones)
+        return new
 
     def restore(self, records: Iterable[TaskRecord]) -> int:
         """Load records from the state file, merging with tasks configured by flags/file."""

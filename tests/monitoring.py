@@ -65,6 +65,8 @@ EXTENSION_METRICS = frozenset(
         "tiw_push_task_failure_info",
         "tiw_exporter_secret_reload_success",
         "tiw_exporter_secret_last_reload_timestamp_seconds",
+        "tiw_push_tasks_started_total",
+        "tiw_push_tasks_finished_total",
     }
 )
 # Series Prometheus itself writes.
@@ -163,6 +165,7 @@ def all_panels(panels: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 PANELS_AND_ROWS = all_panels(DASHBOARD["panels"])
 PANELS = [panel for panel in PANELS_AND_ROWS if panel["type"] != "row"]
+QUERY_PANELS = [panel for panel in PANELS if panel["type"] != "alertlist"]  # the alert list reads Grafana's alerts
 VARIABLES = {variable["name"]: variable for variable in DASHBOARD["templating"]["list"]}
 
 

@@ -8,6 +8,8 @@ both firing and silent by a promtool unit test.
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from collections import defaultdict
 from typing import Any
 
@@ -21,10 +23,12 @@ from tests.monitoring import (
     known_metrics,
     load_yaml,
     metric_names,
+    recording_rule_names,
     run_tool,
     run_tool_ok,
 )
 
+GENERATOR = RULES_FILE.parent / "generate.py"
 RUNBOOK_URL = "https://github.com/tiw-push-exporter/tiw-push-exporter/blob/main/alerts/runbook.md"
 SEVERITY_RECEIVERS = {"critical": "pager", "warning": "ticket", "info": "low-priority"}
 HEALTHY_FLEET_GROUP = "a healthy fleet never alerts"
@@ -129,6 +133,13 @@ def test_runbook_has_the_section_the_alert_links_to(alert: dict[str, Any]) -> No
     assert alert["annotations"]["runbook_url"].rpartition("#")[2] in anchors
 
 
+@by_name(ALERTS)
+def test_runbook_section_starts_with_the_query_to_run_first(alert: dict[str, Any]) -> None:
+    text = RUNBOOK_FILE.read_text(encoding="utf-8")
+    section = text.split(f"\n## {alert['alert']}\n", 1)[1].split("\n## ", 1)[0]
+    assert re.match(r"\s*\*\*Run first\.\*\* .*`", section), section[:200]
+
+
 def test_runbook_has_no_section_for_an_alert_that_does_not_exist() -> None:
     sections = {heading for heading in runbook_headings() if heading.startswith("TiwPush")}
     assert sections == set(ALERT_NAMES)
@@ -182,10 +193,57 @@ def test_rules_use_only_metrics_of_the_contract() -> None:
     assert not unknown
 
 
-def test_exporter_job_is_selected_in_one_place() -> None:
-    # Users change the job matcher once (see the runbook); everything else reads the record.
-    selecting_up = [rule for rule in _rules() if "up" in metric_names(rule["expr"])]
-    assert [rule.get("record") for rule in selecting_up] == ["job_instance:up:tiw_exporter"]
+JOB_SELECTOR = 'job="tiw-push-exporter"'
+# The paging policy: only fleet symptoms and "we are blind" wake someone up (alerts/runbook.md).
+PAGING = {
+    "TiwPushErrorBudgetBurn", "TiwPushManyTasksFailing", "TiwPushAppAllPushesFailing",
+    "TiwPushExporterDown", "TiwPushExporterAbsent", "TiwPushExporterBlind", "TiwPushCredentialPaused",
+}
+_SELECTOR = re.compile(r"\b([a-z_]+)\{([^{}]*)\}")
+
+
+def test_rules_file_is_the_generators_current_output() -> None:
+    result = subprocess.run([sys.executable, str(GENERATOR), "--check"], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_every_selector_carries_the_exact_job_selector() -> None:
+    # One config value (alerts/generate.py Config.job_selector); no regex that matches other jobs.
+    exprs = [rule["expr"] for rule in _rules()]
+    selectors = [match for expr in exprs for match in _SELECTOR.finditer(expr)]
+    assert selectors
+    for match in selectors:
+        assert match.group(2).startswith(JOB_SELECTOR), match.group(0)
+    raw = [name for expr in exprs for name in metric_names(expr)
+           if name in known_metrics() - recording_rule_names() and not re.search(rf"\b{name}\{{", expr)]
+    assert not raw, f"series selected without the job selector: {raw}"
+
+
+def test_another_job_selector_changes_every_rule(tmp_path) -> None:
+    out = tmp_path / "rules.yml"
+    subprocess.run([sys.executable, str(GENERATOR), "--job-selector", 'job="push"', "--slo-target", "0.995",
+                    "--output", str(out)], check=True, timeout=60)
+    text = out.read_text(encoding="utf-8")
+    assert 'job="tiw-push-exporter"' not in text and 'job="push"' in text
+    assert "> 14.4 * 0.005" in text and "99.5%" in text
+    run_tool_ok("promtool", "check", "rules", out)
+
+
+@by_name(ALERTS)
+def test_only_fleet_symptoms_and_blindness_page(alert: dict[str, Any]) -> None:
+    assert (alert["labels"]["severity"] == "critical") == (alert["alert"] in PAGING)
+
+
+@by_name(ALERTS)
+def test_alert_links_the_dashboard(alert: dict[str, Any]) -> None:
+    assert alert["annotations"]["dashboard_url"].startswith("http://localhost:3000/d/tiw-push-exporter/")
+
+
+def test_every_recording_rule_has_a_unit_test() -> None:
+    tested = " ".join(case["expr"] for group in load_yaml(RULES_TEST_FILE)["tests"]
+                      for case in group.get("promql_expr_test", []))
+    assert {name for name in recording_rule_names() if name not in tested} == set()
 
 
 # --------------------------------------------------------------------------- Alertmanager example
@@ -264,11 +322,13 @@ def test_inhibit_rule_selects_alerts_that_share_its_equal_labels(rule: dict[str,
             assert set(rule["equal"]) <= labels.keys(), f"{name} lacks {rule['equal']}"
 
 
-def test_exporter_down_and_account_failure_inhibit_every_per_task_alert() -> None:
+def test_blindness_and_a_paused_account_inhibit_every_per_task_alert() -> None:
     inhibited_by: dict[str, set[str]] = defaultdict(set)
     for rule in INHIBIT_RULES:
         for source in alerts_selected(rule["source_matchers"]):
             inhibited_by[source].update(alerts_selected(rule["target_matchers"]))
     per_task = {rule["alert"] for rule in PER_TASK_ALERTS}
     assert per_task <= inhibited_by["TiwPushExporterDown"]
-    assert per_task <= inhibited_by["TiwPushAccountFailure"]
+    assert per_task <= inhibited_by["TiwPushExporterBlind"]
+    assert per_task <= inhibited_by["TiwPushCredentialPaused"]
+    assert per_task <= inhibited_by["TiwPushAccountPaused"]

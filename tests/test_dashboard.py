@@ -8,7 +8,10 @@ inputs) and checks that every query is valid PromQL with Prometheus' own parser.
 from __future__ import annotations
 
 import itertools
+import json
 import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -19,6 +22,7 @@ from tests.monitoring import (
     PANELS,
     PANELS_AND_ROWS,
     PROVISIONING_DIR,
+    QUERY_PANELS,
     VARIABLES,
     invalid_promql,
     known_metrics,
@@ -27,6 +31,7 @@ from tests.monitoring import (
     metric_names,
     variable_query,
 )
+from tests.tools import REPO
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GRID_COLUMNS = 24
@@ -92,7 +97,7 @@ def test_datasource_variable_is_named_datasource_and_lists_prometheus() -> None:
     assert [(variable["name"], variable["query"]) for variable in datasources] == [("datasource", "prometheus")]
 
 
-@by_title(PANELS)
+@by_title(QUERY_PANELS)
 def test_panel_queries_the_datasource_variable(panel: dict[str, Any]) -> None:
     assert panel.get("datasource") == DATASOURCE
     assert panel.get("targets"), "a panel without queries"
@@ -117,7 +122,7 @@ def test_every_range_uses_rate_interval(panel: dict[str, Any]) -> None:
         assert all(window == "$__rate_interval" for window in ranges), expr
 
 
-@by_title(PANELS)
+@by_title(QUERY_PANELS)
 def test_panel_has_description_and_unit(panel: dict[str, Any]) -> None:
     assert panel.get("description", "").strip()
     assert panel["fieldConfig"]["defaults"].get("unit")
@@ -161,8 +166,59 @@ def test_panel_ids_are_unique() -> None:
     assert len(ids) == len(set(ids))
 
 
-def test_schema_version_is_grafana_10() -> None:
-    assert 36 <= DASHBOARD["schemaVersion"] <= 39
+def test_schema_version_imports_into_grafana_10_to_12() -> None:
+    # grafana-foundation-sdk's Grafana 11.6 build writes 41; Grafana 10.x-12.x migrate it on import.
+    assert 36 <= DASHBOARD["schemaVersion"] <= 41
+
+
+# --------------------------------------------------------------------------- generated from code
+
+
+def test_dashboard_is_the_generators_current_output() -> None:
+    result = subprocess.run([sys.executable, str(REPO / "dashboards" / "generate.py"), "--check"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_provisioned_dashboard_is_not_editable() -> None:  # dashboard-linter uneditable-dashboard
+    assert DASHBOARD["editable"] is False
+
+
+@pytest.mark.parametrize("name", ["job", "instance"])
+def test_job_and_instance_variables_select_all_with_a_regex(name: str) -> None:  # template-job/-instance
+    variable = VARIABLES[name]
+    assert variable["type"] == "query" and variable["multi"] and variable["includeAll"]
+    assert variable["allValue"] == ".+"
+
+
+def test_job_variable_follows_the_rules_job_selector() -> None:
+    assert variable_query(VARIABLES["job"]) == 'label_values(tiw_exporter_build_info{job="tiw-push-exporter"}, job)'
+
+
+@by_title(QUERY_PANELS)
+def test_every_selector_filters_by_job_and_instance(panel: dict[str, Any]) -> None:  # target-job/-instance
+    for expr in panel_exprs(panel):
+        selectors = re.findall(r"\b[a-z_:]+\{([^{}]*)\}", expr)
+        assert selectors, expr
+        for matchers in selectors:
+            assert 'job=~"$job"' in matchers and 'instance=~"$instance"' in matchers, expr
+
+
+def test_top_row_is_broken_tasks_beside_the_alert_list() -> None:
+    first_row = []
+    for panel in PANELS_AND_ROWS[1:]:
+        if panel["type"] == "row":
+            break
+        first_row.append(panel)
+    assert [(p["type"], p["title"]) for p in first_row] == [("table", "Broken push tasks now"),
+                                                            ("alertlist", "Firing TiwPush alerts")]
+    assert first_row[0]["gridPos"]["y"] == first_row[1]["gridPos"]["y"]
+    assert "task_id" in json.dumps(first_row[0]["fieldConfig"]["overrides"])
+
+
+def test_fleet_stats_show_no_data_rather_than_a_fake_zero() -> None:
+    stats = [panel for panel in PANELS if panel["type"] == "stat"]
+    assert stats and not [panel["title"] for panel in stats if "or vector(0)" in " ".join(panel_exprs(panel))]
 
 
 # --------------------------------------------------------------------------- content

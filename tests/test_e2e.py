@@ -12,8 +12,10 @@ One scenario (module fixture) runs every process on 127.0.0.1 with free ports:
   ``alerts/tiw-push.rules.yml``, only the ``for:`` durations shortened (``SHORT_FOR``).
 
 The tests then read what an on-call engineer would see: the dashboard's queries, Prometheus' alerts,
-the notifications, and Alertmanager's inhibition. ``test_account_failure_inhibits_per_task_alerts``
-revokes the exporter's credentials, so it is the last test of the module (pytest keeps file order).
+the notifications, and Alertmanager's inhibition. ``test_a_fleet_wide_failure_burst_pages`` adds a
+burst of failing pushes after the calm scenario's tests, and
+``test_a_blind_exporter_pages_and_inhibits_per_task_alerts`` revokes the exporter's credentials, so they
+are the last tests of the module (pytest keeps file order).
 """
 
 from __future__ import annotations
@@ -55,7 +57,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 SDK_APP_ID = "1400000001"
 UNKNOWN_SDK_APP_ID = "1400009999"  # the simulator answers UnauthorizedOperation.SdkAppId for it
-JOB = "tiw-exporter"  # matches the rules' exporter job matcher job=~".*tiw.*"
+JOB = "tiw-push-exporter"  # the rules' exact job selector (alerts/generate.py)
+BURST_TASKS = [f"burst-{n}" for n in range(12)]
+API_TOKEN = "e2e-token"
 
 HEALTHY = "healthy-pushing"
 USER_CALL = "stopped-user-call"
@@ -85,13 +89,24 @@ THROTTLING = {"kind": "request_limit", "ratio": 0.2, "action": "DescribeWhiteboa
 # change: every window the expressions use ([5m], [10m]) already shows the scenario's changes after a
 # few scrapes, and the thresholds are what the scenario must cross, or must not for the silent ones.
 SHORT_FOR: dict[str, str | None] = {
+    "TiwPushErrorBudgetBurn": "3s",
+    "TiwPushErrorBudgetBurnSlow": "3s",
+    "TiwPushManyTasksFailing": None,
+    "TiwPushAppAllPushesFailing": "3s",
+    # Longer than TiwPushAccountPaused's, so that the pause is in Alertmanager first to inhibit it.
+    "TiwPushTaskNeverAnswered": "15s",
+    "TiwPushAccountPaused": "3s",
+    "TiwPushCredentialPaused": "3s",
+    "TiwPushCredentialExpiring": "3s",
+    "TiwPushCallbacksRejected": "3s",
+    "TiwPushExporterBlind": "3s",
+    "TiwPushExporterWebConfigReloadFailed": "3s",
     "TiwPushTaskEndedWithException": None,
     "TiwPushTaskFailed": None,
     "TiwPushTaskExceptionsIncreasing": "3s",
     "TiwPushTaskStuckPrepared": "3s",
     "TiwPushTaskNotFound": None,
     "TiwPushTaskDataStale": "3s",
-    "TiwPushAccountFailure": "3s",
     "TiwPushExporterDown": "3s",
     # Prometheus applies discovered targets only every 5s, so a fresh Prometheus has no `up` series for
     # a few seconds: the real rule's long `for` exists for exactly that (see its comment).
@@ -108,23 +123,28 @@ SHORT_WAITS = {"group_wait": "1s", "group_interval": "1s"}
 @dataclass(frozen=True)
 class ExpectedAlert:
     alertname: str
-    receiver: str
-    labels: dict[str, str]  # besides alertname, job and instance
+    receiver: str | None  # None: inhibited by another expected alert, never delivered
+    labels: dict[str, str]  # besides alertname and the `target` labels
+    target: tuple[str, ...] = ("job", "instance")  # the scrape's labels it keeps
 
 
 EXPECTED_ALERTS = (
-    ExpectedAlert("TiwPushTaskEndedWithException", "pager", {
-        "sdk_app_id": SDK_APP_ID, "task_id": EXCEPTION, "reason": "EXCEPTION", "severity": "critical"}),
-    ExpectedAlert("TiwPushTaskFailed", "pager", {
-        "sdk_app_id": SDK_APP_ID, "task_id": FAILED, "reason": "FAILED", "severity": "critical"}),
+    # One failing task does not page: each is a ticket.
+    ExpectedAlert("TiwPushTaskEndedWithException", "ticket", {
+        "sdk_app_id": SDK_APP_ID, "task_id": EXCEPTION, "reason": "EXCEPTION", "severity": "warning"}),
+    ExpectedAlert("TiwPushTaskFailed", "ticket", {
+        "sdk_app_id": SDK_APP_ID, "task_id": FAILED, "reason": "FAILED", "severity": "warning"}),
     ExpectedAlert("TiwPushTaskExceptionsIncreasing", "ticket", {
         "sdk_app_id": SDK_APP_ID, "task_id": EXCEPTIONS_GROWING, "severity": "warning"}),
     ExpectedAlert("TiwPushTaskStuckPrepared", "ticket", {
         "sdk_app_id": SDK_APP_ID, "task_id": STUCK_PREPARED, "status": "PREPARED", "severity": "warning"}),
     ExpectedAlert("TiwPushTaskNotFound", "ticket", {
         "sdk_app_id": SDK_APP_ID, "task_id": NOT_FOUND, "reason": "NOT_FOUND", "severity": "warning"}),
-    ExpectedAlert("TiwPushAccountFailure", "pager", {
-        "sdk_app_id": UNKNOWN_SDK_APP_ID, "code": "UnauthorizedOperation.SdkAppId", "severity": "critical"}),
+    ExpectedAlert("TiwPushAccountPaused", "ticket", {
+        "sdk_app_id": UNKNOWN_SDK_APP_ID, "code": "UnauthorizedOperation.SdkAppId", "severity": "warning"}),
+    # Its task never got an answer; the paused SdkAppId explains it (inhibition).
+    ExpectedAlert("TiwPushTaskNeverAnswered", None, {
+        "sdk_app_id": UNKNOWN_SDK_APP_ID, "task_id": UNKNOWN_APP_TASK, "severity": "warning"}),
     ExpectedAlert("TiwPushExporterThrottled", "low-priority", {"severity": "info"}),
 )
 
@@ -133,13 +153,16 @@ EXPECTED_ALERTS = (
 STEP_SECONDS = 5
 VARIABLE_VALUES = {
     "job": JOB,
+    "instance": ".+",  # what Grafana sends for "All"
     "sdk_app_id": SDK_APP_ID,
     "task_id": f"({EXCEPTIONS_GROWING}|{FAILED})",
     "__interval": f"{STEP_SECONDS}s",
     "__rate_interval": "1m",
 }
 # Dashboard queries that may legitimately return nothing in this scenario, with the reason.
-NO_DATA_EXPECTED: dict[str, str] = {}
+NO_DATA_EXPECTED: dict[str, str] = {
+    "panel 'Callbacks and credentials'": "no callbacks and no temporary (CVM role) credentials in this scenario",
+}
 # The fleet stat panels (by title) for $sdk_app_id: the 8 tracked tasks of SDK_APP_ID by state.
 FLEET_STATS = {
     "Tracked tasks": 8,
@@ -286,6 +309,7 @@ class Scenario:
     alertmanager: str
     prometheus: str
     webhook: WebhookReceiver
+    exporter_url: str
     started: float = field(default_factory=time.time)
 
 
@@ -306,9 +330,11 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, key_file: Path) -> Iterat
         control.set_fault(**THROTTLING)
 
         tasks = [arg for app, task_id in TRACKED for arg in ("--task", f"{app}:{task_id}")]
+        token_file = tmp / "api-token"
+        token_file.write_text(API_TOKEN, encoding="utf-8")
         run = exporter_cmd("run", "--listen", "127.0.0.1:0", "--endpoint", simulator, "--secret-id", SECRET_ID,
                            "--secret-key-file", str(key_file), "--interval", "1s", "--not-found-grace", "2s",
-                           *tasks)
+                           "--api-token-file", str(token_file), *tasks)
         _, exporter_url = stack.enter_context(running(run, EXPORTER_URL))
 
         webhook = stack.enter_context(WebhookReceiver())
@@ -329,7 +355,8 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, key_file: Path) -> Iterat
             f"--web.listen-address={prometheus_address}",
         ], f"http://{prometheus_address}")
 
-        yield Scenario(simulator, exporter, f"http://{am_address}", f"http://{prometheus_address}", webhook)
+        yield Scenario(simulator, exporter, f"http://{am_address}", f"http://{prometheus_address}", webhook,
+                       exporter_url)
 
 
 # --------------------------------------------------------------------------- reading Prometheus and Alertmanager
@@ -362,7 +389,8 @@ def alertmanager_alerts(scenario: Scenario) -> list[dict[str, Any]]:
 
 
 def expected_labels(expected: ExpectedAlert, scenario: Scenario) -> dict[str, str]:
-    return {"alertname": expected.alertname, "job": JOB, "instance": scenario.exporter, **expected.labels}
+    target = {"job": JOB, "instance": scenario.exporter}
+    return {"alertname": expected.alertname, **{k: target[k] for k in expected.target}, **expected.labels}
 
 
 def wait_for_expected_alerts(scenario: Scenario) -> list[dict[str, Any]]:
@@ -382,7 +410,9 @@ def wait_for_expected_alerts(scenario: Scenario) -> list[dict[str, Any]]:
 
 def substitute(expr: str) -> str:
     """The query as Grafana sends it, with VARIABLE_VALUES."""
-    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", lambda m: VARIABLE_VALUES[m.group(1) or m.group(2)], expr)
+    # Like Grafana, leave what is no variable alone (label_replace's "$1").
+    return re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)",
+                  lambda m: VARIABLE_VALUES.get(m.group(1) or m.group(2), m.group(0)), expr)
 
 
 def dashboard_queries() -> list[tuple[str, str, bool]]:
@@ -414,7 +444,7 @@ def test_every_dashboard_query_returns_data(scenario: Scenario) -> None:
 
 def test_dashboard_variables_offer_the_scenario(scenario: Scenario) -> None:
     """label_values() of each query variable, as Grafana asks for them, includes the scenario's values."""
-    wanted = {"job": {JOB}, "sdk_app_id": {SDK_APP_ID, UNKNOWN_SDK_APP_ID},
+    wanted = {"job": {JOB}, "instance": {scenario.exporter}, "sdk_app_id": {SDK_APP_ID, UNKNOWN_SDK_APP_ID},
               "task_id": {task_id for app, task_id in TRACKED if app == SDK_APP_ID}}
     assert {name for name, variable in VARIABLES.items() if variable["type"] == "query"} == set(wanted)
 
@@ -485,7 +515,7 @@ def test_alerts_reach_the_receiver_of_their_severity(scenario: Scenario) -> None
         deliveries = scenario.webhook.deliveries()
         firing = [d for d in deliveries if d.status == "firing"]
         return deliveries if all(
-            any(expected_labels(e, scenario) == d.labels for d in firing) for e in EXPECTED_ALERTS
+            any(expected_labels(e, scenario) == d.labels for d in firing) for e in EXPECTED_ALERTS if e.receiver
         ) else []
 
     deliveries = eventually(delivered, TIMEOUT, 0.5,
@@ -493,14 +523,49 @@ def test_alerts_reach_the_receiver_of_their_severity(scenario: Scenario) -> None
     for expected in EXPECTED_ALERTS:
         labels = expected_labels(expected, scenario)
         seen = {(d.path, d.receiver) for d in deliveries if d.labels == labels}
-        assert seen == {(f"/{expected.receiver}", expected.receiver)}, (expected.alertname, seen)
+        wanted = {(f"/{expected.receiver}", expected.receiver)} if expected.receiver else set()
+        assert seen == wanted, (expected.alertname, seen)
+    # One failing task, one paused SdkAppId: nobody is woken up.
+    assert not [d for d in deliveries if d.receiver == "pager"]
     for delivery in deliveries:  # grouped per alert name and SdkAppId (exporter alerts have none)
         assert delivery.group_labels == {k: v for k, v in delivery.labels.items() if k in ("alertname", "sdk_app_id")}
         assert delivery.labels.get("task_id") not in HEALTHY_TASKS, delivery
 
 
-def test_account_failure_inhibits_per_task_alerts(scenario: Scenario) -> None:
-    """Revoking the credentials makes SdkAppId SDK_APP_ID fail as a whole: its per-task alerts go quiet.
+def pages(scenario: Scenario) -> set[tuple[str, str | None]]:
+    """(alertname, sdk_app_id) of every firing notification the pager received."""
+    return {(d.labels["alertname"], d.labels.get("sdk_app_id")) for d in scenario.webhook.deliveries()
+            if d.path == "/pager" and d.status == "firing"}
+
+
+def test_a_fleet_wide_failure_burst_pages(scenario: Scenario) -> None:
+    """A dozen pushes die at once: the fleet symptom and the SdkAppId's error budget page.
+
+    Runs after the tests of the calm scenario (pytest keeps file order), which saw no page.
+    """
+    wait_for_expected_alerts(scenario)
+    control = SimulatorClient(scenario.simulator)
+    for task_id in BURST_TASKS:
+        control.add_task(int(SDK_APP_ID), task_id, prepare_seconds=0, push_seconds=1, finish_reason="EXCEPTION")
+        answer = requests.post(f"{scenario.exporter_url}/api/v1/tasks", timeout=10,
+                               json={"sdk_app_id": int(SDK_APP_ID), "task_id": task_id},
+                               headers={"Authorization": f"Bearer {API_TOKEN}"})
+        assert answer.status_code == 201, answer.text
+    eventually(lambda: ("TiwPushManyTasksFailing", None) in pages(scenario), TIMEOUT, 0.5,
+               explain=lambda: f"pages {pages(scenario)}, expected TiwPushManyTasksFailing")
+    # The SdkAppId's error budget burns too; one incident, one page: the fleet alert inhibits it.
+    burn = eventually(lambda: [a for a in prometheus_alerts(scenario) if a["labels"]["alertname"] ==
+                               "TiwPushErrorBudgetBurn" and a["labels"]["sdk_app_id"] == SDK_APP_ID], TIMEOUT, 0.5,
+                      explain=lambda: f"no TiwPushErrorBudgetBurn: {prometheus_alerts(scenario)}")
+    assert burn[0]["labels"]["severity"] == "critical"
+    eventually(lambda: [a for a in alertmanager_alerts(scenario) if a["labels"]["alertname"] ==
+                        "TiwPushErrorBudgetBurn" and a["status"]["state"] == "suppressed"], TIMEOUT, 0.5,
+               explain=lambda: f"TiwPushErrorBudgetBurn not inhibited: {alertmanager_alerts(scenario)}")
+
+
+def test_a_blind_exporter_pages_and_inhibits_per_task_alerts(scenario: Scenario) -> None:
+    """Revoking the credentials blinds the exporter: TiwPushCredentialPaused pages within its `for`, and
+    the per-task alerts of that exporter go quiet (inhibition).
 
     Runs last: the scenario's credentials stay revoked.
     """
@@ -513,8 +578,7 @@ def test_account_failure_inhibits_per_task_alerts(scenario: Scenario) -> None:
 
     def inhibited() -> list[dict[str, Any]]:
         alerts = alertmanager_alerts(scenario)
-        sources = [a for a in alerts if a["labels"]["alertname"] == "TiwPushAccountFailure"
-                   and a["labels"]["sdk_app_id"] == SDK_APP_ID]
+        sources = [a for a in alerts if a["labels"]["alertname"] == "TiwPushCredentialPaused"]
         if not sources:
             return []
         source.update(sources[0])
@@ -525,9 +589,10 @@ def test_account_failure_inhibits_per_task_alerts(scenario: Scenario) -> None:
         return muted if done else []
 
     eventually(inhibited, TIMEOUT, 0.5,
-               explain=lambda: f"per-task alerts of {SDK_APP_ID} not inhibited by "
-                               f"{source or 'any account failure'}:\n{alertmanager_alerts(scenario)}")
+               explain=lambda: f"per-task alerts of {scenario.exporter} not inhibited by "
+                               f"{source or 'a refused credential'}:\n{alertmanager_alerts(scenario)}")
     assert source["labels"]["code"] == "AuthFailure.SecretIdNotFound"
+    assert source["labels"]["severity"] == "critical"
     assert source["status"]["state"] == "active"
     eventually(
         lambda: any(d.path == "/pager" and d.labels == source["labels"] for d in scenario.webhook.deliveries()),

@@ -11,7 +11,7 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.exposition import Exposition
-from exporter.lifecycle import FAILED, TaskError, end, merge_error, merge_result
+from exporter.lifecycle import FAILED, Milestones, TaskError, TaskRecord, end, merge_error, merge_result
 from exporter.metrics import (
     CredentialsCollector,
     ExporterMetrics,
@@ -210,6 +210,7 @@ def test_exporter_output_passes_promtool_check_metrics():
     metrics.count_api_error(APP, "InternalError")
     metrics.tasks_file_reload_success.set(1)
     metrics.count_callback("WhiteboardPushStarted", "accepted")
+    metrics.count_milestones(TaskRecord(APP, "t", frozenset({"api"}), 0.0), Milestones(started=True))
     registry.register(PausedAccountsCollector(lambda: {APP: "AuthFailure.SecretIdNotFound"}))
     registry.register(CredentialsCollector(lambda: [("default", RoleLike())]))
     body = b"".join(Exposition(store, registry).render_text())
@@ -240,6 +241,7 @@ def test_exported_series_names_are_exactly_the_contract_plus_documented_extensio
     metrics.observe_attempt("DescribeWhiteboardPush", "success", 0.1)
     metrics.count_api_error(APP, "InternalError")
     metrics.count_callback("WhiteboardPushStarted", "accepted")
+    metrics.count_milestones(TaskRecord(APP, "t", frozenset({"api"}), 0.0), Milestones(started=True))
     registry.register(PausedAccountsCollector(lambda: {APP: "AuthFailure.SecretIdNotFound"},
                                               lambda: {"default": "AuthFailure.SecretIdNotFound"}))
     registry.register(CredentialsCollector(lambda: [("default", RoleLike())]))

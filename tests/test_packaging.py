@@ -65,14 +65,14 @@ def run_ok(command: list[str | Path], **kwargs: Any) -> str:
 
 
 def exporter_job_regex() -> str:
-    """The `job=~"..."` matcher that says which scrape job is the exporter (alerts/tiw-push.rules.yml)."""
+    """The exporter's scrape job as a regex, from the exact selector of the rules' `up` (alerts/generate.py)."""
     groups = load_yaml(RULES_FILE)["groups"]
     exprs = [rule["expr"] for group in groups for rule in group["rules"]
-             if rule.get("record") == "job_instance:up:tiw_exporter"]
-    assert len(exprs) == 1, "alerts/tiw-push.rules.yml must record job_instance:up:tiw_exporter once"
-    match = re.fullmatch(r'\s*up\{job=~"(?P<regex>[^"]+)"\}\s*', exprs[0])
-    assert match, f"unexpected expression of job_instance:up:tiw_exporter: {exprs[0]!r}"
-    return match["regex"]
+             if rule.get("alert") == "TiwPushExporterAbsent"]
+    assert len(exprs) == 1, "alerts/tiw-push.rules.yml must have one TiwPushExporterAbsent"
+    match = re.fullmatch(r'\s*absent\(up\{job="(?P<job>[^"]+)"\}\)\s*', exprs[0])
+    assert match, f"unexpected expression of TiwPushExporterAbsent: {exprs[0]!r}"
+    return re.escape(match["job"])
 
 
 def assert_options_exist(command: str, argv: list[str]) -> None:

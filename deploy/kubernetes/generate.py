@@ -10,7 +10,7 @@ the committed output differs from what this script produces.
 
 from __future__ import annotations
 
-import argparse
+import runpy
 import sys
 from pathlib import Path
 from typing import Any
@@ -28,21 +28,9 @@ HEADER = """\
 """
 
 
-WIDTH = 100
-
-
-class _Dumper(yaml.SafeDumper):
-    """Strings styled as a person writes rule files: multi-line PromQL as literal blocks, long
-    annotations folded, so the output stays reviewable (PyYAML quotes where a style cannot hold)."""
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    long_text = len(value) > WIDTH - 20 and " " in value
-    style = "|" if "\n" in value else ">" if long_text else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_Dumper.add_representer(str, _str)
+# alerts/generate.py: its YAML style (one dumper for both rule files) and its write-or-check.
+# run_path keeps it importable as a script; it registers the module while it runs (dataclasses).
+ALERTS = runpy.run_path(str(REPO / "alerts" / "generate.py"), run_name="alerts_generate")
 
 
 def prometheus_rule(rules: dict[str, Any]) -> dict[str, Any]:
@@ -60,24 +48,12 @@ def prometheus_rule(rules: dict[str, Any]) -> dict[str, Any]:
 def render(source: Path = SOURCE) -> str:
     """The text of prometheusrule.yaml for the rules in ``source``."""
     document = prometheus_rule(yaml.safe_load(source.read_text(encoding="utf-8")))
-    body = yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=WIDTH, allow_unicode=True)
-    return HEADER + body
+    return HEADER + ALERTS["dump"](document)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the committed file is stale")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = TARGET.read_text(encoding="utf-8") if TARGET.exists() else ""
-        if current != text:
-            print(f"{TARGET.relative_to(REPO)} is stale: run python {Path(__file__).resolve().relative_to(REPO)}",
-                  file=sys.stderr)
-            return 1
-        return 0
-    TARGET.write_text(text, encoding="utf-8")
-    return 0
+    return ALERTS["check_or_write_main"](argv, __doc__.splitlines()[0], TARGET, render,
+                                         "python deploy/kubernetes/generate.py")
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ class RequestContext:
     path: str
     headers: Any
     read_body: Callable[[], bytes]
+    query: str = ""  # the URL's query string, undecoded
 
 
 class _Body:
@@ -222,7 +223,8 @@ class ExporterHTTPServer:
         loop = self._loop
         deadline = loop.time() + self.request_deadline
         body = _Body(request, loop, deadline)
-        ctx = RequestContext(request.method, urlsplit(request.raw_path).path, request.headers, body.read)
+        url = urlsplit(request.raw_path)
+        ctx = RequestContext(request.method, url.path, request.headers, body.read, url.query)
         work = loop.run_in_executor(self._pool, self._answer, ctx)
         try:
             response = await asyncio.wait_for(work, max(deadline - loop.time(), 0.0))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -45,6 +46,7 @@ class Routes:
     authorize: Callable[[RequestContext], None] = lambda ctx: None  # raises HttpError (basic auth)
     only_extra_routes: bool = False  # the --callback-listen server: nothing but the callback endpoint
     forwarder: ShardForwarder | None = None  # writes for tasks another replica owns go there
+    clock: Callable[[], float] = time.time  # "now" of the status page's ages
 
     def __post_init__(self) -> None:
         self._exact: dict[tuple[str, str], Route] = {} if self.only_extra_routes else {
@@ -92,7 +94,8 @@ class Routes:
                         "text/plain")
 
     def landing(self, ctx: RequestContext) -> Response:
-        return Response(HTTPStatus.OK, [landing_page(self.store.snapshot())], "text/html; charset=utf-8")
+        page = landing_page(self.store.snapshot(), self.clock(), ctx.query)
+        return Response(HTTPStatus.OK, [page], "text/html; charset=utf-8")
 
     def list_tasks(self, ctx: RequestContext) -> Response:
         records = sorted(self.store.snapshot(), key=lambda r: r.key)
