@@ -29,6 +29,7 @@ from exporter.tencentcloud.client import TencentCloudClient
 from exporter.tencentcloud.credentials import CredentialError
 from exporter.tencentcloud.errors import CallFailure
 from exporter.tiw import describe_whiteboard_push
+from exporter.web.http import ListenError
 from exporter.web.webconfig import WebConfigError
 from exporter.yamlfile import YamlFileError, read_yaml
 
@@ -140,8 +141,10 @@ def run(config_file: str | None, **flags: Any) -> None:
         exporter = Exporter(settings)
     except (CredentialError, WebConfigError, SecretFileError) as exc:
         fail(str(exc))
+    except ListenError as exc:
+        fail(str(exc))
     except OSError as exc:
-        fail(f"cannot listen on {settings.listen[0]}:{settings.listen[1]}: {exc.strerror or exc}")
+        fail(f"cannot start: {exc.strerror or exc}")
     exporter.start()
     exporter.wait()
 

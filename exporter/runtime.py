@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import ssl
 import threading
 from dataclasses import dataclass, field
 from types import FrameType
@@ -32,11 +33,19 @@ from exporter.store import TaskStore
 from exporter.tasksfile import TasksFileWatcher
 from exporter.tencentcloud.credentials import CredentialProvider
 from exporter.web.forwarding import ShardForwarder
-from exporter.web.http import ExporterHTTPServer, RequestContext, Response, json_response
+from exporter.web.http import ExporterHTTPServer, ListenError, RequestContext, Response, json_response
 from exporter.web.routes import Routes
 from exporter.web.webconfig import WebSecurity
 
 log = logging.getLogger(__name__)
+
+
+def _listen(option: str, address: tuple[str, int], routes: Routes, ssl_context: ssl.SSLContext | None
+            ) -> ExporterHTTPServer:
+    try:
+        return ExporterHTTPServer(address, routes, ssl_context=ssl_context)
+    except OSError as exc:
+        raise ListenError(option, address, exc) from None
 
 
 @dataclass
@@ -74,15 +83,18 @@ class Exporter:
         self.routes = Routes(self.store, self.exposition, ready=self.accounts.ready,
                              api_token=self.api_token.get, extra_routes=callback_route,
                              authorize=self.web.authorize, forwarder=forwarder)
-        self.server = ExporterHTTPServer(settings.listen, self.routes, ssl_context=self.web.ssl_context)
+        self.server = _listen("--listen", settings.listen, self.routes, self.web.ssl_context)
         # TIW cannot send basic auth: the callback-only listener has TLS from the web config, no basic auth.
-        self.callback_server = (
-            ExporterHTTPServer(settings.callback_listen,
-                               Routes(self.store, self.exposition, ready=lambda: True, extra_routes=callback_route,
-                                      only_extra_routes=True),
-                               ssl_context=self.web.ssl_context)
-            if settings.callback_listen else None
-        )
+        try:
+            self.callback_server = (
+                _listen("--callback-listen", settings.callback_listen,
+                        Routes(self.store, self.exposition, ready=lambda: True, extra_routes=callback_route,
+                               only_extra_routes=True), self.web.ssl_context)
+                if settings.callback_listen else None
+            )
+        except ListenError:
+            self.server.stop()
+            raise
         self.state_writer = (statefile.StateWriter(settings.state_file, self.store, settings.state_save_interval)
                              if settings.state_file else None)
         self.tasks_watcher = (
@@ -125,10 +137,13 @@ class Exporter:
         self.server.start()
         if self.callback_server:
             self.callback_server.start()
-            log.info("TIW callbacks accepted on %s/callbacks/tiw", self.callback_server.url)
+            log.info("TIW callbacks accepted on %s/callbacks/tiw", self.callback_server.bound)
         threading.Thread(target=self._preflight, name="preflight", daemon=True).start()
-        log.info("tiw-exporter listening on %s, tracking %d tasks (shard %d of %d, accounts: %s)", self.url,
-                 len(self.store), settings.shard_index, settings.shard_count, ", ".join(a.name for a in self.accounts))
+        hint = "" if len(self.store) or settings.discover_sdk_app_ids or settings.callback_key or \
+            settings.callback_keys else " (add --task, --tasks-file, --discover-sdk-app-id or TIW callbacks)"
+        log.info("tiw-exporter listening on %s, tracking %s%s (shard %d of %d, accounts: %s)", self.server.bound,
+                 counted(len(self.store), "task"), hint, settings.shard_index, settings.shard_count,
+                 ", ".join(a.name for a in self.accounts))
         return self
 
     def _preflight(self) -> None:

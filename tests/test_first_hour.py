@@ -113,3 +113,40 @@ def test_check_config_reads_a_tasks_mapping_as_run_does_and_counts_the_tasks_fil
 def test_bare_command_prints_the_help_and_exits_0(capsys, monkeypatch) -> None:
     status, out, err = run_main([], capsys, monkeypatch)
     assert status == 0 and out.startswith("Usage: tiw-exporter") and not err
+
+
+def test_a_taken_callback_port_is_reported_as_the_callback_listener(capsys, monkeypatch, tmp_path) -> None:
+    import socket
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_ID", "AKIDsimulator")
+    monkeypatch.setenv("TENCENTCLOUD_SECRET_KEY", "simulator-secret-key")
+    try:
+        status, _, stderr = run_main(["run", "--listen", "127.0.0.1:0", "--callback-listen", f"127.0.0.1:{port}",
+                                      "--endpoint", "http://127.0.0.1:9"], capsys, monkeypatch)
+    finally:
+        taken.close()
+    assert status == 2
+    error = stderr.strip().splitlines()[-1]  # after the INFO line naming the credential source
+    assert error == f"tiw-exporter: error: --callback-listen: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+def test_the_start_log_names_the_address_really_bound(caplog) -> None:
+    import logging
+
+    from exporter.runtime import Exporter
+    from exporter.tencentcloud.credentials import Credential, StaticCredentials
+
+    caplog.set_level(logging.INFO, logger="exporter.runtime")
+    settings = build_settings({"listen": "0.0.0.0:0", "endpoint": "http://127.0.0.1:9"})
+    exporter = Exporter(settings, credentials=StaticCredentials(Credential("AKIDx", "k"))).start()
+    try:
+        port = exporter.server.server_address[1]
+        line = next(r.getMessage() for r in caplog.records if "listening on" in r.getMessage())
+    finally:
+        exporter.stop()
+    assert f"listening on http://0.0.0.0:{port} (all interfaces; http://127.0.0.1:{port} here)" in line
+    assert "tracking 0 tasks (add --task, --tasks-file, --discover-sdk-app-id or TIW callbacks)" in line

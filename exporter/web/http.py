@@ -135,6 +135,19 @@ def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) ->
     log.debug("http: %s%s", context.get("message", "connection error"), f" ({type(exc).__name__})" if exc else "")
 
 
+class ListenError(OSError):
+    """A listener that cannot bind; names the option and the address, so the user looks at the right one."""
+
+    def __init__(self, option: str, address: tuple[str, int], error: OSError) -> None:
+        super().__init__(error.errno, error.strerror)
+        self.option, self.address, self.reason = option, address, error.strerror or str(error)
+
+    def __str__(self) -> str:
+        host, port = self.address
+        shown = f"[{host}]" if ":" in host else host
+        return f"{self.option}: cannot listen on {shown}:{port}: {self.reason}"
+
+
 class ExporterHTTPServer:
     """One listener: aiohttp's low-level server on an event loop in its own thread; routes run in a pool."""
 
@@ -164,10 +177,22 @@ class ExporterHTTPServer:
 
     @property
     def url(self) -> str:
+        """A URL a client on this host can use (``0.0.0.0`` becomes ``127.0.0.1``)."""
         host, port = self.server_address[:2]
-        scheme = "https" if self.ssl_context else "http"
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in str(host) else host)
-        return f"{scheme}://{shown}:{port}"
+        return f"{self._scheme}://{shown}:{port}"
+
+    @property
+    def bound(self) -> str:
+        """What the listener is bound to, for logs: ``http://0.0.0.0:9877 (all interfaces)``."""
+        host, port = self.server_address[:2]
+        if host in ("0.0.0.0", "", "::"):
+            return f"{self._scheme}://{'[::]' if host == '::' else '0.0.0.0'}:{port} (all interfaces; {self.url} here)"
+        return self.url
+
+    @property
+    def _scheme(self) -> str:
+        return "https" if self.ssl_context else "http"
 
     @property
     def connections(self) -> int:
