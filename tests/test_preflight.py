@@ -32,7 +32,7 @@ def check(sim: Simulator, key_file: Path, *extra: str, env: dict[str, str] | Non
     result = CliRunner().invoke(cli, ["check", "--endpoint", sim.url, "--secret-id", SECRET_ID, "--secret-key-file",
                                       str(key_file), "--sdk-app-id", str(APP), "--output", "json", *extra],
                                 env=env or {})
-    return result.exit_code, json.loads(result.output)
+    return result.exit_code, json.loads(result.stdout)
 
 
 def by_name(report: dict) -> dict[str, dict]:
@@ -77,7 +77,7 @@ def test_no_credentials_at_all_is_a_local_problem(sim, monkeypatch, tmp_path) ->
     result = CliRunner().invoke(cli, ["check", "--endpoint", sim.url, "--output", "json"], env={
         "TENCENTCLOUD_SECRET_ID": "", "TENCENTCLOUD_SECRET_KEY": ""})
     assert result.exit_code == 2
-    assert json.loads(result.output)["checks"][0]["local"] is True
+    assert json.loads(result.stdout)["checks"][0]["local"] is True
 
 
 def test_run_performs_the_checks_once_at_start_and_logs_them(sim, caplog) -> None:
