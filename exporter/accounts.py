@@ -2,8 +2,11 @@
 
 Without an ``accounts:`` section there is one account built from the top-level options. With it,
 each account polls the tasks of its SdkAppIds; an SdkAppId no account lists goes to the first one.
-Budgets are independent: a throttled account slows only its own limiter. With sharding, each
-account's budget is divided between the shards (``sharding.shard_budget``).
+Budgets are independent: a throttled account slows only its own limiters. Tencent Cloud counts
+its limit per action (API + region + sub-account), so by default each action an account calls has
+its own ``--rate-limit`` limiter (``ActionBudgets``); ``--shared-rate-limit`` makes them one, for
+an account known to share it. With sharding, each budget is divided between the shards
+(``sharding.shard_budget``).
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ from exporter.config import AccountSettings, Settings
 from exporter.discovery import Discoverer
 from exporter.metrics import ExporterMetrics
 from exporter.model import TaskKey
-from exporter.ratelimit import PacedLimiter
+from exporter.ratelimit import ActionBudgets, PacedLimiter
 from exporter.sharding import shard_budget
 from exporter.store import TaskStore
 from exporter.tencentcloud.chain import resolve_chain
 from exporter.tencentcloud.client import RetryPolicy, TencentCloudClient
 from exporter.tencentcloud.credentials import CredentialProvider
-from exporter.tiw import describe_running_tasks, describe_whiteboard_push
+from exporter.tiw import DESCRIBE_PUSH, DESCRIBE_RUNNING, describe_running_tasks, describe_whiteboard_push
 
 
 @dataclass
@@ -32,9 +35,14 @@ class Account:
     name: str
     sdk_app_ids: tuple[int, ...]
     client: TencentCloudClient
-    limiter: PacedLimiter
+    budgets: ActionBudgets
     collector: Collector
     discoverer: Discoverer
+
+    @property
+    def limiter(self) -> PacedLimiter:
+        """The DescribeWhiteboardPush budget (the one polling spends)."""
+        return self.budgets.for_action(DESCRIBE_PUSH)
 
     def start(self) -> None:
         self.collector.start()
@@ -81,7 +89,9 @@ class Accounts:
             retry=RetryPolicy(attempts=1),  # the collector reschedules instead
             on_attempt=metrics.observe_attempt, pool_size=settings.concurrency + 4,
         )
-        limiter = PacedLimiter(shard_budget(account.rate_limit or settings.rate_limit, settings.shard_count))
+        budgets = ActionBudgets(shard_budget(account.rate_limit or settings.rate_limit, settings.shard_count),
+                                shared=settings.shared_rate_limit)
+        limiter = budgets.for_action(DESCRIBE_PUSH)
         collector = Collector(
             store, lambda app, task: describe_whiteboard_push(client, app, task), limiter,
             interval=settings.interval, concurrency=settings.concurrency,
@@ -91,10 +101,11 @@ class Accounts:
         )
         discover = tuple(app for app in settings.discover_sdk_app_ids if self.name_for(app) == account.name)
         discoverer = Discoverer(
-            store, lambda app, offset, limit: describe_running_tasks(client, app, offset, limit), limiter,
+            store, lambda app, offset, limit: describe_running_tasks(client, app, offset, limit),
+            budgets.for_action(DESCRIBE_RUNNING),
             discover, settings.discover_interval, on_api_error=metrics.count_api_error, shard_owns=shard_owns,
         )
-        return Account(account.name, account.sdk_app_ids, client, limiter, collector, discoverer)
+        return Account(account.name, account.sdk_app_ids, client, budgets, collector, discoverer)
 
     def name_for(self, sdk_app_id: int) -> str:
         return self._route.get(sdk_app_id, self._fallback)

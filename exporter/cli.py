@@ -91,6 +91,8 @@ def cli() -> None:
 @_option("--state-save-interval", help="Save the state file this often when it changed [default: 5s].")
 @_option("--interval", help="Poll interval of an active task [default: 15s].")
 @_option("--rate-limit", help="API requests per second for this credential [default: 20].")
+@_option("--shared-rate-limit", is_flag=True, help="One --rate-limit shared by all API actions of a credential "
+        "[default: each action has its own, as Tencent Cloud counts them].")
 @_option("--concurrency", help="Requests in flight [default: 8].")
 @_option("--finished-retention", help="How long a final (stopped, failed, not found) task stays exported "
          "[default: 1h].")

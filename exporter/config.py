@@ -103,6 +103,7 @@ class Settings:
     state_save_interval: float = 5.0
     interval: float = 15.0
     rate_limit: float = 20.0
+    shared_rate_limit: bool = False
     concurrency: int = 8
     finished_retention: float = 3600.0
     not_found_grace: float = 120.0
@@ -185,6 +186,17 @@ class _Builder:
     def check(self, name: str, ok: bool, message: str) -> None:
         if name in self.values and not ok:
             self.problems.append(f"--{name.replace('_', '-')}: {message}")
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"must be true or false, got {str(value)[:40]!r}")
 
 
 def _positive_int(value: Any) -> int:
@@ -318,6 +330,7 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None) ->
         b.convert(name, parse_duration)
         b.check(name, b.values.get(name, 1) > 0, "must be greater than zero")
     b.convert("rate_limit", _positive_float)
+    b.convert("shared_rate_limit", _boolean)
     b.convert("concurrency", _positive_int)
     b.convert("shard_count", _positive_int)
     b.convert("shard_index", _non_negative_int)
