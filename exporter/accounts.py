@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from exporter.collector import Collector
 from exporter.config import AccountSettings, Settings
 from exporter.discovery import Discoverer
+from exporter.freshness import Freshness, measure
+from exporter.lifecycle import TaskRecord
+from exporter.liveness import Liveness
 from exporter.metrics import ExporterMetrics
 from exporter.model import TaskKey
 from exporter.ratelimit import ActionBudgets, PacedLimiter
@@ -38,6 +41,7 @@ class Account:
     budgets: ActionBudgets
     collector: Collector
     discoverer: Discoverer
+    liveness: Liveness | None
 
     @property
     def limiter(self) -> PacedLimiter:
@@ -47,8 +51,12 @@ class Account:
     def start(self) -> None:
         self.collector.start()
         self.discoverer.start()
+        if self.liveness:
+            self.liveness.start()
 
     def stop(self) -> None:
+        if self.liveness:
+            self.liveness.stop()
         self.discoverer.stop()
         self.collector.stop()
         self.client.close()
@@ -99,13 +107,20 @@ class Accounts:
             on_anomaly=metrics.count_anomaly, account_owns=lambda key: self.name_for(key[0]) == account.name,
             account=account.name, not_found_grace=settings.not_found_grace,
         )
+        liveness = None
+        if settings.liveness_interval > 0:
+            liveness = Liveness(store, lambda app, offset, limit: describe_running_tasks(client, app, offset, limit),
+                                budgets.for_action(DESCRIBE_RUNNING), interval=settings.liveness_interval,
+                                owns=collector.account_owns, urgent=collector.urgent,
+                                on_api_error=metrics.count_api_error)
+            collector.liveness = liveness
         discover = tuple(app for app in settings.discover_sdk_app_ids if self.name_for(app) == account.name)
         discoverer = Discoverer(
             store, lambda app, offset, limit: describe_running_tasks(client, app, offset, limit),
             budgets.for_action(DESCRIBE_RUNNING),
             discover, settings.discover_interval, on_api_error=metrics.count_api_error, shard_owns=shard_owns,
         )
-        return Account(account.name, account.sdk_app_ids, client, budgets, collector, discoverer)
+        return Account(account.name, account.sdk_app_ids, client, budgets, collector, discoverer, liveness)
 
     def name_for(self, sdk_app_id: int) -> str:
         return self._route.get(sdk_app_id, self._fallback)
@@ -122,6 +137,27 @@ class Accounts:
 
     def lag(self) -> float:
         return max(c.lag() for c in self.collectors)
+
+    def _liveness_of(self, key: TaskKey) -> Liveness | None:
+        return self.by_name[self.name_for(key[0])].liveness
+
+    def last_seen(self, key: TaskKey) -> float | None:
+        liveness = self._liveness_of(key)
+        return liveness.last_seen(key) if liveness else None
+
+    def covered(self, key: TaskKey) -> bool:
+        liveness = self._liveness_of(key)
+        return liveness.covered(key) if liveness else False
+
+    def freshness(self, records: Iterable[TaskRecord], now: float, interval: float) -> Freshness:
+        return measure(records, self.last_seen, self.covered, now, 2 * interval)
+
+    def liveness_unsupported(self) -> dict[int, str]:
+        unsupported: dict[int, str] = {}
+        for account in self:
+            if account.liveness:
+                unsupported.update(account.liveness.unsupported())
+        return unsupported
 
     def paused_credentials(self) -> dict[str, str]:
         """Accounts whose whole credential is paused, with the code that paused it."""

@@ -104,6 +104,8 @@ def cli() -> None:
 @_option("--discover-sdk-app-id", dest="discover_sdk_app_ids", multiple=True,
          help="Discover running push tasks of this SdkAppId (repeatable).")
 @_option("--discover-interval", help="How often to discover [default: 60s].")
+@_option("--liveness-interval", help="How often to confirm running tasks with DescribeRunningTasks "
+         "(0: off, poll every task) [default: 5s].")
 @_option("--shard-index", help="This replica's shard, 0..N-1 (e.g. the StatefulSet ordinal) [default: 0].")
 @_option("--shard-count", help="Number of replicas sharing the tasks and the budget [default: 1].")
 @_option("--shard-peer-url", help="URL template of a replica, with {index}, for forwarding writes.")

@@ -115,6 +115,7 @@ class Settings:
     callback_listen: tuple[str, int] | None = None
     discover_sdk_app_ids: tuple[int, ...] = ()
     discover_interval: float = 60.0
+    liveness_interval: float = 5.0
     log_level: str = "info"
     log_format: str = "text"
     shard_index: int = 0
@@ -329,6 +330,8 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None) ->
                  "discover_interval", "state_save_interval"):
         b.convert(name, parse_duration)
         b.check(name, b.values.get(name, 1) > 0, "must be greater than zero")
+    b.convert("liveness_interval", parse_duration)
+    b.check("liveness_interval", b.values.get("liveness_interval", 0) >= 0, "must not be negative")
     b.convert("rate_limit", _positive_float)
     b.convert("shared_rate_limit", _boolean)
     b.convert("concurrency", _positive_int)

@@ -228,3 +228,10 @@ def trtc_code(message: str) -> str:
     """TRTC's error code in a failed push's message (``... TRTC onError, code: -70003, ...``), else ""."""
     match = _TRTC_CODE.search(message)
     return match[1] if match else ""
+
+
+def seen_running(record: TaskRecord) -> TaskRecord:
+    """The running list says PROCESSING: a PREPARED task is pushing (never moves a status backwards)."""
+    if record.latest is None or record.latest.status != "PREPARED" or record.final:
+        return record
+    return replace(record, latest=replace(record.latest, status="PUSHING"))

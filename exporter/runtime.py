@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -16,7 +17,13 @@ from exporter.accounts import Accounts
 from exporter.callbacks import CallbackEndpoint
 from exporter.config import Settings
 from exporter.exposition import Exposition
-from exporter.metrics import CredentialsCollector, ExporterMetrics, PausedAccountsCollector, self_registry
+from exporter.metrics import (
+    CredentialsCollector,
+    ExporterMetrics,
+    FreshnessCollector,
+    PausedAccountsCollector,
+    self_registry,
+)
 from exporter.sharding import Shard
 from exporter.store import TaskStore
 from exporter.tasksfile import TasksFileWatcher
@@ -48,6 +55,9 @@ class Exporter:
                                                        self.accounts.paused_credentials))
         self.registry.register(CredentialsCollector(lambda: [(a.name, a.client.credentials) for a in self.accounts]))
         self.metrics.poll_lag.set_function(self.accounts.lag)
+        self.registry.register(FreshnessCollector(
+            lambda: self.accounts.freshness(self.store.snapshot(), time.time(), settings.interval),
+            self.accounts.liveness_unsupported))
         self.callbacks = CallbackEndpoint(self.store, lambda: settings.callback_key, self.metrics.count_callback,
                                           forward=forwarder.forward_callback if forwarder else None)
         callback_route = {("POST", "/callbacks/tiw"): self._callback}

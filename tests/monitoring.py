@@ -63,6 +63,10 @@ EXTENSION_METRICS = frozenset(
         "tiw_exporter_credential_paused",
         "tiw_exporter_answer_anomalies_total",
         "tiw_push_task_failure_info",
+        "tiw_exporter_data_age_seconds",
+        "tiw_exporter_coverage_ratio",
+        "tiw_exporter_liveness_tasks",
+        "tiw_exporter_liveness_unsupported",
     }
 )
 # Series Prometheus itself writes.
