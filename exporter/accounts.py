@@ -104,7 +104,9 @@ class Accounts:
             store, lambda app, task: describe_whiteboard_push(client, app, task), limiter,
             interval=settings.interval, concurrency=settings.concurrency,
             finished_retention=settings.finished_retention, on_api_error=metrics.count_api_error,
-            on_anomaly=metrics.count_anomaly, account_owns=lambda key: self.name_for(key[0]) == account.name,
+            on_anomaly=metrics.count_anomaly,
+            account_owns=lambda key: self.name_for(key[0]) == account.name and shard_owns(key),
+            retention_owns=lambda key: self.name_for(key[0]) == account.name,  # any replica expires a final task
             account=account.name, not_found_grace=settings.not_found_grace,
         )
         liveness = None
@@ -131,9 +133,6 @@ class Accounts:
     @property
     def collectors(self) -> Iterable[Collector]:
         return [a.collector for a in self]
-
-    def ready(self) -> bool:
-        return all(c.ready.is_set() for c in self.collectors)
 
     def lag(self) -> float:
         return max(c.lag() for c in self.collectors)

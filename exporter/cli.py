@@ -109,6 +109,8 @@ def cli() -> None:
 @_option("--shard-index", help="This replica's shard, 0..N-1 (e.g. the StatefulSet ordinal) [default: 0].")
 @_option("--shard-count", help="Number of replicas sharing the tasks and the budget [default: 1].")
 @_option("--shard-peer-url", help="URL template of a replica, with {index}, for forwarding writes.")
+@_option("--shard-sync-interval", help="How often to learn every peer replica's tasks, so a reshard loses "
+         "nothing [default: 30s].")
 @_option("--log-level", help="debug, info, warning or error [default: info].")
 @_option("--log-format", help="text or json [default: text].")
 def run(config_file: str | None, **flags: Any) -> None:

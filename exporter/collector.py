@@ -85,11 +85,13 @@ class Collector:
         on_anomaly: Callable[[str], None] = lambda kind: None,
         clock: Callable[[], float] = time.time,
         account_owns: Callable[[TaskKey], bool] = lambda key: True,
+        retention_owns: Callable[[TaskKey], bool] | None = None,
         account: str = "default",
         not_found_grace: float = NOT_FOUND_GRACE,
     ) -> None:
         self.store = store
-        self.account_owns = account_owns  # which tracked tasks this collector (its account) polls
+        self.account_owns = account_owns  # which tracked tasks this collector (its account and shard) polls
+        self.retention_owns = retention_owns or account_owns  # which final tasks it expires (any shard's)
         self.describe = describe
         self.limiter = limiter
         self.interval = interval
@@ -342,4 +344,4 @@ class Collector:
 
     def expire_finished(self) -> int:
         """Drop stopped tasks past ``finished_retention``; configured ones are retired, not removed."""
-        return expire_finished(self.store, self.clock() - self.finished_retention, self.account_owns)
+        return expire_finished(self.store, self.clock() - self.finished_retention, self.retention_owns)

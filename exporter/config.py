@@ -121,6 +121,7 @@ class Settings:
     shard_index: int = 0
     shard_count: int = 1
     shard_peer_url: str | None = None
+    shard_sync_interval: float = 30.0
     accounts: tuple[AccountSettings, ...] = ()
 
 
@@ -327,7 +328,7 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None) ->
     b.convert("tasks", lambda v: tuple(dict.fromkeys(parse_task_ref(t, default_sdk) for t in _as_list(v))))
     b.convert("discover_sdk_app_ids", lambda v: tuple(dict.fromkeys(validate_sdk_app_id(x) for x in _as_list(v))))
     for name in ("interval", "finished_retention", "not_found_grace", "connect_timeout", "read_timeout",
-                 "discover_interval", "state_save_interval"):
+                 "discover_interval", "state_save_interval", "shard_sync_interval"):
         b.convert(name, parse_duration)
         b.check(name, b.values.get(name, 1) > 0, "must be greater than zero")
     b.convert("liveness_interval", parse_duration)

@@ -24,6 +24,7 @@ from exporter.metrics import (
     PausedAccountsCollector,
     self_registry,
 )
+from exporter.replication import ShardSync
 from exporter.sharding import Shard
 from exporter.store import TaskStore
 from exporter.tasksfile import TasksFileWatcher
@@ -61,11 +62,12 @@ class Exporter:
         self.callbacks = CallbackEndpoint(self.store, lambda: settings.callback_key, self.metrics.count_callback,
                                           forward=forwarder.forward_callback if forwarder else None)
         callback_route = {("POST", "/callbacks/tiw"): self._callback}
-        self.exposition = Exposition(self.store, self.registry)
+        self.exposition = Exposition(self.store, self.registry, owns=self.shard.owns)
         self.web = WebSecurity(settings.web_config_file)  # raises WebConfigError: a broken file is a startup error
-        self.routes = Routes(self.store, self.exposition, ready=self.accounts.ready,
+        self._serving = threading.Event()  # ready means serving: the store is loaded and the listeners answer
+        self.routes = Routes(self.store, self.exposition, ready=self._serving.is_set,
                              api_token=lambda: settings.api_token, extra_routes=callback_route,
-                             authorize=self.web.authorize, forwarder=forwarder)
+                             authorize=self.web.authorize, forwarder=forwarder, owns=self.shard.owns)
         self.server = ExporterHTTPServer(settings.listen, self.routes, ssl_context=self.web.ssl_context)
         # TIW cannot send basic auth: the callback-only listener has TLS from the web config, no basic auth.
         self.callback_server = (
@@ -82,6 +84,8 @@ class Exporter:
                              shard_owns=self.shard.owns)
             if settings.tasks_file else None
         )
+        self.shard_sync = (ShardSync(self.shard, settings.shard_peer_url, self.store, settings.shard_sync_interval)
+                           if self.shard.sharded and settings.shard_peer_url else None)
         self._stopped = threading.Event()
 
     @property
@@ -100,16 +104,20 @@ class Exporter:
             self.tasks_watcher.reload()
             self.tasks_watcher.start()
         if settings.state_file:  # after the configured tasks, so their saved results are restored too
-            restored = self.store.restore(r for r in statefile.load(settings.state_file) if self.shard.owns(r.key))
+            # every task, not only this shard's: after a reshard another replica may own it (replication.py)
+            restored = self.store.restore(statefile.load(settings.state_file))
             log.info("state file %s: %d tasks restored", settings.state_file, restored)
         for account in self.accounts:
             account.start()
+        if self.shard_sync:
+            self.shard_sync.start()
         if self.state_writer:
             self.state_writer.start()
         self.server.start()
         if self.callback_server:
             self.callback_server.start()
             log.info("TIW callbacks accepted on %s/callbacks/tiw", self.callback_server.url)
+        self._serving.set()  # not "every task polled once": tiw_exporter_coverage_ratio says how fresh
         log.info("tiw-exporter listening on %s, tracking %d tasks (shard %d of %d, accounts: %s)", self.url,
                  len(self.store), settings.shard_index, settings.shard_count, ", ".join(a.name for a in self.accounts))
         return self
@@ -124,9 +132,12 @@ class Exporter:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self._serving.clear()
         self.server.stop()
         if self.callback_server:
             self.callback_server.stop()
+        if self.shard_sync:
+            self.shard_sync.stop()
         for account in self.accounts:
             account.stop()
         if self.tasks_watcher:

@@ -87,7 +87,14 @@ class Fleet:
             self.stop(index)
 
     def tracked(self, index: int) -> set[str]:
+        """The tasks replica ``index`` owns: polls and exports."""
         tasks = requests.get(f"{self.url(index)}/api/v1/tasks", timeout=5).json()["tasks"]
+        return {t["task_id"] for t in tasks}
+
+    def known(self, index: int) -> set[str]:
+        """Every task replica ``index`` knows of (what it tells a peer)."""
+        tasks = requests.get(f"{self.url(index)}/api/v1/tasks", headers={"X-TIW-Exporter-Forwarded": "test"},
+                             timeout=5).json()["tasks"]
         return {t["task_id"] for t in tasks}
 
 
@@ -164,10 +171,12 @@ def test_killing_a_shard_loses_only_its_share_until_it_returns(fleet):
         answer = requests.post(f"{fleet.url(0)}/api/v1/tasks", json={"sdk_app_id": APP, "task_id": orphan},
                                headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
         assert answer.status_code == 201 and "X-TIW-Exporter-Shard" not in answer.headers
-        assert orphan in fleet.tracked(0)  # kept by a live replica rather than lost
+        assert orphan in fleet.known(0)  # kept by a live replica rather than lost
+        assert orphan not in fleet.tracked(0)  # but polled and exported only by its owner
     finally:
         fleet.start(2)
     eventually(lambda: all(v > lost_before[t] for t, v in polls(fleet, lost).items()), timeout=30)
+    eventually(lambda: orphan in fleet.tracked(2), timeout=30)  # the owner learns it from its peers on return
 
 
 @pytest.mark.slow
