@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from types import FrameType
 
-from exporter import statefile
+from exporter import statedb
 from exporter.accounts import Accounts
 from exporter.callbacks import CallbackEndpoint
 from exporter.config import Settings
@@ -77,8 +77,7 @@ class Exporter:
                                ssl_context=self.web.ssl_context)
             if settings.callback_listen else None
         )
-        self.state_writer = (statefile.StateWriter(settings.state_file, self.store, settings.state_save_interval)
-                             if settings.state_file else None)
+        self.state_writer: statedb.StateWriter | None = None
         self.tasks_watcher = (
             TasksFileWatcher(settings.tasks_file, self.store, self.metrics.tasks_file_reload_success.set,
                              shard_owns=self.shard.owns)
@@ -104,9 +103,12 @@ class Exporter:
             self.tasks_watcher.reload()
             self.tasks_watcher.start()
         if settings.state_file:  # after the configured tasks, so their saved results are restored too
+            db, records = statedb.open_state(settings.state_file)
             # every task, not only this shard's: after a reshard another replica may own it (replication.py)
-            restored = self.store.restore(statefile.load(settings.state_file))
+            restored = self.store.restore(records)
             log.info("state file %s: %d tasks restored", settings.state_file, restored)
+            if db is not None:
+                self.state_writer = statedb.StateWriter(db, self.store, settings.state_save_interval)
         for account in self.accounts:
             account.start()
         if self.shard_sync:
