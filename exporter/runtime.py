@@ -107,8 +107,9 @@ class Exporter:
             # every task, not only this shard's: after a reshard another replica may own it (replication.py)
             restored = self.store.restore(records)
             log.info("state file %s: %d tasks restored", settings.state_file, restored)
-            if db is not None:
-                self.state_writer = statedb.StateWriter(db, self.store, settings.state_save_interval)
+            if db is not None:  # the database holds what was restored: only what differs is written
+                self.state_writer = statedb.StateWriter(db, self.store, settings.state_save_interval,
+                                                        loaded=records)
         for account in self.accounts:
             account.start()
         if self.shard_sync:

@@ -17,10 +17,12 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 from exporter import statefile
 from exporter.lifecycle import TaskRecord
+from exporter.model import TaskKey
 from exporter.periodic import Periodic
 from exporter.store import TaskStore
 
@@ -116,11 +118,16 @@ def open_state(path: Path) -> tuple[StateDB | None, list[TaskRecord]]:
 class StateWriter:
     """Writes the rows the store's change feed names, at most every ``period`` seconds, and on stop."""
 
-    def __init__(self, db: StateDB, store: TaskStore, period: float = 5.0) -> None:
+    def __init__(self, db: StateDB, store: TaskStore, period: float = 5.0, *,
+                 loaded: Iterable[TaskRecord] | None = None) -> None:
+        """``loaded``: the rows the database holds (what the store was restored from): the first write
+        skips the ones the store still has unchanged and deletes the ones it dropped. Without it, the
+        first write replaces every row."""
         self.db = db
         self.store = store
         self._cursor = 0
-        self._rewritten = False  # the first write replaces every row: restore may have dropped some
+        self._loaded: dict[TaskKey, TaskRecord] | None = None if loaded is None else {r.key: r for r in loaded}
+        self._rewritten = loaded is not None
         self._loop = Periodic("state-writer", period, self.flush)
         self.failures = 0
         self._flush_lock = threading.Lock()
@@ -132,16 +139,22 @@ class StateWriter:
         with self._flush_lock:
             changes = self.store.changed_since(self._cursor)
             replace_all = changes.resync or not self._rewritten
-            if not changes.records and not replace_all:
-                return
             if replace_all:
                 upserts, deletes = self.store.snapshot(), []
             else:
                 upserts = [r for r in changes.records.values() if r is not None]
                 deletes = [key for key, r in changes.records.items() if r is None]
+            loaded = self._loaded
+            if loaded is not None and not replace_all:  # the first write after a restore
+                upserts = [r for r in upserts if loaded.get(r.key) != r]
+                current = {r.key for r in self.store.snapshot()}
+                deletes += [key for key in loaded if key not in current]
+            if not upserts and not deletes and not replace_all:
+                self._cursor, self._loaded = changes.cursor, None
+                return
             try:
                 self.db.write(upserts, deletes, replace_all=replace_all)
-                self._cursor, self._rewritten = changes.cursor, True
+                self._cursor, self._rewritten, self._loaded = changes.cursor, True, None
             except (sqlite3.Error, OSError) as exc:
                 self.failures += 1
                 log.error("cannot write state file %s: %s", self.db.path, exc)

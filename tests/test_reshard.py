@@ -8,7 +8,6 @@ callback-learned final state, each task owned (listed) by exactly one replica.
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from exporter.callbacks import sign
 from exporter.sharding import shard_of
 from exporter.simulator import Simulator, TaskScript
 from tests.constants import APP, SECRET_ID, SECRET_KEY
-from tests.harness import eventually
+from tests.harness import common_free_port, eventually
 from tests.procs import Process, exporter_cmd
 
 TOKEN = "reshard-token"
@@ -32,27 +31,12 @@ def host(index: int) -> str:
     return f"127.0.0.1{index}"
 
 
-def common_free_port() -> int:
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        try:
-            for index in range(MAX_REPLICAS):
-                with socket.socket() as other:
-                    other.bind((host(index), port))
-            return port
-        except OSError:
-            continue
-    raise AssertionError("no common free port")
-
-
 class Replicas:
     """Exporter processes, each with its own state file, sharing one simulator."""
 
     def __init__(self, simulator: Simulator, key_file: Path, directory: Path) -> None:
         self.simulator, self.key_file, self.directory = simulator, key_file, directory
-        self.port = common_free_port()
+        self.port = common_free_port(["127.0.0.1", *(host(index) for index in range(MAX_REPLICAS))])
         self.processes: dict[int, Process] = {}
 
     def url(self, index: int) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import socket
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from exporter.sharding import shard_budget, shard_of
 from exporter.simulator import Simulator, TaskScript
 from exporter.tencentcloud.credentials import Credential, StaticCredentials
 from tests.constants import APP, SECRET_ID, SECRET_KEY
-from tests.harness import eventually
+from tests.harness import common_free_port, eventually
 from tests.procs import Process, exporter_cmd
 
 TOKEN = "shard-token"
@@ -43,18 +42,7 @@ def shard_host(index: int) -> str:
 
 
 def port_free_on_all_hosts() -> int:
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        try:
-            for index in range(SHARDS):
-                with socket.socket() as other:
-                    other.bind((shard_host(index), port))
-            return port
-        except OSError:
-            continue
-    raise AssertionError("no common free port")
+    return common_free_port(["127.0.0.1", *(shard_host(index) for index in range(SHARDS))])
 
 
 class Fleet:

@@ -196,3 +196,25 @@ def test_a_corrupt_sqlite_state_file_is_set_aside(tmp_path, caplog):
     assert len(list(tmp_path.glob("state.db.corrupt-*"))) == 1
     assert "is corrupt" in caplog.text
     db.close()
+
+
+def test_after_a_restore_only_changes_and_dropped_rows_are_written(tmp_path):
+    path = tmp_path / "state.db"
+    store = _stored_store()
+    store.add((1, "flag_only"), "flag")
+    db, _ = statedb.open_state(path)
+    statedb.StateWriter(db, store).stop()
+    db, records = statedb.open_state(path)
+    assert len(records) == 3
+    restarted = TaskStore()
+    restarted.restore(records)  # the flag is no longer given: flag_only is dropped
+    written = []
+    real_write = db.write
+    db.write = lambda upserts, deletes, replace_all=False: (written.append((len(upserts), deletes, replace_all)),
+                                                           real_write(upserts, deletes, replace_all))
+    restarted.add((1, "new"), "api")
+    writer = statedb.StateWriter(db, restarted, loaded=records)
+    writer.flush()
+    assert written == [(1, [(1, "flag_only")], False)]  # the new task, no rewrite of the restored rows
+    writer.stop()
+    assert len(statedb.open_state(path)[1]) == 3
