@@ -1,39 +1,87 @@
-"""Memory per tracked task: RSS growth with 50,000 tasks tracked, answered and scraped once.
+"""Whole-process memory, start-up and CPU of a running exporter restored from a state of N tasks.
 
-Run: python -m bench.bench_memory [tasks]
+Honest numbers: the RSS of the ``tiw-exporter run`` process itself (polling a simulator at 20 req/s,
+its HTTP server up, /metrics scraped once), not of a store built inside the bench. Also: seconds from
+start to ``/-/ready`` answering 200, and the process's CPU over a 20 s window (polling, liveness,
+state writes every 5 s, one scrape every 5 s). The restored tasks are unknown to the simulator, so
+their queries answer TaskNotFound or pause their SdkAppId: the CPU is of that case, not of 19.2
+successful answers a second.
+
+Run: python -m bench.bench_memory [--liveness-interval=0] [--state-save-interval=1h] [tasks ...]
+(default 1 10000 50000; options are passed to the exporter, to split the CPU by cause)
 """
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry
+import requests
 
 from bench.fleet import build_store
-from exporter.exposition import Exposition
+from exporter.statedb import StateDB
+from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, running
+
+WINDOW = 20.0
 
 
-def rss_bytes() -> int:
-    with open(f"/proc/{os.getpid()}/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
-def main(size: int) -> None:
-    gc.collect()
-    before = rss_bytes()
-    store = build_store(size)
-    gc.collect()
-    after_store = rss_bytes()
-    exposition = Exposition(store, CollectorRegistry())
-    body = sum(len(chunk) for chunk in exposition.render_text())
-    gc.collect()
-    after_scrape = rss_bytes()
-    print(f"{size} tasks: store {(after_store - before) / size:.0f} B/task, with cached exposition "
-          f"{(after_scrape - before) / size:.0f} B/task, total {(after_scrape - before) / 2**20:.1f} MiB "
-          f"(scrape body {body / 2**20:.1f} MiB)")
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(size: int, simulator_url: str, directory: Path, key_file: Path, extra: list[str]) -> str:
+    state = directory / f"state-{size}.db"
+    db = StateDB(state)
+    # "api" tasks: restored whatever the configuration says (bench.fleet's are "file" tasks)
+    db.write([replace(r, sources=frozenset({"api"})) for r in build_store(size).snapshot()], [])
+    db.close()
+    args = exporter_cmd("run", "--listen", "127.0.0.1:0", "--endpoint", simulator_url, "--secret-id",
+                        "AKIDsimulator", "--secret-key-file", str(key_file), "--state-file", str(state),
+                        "--log-level", "info", *extra)
+    started = time.monotonic()
+    process = Process(args)
+    try:
+        url = process.wait_for(EXPORTER_URL, timeout=120).group("url")
+        while requests.get(f"{url}/-/ready", timeout=30).status_code != 200:
+            time.sleep(0.05)
+        ready = time.monotonic() - started
+        tracked = requests.get(f"{url}/metrics", timeout=60).text.count("tiw_push_task_info{")
+        cpu0, t0 = cpu_seconds(process.proc.pid), time.monotonic()
+        while time.monotonic() - t0 < WINDOW:
+            requests.get(f"{url}/metrics", timeout=60)
+            time.sleep(5)
+        cpu = (cpu_seconds(process.proc.pid) - cpu0) / (time.monotonic() - t0)
+        rss = rss_mib(process.proc.pid)
+    finally:
+        process.stop()
+    return f"| {size:,} | {tracked:,} | {rss:.0f} MiB | {ready:.1f} s | {cpu * 100:.1f} % |"
+
+
+def main(sizes: list[int], extra: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as tmp, \
+            running(exporter_cmd("simulate", "--listen", "127.0.0.1:0", "--no-demo-mix"), SIMULATOR_URL) as (_, sim):
+        directory = Path(tmp)
+        key_file = directory / "key"
+        key_file.write_text("simulator-secret-key\n")
+        print("| tracked tasks (restored) | exported | whole-process RSS | start -> /-/ready | CPU of one core |")
+        print("|---|---|---|---|---|")
+        for size in sizes:
+            print(measure(size, sim, directory, key_file, extra), flush=True)
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 50_000)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    main([int(a) for a in sys.argv[1:] if a.isdigit()] or [1, 10_000, 50_000],
+         [a for a in sys.argv[1:] if a.startswith("--")])

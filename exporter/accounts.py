@@ -2,8 +2,11 @@
 
 Without an ``accounts:`` section there is one account built from the top-level options. With it,
 each account polls the tasks of its SdkAppIds; an SdkAppId no account lists goes to the first one.
-Budgets are independent: a throttled account slows only its own limiter. With sharding, each
-account's budget is divided between the shards (``sharding.shard_budget``).
+Budgets are independent: a throttled account slows only its own limiters. Tencent Cloud counts
+its limit per action (API + region + sub-account), so by default each action an account calls has
+its own ``--rate-limit`` limiter (``ActionBudgets``); ``--shared-rate-limit`` makes them one, for
+an account known to share it. With sharding, each budget is divided between the shards
+(``sharding.shard_budget``).
 """
 
 from __future__ import annotations
@@ -14,15 +17,18 @@ from dataclasses import dataclass
 from exporter.collector import Collector
 from exporter.config import AccountSettings, Settings
 from exporter.discovery import Discoverer
+from exporter.freshness import Freshness, measure
+from exporter.lifecycle import TaskRecord
+from exporter.liveness import Liveness
 from exporter.metrics import ExporterMetrics
 from exporter.model import TaskKey
-from exporter.ratelimit import PacedLimiter
+from exporter.ratelimit import ActionBudgets, PacedLimiter
 from exporter.sharding import shard_budget
 from exporter.store import TaskStore
 from exporter.tencentcloud.chain import resolve_chain
 from exporter.tencentcloud.client import RetryPolicy, TencentCloudClient
 from exporter.tencentcloud.credentials import CredentialProvider
-from exporter.tiw import describe_running_tasks, describe_whiteboard_push
+from exporter.tiw import DESCRIBE_PUSH, DESCRIBE_RUNNING, describe_running_tasks, describe_whiteboard_push
 
 
 @dataclass
@@ -32,15 +38,25 @@ class Account:
     name: str
     sdk_app_ids: tuple[int, ...]
     client: TencentCloudClient
-    limiter: PacedLimiter
+    budgets: ActionBudgets
     collector: Collector
     discoverer: Discoverer
+    liveness: Liveness | None
+
+    @property
+    def limiter(self) -> PacedLimiter:
+        """The DescribeWhiteboardPush budget (the one polling spends)."""
+        return self.budgets.for_action(DESCRIBE_PUSH)
 
     def start(self) -> None:
         self.collector.start()
         self.discoverer.start()
+        if self.liveness:
+            self.liveness.start()
 
     def stop(self) -> None:
+        if self.liveness:
+            self.liveness.stop()
         self.discoverer.stop()
         self.collector.stop()
         self.client.close()
@@ -81,20 +97,32 @@ class Accounts:
             retry=RetryPolicy(attempts=1),  # the collector reschedules instead
             on_attempt=metrics.observe_attempt, pool_size=settings.concurrency + 4,
         )
-        limiter = PacedLimiter(shard_budget(account.rate_limit or settings.rate_limit, settings.shard_count))
+        budgets = ActionBudgets(shard_budget(account.rate_limit or settings.rate_limit, settings.shard_count),
+                                shared=settings.shared_rate_limit)
+        limiter = budgets.for_action(DESCRIBE_PUSH)
         collector = Collector(
             store, lambda app, task: describe_whiteboard_push(client, app, task), limiter,
             interval=settings.interval, concurrency=settings.concurrency,
             finished_retention=settings.finished_retention, on_api_error=metrics.count_api_error,
-            on_anomaly=metrics.count_anomaly, account_owns=lambda key: self.name_for(key[0]) == account.name,
+            on_anomaly=metrics.count_anomaly,
+            account_owns=lambda key: self.name_for(key[0]) == account.name and shard_owns(key),
+            retention_owns=lambda key: self.name_for(key[0]) == account.name,  # any replica expires a final task
             account=account.name, not_found_grace=settings.not_found_grace,
         )
+        liveness = None
+        if settings.liveness_interval > 0:
+            liveness = Liveness(store, lambda app, offset, limit: describe_running_tasks(client, app, offset, limit),
+                                budgets.for_action(DESCRIBE_RUNNING), interval=settings.liveness_interval,
+                                owns=collector.account_owns, urgent=collector.urgent,
+                                on_api_error=metrics.count_api_error)
+            collector.liveness = liveness
         discover = tuple(app for app in settings.discover_sdk_app_ids if self.name_for(app) == account.name)
         discoverer = Discoverer(
-            store, lambda app, offset, limit: describe_running_tasks(client, app, offset, limit), limiter,
+            store, lambda app, offset, limit: describe_running_tasks(client, app, offset, limit),
+            budgets.for_action(DESCRIBE_RUNNING),
             discover, settings.discover_interval, on_api_error=metrics.count_api_error, shard_owns=shard_owns,
         )
-        return Account(account.name, account.sdk_app_ids, client, limiter, collector, discoverer)
+        return Account(account.name, account.sdk_app_ids, client, budgets, collector, discoverer, liveness)
 
     def name_for(self, sdk_app_id: int) -> str:
         return self._route.get(sdk_app_id, self._fallback)
@@ -106,11 +134,29 @@ class Accounts:
     def collectors(self) -> Iterable[Collector]:
         return [a.collector for a in self]
 
-    def ready(self) -> bool:
-        return all(c.ready.is_set() for c in self.collectors)
-
     def lag(self) -> float:
         return max(c.lag() for c in self.collectors)
+
+    def _liveness_of(self, key: TaskKey) -> Liveness | None:
+        return self.by_name[self.name_for(key[0])].liveness
+
+    def last_seen(self, key: TaskKey) -> float | None:
+        liveness = self._liveness_of(key)
+        return liveness.last_seen(key) if liveness else None
+
+    def covered(self, key: TaskKey) -> bool:
+        liveness = self._liveness_of(key)
+        return liveness.covered(key) if liveness else False
+
+    def freshness(self, records: Iterable[TaskRecord], now: float, interval: float) -> Freshness:
+        return measure(records, self.last_seen, self.covered, now, 2 * interval)
+
+    def liveness_unsupported(self) -> dict[int, str]:
+        unsupported: dict[int, str] = {}
+        for account in self:
+            if account.liveness:
+                unsupported.update(account.liveness.unsupported())
+        return unsupported
 
     def paused_credentials(self) -> dict[str, str]:
         """Accounts whose whole credential is paused, with the code that paused it."""

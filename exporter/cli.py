@@ -113,6 +113,8 @@ def cli() -> None:
 @_option("--state-save-interval", help="Save the state file this often when it changed [default: 5s].")
 @_option("--interval", help="Poll interval of an active task [default: 15s].")
 @_option("--rate-limit", help="API requests per second for this credential [default: 20].")
+@_option("--shared-rate-limit", is_flag=True, help="One --rate-limit shared by all API actions of a credential "
+        "[default: each action has its own, as Tencent Cloud counts them].")
 @_option("--concurrency", help="Requests in flight [default: 8].")
 @_option("--finished-retention", help="How long a final (stopped, failed, not found) task stays exported "
          "[default: 1h].")
@@ -125,9 +127,13 @@ def cli() -> None:
 @_option("--discover-sdk-app-id", dest="discover_sdk_app_ids", multiple=True,
          help="Discover running push tasks of this SdkAppId (repeatable).")
 @_option("--discover-interval", help="How often to discover [default: 60s].")
+@_option("--liveness-interval", help="How often to confirm running tasks with DescribeRunningTasks "
+         "(0: off, poll every task) [default: 5s].")
 @_option("--shard-index", help="This replica's shard, 0..N-1 (e.g. the StatefulSet ordinal) [default: 0].")
 @_option("--shard-count", help="Number of replicas sharing the tasks and the budget [default: 1].")
 @_option("--shard-peer-url", help="URL template of a replica, with {index}, for forwarding writes.")
+@_option("--shard-sync-interval", help="How often to learn every peer replica's tasks, so a reshard loses "
+         "nothing [default: 30s].")
 @_option("--log-level", help="debug, info, warning or error [default: info].")
 @_option("--log-format", help="text or json [default: text].")
 def run(config_file: str | None, **flags: Any) -> None:

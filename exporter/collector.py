@@ -12,6 +12,12 @@ failed query does is decided by the error table (``exporter.errors``):
   is final (``lifecycle.py``) and never polled again;
 * ``TASK_BACKOFF``: recorded on the task, retried with exponential backoff capped at ``max_backoff``.
 
+With liveness (``liveness.py``) the detail budget is spent adaptively: a task that just left the
+running list is queried first (``urgent``); new, PREPARED and unconfirmed tasks, and tasks whose
+exceptions rose in the last ``HOT_PERIOD``, every ``interval``; steady PUSHING tasks the running list
+confirms are refreshed for ExceptionCnt evenly, as often as the rest of the budget allows
+(``steady_interval``).
+
 Nothing a single request does can stop the loop.
 """
 
@@ -22,6 +28,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 from exporter.backoff import exponential_backoff
 from exporter.errors import CollectorAction, disposition
@@ -50,6 +57,16 @@ log = logging.getLogger(__name__)
 Describe = Callable[[int, str], PushTask]
 
 NOT_FOUND_GRACE = 120.0  # a task just started may not be visible yet: TaskNotFound is final only after this
+HOT_PERIOD = 300.0  # a task whose exceptions rose is polled every interval for this long
+STEADY_SHARE = 0.9  # of the detail budget planned for steady tasks: the rest absorbs urgent queries
+
+
+class LivenessView(Protocol):
+    """What the collector needs of ``liveness.Liveness`` (no import: liveness sits beside it)."""
+
+    def covered(self, key: TaskKey) -> bool: ...
+
+    def covered_count(self) -> int: ...
 
 
 class Collector:
@@ -69,11 +86,13 @@ class Collector:
         on_anomaly: Callable[[str], None] = lambda kind: None,
         clock: Callable[[], float] = time.time,
         account_owns: Callable[[TaskKey], bool] = lambda key: True,
+        retention_owns: Callable[[TaskKey], bool] | None = None,
         account: str = "default",
         not_found_grace: float = NOT_FOUND_GRACE,
     ) -> None:
         self.store = store
-        self.account_owns = account_owns  # which tracked tasks this collector (its account) polls
+        self.account_owns = account_owns  # which tracked tasks this collector (its account and shard) polls
+        self.retention_owns = retention_owns or account_owns  # which final tasks it expires (any shard's)
         self.describe = describe
         self.limiter = limiter
         self.interval = interval
@@ -88,6 +107,9 @@ class Collector:
         self.ready = threading.Event()
         self.pauses = SdkAppIdPauses(interval, max_backoff, account)
         self._task_backoff: dict[TaskKey, int] = {}
+        self.liveness: LivenessView | None = None  # set by accounts when liveness runs
+        self._hot_until: dict[TaskKey, float] = {}  # exceptions rose: polled every interval until then
+        self._left: set[TaskKey] = set()  # left the running list, queried urgently
         self._first_pass: set[TaskKey] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -109,6 +131,8 @@ class Collector:
             with self._lock:
                 self._task_backoff.pop(key, None)
                 self._first_pass.discard(key)
+                self._hot_until.pop(key, None)
+                self._left.discard(key)
         self._check_ready()
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -208,9 +232,47 @@ class Collector:
         updated = self.store.update(key, lambda r: merge_result(r, task, now))
         with self._lock:
             self._task_backoff.pop(key, None)
+            if record.latest is not None and task.exception_cnt > record.latest.exception_cnt:
+                self._hot_until[key] = now + HOT_PERIOD
+            left = key in self._left
+            self._left.discard(key)
         self.pauses.lift(sdk_app_id)
         if updated is not None and updated.active:
-            self.scheduler.schedule(key, now + self.interval)
+            if left:
+                log.info("task %s:%s left the running list but is still %s (created over 3 days ago?); "
+                         "polled one by one instead", sdk_app_id, key[1], updated.status)
+            self.scheduler.schedule(key, now + self._next_interval(key, updated, now))
+
+    # --- adaptive detail polling -----------------------------------------------------------------
+    def urgent(self, key: TaskKey) -> None:
+        """Query ``key`` before anything else (it just left the running list)."""
+        record = self.store.get(key)
+        if record is None or not record.pollable or not self.account_owns(key):
+            return
+        with self._lock:
+            self._left.add(key)
+        self.scheduler.schedule(key, self.clock(), urgent=True)
+
+    def _next_interval(self, key: TaskKey, record: TaskRecord, now: float) -> float:
+        with self._lock:
+            hot = self._hot_until.get(key, 0.0) > now
+            if not hot:
+                self._hot_until.pop(key, None)
+        liveness = self.liveness
+        if hot or liveness is None or record.status != "PUSHING" or not liveness.covered(key):
+            return self.interval
+        return self.steady_interval()
+
+    def steady_interval(self) -> float:
+        """How often each confirmed-running task can be detail-polled with the budget left, evenly."""
+        liveness = self.liveness
+        if liveness is None:
+            return self.interval
+        covered = liveness.covered_count()
+        uncovered = max(0, len(self.scheduler) - covered)
+        spare = self.limiter.nominal * STEADY_SHARE - uncovered / self.interval
+        spare = max(spare, self.limiter.nominal * (1 - STEADY_SHARE))
+        return max(self.interval, covered / spare)
 
     def _on_failure(self, key: TaskKey, due: float, failure: CallFailure) -> None:
         sdk_app_id = key[0]
@@ -285,4 +347,4 @@ class Collector:
 
     def expire_finished(self) -> int:
         """Drop stopped tasks past ``finished_retention``; configured ones are retired, not removed."""
-        return expire_finished(self.store, self.clock() - self.finished_retention, self.account_owns)
+        return expire_finished(self.store, self.clock() - self.finished_retention, self.retention_owns)

@@ -111,6 +111,7 @@ class Settings:
     state_save_interval: float = 5.0
     interval: float = 15.0
     rate_limit: float = 20.0
+    shared_rate_limit: bool = False
     concurrency: int = 8
     finished_retention: float = 3600.0
     not_found_grace: float = 120.0
@@ -124,11 +125,13 @@ class Settings:
     callback_public_url: str | None = None  # where TIW should send push callbacks (checked at start, `check`)
     discover_sdk_app_ids: tuple[int, ...] = ()
     discover_interval: float = 60.0
+    liveness_interval: float = 5.0
     log_level: str = "info"
     log_format: str = "text"
     shard_index: int = 0
     shard_count: int = 1
     shard_peer_url: str | None = None
+    shard_sync_interval: float = 30.0
     accounts: tuple[AccountSettings, ...] = ()
     warnings: tuple[str, ...] = ()  # values that work but are implausible; logged once at start
 
@@ -225,6 +228,17 @@ class _Builder:
     def warn(self, name: str, doubtful: bool, message: str) -> None:
         if name in self.values and doubtful:
             self.warnings.append(f"{self.origin(name)}: {message}")
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"must be true or false, got {str(value)[:40]!r}")
 
 
 def _positive_int(value: Any) -> int:
@@ -383,10 +397,13 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None,
     b.convert("tasks", lambda v: tuple(dict.fromkeys(parse_task_ref(t, default_sdk) for t in _as_list(v))))
     b.convert("discover_sdk_app_ids", lambda v: tuple(dict.fromkeys(validate_sdk_app_id(x) for x in _as_list(v))))
     for name in ("interval", "finished_retention", "not_found_grace", "connect_timeout", "read_timeout",
-                 "discover_interval", "state_save_interval"):
+                 "discover_interval", "state_save_interval", "shard_sync_interval"):
         b.convert(name, parse_duration)
         b.check(name, b.values.get(name, 1) > 0, "must be greater than zero")
+    b.convert("liveness_interval", parse_duration)
+    b.check("liveness_interval", b.values.get("liveness_interval", 0) >= 0, "must not be negative")
     b.convert("rate_limit", _positive_float)
+    b.convert("shared_rate_limit", _boolean)
     b.convert("concurrency", _positive_int)
     b.convert("shard_count", _positive_int)
     b.convert("shard_index", _non_negative_int)

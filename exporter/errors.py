@@ -33,6 +33,7 @@ class DiscoveryAction(str, Enum):
 
     THROTTLE = "throttle"  # slow the budget down, end this pass
     END_PASS = "end_pass"  # end this pass; the next interval tries again
+    POLL_INSTEAD = "poll_instead"  # the account has no such action (international site): liveness falls back to polling
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,11 @@ TABLE: dict[str, Disposition] = {
     "AuthFailure.UnauthorizedOperation": Disposition("the credential may not use this SdkAppId", False,
                                                      _C.PAUSE_SDK_APP_ID),
     "UnsupportedRegion": Disposition("--region is not served by this endpoint", False, _C.PAUSE_CREDENTIAL),
-    "InvalidAction": Disposition("the endpoint has no such action (wrong --endpoint or product)", False,
-                                 _C.PAUSE_CREDENTIAL),
-    "ActionOffline": Disposition("the action was taken offline", False, _C.PAUSE_CREDENTIAL),
+    "InvalidAction": Disposition("the endpoint has no such action (wrong --endpoint or product; international "
+                                 "accounts lack DescribeRunningTasks)", False, _C.PAUSE_CREDENTIAL,
+                                 DiscoveryAction.POLL_INSTEAD),
+    "ActionOffline": Disposition("the action was taken offline", False, _C.PAUSE_CREDENTIAL,
+                                 DiscoveryAction.POLL_INSTEAD),
     "NoSuchVersion": Disposition("the endpoint has no such API version", False, _C.PAUSE_CREDENTIAL),
     "UnsupportedProtocol": Disposition("the endpoint refuses this protocol (http vs https)", False,
                                        _C.PAUSE_CREDENTIAL),

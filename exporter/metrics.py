@@ -33,6 +33,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample as ClientSample
 
 from exporter import __version__
+from exporter.freshness import Freshness
 from exporter.lifecycle import ANOMALY_KINDS, ENDINGS, FAILED, Milestones, TaskRecord, trtc_code
 from exporter.model import FINISH_REASONS, MAX_INT64, STATUSES, TaskKey
 from exporter.secretfile import WatchedSecret
@@ -215,15 +216,17 @@ class TaskCollector(Collector):
         tiw_push_tasks{sdk_app_id="1400000001",status="PUSHING"} 12.0
     """
 
-    def __init__(self, store: TaskStore, problems: TaskProblemLog | None = None) -> None:
+    def __init__(self, store: TaskStore, problems: TaskProblemLog | None = None,
+                 owns: Callable[[TaskKey], bool] = lambda key: True) -> None:
         self.store = store
         self.problems = problems or TaskProblemLog()
+        self.owns = owns
 
     def describe(self) -> list[Metric]:
         return [_new_family(f) for f in (*TASK_FAMILIES, TASKS_FAMILY, TRACKED_FAMILY)]
 
     def collect(self) -> Iterator[Metric]:
-        records = not_retired(self.store.snapshot())
+        records = [r for r in not_retired(self.store.snapshot()) if self.owns(r.key)]
         families = [_new_family(f) for f in TASK_FAMILIES]
         for record in records:
             for index, labels, value in renderable_samples(record, self.problems) or ():
@@ -415,6 +418,49 @@ class SecretsCollector(Collector):
             last.add_metric([label], secret.last_reload)
         yield success
         yield last
+
+
+class FreshnessCollector(Collector):
+    """Data age per kind, tasks per liveness mode, coverage, and apps without liveness; read at scrape time."""
+
+    def __init__(self, measure: Callable[[], Freshness], unsupported: Callable[[], dict[int, str]]) -> None:
+        self.measure = measure
+        self.unsupported = unsupported
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, ...]:
+        return (
+            GaugeMetricFamily("tiw_exporter_data_age_seconds",
+                              "Age of the latest answer of active tasks, as quantiles over tasks: kind=liveness "
+                              "(the running list confirmed it) or detail (DescribeWhiteboardPush).",
+                              labels=["kind", "quantile"]),
+            GaugeMetricFamily("tiw_exporter_liveness_tasks",
+                              "Active tasks by how their liveness is known: listed (DescribeRunningTasks) or polled "
+                              "(one by one: never listed, older than the list's 3 days, or no such action).",
+                              labels=["mode"]),
+            GaugeMetricFamily("tiw_exporter_coverage_ratio",
+                              "Share of active tracked tasks with a fresh answer (liveness or detail)."),
+            GaugeMetricFamily("tiw_exporter_liveness_unsupported",
+                              "1 for an SdkAppId whose account has no DescribeRunningTasks: its tasks are polled.",
+                              labels=["sdk_app_id", "code"]),
+        )
+
+    def describe(self) -> list[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterator[Metric]:
+        ages, modes, coverage, unsupported = self._families()
+        freshness = self.measure()
+        for kind, values in sorted(freshness.ages.items()):
+            for q, age in values.items():
+                ages.add_metric([kind, f"{q:g}"], age)
+        modes.add_metric(["listed"], freshness.listed)
+        modes.add_metric(["polled"], freshness.polled)
+        coverage.add_metric([], freshness.coverage)
+        for sdk_app_id, code in sorted(self.unsupported().items()):
+            unsupported.add_metric([str(sdk_app_id), code], 1)
+        yield from (ages, modes, coverage, unsupported)
+
 
 
 def self_registry() -> CollectorRegistry:

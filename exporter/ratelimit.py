@@ -1,4 +1,4 @@
-"""A paced request budget shared by every worker of one credential.
+"""Paced request budgets: one per API action of a credential (or one shared by all of them).
 
 Requests are spaced evenly (no bursts), because Tencent Cloud enforces its per-second limit on
 any one-second window: a bucket that lets 20 requests out at once trips it just as surely as 21.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 
 class PacedLimiter:
@@ -74,3 +75,25 @@ class PacedLimiter:
             self._current = max(self._floor, self._current / 2)
             self._last_adjust = now
             self._next_slot = max(self._next_slot, now + 1.0 / self._current)
+
+
+@dataclass
+class ActionBudgets:
+    """Tencent Cloud limits each API action separately: one ``PacedLimiter`` per action at ``rate``.
+
+    With ``shared`` every action spends the one limiter (an account known to share its limit).
+    A throttled action slows only its own limiter unless shared.
+    """
+
+    rate: float
+    shared: bool = False
+    _limiters: dict[str, PacedLimiter] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def for_action(self, action: str) -> PacedLimiter:
+        name = "*" if self.shared else action
+        with self._lock:
+            limiter = self._limiters.get(name)
+            if limiter is None:
+                limiter = self._limiters[name] = PacedLimiter(self.rate)
+            return limiter

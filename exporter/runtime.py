@@ -9,10 +9,11 @@ import logging
 import signal
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from types import FrameType
 
-from exporter import statefile
+from exporter import statedb
 from exporter.accounts import Accounts
 from exporter.callbacks import CallbackEndpoint
 from exporter.config import Settings
@@ -22,11 +23,13 @@ from exporter.logs import counted
 from exporter.metrics import (
     CredentialsCollector,
     ExporterMetrics,
+    FreshnessCollector,
     PausedAccountsCollector,
     SecretsCollector,
     self_registry,
 )
 from exporter.preflight import run_checks
+from exporter.replication import ShardSync
 from exporter.secretfile import WatchedSecret
 from exporter.sharding import Shard
 from exporter.store import TaskStore
@@ -74,15 +77,19 @@ class Exporter:
         self.app_callback_keys = {app: WatchedSecret(f"callback_key/{app}", f"callback key of SdkAppId {app}", path)
                                   for app, path in settings.callback_keys}
         self.registry.register(SecretsCollector(self._secrets))
+        self.registry.register(FreshnessCollector(
+            lambda: self.accounts.freshness(self.store.snapshot(), time.time(), settings.interval),
+            self.accounts.liveness_unsupported))
         self.callbacks = CallbackEndpoint(self.store, self.callback_key.get, self.metrics.count_callback,
                                           app_keys={app: s.get for app, s in self.app_callback_keys.items()},
                                           forward=forwarder.forward_callback if forwarder else None)
         callback_route = {("POST", "/callbacks/tiw"): self._callback}
-        self.exposition = Exposition(self.store, self.registry)
+        self.exposition = Exposition(self.store, self.registry, owns=self.shard.owns)
         self.web = WebSecurity(settings.web_config_file)  # raises WebConfigError: a broken file is a startup error
-        self.routes = Routes(self.store, self.exposition, ready=self.accounts.ready,
+        self._serving = threading.Event()  # ready means serving: the store is loaded and the listeners answer
+        self.routes = Routes(self.store, self.exposition, ready=self._serving.is_set,
                              api_token=self.api_token.get, extra_routes=callback_route,
-                             authorize=self.web.authorize, forwarder=forwarder)
+                             authorize=self.web.authorize, forwarder=forwarder, owns=self.shard.owns)
         self.server = _listen("--listen", settings.listen, self.routes, self.web.ssl_context)
         # TIW cannot send basic auth: the callback-only listener has TLS from the web config, no basic auth.
         try:
@@ -95,13 +102,14 @@ class Exporter:
         except ListenError:
             self.server.stop()
             raise
-        self.state_writer = (statefile.StateWriter(settings.state_file, self.store, settings.state_save_interval)
-                             if settings.state_file else None)
+        self.state_writer: statedb.StateWriter | None = None
         self.tasks_watcher = (
             TasksFileWatcher(settings.tasks_file, self.store, self.metrics.tasks_file_reload_success.set,
                              shard_owns=self.shard.owns)
             if settings.tasks_file else None
         )
+        self.shard_sync = (ShardSync(self.shard, settings.shard_peer_url, self.store, settings.shard_sync_interval)
+                           if self.shard.sharded and settings.shard_peer_url else None)
         self._stopped = threading.Event()
 
     def _secrets(self) -> list[tuple[str, WatchedSecret]]:
@@ -128,16 +136,24 @@ class Exporter:
             self.tasks_watcher.reload()
             self.tasks_watcher.start()
         if settings.state_file:  # after the configured tasks, so their saved results are restored too
-            restored = self.store.restore(r for r in statefile.load(settings.state_file) if self.shard.owns(r.key))
+            db, records = statedb.open_state(settings.state_file)
+            # every task, not only this shard's: after a reshard another replica may own it (replication.py)
+            restored = self.store.restore(records)
             log.info("state file %s: %s restored", settings.state_file, counted(restored, "task"))
+            if db is not None:  # the database holds what was restored: only what differs is written
+                self.state_writer = statedb.StateWriter(db, self.store, settings.state_save_interval,
+                                                        loaded=records)
         for account in self.accounts:
             account.start()
+        if self.shard_sync:
+            self.shard_sync.start()
         if self.state_writer:
             self.state_writer.start()
         self.server.start()
         if self.callback_server:
             self.callback_server.start()
             log.info("TIW callbacks accepted on %s/callbacks/tiw", self.callback_server.bound)
+        self._serving.set()  # not "every task polled once": tiw_exporter_coverage_ratio says how fresh
         threading.Thread(target=self._preflight, name="preflight", daemon=True).start()
         hint = "" if len(self.store) or settings.discover_sdk_app_ids or settings.callback_key or \
             settings.callback_keys else " (add --task, --tasks-file, --discover-sdk-app-id or TIW callbacks)"
@@ -172,9 +188,12 @@ class Exporter:
         if self._stopped.is_set():
             return
         self._stopped.set()
+        self._serving.clear()
         self.server.stop()
         if self.callback_server:
             self.callback_server.stop()
+        if self.shard_sync:
+            self.shard_sync.stop()
         for account in self.accounts:
             account.stop()
         if self.tasks_watcher:

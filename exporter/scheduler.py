@@ -1,7 +1,8 @@
 """Due times of the active tasks: who is polled next, most overdue first.
 
 A heap with lazy deletion, so scheduling and rescheduling are O(log n) at any fleet size, and a
-condition variable the dispatcher waits on until something is due.
+condition variable the dispatcher waits on until something is due. An ``urgent`` task (one that
+just left the running list) goes before every normal one, however overdue they are.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ class Scheduler:
     """Due times of active tasks; a heap with lazy deletion, so updates are O(log n)."""
 
     def __init__(self) -> None:
-        self._due: dict[TaskKey, float] = {}
-        self._heap: list[tuple[float, int, TaskKey]] = []
+        self._due: dict[TaskKey, tuple[int, float]] = {}  # key -> (rank: 0 urgent, 1 normal; due)
+        self._heap: list[tuple[int, float, int, TaskKey]] = []
         self._seq = itertools.count()
         self.cond = threading.Condition()
 
-    def schedule(self, key: TaskKey, due: float) -> None:
+    def schedule(self, key: TaskKey, due: float, urgent: bool = False) -> None:
+        rank = 0 if urgent else 1
         with self.cond:
-            self._due[key] = due
-            heapq.heappush(self._heap, (due, next(self._seq), key))
+            self._due[key] = (rank, due)
+            heapq.heappush(self._heap, (rank, due, next(self._seq), key))
             self.cond.notify()
 
     def discard(self, key: TaskKey) -> None:
@@ -39,10 +41,10 @@ class Scheduler:
     def __len__(self) -> int:
         return len(self._due)
 
-    def _clean_top(self) -> tuple[float, int, TaskKey] | None:
+    def _clean_top(self) -> tuple[int, float, int, TaskKey] | None:
         while self._heap:
-            due, _, key = self._heap[0]
-            if self._due.get(key) == due:
+            rank, due, _, key = self._heap[0]
+            if self._due.get(key) == (rank, due):
                 return self._heap[0]
             heapq.heappop(self._heap)
         return None
@@ -50,27 +52,27 @@ class Scheduler:
     def earliest(self) -> float | None:
         with self.cond:
             top = self._clean_top()
-            return top[0] if top else None
+            return top[1] if top else None
 
     def wait_due(self, now_fn: Callable[[], float], stop: threading.Event, max_wait: float = 1.0) -> bool:
         """Block until some task is due (True) or ``max_wait`` passed / stop was set (False)."""
         with self.cond:
             top = self._clean_top()
             now = now_fn()
-            if top is not None and top[0] <= now:
+            if top is not None and top[1] <= now:
                 return True
-            wait = max_wait if top is None else min(max_wait, top[0] - now)
+            wait = max_wait if top is None else min(max_wait, top[1] - now)
             self.cond.wait(timeout=max(wait, 0.001))
             top = self._clean_top()
-            return top is not None and top[0] <= now_fn() and not stop.is_set()
+            return top is not None and top[1] <= now_fn() and not stop.is_set()
 
     def pop_due(self, now: float) -> tuple[TaskKey, float] | None:
         """The most overdue task, removed from the schedule until rescheduled."""
         with self.cond:
             top = self._clean_top()
-            if top is None or top[0] > now:
+            if top is None or top[1] > now:
                 return None
-            due, _, key = heapq.heappop(self._heap)
+            _, due, _, key = heapq.heappop(self._heap)
             del self._due[key]
             return key, due
 
@@ -78,5 +80,5 @@ class Scheduler:
         """Drop stale heap entries when they outnumber live ones (long-running churn)."""
         with self.cond:
             if len(self._heap) > 2 * len(self._due) + 1024:
-                self._heap = [(d, s, k) for d, s, k in self._heap if self._due.get(k) == d]
+                self._heap = [(r, d, s, k) for r, d, s, k in self._heap if self._due.get(k) == (r, d)]
                 heapq.heapify(self._heap)

@@ -1,4 +1,4 @@
-"""``--state-file``: tracked tasks and their latest results survive a restart.
+"""The JSON state file of earlier versions: read to migrate it (``statedb.py`` is today's format).
 
 Writes are atomic (temp file in the same directory, fsync, rename, fsync of the directory), so a
 crash at any moment leaves either the old or the new file. A file that cannot be read back is
@@ -17,8 +17,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from exporter.lifecycle import TaskRecord
-from exporter.periodic import Periodic
-from exporter.store import TaskStore
 
 log = logging.getLogger(__name__)
 
@@ -76,32 +74,3 @@ def load(path: Path) -> list[TaskRecord]:
         log.error("state file %s is corrupt (%s: %s); %s; starting without it", path, type(exc).__name__,
                   str(exc)[:120], where)
         return []
-
-
-class StateWriter:
-    """Persists the store when it changed, at most every ``period`` seconds, and on stop."""
-
-    def __init__(self, path: Path, store: TaskStore, period: float = 5.0) -> None:
-        self.path = path
-        self.store = store
-        self._saved_version = -1
-        self._loop = Periodic("state-writer", period, self.flush)
-        self.failures = 0
-
-    def start(self) -> None:
-        self._loop.start()
-
-    def flush(self) -> None:
-        version = self.store.version
-        if version == self._saved_version:
-            return
-        try:
-            save(self.path, self.store.snapshot())
-            self._saved_version = version
-        except OSError as exc:
-            self.failures += 1
-            log.error("cannot write state file %s: %s", self.path, exc.strerror or exc)
-
-    def stop(self) -> None:
-        self._loop.stop()
-        self.flush()

@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from exporter.lifecycle import CONFIG_SOURCES, Milestones, TaskRecord, take_milestones
+from exporter.lifecycle import CONFIG_SOURCES, Milestones, TaskRecord, more_advanced, take_milestones
 from exporter.model import TaskKey
 
 log = logging.getLogger(__name__)
@@ -209,3 +209,25 @@ class TaskStore:
                     restored.append(record.key)
         self._notify(restored, [])
         return len(restored)
+
+    def merge(self, records: Iterable[TaskRecord]) -> int:
+        """Merge a peer replica's records: unknown tasks with persistent sources are added, known ones
+        keep whichever record knows more (``lifecycle.more_advanced``). Returns how many were added."""
+        added: list[TaskKey] = []
+        with self._lock:
+            for record in records:
+                current = self._records.get(record.key)
+                if current is None:
+                    sources = record.sources - CONFIG_SOURCES
+                    if not sources:
+                        continue  # a peer's configured task: configuration names it here too, or not at all
+                    self.version += 1
+                    self._put(record.key, replace(record, sources=sources))
+                    added.append(record.key)
+                    continue
+                merged = more_advanced(current, record)
+                if merged != current:
+                    self.version += 1
+                    self._put(record.key, merged)
+        self._notify(added, [])
+        return len(added)

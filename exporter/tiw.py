@@ -99,9 +99,13 @@ def parse_backup(backup: str) -> dict[str, Any] | None:
     return parsed
 
 
+DESCRIBE_PUSH = "DescribeWhiteboardPush"
+DESCRIBE_RUNNING = "DescribeRunningTasks"
+
+
 def describe_whiteboard_push(client: TencentCloudClient, sdk_app_id: int, task_id: str) -> PushTask:
     """Query one push task. Raises ``CallFailure`` (incl. ``ApiError``) on any failure."""
-    result = client.call("DescribeWhiteboardPush", {"SdkAppId": sdk_app_id, "TaskId": task_id},
+    result = client.call(DESCRIBE_PUSH, {"SdkAppId": sdk_app_id, "TaskId": task_id},
                          parse=lambda response: parse_push_task(sdk_app_id, task_id, response))
     return result.value
 
@@ -111,7 +115,7 @@ def describe_running_tasks(
 ) -> tuple[list[RunningTask], int]:
     """One page of running WhiteboardPush tasks and the total count."""
     result = client.call(
-        "DescribeRunningTasks",
+        DESCRIBE_RUNNING,
         {"SdkAppID": sdk_app_id, "TaskType": "WhiteboardPush", "Offset": offset, "Limit": limit},
         parse=lambda response: _running_page(sdk_app_id, response),
     )

@@ -10,6 +10,7 @@ binaries (promtool, prometheus, ...) in ``tests/tools.py``.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -89,3 +90,19 @@ def running_exporter(endpoint: str, credential: Credential, **flags: Any) -> Ite
         yield exporter
     finally:
         exporter.stop()
+
+
+def common_free_port(hosts: list[str]) -> int:
+    """A port free on every one of ``hosts`` (loopback addresses standing in for replicas)."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind((hosts[0], 0))
+            port = probe.getsockname()[1]
+        try:
+            for host in hosts[1:]:
+                with socket.socket() as other:
+                    other.bind((host, port))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no common free port")

@@ -67,6 +67,10 @@ EXTENSION_METRICS = frozenset(
         "tiw_exporter_secret_last_reload_timestamp_seconds",
         "tiw_push_tasks_started_total",
         "tiw_push_tasks_finished_total",
+        "tiw_exporter_data_age_seconds",
+        "tiw_exporter_coverage_ratio",
+        "tiw_exporter_liveness_tasks",
+        "tiw_exporter_liveness_unsupported",
     }
 )
 # Series Prometheus itself writes.

@@ -198,6 +198,7 @@ FAULTS: dict[str, Expected] = {
     "service_unavailable": Expected(ApiError, "ServiceUnavailable", "error", True),
     "unsupported_region": Expected(ApiError, "UnsupportedRegion", "error", False),
     "sdk_app_id_not_found": Expected(ApiError, "InvalidParameter.SdkAppIdNotFound", "error", False),
+    "invalid_action": Expected(ApiError, "InvalidAction", "error", False),
 }
 RETRYABLE = [kind for kind, expected in FAULTS.items() if expected.retryable]
 

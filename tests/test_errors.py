@@ -30,7 +30,7 @@ EXPECTED = {
     "AuthFailure.SignatureFailure": (False, C.PAUSE_CREDENTIAL, DiscoveryAction.END_PASS),
     "AuthFailure.UnauthorizedOperation": (False, C.PAUSE_SDK_APP_ID, DiscoveryAction.END_PASS),
     "UnsupportedRegion": (False, C.PAUSE_CREDENTIAL, DiscoveryAction.END_PASS),
-    "InvalidAction": (False, C.PAUSE_CREDENTIAL, DiscoveryAction.END_PASS),
+    "InvalidAction": (False, C.PAUSE_CREDENTIAL, DiscoveryAction.POLL_INSTEAD),  # liveness falls back to polling
     "IpNotInWhitelist": (False, C.PAUSE_CREDENTIAL, DiscoveryAction.END_PASS),
     "NoSuchVersion": (False, C.PAUSE_CREDENTIAL, DiscoveryAction.END_PASS),
     "ServiceUnavailable": (True, C.RETRY, DiscoveryAction.END_PASS),

@@ -7,7 +7,6 @@ targets: the benchmarks in bench/ measure speed.
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import signal
 import socket
@@ -21,6 +20,7 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry
 
+from exporter import statedb
 from exporter.exposition import Exposition
 from exporter.simulator import DEMO_SECRET_ID, SimulatorClient
 from exporter.store import TaskStore
@@ -239,8 +239,9 @@ def test_kill_9_during_state_writes_never_leaves_a_corrupt_state_file(simulator_
         finally:
             process.proc.send_signal(signal.SIGKILL)
             process.stop()
-        document = json.loads(state.read_text())  # never a torn write
-        assert document["version"] == 1 and len(document["tasks"]) == 300
+        db, records = statedb.open_state(state)  # never a torn write
+        db.close()
+        assert len(records) == 300 and all(r.sources == {"file"} for r in records)
         assert not list(tmp_path.glob("state.json.corrupt-*"))
 
 
@@ -256,7 +257,9 @@ def test_sigterm_flushes_state_and_exits_cleanly(simulator_url, key_file, tmp_pa
         assert process.proc.wait(timeout=5) == 0
     finally:
         process.stop()
-    assert "saved_on_exit" in {t["task_id"] for t in json.loads(state.read_text())["tasks"]}
+    db, records = statedb.open_state(state)
+    db.close()
+    assert "saved_on_exit" in {r.task_id for r in records}
     assert "Traceback" not in process.output
 
 
@@ -282,7 +285,9 @@ def test_no_secret_appears_in_logs_metrics_or_api_at_debug_level(simulator_url, 
         eventually(lambda: "AuthFailure" in process.output)
         exposed = [process.output, requests.get(f"{url}/metrics", auth=auth, timeout=5).text,
                    requests.get(f"{url}/api/v1/tasks", auth=auth, timeout=5).text]
-    exposed.append((tmp_path / "state.json").read_text())
+    exposed.append((tmp_path / "state.json").read_bytes().decode("utf-8", "replace"))
+    exposed.append((tmp_path / "state.json-wal").read_bytes().decode("utf-8", "replace")
+                   if (tmp_path / "state.json-wal").exists() else "")
     assert "DEBUG" in process.output
     for text in exposed:
         for secret in secrets:

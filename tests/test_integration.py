@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from exporter import statedb
 from exporter.simulator import SimulatorClient
 from tests.constants import APP, SECRET_ID
 from tests.harness import eventually, metric, scrape, series
@@ -215,8 +216,9 @@ def test_restart_with_state_file_keeps_api_tasks_and_final_results(scenario, sim
                               status="PUSHING") == 1)
     process.proc.send_signal(signal.SIGTERM)
     assert process.proc.wait(10) == 0
-    saved = json.loads(state.read_text())
-    assert any(t["task_id"] == task_id for t in saved["tasks"])
+    db, saved = statedb.open_state(state)
+    db.close()
+    assert any(t.task_id == task_id for t in saved)
     stopped_polls = simulator.describes(ids["user_call"])
     with exporter(simulator, key_file, "--state-file", str(state), "--task", f"{APP}:{ids['user_call']}") as (_, new):
         found = scrape(new)

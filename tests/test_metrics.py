@@ -11,10 +11,12 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.exposition import Exposition
+from exporter.freshness import measure
 from exporter.lifecycle import FAILED, Milestones, TaskError, TaskRecord, end, merge_error, merge_result
 from exporter.metrics import (
     CredentialsCollector,
     ExporterMetrics,
+    FreshnessCollector,
     PausedAccountsCollector,
     SecretsCollector,
     self_registry,
@@ -248,7 +250,10 @@ def test_exported_series_names_are_exactly_the_contract_plus_documented_extensio
     (tmp_path / "token").write_text("token\n")
     token = WatchedSecret("api_token", "API token", tmp_path / "token")
     registry.register(SecretsCollector(lambda: [("api_token", token)]))
-    body = b"".join(Exposition(_fleet(30), registry).render_text()).decode()
+    fleet = _fleet(30)
+    freshness = lambda: measure(fleet.snapshot(), lambda key: 1.0, lambda key: True, 2.0, 30.0)  # noqa: E731
+    registry.register(FreshnessCollector(freshness, lambda: {APP: "InvalidAction"}))
+    body = b"".join(Exposition(fleet, registry).render_text()).decode()
     names = {line.split("{")[0].split(" ")[0] for line in body.splitlines() if line and not line.startswith("#")}
     ours = {n for n in names if n.startswith("tiw_")}
     assert ours == CONTRACT_METRICS | EXTENSION_METRICS

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import socket
 from collections import Counter
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from exporter.sharding import shard_budget, shard_of
 from exporter.simulator import Simulator, TaskScript
 from exporter.tencentcloud.credentials import Credential, StaticCredentials
 from tests.constants import APP, SECRET_ID, SECRET_KEY
-from tests.harness import eventually
+from tests.harness import common_free_port, eventually
 from tests.procs import Process, exporter_cmd
 
 TOKEN = "shard-token"
@@ -43,18 +42,7 @@ def shard_host(index: int) -> str:
 
 
 def port_free_on_all_hosts() -> int:
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        try:
-            for index in range(SHARDS):
-                with socket.socket() as other:
-                    other.bind((shard_host(index), port))
-            return port
-        except OSError:
-            continue
-    raise AssertionError("no common free port")
+    return common_free_port(["127.0.0.1", *(shard_host(index) for index in range(SHARDS))])
 
 
 class Fleet:
@@ -87,7 +75,14 @@ class Fleet:
             self.stop(index)
 
     def tracked(self, index: int) -> set[str]:
+        """The tasks replica ``index`` owns: polls and exports."""
         tasks = requests.get(f"{self.url(index)}/api/v1/tasks", timeout=5).json()["tasks"]
+        return {t["task_id"] for t in tasks}
+
+    def known(self, index: int) -> set[str]:
+        """Every task replica ``index`` knows of (what it tells a peer)."""
+        tasks = requests.get(f"{self.url(index)}/api/v1/tasks", headers={"X-TIW-Exporter-Forwarded": "test"},
+                             timeout=5).json()["tasks"]
         return {t["task_id"] for t in tasks}
 
 
@@ -164,10 +159,12 @@ def test_killing_a_shard_loses_only_its_share_until_it_returns(fleet):
         answer = requests.post(f"{fleet.url(0)}/api/v1/tasks", json={"sdk_app_id": APP, "task_id": orphan},
                                headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
         assert answer.status_code == 201 and "X-TIW-Exporter-Shard" not in answer.headers
-        assert orphan in fleet.tracked(0)  # kept by a live replica rather than lost
+        assert orphan in fleet.known(0)  # kept by a live replica rather than lost
+        assert orphan not in fleet.tracked(0)  # but polled and exported only by its owner
     finally:
         fleet.start(2)
     eventually(lambda: all(v > lost_before[t] for t, v in polls(fleet, lost).items()), timeout=30)
+    eventually(lambda: orphan in fleet.tracked(2), timeout=30)  # the owner learns it from its peers on return
 
 
 @pytest.mark.slow

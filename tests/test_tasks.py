@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import pytest
 
-from exporter import statefile
+from exporter import statedb, statefile
 from exporter.lifecycle import TaskError, merge_error, merge_result
 from exporter.model import PushTask
 from exporter.store import TaskStore
@@ -154,13 +153,68 @@ def test_corrupt_state_file_is_set_aside_and_reported(tmp_path, caplog, content)
 
 
 def test_state_writer_only_writes_after_changes(tmp_path):
-    path = tmp_path / "state.json"
+    path = tmp_path / "state.db"
     store = _stored_store()
-    writer = statefile.StateWriter(path, store)
+    db, _ = statedb.open_state(path)
+    writer = statedb.StateWriter(db, store)
     writer.flush()
-    first = path.stat().st_mtime_ns
+    written = []
+    real_write = db.write
+    db.write = lambda upserts, deletes, replace_all=False: (written.append((len(upserts), deletes, replace_all)),
+                                                           real_write(upserts, deletes, replace_all))
     writer.flush()
-    assert path.stat().st_mtime_ns == first
+    assert written == []  # nothing changed: nothing written
     store.add((1, "new"), "api")
     writer.flush()
-    assert len(json.loads(path.read_text())["tasks"]) == 3
+    assert written == [(1, [], False)]  # only the row that changed
+    store.remove((1, "new"))
+    writer.flush()
+    assert written[-1] == (0, [(1, "new")], False)
+    writer.stop()
+    assert len(statedb.open_state(path)[1]) == 2
+
+
+def test_a_json_state_file_is_migrated_on_first_start(tmp_path):
+    path = tmp_path / "state.json"
+    store = _stored_store()
+    statefile.save(path, store.snapshot())
+    db, records = statedb.open_state(path)
+    assert {r.key: r for r in records} == {r.key: r for r in store.snapshot()}
+    assert path.read_bytes().startswith(statedb.SQLITE_MAGIC)
+    assert (tmp_path / "state.json.json-migrated").exists()  # the old file is kept, not destroyed
+    db.close()
+    _, again = statedb.open_state(path)  # the second start reads SQLite
+    assert len(again) == 2
+
+
+def test_a_corrupt_sqlite_state_file_is_set_aside(tmp_path, caplog):
+    path = tmp_path / "state.db"
+    path.write_bytes(statedb.SQLITE_MAGIC + b"\x00garbage" * 100)
+    with caplog.at_level(logging.ERROR):
+        db, records = statedb.open_state(path)
+    assert records == [] and db is not None
+    assert len(list(tmp_path.glob("state.db.corrupt-*"))) == 1
+    assert "is corrupt" in caplog.text
+    db.close()
+
+
+def test_after_a_restore_only_changes_and_dropped_rows_are_written(tmp_path):
+    path = tmp_path / "state.db"
+    store = _stored_store()
+    store.add((1, "flag_only"), "flag")
+    db, _ = statedb.open_state(path)
+    statedb.StateWriter(db, store).stop()
+    db, records = statedb.open_state(path)
+    assert len(records) == 3
+    restarted = TaskStore()
+    restarted.restore(records)  # the flag is no longer given: flag_only is dropped
+    written = []
+    real_write = db.write
+    db.write = lambda upserts, deletes, replace_all=False: (written.append((len(upserts), deletes, replace_all)),
+                                                           real_write(upserts, deletes, replace_all))
+    restarted.add((1, "new"), "api")
+    writer = statedb.StateWriter(db, restarted, loaded=records)
+    writer.flush()
+    assert written == [(1, [(1, "flag_only")], False)]  # the new task, no rewrite of the restored rows
+    writer.stop()
+    assert len(statedb.open_state(path)[1]) == 3

@@ -26,7 +26,7 @@ DEFAULT_SLOW_SECONDS = 10.0
 FAULT_KINDS = (
     "http500", "http502_empty", "http404", "malformed_json", "truncated_json", "wrong_shape", "wrong_types",
     "internal_error", "request_limit", "slow", "trickle", "drop", "oversized", "signature_expire",
-    "service_unavailable", "unsupported_region", "sdk_app_id_not_found",
+    "service_unavailable", "unsupported_region", "sdk_app_id_not_found", "invalid_action",
 )
 # fmt: on
 DELAYING_FAULTS = ("slow", "trickle")
@@ -37,6 +37,7 @@ ERROR_FAULTS = {
     "service_unavailable": "ServiceUnavailable",
     "unsupported_region": "UnsupportedRegion",
     "sdk_app_id_not_found": "InvalidParameter.SdkAppIdNotFound",
+    "invalid_action": "InvalidAction",  # e.g. action=DescribeRunningTasks: an international account
 }
 
 

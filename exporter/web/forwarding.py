@@ -41,6 +41,10 @@ class ShardForwarder:
         self.peer_url = peer_url
         self._session = requests.Session()
 
+    def _peer_headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        passed = {name: value for name, value in headers.items() if name.lower() in ("authorization", "content-type")}
+        return {**passed, FORWARDED_HEADER: str(self.shard.index)}
+
     def forward(self, key: TaskKey, method: str, path: str, body: bytes,
                 headers: Mapping[str, str]) -> Forwarded | None:
         """Send the request to the owner of ``key``; None when that is impossible or fails."""
@@ -48,11 +52,9 @@ class ShardForwarder:
             return None
         owner = self.shard.owner(key)
         url = self.peer_url.format(index=owner) + path
-        passed = {name: value for name, value in headers.items()
-                  if name.lower() in ("authorization", "content-type")}
         try:
             answer = self._session.request(method, url, data=body, timeout=FORWARD_TIMEOUT,
-                                           headers={**passed, FORWARDED_HEADER: str(self.shard.index)})
+                                           headers=self._peer_headers(headers))
         except requests.RequestException as exc:
             log.warning("cannot forward %s %s to shard %d: %s", method, path, owner, type(exc).__name__)
             return None
@@ -60,6 +62,19 @@ class ShardForwarder:
             log.warning("shard %d answered %d to a forwarded %s %s", owner, answer.status_code, method, path)
             return None
         return Forwarded(answer.status_code, answer.content, answer.headers.get("Content-Type", "application/json"))
+
+    def broadcast(self, ctx: RequestContext, body: bytes) -> None:
+        """Send a request every replica must apply (a delete) to every peer, best effort."""
+        if not self.peer_url or ctx.headers.get(FORWARDED_HEADER):
+            return
+        for index in range(self.shard.count):
+            if index == self.shard.index:
+                continue
+            try:
+                self._session.request(ctx.method, self.peer_url.format(index=index) + ctx.path, data=body,
+                                      timeout=FORWARD_TIMEOUT, headers=self._peer_headers(ctx.headers))
+            except requests.RequestException as exc:
+                log.warning("cannot send %s %s to shard %d: %s", ctx.method, ctx.path, index, type(exc).__name__)
 
     def forward_request(self, key: TaskKey, ctx: RequestContext, body: bytes) -> Response | None:
         """The owner's answer to a task-API request for ``key``; None to handle it here."""

@@ -23,7 +23,7 @@ from exporter.exposition import Exposition
 from exporter.lifecycle import CONFIG_SOURCES
 from exporter.model import InvalidTaskRef, TaskKey, validate_sdk_app_id, validate_task_id
 from exporter.store import TaskStore
-from exporter.web.forwarding import ShardForwarder
+from exporter.web.forwarding import FORWARDED_HEADER, ShardForwarder
 from exporter.web.http import HttpError, RequestContext, Response, Route, json_response
 from exporter.web.landing import landing_page
 from exporter.web.webconfig import basic_credentials
@@ -47,6 +47,7 @@ class Routes:
     only_extra_routes: bool = False  # the --callback-listen server: nothing but the callback endpoint
     forwarder: ShardForwarder | None = None  # writes for tasks another replica owns go there
     clock: Callable[[], float] = time.time  # "now" of the status page's ages
+    owns: Callable[[TaskKey], bool] = lambda key: True  # this replica's shard (it knows every task, owns some)
 
     def __post_init__(self) -> None:
         self._exact: dict[tuple[str, str], Route] = {} if self.only_extra_routes else {
@@ -90,7 +91,7 @@ class Routes:
     def readiness(self, ctx: RequestContext) -> Response:
         if self.ready():
             return Response(HTTPStatus.OK, [b"Ready.\n"], "text/plain")
-        return Response(HTTPStatus.SERVICE_UNAVAILABLE, [b"Not ready: first collection pass running.\n"],
+        return Response(HTTPStatus.SERVICE_UNAVAILABLE, [b"Not ready: starting or stopping.\n"],
                         "text/plain")
 
     def landing(self, ctx: RequestContext) -> Response:
@@ -98,7 +99,9 @@ class Routes:
         return Response(HTTPStatus.OK, [page], "text/html; charset=utf-8")
 
     def list_tasks(self, ctx: RequestContext) -> Response:
-        records = sorted(self.store.snapshot(), key=lambda r: r.key)
+        """The tasks this replica owns; a peer replica (its header) gets every task known here."""
+        every = bool(ctx.headers.get(FORWARDED_HEADER))
+        records = sorted((r for r in self.store.snapshot() if every or self.owns(r.key)), key=lambda r: r.key)
         return json_response(HTTPStatus.OK, {"tasks": [r.to_json() for r in records]})
 
     def get_task(self, ctx: RequestContext) -> Response:
@@ -117,10 +120,10 @@ class Routes:
             key = validate_sdk_app_id(document["sdk_app_id"]), validate_task_id(document["task_id"])
         except InvalidTaskRef as exc:
             raise HttpError(HTTPStatus.BAD_REQUEST, str(exc)) from None
+        created = self.store.add(key, "api")  # known here too: a reshard may make this replica its owner
         forwarded = self._forward(key, ctx, raw)
         if forwarded is not None:
             return forwarded
-        created = self.store.add(key, "api")
         record = self.store.get(key)
         document = record.to_json() if record else {"sdk_app_id": key[0], "task_id": key[1]}
         return json_response(HTTPStatus.CREATED if created else HTTPStatus.OK, document)
@@ -140,6 +143,8 @@ class Routes:
             raise HttpError(HTTPStatus.CONFLICT, f"task comes from {', '.join(sorted(configured))} configuration; "
                                                  "remove it there")
         self.store.remove(key)
+        if self.forwarder:
+            self.forwarder.broadcast(ctx, b"")  # every replica knows it: every replica forgets it
         return json_response(HTTPStatus.OK, {"deleted": {"sdk_app_id": key[0], "task_id": key[1]}})
 
     def _forward(self, key: TaskKey, ctx: RequestContext, body: bytes) -> Response | None:

@@ -1,0 +1,165 @@
+"""``--state-file`` as SQLite (WAL mode, one row per task): only what changed is written.
+
+Rewriting and fsyncing the whole JSON file every 5 s cost 13 % of a core at 10k tasks and 34 % at
+50k. Here ``StateWriter`` follows the store's change feed (``changed_since``) and upserts or deletes
+just those rows in one transaction; WAL keeps a ``kill -9`` at any moment from tearing anything
+(a crash loses at most the last interval). A JSON state file of earlier versions found at the path
+is migrated on first start (kept beside it as ``<name>.json-migrated``); a file that is neither is
+set aside as ``<name>.corrupt-<unix time>``, as before. Never fatal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from exporter import statefile
+from exporter.lifecycle import TaskRecord
+from exporter.model import TaskKey
+from exporter.periodic import Periodic
+from exporter.store import TaskStore
+
+log = logging.getLogger(__name__)
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+SCHEMA = ("CREATE TABLE IF NOT EXISTS tasks (sdk_app_id INTEGER NOT NULL, task_id TEXT NOT NULL, "
+          "record TEXT NOT NULL, PRIMARY KEY (sdk_app_id, task_id)) WITHOUT ROWID")
+
+
+def _set_aside(path: Path, why: str) -> None:
+    aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+    with contextlib.suppress(OSError):
+        os.replace(path, aside)
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(OSError):
+            os.unlink(f"{path}{suffix}")
+    log.error("state file %s is corrupt (%s); moved to %s; starting without it", path, why[:120], aside)
+
+
+class StateDB:
+    """One SQLite connection (used by one thread at a time under a lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: a process crash loses nothing committed
+        self._db.execute(SCHEMA)
+
+    def load(self) -> list[TaskRecord]:
+        records = []
+        with self._lock:
+            rows = self._db.execute("SELECT record FROM tasks").fetchall()
+        for (text,) in rows:
+            try:
+                records.append(TaskRecord.from_json(json.loads(text)))
+            except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+                log.error("state file %s: skipped an unreadable task row (%s)", self.path, type(exc).__name__)
+        return records
+
+    def write(self, upserts: list[TaskRecord], deletes: list[tuple[int, str]], replace_all: bool = False) -> None:
+        """One transaction: ``replace_all`` empties the table first (a resync of the change feed)."""
+        rows = [(r.sdk_app_id, r.task_id, json.dumps(r.to_json(), separators=(",", ":"))) for r in upserts]
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if replace_all:
+                    self._db.execute("DELETE FROM tasks")
+                self._db.executemany("DELETE FROM tasks WHERE sdk_app_id = ? AND task_id = ?", deletes)
+                self._db.executemany("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?)", rows)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def open_state(path: Path) -> tuple[StateDB | None, list[TaskRecord]]:
+    """The database at ``path`` and its records, migrating a JSON state file; (None, []) if unusable."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(SQLITE_MAGIC))
+    except FileNotFoundError:
+        head = SQLITE_MAGIC
+    except OSError as exc:
+        log.error("cannot read state file %s: %s; starting without it", path, exc.strerror or exc)
+        return None, []
+    migrated: list[TaskRecord] | None = None
+    if head != SQLITE_MAGIC:
+        migrated = statefile.load(path)  # the JSON format; a corrupt file is set aside there
+        if path.exists():
+            os.replace(path, path.with_name(f"{path.name}.json-migrated"))
+    try:
+        db = StateDB(path)
+        if migrated is not None:
+            db.write(migrated, [])
+            log.info("state file %s: migrated %d tasks from JSON to SQLite", path, len(migrated))
+        return db, db.load()
+    except sqlite3.DatabaseError as exc:
+        _set_aside(path, str(exc))
+    try:
+        return StateDB(path), []
+    except (sqlite3.Error, OSError) as exc:
+        log.error("cannot open state file %s: %s; running without one", path, exc)
+        return None, []
+
+
+class StateWriter:
+    """Writes the rows the store's change feed names, at most every ``period`` seconds, and on stop."""
+
+    def __init__(self, db: StateDB, store: TaskStore, period: float = 5.0, *,
+                 loaded: Iterable[TaskRecord] | None = None) -> None:
+        """``loaded``: the rows the database holds (what the store was restored from): the first write
+        skips the ones the store still has unchanged and deletes the ones it dropped. Without it, the
+        first write replaces every row."""
+        self.db = db
+        self.store = store
+        self._cursor = 0
+        self._loaded: dict[TaskKey, TaskRecord] | None = None if loaded is None else {r.key: r for r in loaded}
+        self._rewritten = loaded is not None
+        self._loop = Periodic("state-writer", period, self.flush)
+        self.failures = 0
+        self._flush_lock = threading.Lock()
+
+    def start(self) -> None:
+        self._loop.start()
+
+    def flush(self) -> None:
+        with self._flush_lock:
+            changes = self.store.changed_since(self._cursor)
+            replace_all = changes.resync or not self._rewritten
+            if replace_all:
+                upserts, deletes = self.store.snapshot(), []
+            else:
+                upserts = [r for r in changes.records.values() if r is not None]
+                deletes = [key for key, r in changes.records.items() if r is None]
+            loaded = self._loaded
+            if loaded is not None and not replace_all:  # the first write after a restore
+                upserts = [r for r in upserts if loaded.get(r.key) != r]
+                current = {r.key for r in self.store.snapshot()}
+                deletes += [key for key in loaded if key not in current]
+            if not upserts and not deletes and not replace_all:
+                self._cursor, self._loaded = changes.cursor, None
+                return
+            try:
+                self.db.write(upserts, deletes, replace_all=replace_all)
+                self._cursor, self._rewritten, self._loaded = changes.cursor, True, None
+            except (sqlite3.Error, OSError) as exc:
+                self.failures += 1
+                log.error("cannot write state file %s: %s", self.db.path, exc)
+
+    def stop(self) -> None:
+        self._loop.stop()
+        self.flush()
+        self.db.close()

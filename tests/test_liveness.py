@@ -1,0 +1,143 @@
+"""Liveness from DescribeRunningTasks, over real HTTP against the simulator; adaptive detail polling."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from exporter.collector import Collector
+from exporter.freshness import measure, quantiles
+from exporter.lifecycle import TaskRecord
+from exporter.model import PushTask
+from exporter.ratelimit import PacedLimiter
+from exporter.simulator import Simulator, TaskScript
+from exporter.store import TaskStore
+from exporter.tencentcloud.credentials import Credential
+from tests.constants import APP, SECRET_ID, SECRET_KEY
+from tests.harness import eventually, metric, running_exporter, scrape
+
+DAY = 86400.0
+
+
+@pytest.fixture
+def simulator():
+    with Simulator(credentials={SECRET_ID: SECRET_KEY}, rate_limit=20) as sim:
+        yield sim
+
+
+def exporter_for(simulator: Simulator, *task_ids: str, **flags):
+    """Polling alone would see a change only after a minute: anything sooner is liveness' doing."""
+    flags.setdefault("interval", "60s")
+    flags.setdefault("liveness_interval", "0.3s")
+    return running_exporter(simulator.url, Credential(SECRET_ID, SECRET_KEY),
+                            tasks=tuple(f"{APP}:{t}" for t in task_ids), **flags)
+
+
+def test_a_task_leaving_the_running_list_is_queried_at_once_and_ends(simulator):
+    steady = simulator.add_task(APP, TaskScript(prepare_seconds=0))
+    stopping = simulator.add_task(APP, TaskScript(prepare_seconds=0, push_seconds=2, finish_reason="USER_CALL"))
+    with exporter_for(simulator, steady, stopping) as exporter:
+        eventually(lambda: exporter.accounts.covered((APP, stopping)), timeout=10)  # seen on the list
+        record = eventually(lambda: (r := exporter.store.get((APP, stopping))) and r.final and r, timeout=15)
+        assert record.finish_reason == "USER_CALL"
+        describes = simulator.stats()["describes_by_task"]
+        assert describes[stopping] == 2  # the first query, then the one the list's change asked for
+        assert describes[steady] == 1  # the steady one waits for its (adaptive) interval
+        found = scrape(exporter.url)
+        assert metric(found, "tiw_exporter_liveness_tasks", mode="listed") == 1
+        assert metric(found, "tiw_exporter_coverage_ratio") == 1
+        assert metric(found, "tiw_exporter_data_age_seconds", kind="liveness", quantile="0.5") is not None
+
+
+def test_tasks_older_than_the_lists_window_are_polled_one_by_one(simulator):
+    old = simulator.add_task(APP, TaskScript(prepare_seconds=0), created_at=time.time() - 4 * DAY)
+    with exporter_for(simulator, old, interval="0.5s") as exporter:
+        eventually(lambda: simulator.stats()["describes_by_task"][old] >= 3, timeout=15)
+        assert not exporter.accounts.covered((APP, old))
+        assert metric(scrape(exporter.url), "tiw_exporter_liveness_tasks", mode="polled") == 1
+
+
+def test_an_account_without_the_action_falls_back_to_polling_visibly(simulator, caplog):
+    simulator.set_fault("invalid_action", action="DescribeRunningTasks")
+    task = simulator.add_task(APP, TaskScript(prepare_seconds=0, push_seconds=2))
+    with caplog.at_level(logging.WARNING, logger="exporter.liveness"), \
+            exporter_for(simulator, task, interval="0.5s") as exporter:
+        eventually(lambda: (r := exporter.store.get((APP, task))) and r.final, timeout=15)
+        found = scrape(exporter.url)
+        assert metric(found, "tiw_exporter_liveness_unsupported", sdk_app_id=APP, code="InvalidAction") == 1
+        assert metric(found, "tiw_exporter_liveness_tasks", mode="polled") == 0  # it is final now
+    fallbacks = [r for r in caplog.records if "polled one by one instead" in r.getMessage()]
+    assert len(fallbacks) == 1  # one line, not one per pass
+
+
+def test_liveness_can_be_turned_off(simulator):
+    task = simulator.add_task(APP, TaskScript(prepare_seconds=0))
+    with exporter_for(simulator, task, liveness_interval="0", interval="0.5s") as exporter:
+        eventually(lambda: simulator.stats()["describes_by_task"][task] >= 2, timeout=10)
+        assert all(a.liveness is None for a in exporter.accounts)
+        assert simulator.stats()["requests"].get("DescribeRunningTasks") is None
+
+
+class FakeLiveness:
+    def __init__(self, covered: int) -> None:
+        self.count = covered
+
+    def covered(self, key) -> bool:
+        return True
+
+    def covered_count(self) -> int:
+        return self.count
+
+
+def test_steady_tasks_share_the_detail_budget_left_evenly():
+    store = TaskStore()
+    collector = Collector(store, lambda app, task: None, PacedLimiter(20.0), interval=15.0)
+    assert collector.steady_interval() == 15.0  # no liveness: every task every interval
+    collector.liveness = FakeLiveness(covered=10_000)
+    assert collector.steady_interval() == pytest.approx(10_000 / (19.2 * 0.9))  # ~9.6 min at 10k
+    collector.liveness = FakeLiveness(covered=100)
+    assert collector.steady_interval() == 15.0  # never more often than --interval
+
+
+def test_exceptions_that_rose_keep_a_task_on_the_interval():
+    store = TaskStore(clock=lambda: 0.0)
+    key = (APP, "hot")
+    store.add(key, "api")
+    answers = iter([PushTask(APP, "hot", "PUSHING", exception_cnt=0), PushTask(APP, "hot", "PUSHING", exception_cnt=3),
+                    PushTask(APP, "hot", "PUSHING", exception_cnt=3)])
+    collector = Collector(store, lambda app, task: next(answers), PacedLimiter(20.0), interval=15.0,
+                          clock=lambda: 100.0)
+    collector.liveness = FakeLiveness(covered=10_000)
+    collector.poll(key, 0.0)
+    assert collector.scheduler.earliest() == pytest.approx(100.0 + collector.steady_interval())
+    collector.poll(key, 0.0)
+    assert collector.scheduler.earliest() == 115.0  # exceptions rose: hot, every interval
+    collector.poll(key, 0.0)
+    assert collector.scheduler.earliest() == 115.0  # still hot for HOT_PERIOD
+
+
+def test_an_urgent_task_goes_before_overdue_ones():
+    store = TaskStore()
+    for name in ("late", "urgent"):
+        store.add((APP, name), "api")
+    collector = Collector(store, lambda app, task: None, PacedLimiter(20.0), clock=lambda: 50.0)
+    collector.scheduler.schedule((APP, "late"), 1.0)
+    collector.urgent((APP, "urgent"))
+    assert collector.scheduler.pop_due(50.0) == ((APP, "urgent"), 50.0)
+    assert collector.scheduler.pop_due(50.0) == ((APP, "late"), 1.0)
+
+
+def test_freshness_quantiles_and_coverage():
+    assert quantiles([]) == {}
+    assert quantiles([float(i) for i in range(1, 101)]) == {0.5: 50.0, 0.95: 95.0, 1.0: 100.0}
+    fresh = TaskRecord(APP, "a", frozenset({"api"}), 0.0, last_success=95.0)
+    stale = TaskRecord(APP, "b", frozenset({"api"}), 0.0, last_success=10.0)
+    listed = TaskRecord(APP, "c", frozenset({"api"}), 0.0, last_success=10.0)
+    seen = {listed.key: 99.0}
+    result = measure([fresh, stale, listed], seen.get, lambda key: key in seen, 100.0, 30.0)
+    assert (result.listed, result.polled, result.fresh, result.active) == (1, 2, 2, 3)
+    assert result.coverage == pytest.approx(2 / 3)
+    assert result.ages["liveness"] == {0.5: 1.0, 0.95: 1.0, 1.0: 1.0}
+    assert result.ages["detail"][1.0] == 90.0
