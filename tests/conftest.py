@@ -9,11 +9,13 @@ Pick one explicitly with ``--hypothesis-profile``.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+from exporter.simulator import Simulator
 from tests.constants import SECRET_KEY
 
 settings.register_profile("ci", suppress_health_check=[HealthCheck.too_slow], deadline=None)
@@ -27,3 +29,13 @@ def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("secrets") / "secret-key"
     path.write_text(SECRET_KEY + "\n")
     return path
+
+
+@pytest.fixture
+def unlimited_sim() -> Iterator[Simulator]:
+    """An in-process simulator without a rate limit (tests that count requests set their own)."""
+    simulator = Simulator(rate_limit=0).start()
+    try:
+        yield simulator
+    finally:
+        simulator.close()

@@ -6,7 +6,6 @@ A real simulator, a real exporter in-process, real HTTP between them; assertions
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -21,12 +20,8 @@ DESCRIBE = "DescribeWhiteboardPush"
 
 
 @pytest.fixture
-def sim() -> Iterator[Simulator]:
-    simulator = Simulator(rate_limit=0).start()
-    try:
-        yield simulator
-    finally:
-        simulator.close()
+def sim(unlimited_sim: Simulator) -> Simulator:
+    return unlimited_sim
 
 
 def run(sim: Simulator, *task_ids: str, **flags: str) -> Exporter:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,12 +19,8 @@ CALLBACK_KEY = "preflight-callback-key"
 
 
 @pytest.fixture
-def sim() -> Iterator[Simulator]:
-    simulator = Simulator(rate_limit=0).start()
-    try:
-        yield simulator
-    finally:
-        simulator.close()
+def sim(unlimited_sim: Simulator) -> Simulator:
+    return unlimited_sim
 
 
 def check(sim: Simulator, key_file: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[int, dict]:
