@@ -8,6 +8,7 @@ Pick one explicitly with ``--hypothesis-profile``.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,16 @@ from tests.constants import SECRET_KEY
 settings.register_profile("ci", suppress_health_check=[HealthCheck.too_slow], deadline=None)
 settings.register_profile("dev", parent=settings.get_profile("ci"), max_examples=25)
 settings.load_profile("ci" if os.environ.get("CI") == "true" else "dev")
+
+
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A test that runs a command configures logging globally (logs.configure); the next test must not inherit it."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    root.setLevel(level)
+    root.handlers[:] = handlers
 
 
 @pytest.fixture(scope="session")
