@@ -104,6 +104,7 @@ def test_rules_file_passes_promtool_check() -> None:
     assert f"SUCCESS: {len(_rules())} rules found" in output
 
 
+@pytest.mark.slow  # promtool over every rule: seconds
 def test_promtool_unit_tests_pass() -> None:
     output = run_tool_ok("promtool", "test", "rules", RULES_TEST_FILE)
     assert "SUCCESS" in output
@@ -208,6 +209,7 @@ def test_rules_file_is_the_generators_current_output() -> None:
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow  # promtool over every rule: seconds
 def test_every_selector_carries_the_exact_job_selector() -> None:
     # One config value (alerts/generate.py Config.job_selector); no regex that matches other jobs.
     exprs = [rule["expr"] for rule in _rules()]
@@ -309,6 +311,7 @@ def test_webhook_receivers_are_local_placeholders() -> None:
 INHIBIT_RULES = alertmanager_config()["inhibit_rules"]
 
 
+@pytest.mark.slow  # amtool per rule
 @pytest.mark.parametrize("rule", INHIBIT_RULES, ids=lambda rule: "+".join(rule["source_matchers"]))
 def test_inhibit_rule_selects_alerts_that_share_its_equal_labels(rule: dict[str, Any]) -> None:
     # An inhibition whose matchers select no alert, or whose `equal` labels the alerts lack,

@@ -35,6 +35,7 @@ def exporter_for(simulator: Simulator, *task_ids: str, **flags):
                             tasks=tuple(f"{APP}:{t}" for t in task_ids), **flags)
 
 
+@pytest.mark.slow
 def test_a_task_leaving_the_running_list_is_queried_at_once_and_ends(simulator):
     steady = simulator.add_task(APP, TaskScript(prepare_seconds=0))
     stopping = simulator.add_task(APP, TaskScript(prepare_seconds=0, push_seconds=2, finish_reason="USER_CALL"))
@@ -59,6 +60,7 @@ def test_tasks_older_than_the_lists_window_are_polled_one_by_one(simulator):
         assert metric(scrape(exporter.url), "tiw_exporter_liveness_tasks", mode="polled") == 1
 
 
+@pytest.mark.slow
 def test_an_account_without_the_action_falls_back_to_polling_visibly(simulator, caplog):
     simulator.set_fault("invalid_action", action="DescribeRunningTasks")
     task = simulator.add_task(APP, TaskScript(prepare_seconds=0, push_seconds=2))
