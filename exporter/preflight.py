@@ -62,11 +62,12 @@ def render_json(checks: list[Check]) -> str:
 
 
 def run_checks(settings: Settings, providers: Mapping[str, CredentialProvider] | None = None,
-               pace: Callable[[str], object] = lambda account: None, callbacks: bool = True) -> list[Check]:
+               pace: Callable[[str, str], object] = lambda account, action: None,
+               callbacks: bool = True) -> list[Check]:
     """Every check for every configured account, in order.
 
     ``providers`` are the accounts' credential sources when the caller has them already (``run``);
-    ``pace(account)`` is called before each API request (``run`` takes a slot of the account's budget);
+    ``pace(account, action)`` is called before each API request (``run`` takes a slot of that action's budget);
     ``callbacks`` False skips the push-callback checks (an exporter that does not use callbacks).
     """
     checks: list[Check] = []
@@ -85,7 +86,7 @@ def run_checks(settings: Settings, providers: Mapping[str, CredentialProvider] |
         region = account.region or settings.region
         client = TencentCloudClient(provider, endpoint=endpoint, region=region, retry=RetryPolicy(attempts=1),
                                     connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout)
-        paced = _Paced(client, lambda name=account.name: pace(name))
+        paced = _Paced(client, lambda action, name=account.name: pace(name, action))
         try:
             owned = [app for app in apps if not account.sdk_app_ids or app in account.sdk_app_ids]
             checks += [_sdk_app_id_check(paced, prefix, app) for app in owned or [0]]
@@ -98,14 +99,14 @@ def run_checks(settings: Settings, providers: Mapping[str, CredentialProvider] |
 
 
 class _Paced:
-    """A client whose every call first waits for the caller's pace (a slot of the account's budget)."""
+    """A client whose every call first waits for the caller's pace (a slot of that action's budget)."""
 
-    def __init__(self, client: TencentCloudClient, pace: Callable[[], object]) -> None:
+    def __init__(self, client: TencentCloudClient, pace: Callable[[str], object]) -> None:
         self.client, self.pace = client, pace
         self.endpoint, self.region = client.endpoint, client.region
 
     def call(self, action: str, params: dict[str, Any]) -> CallResult:
-        self.pace()
+        self.pace(action)
         return self.client.call(action, params)
 
 

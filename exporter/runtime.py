@@ -166,9 +166,13 @@ class Exporter:
         """``tiw-exporter check`` once at start, each result one log line; a failure never stops the exporter."""
         settings = self.settings
         accounts = {a.name: a for a in self.accounts}
+
+        def pace(name: str, action: str) -> bool:  # each probe spends a slot of that action's own budget
+            return accounts[name].budgets.for_action(action).acquire(self._stopped)
+
         try:
             checks = run_checks(settings, providers={name: a.client.credentials for name, a in accounts.items()},
-                                pace=lambda name: accounts[name].limiter.acquire(self._stopped),
+                                pace=pace,
                                 callbacks=bool(settings.callback_key or settings.callback_keys
                                                or settings.callback_public_url))
         except Exception:  # a preflight problem must never take the exporter down
