@@ -243,7 +243,7 @@ def check_config(file: str, kind: str) -> None:
         kind = _kind_of(path)
     if kind == "tasks":
         try:
-            keys = load_tasks_file(path)
+            keys = load_tasks_file(path, on_repeat=lambda message: click.echo(f"warning: {message}", err=True))
         except TasksFileError as exc:
             fail(str(exc))
         click.echo(f"{path}: valid tasks file, {counted(len(keys), 'task')}")

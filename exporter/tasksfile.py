@@ -23,8 +23,12 @@ class TasksFileError(Exception):
     """A tasks file that cannot be used; the message is one line naming the problem."""
 
 
-def load_tasks_file(path: Path) -> list[TaskKey]:
-    """Read a YAML list of ``{sdk_app_id, task_id}`` (also accepts ``{tasks: [...]}``)."""
+def load_tasks_file(path: Path, on_repeat: Callable[[str], object] = lambda message: None) -> list[TaskKey]:
+    """Read a YAML list of ``{sdk_app_id, task_id}`` (also accepts ``{tasks: [...]}``).
+
+    A task listed twice is tracked once; ``on_repeat`` gets one line per repeat, because a repeat is
+    often a copy-paste that was meant to name another task.
+    """
     try:
         document = read_yaml(path, "tasks file")
     except YamlFileError as exc:
@@ -35,15 +39,20 @@ def load_tasks_file(path: Path) -> list[TaskKey]:
         return []
     if not isinstance(document, list):
         raise TasksFileError(f"tasks file {path} must be a list of {{sdk_app_id, task_id}}")
-    keys: list[TaskKey] = []
+    first_entry: dict[TaskKey, int] = {}
     for index, item in enumerate(document, start=1):
         if not isinstance(item, dict) or set(item) != {"sdk_app_id", "task_id"}:
             raise TasksFileError(f"tasks file {path}: entry {index} must have exactly sdk_app_id and task_id")
         try:
-            keys.append((validate_sdk_app_id(item["sdk_app_id"]), validate_task_id(item["task_id"])))
+            key = (validate_sdk_app_id(item["sdk_app_id"]), validate_task_id(item["task_id"]))
         except InvalidTaskRef as exc:
             raise TasksFileError(f"tasks file {path}: entry {index}: {exc}") from None
-    return list(dict.fromkeys(keys))
+        if key in first_entry:
+            on_repeat(f"tasks file {path}: entry {index} repeats entry {first_entry[key]} "
+                      f"({key[0]}:{key[1]}); tracked once")
+        else:
+            first_entry[key] = index
+    return list(first_entry)
 
 
 class TasksFileWatcher:
@@ -74,7 +83,7 @@ class TasksFileWatcher:
         with self._lock:
             self._stamp = self._current_stamp()
             try:
-                keys = load_tasks_file(self.path)
+                keys = load_tasks_file(self.path, on_repeat=log.warning)
             except TasksFileError as exc:
                 kept = "keeping the last good task set" if self._loaded else "no tasks from it until it is fixed"
                 log.error("%s; %s", exc, kept)

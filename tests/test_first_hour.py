@@ -150,3 +150,19 @@ def test_the_start_log_names_the_address_really_bound(caplog) -> None:
         exporter.stop()
     assert f"listening on http://0.0.0.0:{port} (all interfaces; http://127.0.0.1:{port} here)" in line
     assert "tracking 0 tasks (add --task, --tasks-file, --discover-sdk-app-id or TIW callbacks)" in line
+
+
+def test_a_task_listed_twice_is_tracked_once_with_a_warning_naming_both_entries(tmp_path, capsys,
+                                                                                monkeypatch) -> None:
+    tasks = tmp_path / "tasks.yml"
+    tasks.write_text(f"- {{sdk_app_id: {APP}, task_id: a}}\n- {{sdk_app_id: {APP}, task_id: b}}\n"
+                     f"- {{sdk_app_id: {APP}, task_id: a}}\n")
+    repeat = f"entry 3 repeats entry 1 ({APP}:a); tracked once"
+    status, out, err = run_main(["check-config", str(tasks)], capsys, monkeypatch)
+    assert status == 0 and out.strip().endswith("valid tasks file, 2 tasks")
+    assert err.strip() == f"warning: tasks file {tasks}: {repeat}"
+    config = tmp_path / "config.yml"
+    config.write_text("tasks-file: tasks.yml\n")
+    status, out, err = run_main(["check-config", str(config)], capsys, monkeypatch)
+    assert status == 0 and "valid config file (2 tasks" in out
+    assert err.strip() == f"warning: tasks file {tasks}: {repeat}"

@@ -218,3 +218,14 @@ def test_after_a_restore_only_changes_and_dropped_rows_are_written(tmp_path):
     assert written == [(1, [(1, "flag_only")], False)]  # the new task, no rewrite of the restored rows
     writer.stop()
     assert len(statedb.open_state(path)[1]) == 3
+
+
+def test_a_reload_tracks_a_repeated_task_once_and_says_which_entries_repeat(tmp_path, caplog):
+    path = tmp_path / "tasks.yml"
+    path.write_text("- {sdk_app_id: 1, task_id: a}\n- {sdk_app_id: 1, task_id: a}\n")
+    store = TaskStore()
+    with caplog.at_level(logging.WARNING, logger="exporter.tasksfile"):
+        assert TasksFileWatcher(path, store).reload() is True
+    assert [r.key for r in store.snapshot()] == [(1, "a")]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"tasks file {path}: entry 2 repeats entry 1 (1:a); tracked once"]
