@@ -27,7 +27,11 @@ DASHBOARD_UID = "tiw-push-exporter"
 ACTIVE = "PREPARED|PUSHING"
 BAD_REASONS = "EXCEPTION|FAILED"
 BAD = "~" + BAD_REASONS
-FLEET = "sum without (instance, sdk_app_id, reason)"  # over every shard and app, keeping job and site labels
+# The labels that tell one replica from another: `instance` from any scrape config, `pod` from the
+# Prometheus Operator's ServiceMonitor. Sums drop these (and the labels they aggregate) and keep the
+# rest, so `job` and any site label (cluster, region) survive into recorded series and alerts.
+REPLICA = "instance, pod"
+FLEET = f"sum without ({REPLICA}, sdk_app_id, reason)"  # over every shard and app
 # SRE Workbook ch. 5, multiwindow multi-burn-rate: (long window, short window, burn rate factor).
 PAGE_BURNS = (("1h", "5m", 14.4), ("6h", "30m", 6.0))
 TICKET_BURNS = (("3d", "6h", 1.0),)
@@ -88,11 +92,11 @@ def recording_rules(cfg: Config) -> list[dict[str, Any]]:
     """Fleet sums for the dashboard: a handful of series per SdkAppId instead of one per task."""
     return [
         {"record": "sdk_app_id_status:tiw_push_tasks:sum",
-         "expr": f"sum by (sdk_app_id, status) ({cfg.sel('tiw_push_tasks')})"},
+         "expr": f"sum without ({REPLICA}) ({cfg.sel('tiw_push_tasks')})"},
         {"record": "sdk_app_id:tiw_push_task_exceptions:rate5m",
-         "expr": f"sum by (sdk_app_id) (rate({cfg.sel('tiw_push_task_exceptions_total')}[5m]))"},
+         "expr": f"sum without ({REPLICA}, task_id) (rate({cfg.sel('tiw_push_task_exceptions_total')}[5m]))"},
         {"record": "sdk_app_id_reason:tiw_push_task_finish_reason:sum",
-         "expr": f"sum by (sdk_app_id, reason) ({cfg.sel('tiw_push_task_finish_reason')})"},
+         "expr": f"sum without ({REPLICA}, task_id) ({cfg.sel('tiw_push_task_finish_reason')})"},
     ]
 
 
@@ -105,10 +109,10 @@ def slo_rules(cfg: Config) -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = []
     for window in SLI_WINDOWS:
         finished = f"sdk_app_id:tiw_push_tasks_finished:increase{window}"
-        rules.append({"record": finished, "expr": "sum by (sdk_app_id) "
+        rules.append({"record": finished, "expr": f"sum without ({REPLICA}, reason) "
                       f"(increase({cfg.sel('tiw_push_tasks_finished_total')}[{window}]))"})
         rules.append({"record": f"sdk_app_id:tiw_push_tasks_finished_bad:ratio_rate{window}", "expr": (
-            "sum by (sdk_app_id) "
+            f"sum without ({REPLICA}, reason) "
             f"(increase({cfg.sel('tiw_push_tasks_finished_total', reason=BAD)}[{window}]))\n"
             f"  /\n({finished} > 0)")})
     return rules
