@@ -86,9 +86,13 @@ BROKEN = " or ".join((
          f'({sel("tiw_push_task_status", PUSHING)} == 1)', "exceptions rising"),
     _why(f'max without (status) ({sel("tiw_push_task_status")}) == 0', "no answer yet"),
 ))
-# The room where TIW told it (tiw_push_task_info), without dropping tasks that never answered.
-BROKEN_WITH_ROOM = (f"(({BROKEN}) * on ({KEY}) group_left (room_id) {sel('tiw_push_task_info')})\n"
-                    f"or (({BROKEN}) unless on ({KEY}) {sel('tiw_push_task_info')})")
+# The status now (UNKNOWN before any answer), then the room where TIW told it (tiw_push_task_info);
+# each join keeps the rows it cannot match, so no broken task is dropped for a missing series.
+_STATUS_NOW = f"({sel('tiw_push_task_status')} == 1)"
+BROKEN_WITH_STATUS = (f"(({BROKEN}) * on ({KEY}) group_left (status) {_STATUS_NOW})\n"
+                      f'or label_replace(({BROKEN}) unless on ({KEY}) {_STATUS_NOW}, "status", "UNKNOWN", "", "")')
+BROKEN_WITH_ROOM = (f"(({BROKEN_WITH_STATUS}) * on ({KEY}) group_left (room_id) {sel('tiw_push_task_info')})\n"
+                    f"or (({BROKEN_WITH_STATUS}) unless on ({KEY}) {sel('tiw_push_task_info')})")
 
 
 def broken_table() -> table.Panel:
@@ -101,7 +105,8 @@ def broken_table() -> table.Panel:
     return panel.override_by_name("task_id", [model.DynamicConfigValue(id_val="links", value=[
         {"title": "Drill down", "url": drill}])]).with_transformation(model.DataTransformerConfig(
             id_val="organize", options={"excludeByName": {"Time": True, "Value": True, "__name__": True},
-                                        "indexByName": {"why": 0, "sdk_app_id": 1, "task_id": 2, "room_id": 3}}))
+                                        "indexByName": {"why": 0, "sdk_app_id": 1, "task_id": 2, "status": 3,
+                                                        "room_id": 4}}))
 
 
 def alert_list() -> dashboard.Panel:

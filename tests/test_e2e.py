@@ -473,6 +473,31 @@ def test_fleet_stat_panels_count_the_scenario(scenario: Scenario) -> None:
     eventually(counts_match, TIMEOUT, 0.5, explain=lambda: f"stat panels show {shown}, expected {FLEET_STATS}")
 
 
+# What the "Broken push tasks now" table shows for $sdk_app_id: task -> (why, status now).
+BROKEN_ROWS = {
+    EXCEPTION: ("ended with EXCEPTION", "STOPPED"),
+    FAILED: ("push failed", "STOPPED"),
+    NOT_FOUND: ("not found", "STOPPED"),
+    EXCEPTIONS_GROWING: ("exceptions rising", "PUSHING"),
+}
+
+
+def test_broken_tasks_table_names_each_broken_task_with_why_and_status(scenario: Scenario) -> None:
+    (panel,) = [panel for panel in PANELS if panel["title"] == "Broken push tasks now"]
+    expr = substitute(panel["targets"][0]["expr"])
+    shown: dict[str, set[tuple[str, str]]] = {}
+
+    def rows_match() -> bool:
+        shown.clear()
+        for row in instant(scenario, expr):
+            shown.setdefault(row["metric"]["task_id"], set()).add((row["metric"]["why"], row["metric"]["status"]))
+        # A throttled query may add a passing "query error" row; the broken tasks and only they are there.
+        return all(BROKEN_ROWS[task] in shown.get(task, set()) for task in BROKEN_ROWS) and \
+            not set(shown) & set(HEALTHY_TASKS)
+
+    eventually(rows_match, TIMEOUT, 0.5, explain=lambda: f"table shows {shown}, expected {BROKEN_ROWS}")
+
+
 def test_broken_tasks_fire_their_alerts_with_exact_labels(scenario: Scenario) -> None:
     firing = wait_for_expected_alerts(scenario)
     for expected in EXPECTED_ALERTS:  # once each: no second task, code or instance under the same name
