@@ -16,19 +16,29 @@ Rules that keep the numbers honest (``merge_result``):
 * the status only moves forward, PREPARED -> PUSHING -> STOPPED: a late or out-of-order answer
   never turns a stopped task back into a pushing one;
 * ``ExceptionCnt`` is a counter: an answer with fewer exceptions than already seen keeps the
-  highest value (and is counted as an anomaly), so ``increase()`` never sees a fake reset;
+  highest value (and is counted as an anomaly), so ``increase()`` never sees a fake reset; the
+  backup task's ``ExceptionCnt`` inside ``Backup`` likewise;
 * timestamps are exported as answered; durations are clamped at 0 (a stop before the start, or a
   start in the future, gives 0 and is counted as an anomaly).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass, replace
 from typing import Any
 
-from exporter.model import STATUS_RANK, PushTask, TaskKey, validate_sdk_app_id, validate_task_id
+from exporter.model import (
+    STATUS_RANK,
+    PushTask,
+    TaskKey,
+    backup_exception_cnt,
+    parse_backup,
+    validate_sdk_app_id,
+    validate_task_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +51,8 @@ FAILED = "FAILED"  # ended: FailedOperation.WhiteboardPush, confirmed
 NOT_FOUND = "NOT_FOUND"  # ended: InvalidParameter.TaskNotFound, confirmed over the grace period
 ENDINGS = (FAILED, NOT_FOUND)
 _TRTC_CODE = re.compile(r"TRTC onError, code: (-?[0-9]{1,9})\b")
-ANOMALY_KINDS = ("status_regressed", "exceptions_decreased", "stop_before_start", "start_in_future")
+ANOMALY_KINDS = ("status_regressed", "exceptions_decreased", "backup_exceptions_decreased", "stop_before_start",
+                 "start_in_future")
 FUTURE_TOLERANCE = 300.0  # a start this far past our clock is skew, not data (TC3 allows 5 minutes too)
 
 
@@ -193,6 +204,8 @@ def merge_result(record: TaskRecord, task: PushTask, now: float) -> TaskRecord:
                        request_id=task.request_id)
     elif previous is not None and task.exception_cnt < previous.exception_cnt:
         task = replace(task, exception_cnt=previous.exception_cnt)
+    if previous is not None:
+        task = _keep_backup_exceptions(previous, task)
     final_at = record.final_at
     if task.stopped and final_at is None:
         final_at = now
@@ -208,11 +221,37 @@ def answer_anomalies(previous: PushTask | None, answer: PushTask, now: float) ->
         kinds.append("status_regressed")
     if previous is not None and answer.exception_cnt < previous.exception_cnt:
         kinds.append("exceptions_decreased")
+    if previous is not None and _backup_exceptions_dropped(previous, answer) is not None:
+        kinds.append("backup_exceptions_decreased")
     if answer.push_start_time and answer.push_stop_time and answer.push_stop_time < answer.push_start_time:
         kinds.append("stop_before_start")
     if answer.push_start_time > now + FUTURE_TOLERANCE:
         kinds.append("start_in_future")
     return kinds
+
+
+def _backup(task: PushTask) -> dict[str, Any] | None:
+    try:
+        return parse_backup(task.backup)
+    except ValueError:
+        return None  # unparseable text is logged where it is rendered
+
+
+def _backup_exceptions_dropped(previous: PushTask, new: PushTask) -> int | None:
+    """The backup's earlier, higher ``ExceptionCnt`` when ``new`` answers fewer, else None."""
+    old_count = backup_exception_cnt(_backup(previous))
+    new_count = backup_exception_cnt(_backup(new))
+    return old_count if old_count is not None and new_count is not None and new_count < old_count else None
+
+
+def _keep_backup_exceptions(previous: PushTask, task: PushTask) -> PushTask:
+    """The backup's ``ExceptionCnt`` is a counter too: keep the highest seen inside the ``Backup`` text."""
+    highest = _backup_exceptions_dropped(previous, task)
+    backup = _backup(task)
+    if highest is None or backup is None:
+        return task
+    backup["ExceptionCnt"] = highest
+    return replace(task, backup=json.dumps(backup, ensure_ascii=False, separators=(",", ":")))
 
 
 def _regresses(previous: PushTask, new: PushTask) -> bool:

@@ -35,10 +35,9 @@ from prometheus_client.samples import Sample as ClientSample
 from exporter import __version__
 from exporter.freshness import Freshness
 from exporter.lifecycle import ANOMALY_KINDS, ENDINGS, FAILED, Milestones, TaskRecord, trtc_code
-from exporter.model import FINISH_REASONS, MAX_INT64, STATUSES, TaskKey
+from exporter.model import FINISH_REASONS, STATUSES, TaskKey, backup_exception_cnt, parse_backup
 from exporter.secretfile import WatchedSecret
 from exporter.store import TaskStore
-from exporter.tiw import parse_backup
 
 log = logging.getLogger(__name__)
 disable_created_metrics()  # *_created series double the output and nobody alerts on them
@@ -158,8 +157,8 @@ def _backup_samples(record: TaskRecord, base: Labels, text: str, problems: TaskP
     status = backup.get("Status")
     if isinstance(status, str):
         samples += _state_set(BACKUP_STATUS, base, "status", STATUSES, status)
-    count = backup.get("ExceptionCnt")
-    if isinstance(count, int) and not isinstance(count, bool) and 0 <= count <= MAX_INT64:
+    count = backup_exception_cnt(backup)
+    if count is not None:
         samples.append((BACKUP_EXCEPTIONS, base, float(count)))
     return samples
 

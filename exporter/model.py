@@ -19,6 +19,7 @@ callback), so a value is judged the same whichever way it arrived.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -180,3 +181,27 @@ class RunningTask:
     sdk_app_id: int
     task_id: str
     status: str
+
+
+def parse_backup(backup: str) -> dict[str, Any] | None:
+    """The backup task's result when ``Backup`` is a JSON object with push-task fields.
+
+    Returns None for empty/``null``/``{}`` text; raises ValueError for unparseable text.
+    """
+    text = backup.strip()
+    if not text or text == "null":
+        return None
+    parsed = json.loads(text)
+    if not isinstance(parsed, dict) or not parsed:
+        return None
+    if "Status" not in parsed and "ExceptionCnt" not in parsed:
+        return None
+    return parsed
+
+
+def backup_exception_cnt(backup: dict[str, Any] | None) -> int | None:
+    """The backup task's ``ExceptionCnt`` when it is a plausible count (else None: not exported)."""
+    count = None if backup is None else backup.get("ExceptionCnt")
+    if isinstance(count, int) and not isinstance(count, bool) and 0 <= count <= MAX_INT64:
+        return count
+    return None

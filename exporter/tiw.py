@@ -83,22 +83,6 @@ def parse_push_task(sdk_app_id: int, task_id: str, response: dict[str, Any]) -> 
         )
 
 
-def parse_backup(backup: str) -> dict[str, Any] | None:
-    """The backup task's result when ``Backup`` is a JSON object with push-task fields.
-
-    Returns None for empty/``null``/``{}`` text; raises ValueError for unparseable text.
-    """
-    text = backup.strip()
-    if not text or text == "null":
-        return None
-    parsed = json.loads(text)
-    if not isinstance(parsed, dict) or not parsed:
-        return None
-    if "Status" not in parsed and "ExceptionCnt" not in parsed:
-        return None
-    return parsed
-
-
 DESCRIBE_PUSH = "DescribeWhiteboardPush"
 DESCRIBE_RUNNING = "DescribeRunningTasks"
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from exporter import tiw
-from exporter.model import FINISH_REASONS, PushTask
+from exporter.model import FINISH_REASONS, PushTask, parse_backup
 from exporter.simulator import (
     DEMO_SECRET_ID,
     DEMO_SECRET_KEY,
@@ -328,7 +328,7 @@ def test_backup_text_passes_through_verbatim(h: Harness) -> None:
     backup = '{"Status": "PUSHING", "ExceptionCnt": 2}'
     task = h.describe(h.task(TaskScript(backup=backup)))
     assert task.backup == backup
-    assert tiw.parse_backup(task.backup) == {"Status": "PUSHING", "ExceptionCnt": 2}
+    assert parse_backup(task.backup) == {"Status": "PUSHING", "ExceptionCnt": 2}
 
 
 # ------------------------------------------------------------------ running tasks, limits, credentials

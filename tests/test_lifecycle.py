@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 from prometheus_client import CollectorRegistry
@@ -153,6 +154,21 @@ def test_exceptions_never_decrease_within_a_task_and_the_drop_is_counted() -> No
         seen.append(samples(store)[("tiw_push_task_exceptions_total", labels("t"))])
     assert seen == [7, 7, 9]
     assert anomalies == ["exceptions_decreased"]
+
+
+def test_backup_exceptions_never_decrease_within_a_task_and_the_drop_is_counted() -> None:
+    def backup(count: int) -> str:
+        return json.dumps({"Status": "PUSHING", "ExceptionCnt": count})
+    api = ScriptedApi(t=[pushing("t", backup=backup(5)), pushing("t", backup=backup(2)),
+                         pushing("t", backup=backup(8))])
+    store, collector, clock, anomalies = rig(api)
+    store.add((APP, "t"), "api")
+    seen = []
+    for _ in range(3):
+        collector.poll((APP, "t"), clock.now)
+        seen.append(samples(store)[("tiw_push_task_backup_exceptions_total", labels("t"))])
+    assert seen == [5, 5, 8]
+    assert anomalies == ["backup_exceptions_decreased"]
 
 
 def test_durations_are_never_negative() -> None:

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.model import InvalidTaskRef, PushTask, validate_sdk_app_id, validate_task_id
+from exporter.model import InvalidTaskRef, PushTask, parse_backup, validate_sdk_app_id, validate_task_id
 from exporter.tencentcloud.errors import BadResponse
-from exporter.tiw import parse_backup, parse_push_task
+from exporter.tiw import parse_push_task
 
 SEED_EXAMPLE = {
     "ExceptionCnt": 0, "FinishReason": "USER_CALL", "GroupId": "880528", "IMSyncTime": 0,
