@@ -164,8 +164,8 @@ def test_broken_answers_count_as_bad_response_while_healthy_tasks_keep_updating(
         eventually(lambda: (metric(scrape(url), "tiw_exporter_api_requests_total", action="DescribeWhiteboardPush",
                                    outcome="bad_response") or 0) >= 3)
         eventually(lambda: last_success() > before_success)
-        # A broken answer is retried at once, so only a call whose every attempt is broken (1 in 8 at
-        # this ratio) becomes an error: keep the fault on until three calls have failed for good.
+        # The request counter also counts other SdkAppIds' probes: keep the fault on until this
+        # SdkAppId has seen three broken answers itself.
         eventually(lambda: (metric(scrape(url), "tiw_push_api_errors_total", sdk_app_id=APP,
                                    code="ClientError.BadResponse") or 0) >= 3, timeout=60.0)
     finally:
