@@ -22,6 +22,7 @@ from pathlib import Path
 import requests
 
 from exporter.config import build_settings
+from exporter.ratelimit import HEADROOM
 from exporter.runtime import Exporter
 from exporter.simulator import DEFAULT_SDK_APP_ID, DEMO_SECRET_ID, DEMO_SECRET_KEY, SimulatorClient
 from exporter.tencentcloud.credentials import Credential, StaticCredentials
@@ -74,7 +75,7 @@ def run_mode(n: int, liveness: bool) -> dict[str, float]:
         exporter = Exporter(settings, credentials=StaticCredentials(Credential(DEMO_SECRET_ID, DEMO_SECRET_KEY)))
         exporter.start()
         seen: dict[str, float] = {}
-        window = WARM + SPREAD + (20.0 if liveness else n / (LIMIT * 0.96) + 10.0)
+        window = WARM + SPREAD + (20.0 if liveness else n / (LIMIT * HEADROOM) + 10.0)
         try:
             before = control.stats()
             t0 = time.time()

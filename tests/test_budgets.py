@@ -5,7 +5,7 @@ from __future__ import annotations
 from exporter.accounts import Accounts
 from exporter.config import ConfigError, build_settings
 from exporter.metrics import ExporterMetrics, self_registry
-from exporter.ratelimit import ActionBudgets
+from exporter.ratelimit import HEADROOM, ActionBudgets
 from exporter.store import TaskStore
 from exporter.tencentcloud.credentials import Credential, StaticCredentials
 from exporter.tiw import DESCRIBE_PUSH, DESCRIBE_RUNNING
@@ -22,7 +22,7 @@ def test_each_action_has_its_own_budget_by_default():
     budgets = ActionBudgets(20.0)
     push, running = budgets.for_action(DESCRIBE_PUSH), budgets.for_action(DESCRIBE_RUNNING)
     assert push is not running and push is budgets.for_action(DESCRIBE_PUSH)
-    assert push.nominal == running.nominal == 20.0 * 0.96  # the 96% pacing stays, per action
+    assert push.nominal == running.nominal == 20.0 * HEADROOM  # the pacing headroom stays, per action
     push.throttled()
     assert push.current_rate < push.nominal and running.current_rate == running.nominal  # AIMD per action
 
@@ -38,7 +38,7 @@ def test_accounts_poll_and_list_on_separate_budgets_unless_shared():
         try:
             assert (account.discoverer.limiter is account.collector.limiter) is same
             assert account.limiter is account.collector.limiter
-            assert account.collector.limiter.nominal == 10 * 0.96
+            assert account.collector.limiter.nominal == 10 * HEADROOM
         finally:
             account.stop()
 

@@ -10,7 +10,7 @@ import pytest
 
 from exporter.collector import Collector
 from exporter.model import PushTask
-from exporter.ratelimit import PacedLimiter
+from exporter.ratelimit import HEADROOM, PacedLimiter
 from exporter.scheduler import Scheduler
 from exporter.store import TaskStore
 from exporter.tencentcloud.errors import ApiError, TimeoutFailure
@@ -212,9 +212,9 @@ def test_limiter_recovers_after_throttling():
     now = [0.0]
     limiter = PacedLimiter(20, clock=lambda: now[0])
     limiter.throttled()
-    assert limiter.current_rate == pytest.approx(20 * 0.96 / 2)
+    assert limiter.current_rate == pytest.approx(20 * HEADROOM / 2)
     now[0] += 30
-    assert limiter.current_rate == pytest.approx(20 * 0.96)
+    assert limiter.current_rate == pytest.approx(20 * HEADROOM)
 
 
 def test_removed_task_is_not_polled():

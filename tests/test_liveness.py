@@ -11,7 +11,7 @@ from exporter.collector import Collector
 from exporter.freshness import measure, quantiles
 from exporter.lifecycle import TaskRecord
 from exporter.model import PushTask
-from exporter.ratelimit import PacedLimiter
+from exporter.ratelimit import HEADROOM, PacedLimiter
 from exporter.simulator import Simulator, TaskScript
 from exporter.store import TaskStore
 from exporter.tencentcloud.credentials import Credential
@@ -98,7 +98,7 @@ def test_steady_tasks_share_the_detail_budget_left_evenly():
     collector = Collector(store, lambda app, task: None, PacedLimiter(20.0), interval=15.0)
     assert collector.steady_interval() == 15.0  # no liveness: every task every interval
     collector.liveness = FakeLiveness(covered=10_000)
-    assert collector.steady_interval() == pytest.approx(10_000 / (19.2 * 0.9))  # ~9.6 min at 10k
+    assert collector.steady_interval() == pytest.approx(10_000 / (20 * HEADROOM * 0.9))  # ~10 min at 10k
     collector.liveness = FakeLiveness(covered=100)
     assert collector.steady_interval() == 15.0  # never more often than --interval
 
