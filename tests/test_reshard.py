@@ -24,7 +24,7 @@ from tests.procs import Process, exporter_cmd
 TOKEN = "reshard-token"
 CALLBACK_KEY = "reshard-callback-key"
 MAX_REPLICAS = 4
-PEER = {"X-TIW-Exporter-Forwarded": "test"}  # asked as a peer: every task a replica knows
+PEER = {"X-TIW-Exporter-Forwarded": "test", "Authorization": f"Bearer {TOKEN}"}  # asked as a peer: every task known
 
 
 def host(index: int) -> str:
