@@ -108,7 +108,8 @@ def cli() -> None:
 @_option("--sdk-app-id", help="SdkAppId for --task values given without one.")
 @_option("--task", dest="tasks", multiple=True, help="Task to track: SDKAPPID:TASKID or TASKID (repeatable).")
 @_option("--tasks-file", help="YAML list of {sdk_app_id, task_id}; re-read on change and SIGHUP.")
-@_option("--api-token-file", help="Bearer token for task API writes (or env TIW_EXPORTER_API_TOKEN).")
+@_option("--api-token-file", help="Bearer token for task API writes and shard peers' sync "
+                                   "(or env TIW_EXPORTER_API_TOKEN).")
 @_option("--state-file", help="Persist tracked tasks and latest results here (atomic writes).")
 @_option("--state-save-interval", help="Save the state file this often when it changed [default: 5s].")
 @_option("--interval", help="Poll interval of an active task [default: 15s].")
