@@ -225,10 +225,10 @@ def check(config_file: str | None, output: str, **flags: Any) -> None:
     Exit status 0 when all is well, 1 when the API or the network reports a problem, 2 for a local
     misconfiguration.
     """
-    from exporter.preflight import exit_status, render_json, render_table, run_checks
+    from exporter.preflight import exit_status, render_json, render_table, run_checks, shard_sync_check
 
     settings = _settings(flags, config_file)
-    checks = run_checks(settings)
+    checks = [*filter(None, [shard_sync_check(settings)]), *run_checks(settings)]
     click.echo(render_json(checks) if output == "json" else render_table(checks))
     sys.exit(exit_status(checks))
 

@@ -35,6 +35,8 @@ from exporter.web.forwarding import FORWARDED_HEADER
 log = logging.getLogger(__name__)
 
 SYNC_TIMEOUT = (1.0, 10.0)
+UNAUTHENTICATED = ("shard sync cannot authenticate: basic auth is on and no API token is configured; set "
+                   "--api-token-file (or TIW_EXPORTER_API_TOKEN) to the same token on every replica")
 REFUSED = (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN)
 
 

@@ -29,7 +29,7 @@ from exporter.metrics import (
     self_registry,
 )
 from exporter.preflight import run_checks
-from exporter.replication import ShardSync
+from exporter.replication import UNAUTHENTICATED, ShardSync
 from exporter.secretfile import WatchedSecret
 from exporter.sharding import Shard
 from exporter.store import TaskStore
@@ -169,8 +169,7 @@ class Exporter:
     def _warn_unauthenticated_sync(self) -> None:
         """Basic auth on every replica and no API token: peers answer our sync with 401, so say what to set."""
         if self.web.basic_auth and not self.api_token.get():
-            log.warning("shard sync cannot authenticate: basic auth is on and no API token is configured; set "
-                        "--api-token-file (or TIW_EXPORTER_API_TOKEN) to the same token on every replica")
+            log.warning("%s", UNAUTHENTICATED)
 
     def _preflight(self) -> None:
         """``tiw-exporter check`` once at start, each result one log line; a failure never stops the exporter."""

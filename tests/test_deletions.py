@@ -11,14 +11,17 @@ import logging
 import sqlite3
 from http import HTTPStatus
 
+import bcrypt
 import pytest
 import requests
 from prometheus_client import CollectorRegistry
 
 from exporter import statedb
+from exporter.config import build_settings
 from exporter.deletions import Deletion, Deletions, parse_deletions
 from exporter.exposition import Exposition
 from exporter.lifecycle import TaskRecord
+from exporter.preflight import shard_sync_check
 from exporter.replication import ShardSync
 from exporter.sharding import Shard
 from exporter.store import TaskStore
@@ -210,3 +213,13 @@ def test_sync_sends_the_token_and_logs_a_refusal_once_per_peer(peer, caplog):
         assert sync.sync_from(1) == 1
     assert local.get((APP, "alive")) is not None
     assert local.get(KEY) is None  # the peer's tombstone is newer than what this replica had
+
+
+def test_check_warns_when_sharded_replicas_behind_basic_auth_have_no_token(tmp_path):
+    web = tmp_path / "web.yml"
+    web.write_text(f"basic_auth_users:\n  prometheus: '{bcrypt.hashpw(b'pw', bcrypt.gensalt(rounds=4)).decode()}'\n")
+    sharded = {"shard_count": 2, "shard_peer_url": "http://replica-{index}:9877", "web_config_file": str(web)}
+    warned = shard_sync_check(build_settings(sharded))
+    assert warned.status == "warn" and "--api-token-file" in warned.detail
+    assert shard_sync_check(build_settings({**sharded, "api_token": TOKEN})).status == "ok"
+    assert shard_sync_check(build_settings({"web_config_file": str(web)})) is None  # not sharded
