@@ -155,7 +155,7 @@ class TaskStore:
         return True
 
     def remove(self, key: TaskKey) -> bool:
-        """Forget ``key`` (retention); peers may still hand it back. ``delete`` is the API's removal."""
+        """Forget ``key`` without a tombstone (retention: every replica expires a final task by itself)."""
         return self._remove(key, deleted=False)
 
     def delete(self, key: TaskKey) -> bool:
@@ -236,7 +236,7 @@ class TaskStore:
         return len(restored)
 
     def merge(self, records: Iterable[TaskRecord], deleted: Iterable[Deletion] = ()) -> int:
-        """Merge a peer replica's records and tombstones (its state file's, or a restored state file's).
+        """Merge a peer replica's records and tombstones (at start: the tombstones of our own state file).
 
         A tombstone removes a task added before the delete unless configuration names it here, and is
         remembered; unknown tasks with persistent sources are added unless a tombstone is newer; known
