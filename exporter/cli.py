@@ -108,7 +108,8 @@ def cli() -> None:
 @_option("--sdk-app-id", help="SdkAppId for --task values given without one.")
 @_option("--task", dest="tasks", multiple=True, help="Task to track: SDKAPPID:TASKID or TASKID (repeatable).")
 @_option("--tasks-file", help="YAML list of {sdk_app_id, task_id}; re-read on change and SIGHUP.")
-@_option("--api-token-file", help="Bearer token for task API writes (or env TIW_EXPORTER_API_TOKEN).")
+@_option("--api-token-file", help="Bearer token for task API writes and shard peers' sync "
+                                   "(or env TIW_EXPORTER_API_TOKEN).")
 @_option("--state-file", help="Persist tracked tasks and latest results here (atomic writes).")
 @_option("--state-save-interval", help="Save the state file this often when it changed [default: 5s].")
 @_option("--interval", help="Poll interval of an active task [default: 15s].")
@@ -224,10 +225,10 @@ def check(config_file: str | None, output: str, **flags: Any) -> None:
     Exit status 0 when all is well, 1 when the API or the network reports a problem, 2 for a local
     misconfiguration.
     """
-    from exporter.preflight import exit_status, render_json, render_table, run_checks
+    from exporter.preflight import exit_status, render_json, render_table, run_checks, shard_sync_check
 
     settings = _settings(flags, config_file)
-    checks = run_checks(settings)
+    checks = [*filter(None, [shard_sync_check(settings)]), *run_checks(settings)]
     click.echo(render_json(checks) if output == "json" else render_table(checks))
     sys.exit(exit_status(checks))
 

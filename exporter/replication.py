@@ -1,21 +1,31 @@
-"""Registrations and final states known to every replica, so changing ``--shard-count`` loses nothing.
+"""Registrations, final states and deletes known to every replica, so changing ``--shard-count`` loses nothing.
 
 Each replica keeps every task it learns of (an API registration, a callback, a restored state file)
 in its store and state file, but polls and exports only the tasks it owns. Every
 ``--shard-sync-interval`` (and at start) it reads each peer's ``GET /api/v1/tasks`` (asked as a peer,
-which lists every task it knows rather than only those it owns) and merges
-what the peer knows (``TaskStore.merge``: unknown tasks are added, a final state wins). So after a
-scale from 3 to 4 replicas the new owner of a task already has it — with its final state if any
-replica learned it — and a replica that was down during a write catches up when it returns.
-Deletes are sent to every peer (``ShardForwarder.broadcast``); one a down peer missed can come back.
+which lists every task it knows rather than only those it owns, and the tombstones of its deletes) and
+merges what the peer knows (``TaskStore.merge``: unknown tasks are added, a final state wins, a
+tombstone removes a task added before the delete). So after a scale from 3 to 4 replicas the new owner
+of a task already has it — with its final state if any replica learned it — and a replica that was down
+during a write catches up when it returns. Deletes are sent to every peer (``ShardForwarder.broadcast``)
+and leave a tombstone (``deletions.py``), so a replica that missed one drops the task when it returns
+instead of handing it back to everyone.
+
+The peer view needs the API token when one is configured (it lists what other shards own), and the
+token is also what gets a peer past basic auth: sync sends ``Authorization: Bearer <token>``. With
+basic auth on and no token, peers cannot sync (``runtime`` says so at start); a peer refusing us is
+logged once until it accepts again.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from http import HTTPStatus
 
 import requests
 
+from exporter.deletions import Deletion, parse_deletions
 from exporter.lifecycle import TaskRecord
 from exporter.periodic import Periodic
 from exporter.sharding import Shard
@@ -25,6 +35,9 @@ from exporter.web.forwarding import FORWARDED_HEADER
 log = logging.getLogger(__name__)
 
 SYNC_TIMEOUT = (1.0, 10.0)
+UNAUTHENTICATED = ("shard sync cannot authenticate: basic auth is on and no API token is configured; set "
+                   "--api-token-file (or TIW_EXPORTER_API_TOKEN) to the same token on every replica")
+REFUSED = (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN)
 
 
 def parse_records(document: object) -> list[TaskRecord]:
@@ -39,13 +52,23 @@ def parse_records(document: object) -> list[TaskRecord]:
     return records
 
 
+def parse_peer_list(document: object) -> tuple[list[TaskRecord], list[Deletion]]:
+    """A peer's records and tombstones (a peer of an earlier version sends no ``deleted``)."""
+    deleted = document.get("deleted") if isinstance(document, dict) else None
+    return parse_records(document), parse_deletions(deleted)
+
+
 class ShardSync:
     """Pulls every peer's task list into the store on a period."""
 
-    def __init__(self, shard: Shard, peer_url: str, store: TaskStore, interval: float = 30.0) -> None:
+    def __init__(self, shard: Shard, peer_url: str, store: TaskStore, interval: float = 30.0,
+                 api_token: Callable[[], str | None] = lambda: None) -> None:
+        """``api_token`` is read on every pull, so a rotated token file is used without a restart."""
         self.shard = shard
         self.peer_url = peer_url
         self.store = store
+        self.api_token = api_token
+        self._refused: set[int] = set()  # peers whose refusal was logged; logged again after they accept
         self._session = requests.Session()
         self._loop = Periodic("shard-sync", interval, self.sync_all, run_first=True)
 
@@ -60,16 +83,38 @@ class ShardSync:
         """One pull from every peer; returns how many tasks were new here."""
         return sum(self.sync_from(index) for index in range(self.shard.count) if index != self.shard.index)
 
+    def _headers(self) -> dict[str, str]:
+        headers = {FORWARDED_HEADER: str(self.shard.index)}
+        token = self.api_token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        return headers
+
     def sync_from(self, index: int) -> int:
         url = self.peer_url.format(index=index) + "/api/v1/tasks"
         try:
-            answer = self._session.get(url, timeout=SYNC_TIMEOUT, headers={FORWARDED_HEADER: str(self.shard.index)})
+            answer = self._session.get(url, timeout=SYNC_TIMEOUT, headers=self._headers())
+            if answer.status_code in REFUSED:
+                self._log_refusal(index, answer.status_code)
+                return 0
             answer.raise_for_status()
-            records = parse_records(answer.json())
+            records, deleted = parse_peer_list(answer.json())
         except (requests.RequestException, ValueError) as exc:
             log.debug("shard sync from replica %d failed: %s", index, type(exc).__name__)
             return 0
-        added = self.store.merge(records)
+        if index in self._refused:
+            self._refused.discard(index)
+            log.info("shard sync: replica %d accepts our requests again", index)
+        added = self.store.merge(records, deleted)
         if added:
             log.info("shard sync: %d tasks learned from replica %d", added, index)
         return added
+
+    def _log_refusal(self, index: int, status: int) -> None:
+        """Once per peer until it accepts again: every interval would flood the log with one cause."""
+        if index in self._refused:
+            return
+        self._refused.add(index)
+        log.warning("shard sync: replica %d answered %d: it needs the API token (the same --api-token-file "
+                    "or TIW_EXPORTER_API_TOKEN on every replica); nothing is learned from it until then",
+                    index, status)

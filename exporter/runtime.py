@@ -29,7 +29,7 @@ from exporter.metrics import (
     self_registry,
 )
 from exporter.preflight import run_checks
-from exporter.replication import ShardSync
+from exporter.replication import UNAUTHENTICATED, ShardSync
 from exporter.secretfile import WatchedSecret
 from exporter.sharding import Shard
 from exporter.store import TaskStore
@@ -108,7 +108,8 @@ class Exporter:
                              shard_owns=self.shard.owns)
             if settings.tasks_file else None
         )
-        self.shard_sync = (ShardSync(self.shard, settings.shard_peer_url, self.store, settings.shard_sync_interval)
+        self.shard_sync = (ShardSync(self.shard, settings.shard_peer_url, self.store, settings.shard_sync_interval,
+                                     api_token=self.api_token.get)
                            if self.shard.sharded and settings.shard_peer_url else None)
         self._stopped = threading.Event()
 
@@ -140,12 +141,15 @@ class Exporter:
             # every task, not only this shard's: after a reshard another replica may own it (replication.py)
             restored = self.store.restore(records)
             log.info("state file %s: %s restored", settings.state_file, counted(restored, "task"))
-            if db is not None:  # the database holds what was restored: only what differs is written
+            if db is not None:
+                self.store.merge([], db.load_deleted())  # tombstones: the peers' stale copies stay deleted
+                # the database holds what was restored: only what differs is written
                 self.state_writer = statedb.StateWriter(db, self.store, settings.state_save_interval,
                                                         loaded=records)
         for account in self.accounts:
             account.start()
         if self.shard_sync:
+            self._warn_unauthenticated_sync()
             self.shard_sync.start()
         if self.state_writer:
             self.state_writer.start()
@@ -161,6 +165,11 @@ class Exporter:
                  counted(len(self.store), "task"), hint, settings.shard_index, settings.shard_count,
                  ", ".join(a.name for a in self.accounts))
         return self
+
+    def _warn_unauthenticated_sync(self) -> None:
+        """Basic auth on every replica and no API token: peers answer our sync with 401, so say what to set."""
+        if self.web.basic_auth and not self.api_token.get():
+            log.warning("%s", UNAUTHENTICATED)
 
     def _preflight(self) -> None:
         """``tiw-exporter check`` once at start, each result one log line; a failure never stops the exporter."""

@@ -81,8 +81,8 @@ class Fleet:
 
     def known(self, index: int) -> set[str]:
         """Every task replica ``index`` knows of (what it tells a peer)."""
-        tasks = requests.get(f"{self.url(index)}/api/v1/tasks", headers={"X-TIW-Exporter-Forwarded": "test"},
-                             timeout=5).json()["tasks"]
+        peer = {"X-TIW-Exporter-Forwarded": "test", "Authorization": f"Bearer {TOKEN}"}
+        tasks = requests.get(f"{self.url(index)}/api/v1/tasks", headers=peer, timeout=5).json()["tasks"]
         return {t["task_id"] for t in tasks}
 
 

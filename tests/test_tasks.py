@@ -160,8 +160,8 @@ def test_state_writer_only_writes_after_changes(tmp_path):
     writer.flush()
     written = []
     real_write = db.write
-    db.write = lambda upserts, deletes, replace_all=False: (written.append((len(upserts), deletes, replace_all)),
-                                                           real_write(upserts, deletes, replace_all))
+    db.write = lambda upserts, deletes, replace_all=False, deleted=None: (
+        written.append((len(upserts), deletes, replace_all)), real_write(upserts, deletes, replace_all, deleted))
     writer.flush()
     assert written == []  # nothing changed: nothing written
     store.add((1, "new"), "api")
@@ -210,8 +210,8 @@ def test_after_a_restore_only_changes_and_dropped_rows_are_written(tmp_path):
     restarted.restore(records)  # the flag is no longer given: flag_only is dropped
     written = []
     real_write = db.write
-    db.write = lambda upserts, deletes, replace_all=False: (written.append((len(upserts), deletes, replace_all)),
-                                                           real_write(upserts, deletes, replace_all))
+    db.write = lambda upserts, deletes, replace_all=False, deleted=None: (
+        written.append((len(upserts), deletes, replace_all)), real_write(upserts, deletes, replace_all, deleted))
     restarted.add((1, "new"), "api")
     writer = statedb.StateWriter(db, restarted, loaded=records)
     writer.flush()

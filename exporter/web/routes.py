@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset({"/-/healthy", "/-/ready"})  # probes: reveal liveness and readiness only
 API_USER = "api"  # the basic-auth user whose password is the API token
+BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tiw-exporter"'}
 
 
 @dataclass
@@ -99,10 +100,18 @@ class Routes:
         return Response(HTTPStatus.OK, [page], "text/html; charset=utf-8")
 
     def list_tasks(self, ctx: RequestContext) -> Response:
-        """The tasks this replica owns; a peer replica (its header) gets every task known here."""
-        every = bool(ctx.headers.get(FORWARDED_HEADER))
-        records = sorted((r for r in self.store.snapshot() if every or self.owns(r.key)), key=lambda r: r.key)
-        return json_response(HTTPStatus.OK, {"tasks": [r.to_json() for r in records]})
+        """The tasks this replica owns; a peer replica (its header) gets every task known here and the
+        tombstones of deletes (``deletions.py``). That view is for peers only: with a token configured
+        it needs the token, so a reader cannot list what other shards own."""
+        if not ctx.headers.get(FORWARDED_HEADER):
+            records = sorted((r for r in self.store.snapshot() if self.owns(r.key)), key=lambda r: r.key)
+            return json_response(HTTPStatus.OK, {"tasks": [r.to_json() for r in records]})
+        if self.api_token() and not self._holds_api_token(ctx):
+            raise HttpError(HTTPStatus.UNAUTHORIZED, "a peer's task list needs the API token", dict(BEARER_CHALLENGE))
+        _, deleted = self.store.deletions()
+        records = sorted(self.store.snapshot(), key=lambda r: r.key)
+        return json_response(HTTPStatus.OK, {"tasks": [r.to_json() for r in records],
+                                             "deleted": [d.to_json() for d in deleted]})
 
     def get_task(self, ctx: RequestContext) -> Response:
         record = self.store.get(_task_key_from_path(ctx.path))
@@ -142,7 +151,7 @@ class Routes:
         if configured:
             raise HttpError(HTTPStatus.CONFLICT, f"task comes from {', '.join(sorted(configured))} configuration; "
                                                  "remove it there")
-        self.store.remove(key)
+        self.store.delete(key)  # a tombstone: a replica that misses the broadcast cannot bring it back
         if self.forwarder:
             self.forwarder.broadcast(ctx, b"")  # every replica knows it: every replica forgets it
         return json_response(HTTPStatus.OK, {"deleted": {"sdk_app_id": key[0], "task_id": key[1]}})
@@ -157,9 +166,7 @@ class Routes:
             raise HttpError(HTTPStatus.FORBIDDEN, "task API writes are disabled: no API token configured "
                                                   "(--api-token-file or TIW_EXPORTER_API_TOKEN)")
         if not self._holds_api_token(ctx):
-            raise HttpError(HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token",
-                            {"WWW-Authenticate": 'Bearer realm="tiw-exporter"'})
-
+            raise HttpError(HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token", dict(BEARER_CHALLENGE))
 
     def _holds_api_token(self, ctx: RequestContext) -> bool:
         """``Bearer <token>`` or basic auth as user ``api`` with the token as password (constant time)."""
