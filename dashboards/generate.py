@@ -37,6 +37,8 @@ FAILED = 'reason="FAILED"'
 NOT_FOUND = 'reason="NOT_FOUND"'
 PUSHING = 'status="PUSHING"'
 ACTIVE = 'status=~"PREPARED|PUSHING"'
+PREPARED = 'status="PREPARED"'
+STUCK_WINDOW = "5m"  # alerts/generate.py TiwPushTaskStuckPrepared
 KEY = "job, instance, sdk_app_id, task_id"
 
 
@@ -85,6 +87,10 @@ BROKEN = " or ".join((
     _why(f'(increase({sel("tiw_push_task_exceptions_total")}[$__rate_interval]) > 0) and ignoring(status) '
          f'({sel("tiw_push_task_status", PUSHING)} == 1)', "exceptions rising"),
     _why(f'max without (status) ({sel("tiw_push_task_status")}) == 0', "no answer yet"),
+    # TiwPushTaskStuckPrepared's threshold, a duration (hence a fixed window): PREPARED in every sample
+    # of the window, and already PREPARED at its start (a task created a minute ago is not stuck).
+    _why(f'(min_over_time({sel("tiw_push_task_status", PREPARED)}[{STUCK_WINDOW}]) == 1) and '
+         f'({sel("tiw_push_task_status", PREPARED)} offset {STUCK_WINDOW} == 1)', f"PREPARED for {STUCK_WINDOW}+"),
 ))
 # The status now (UNKNOWN before any answer), then the room where TIW told it (tiw_push_task_info);
 # each join keeps the rows it cannot match, so no broken task is dropped for a missing series.
@@ -99,7 +105,8 @@ def broken_table() -> table.Panel:
     drill = f"/d/{UID}/tiw-push?var-sdk_app_id=${{__data.fields.sdk_app_id}}&var-task_id=${{__value.raw}}"
     panel = _common(table.Panel(), "Broken push tasks now",
                     "Tasks that need a look now, with why: a failing query (active tasks), ended with EXCEPTION, "
-                    "a failed push, not found, exceptions rising while pushing, or never answered. Click a task "
+                    "a failed push, not found, exceptions rising while pushing, PREPARED for 5 minutes or more, or "
+                    "never answered. Click a task "
                     "for its drill-down. Empty means nothing is broken.", "none", 16, 10,
                     query(BROKEN_WITH_ROOM, ref="A", instant=True))
     return panel.override_by_name("task_id", [model.DynamicConfigValue(id_val="links", value=[

@@ -29,6 +29,7 @@ from tests.monitoring import (
     label_values_selector,
     load_yaml,
     metric_names,
+    run_tool_ok,
     variable_query,
 )
 from tests.tools import REPO
@@ -113,9 +114,15 @@ def test_query_variables_and_annotations_use_the_datasource_variable() -> None:
         assert item["datasource"] == DATASOURCE, item.get("name")
 
 
+# A fixed window is allowed only where it is a duration threshold that an alert shares, not a rate.
+THRESHOLD_WINDOWS = {"min_over_time": "5m"}
+
+
 @by_title(PANELS)
 def test_every_range_uses_rate_interval(panel: dict[str, Any]) -> None:
     for expr in panel_exprs(panel):
+        for function, window in THRESHOLD_WINDOWS.items():
+            expr = re.sub(rf"\b{function}\((.*?)\[{window}\]\)", rf"{function}(\1)", expr)
         ranges = re.findall(r"\[([^\]]*)\]", expr)
         if re.search(r"\b(?:rate|irate|increase)\(", expr):
             assert ranges, expr
@@ -214,6 +221,51 @@ def test_top_row_is_broken_tasks_beside_the_alert_list() -> None:
                                                             ("alertlist", "Firing TiwPush alerts")]
     assert first_row[0]["gridPos"]["y"] == first_row[1]["gridPos"]["y"]
     assert "task_id" in json.dumps(first_row[0]["fieldConfig"]["overrides"])
+
+
+# One task per reason to be in "Broken push tasks now" (and two that must not be), minute by minute:
+# task -> {series: values}; every series also has job, instance and sdk_app_id.
+BROKEN_TABLE_SERIES = {
+    "stuck": {'tiw_push_task_status{status="PREPARED"}': "1x15", 'tiw_push_task_status{status="PUSHING"}': "0x15"},
+    "just-prepared": {'tiw_push_task_status{status="PREPARED"}': "_x11 1x4"},  # PREPARED 4 minutes: not stuck
+    "rising": {'tiw_push_task_status{status="PUSHING"}': "1x15", "tiw_push_task_exceptions_total": "0+1x15"},
+    "steady": {'tiw_push_task_status{status="PUSHING"}': "1x15", "tiw_push_task_exceptions_total": "3x15"},
+    "ended": {'tiw_push_task_status{status="STOPPED"}': "1x15",
+              'tiw_push_task_finish_reason{reason="EXCEPTION"}': "1x15",
+              'tiw_push_task_info{room_id="42"}': "1x15"},
+    "failing": {'tiw_push_task_status{status="PUSHING"}': "1x15", 'tiw_push_task_error{code="InternalError"}': "1x15"},
+    "unanswered": {'tiw_push_task_status{status="PREPARED"}': "0x15", 'tiw_push_task_status{status="PUSHING"}': "0x15"},
+}
+BROKEN_TABLE_ROWS = [  # (task_id, why, status, room_id)
+    ("stuck", "PREPARED for 5m+", "PREPARED", None),
+    ("rising", "exceptions rising", "PUSHING", None),
+    ("ended", "ended with EXCEPTION", "STOPPED", "42"),
+    ("failing", "query error: InternalError", "PUSHING", None),
+    ("unanswered", "no answer yet", "UNKNOWN", None),
+]
+
+
+def test_broken_tasks_table_shows_each_reason_with_status_and_room(tmp_path) -> None:
+    """The table's query, run by promtool on a minute-by-minute history: each broken task once, with
+    why, its status now and its room; healthy tasks and a task PREPARED for only 4 minutes are absent."""
+    (panel,) = [p for p in PANELS if p["title"] == "Broken push tasks now"]
+    variables = {"job": ".*", "instance": ".*", "sdk_app_id": ".*", "__rate_interval": "5m"}
+    expr = re.sub(r"\$(\w+)", lambda m: variables.get(m.group(1), m.group(0)), panel["targets"][0]["expr"])
+    target = 'job="tiw-push-exporter", instance="10.0.0.1:9876", sdk_app_id="1400000001"'
+    series = [{"series": name.replace("{", "{" + target + f', task_id="{task}", ', 1) if "{" in name
+               else f'{name}{{{target}, task_id="{task}"}}', "values": values}
+              for task, history in BROKEN_TABLE_SERIES.items() for name, values in history.items()]
+    rows = []
+    for task_id, why, status, room in BROKEN_TABLE_ROWS:
+        labels = f'task_id="{task_id}", why="{why}", status="{status}"' + (f', room_id="{room}"' if room else "")
+        rows.append({"labels": "{" + labels + "}", "value": 1})
+    (tmp_path / "empty.rules.yml").write_text("groups: []\n")
+    (tmp_path / "table.test.yml").write_text(json.dumps({
+        "rule_files": ["empty.rules.yml"], "evaluation_interval": "1m",
+        "tests": [{"interval": "1m", "input_series": series, "promql_expr_test": [{
+            "expr": f"count by (task_id, why, status, room_id) ({expr})", "eval_time": "15m",
+            "exp_samples": rows}]}]}))
+    run_tool_ok("promtool", "test", "rules", tmp_path / "table.test.yml")
 
 
 def test_fleet_stats_show_no_data_rather_than_a_fake_zero() -> None:
