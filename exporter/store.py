@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -58,6 +59,8 @@ class TaskStore:
         self._listeners: list[MembershipListener] = []
         self._milestone_listeners: list[MilestoneListener] = []
         self.version = 0  # bumped on every write; the cursor of the change feed
+        # names this store's feed: a cursor from another process (a restarted peer) is not comparable
+        self.epoch = uuid.uuid4().hex
         self._changed_at: OrderedDict[TaskKey, int] = OrderedDict()  # key -> version of its last change, oldest first
         self._tombstones = 0  # removed keys still in _changed_at
         self._forgotten_before = 0  # removals at or below this version are no longer in _changed_at

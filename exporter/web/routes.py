@@ -22,6 +22,7 @@ from urllib.parse import unquote
 from exporter.exposition import Exposition
 from exporter.lifecycle import CONFIG_SOURCES
 from exporter.model import InvalidTaskRef, TaskKey, validate_sdk_app_id, validate_task_id
+from exporter.replication import peer_view
 from exporter.store import TaskStore
 from exporter.web.forwarding import FORWARDED_HEADER, ShardForwarder
 from exporter.web.http import HttpError, RequestContext, Response, Route, json_response
@@ -108,10 +109,7 @@ class Routes:
             return json_response(HTTPStatus.OK, {"tasks": [r.to_json() for r in records]})
         if self.api_token() and not self._holds_api_token(ctx):
             raise HttpError(HTTPStatus.UNAUTHORIZED, "a peer's task list needs the API token", dict(BEARER_CHALLENGE))
-        _, deleted = self.store.deletions()
-        records = sorted(self.store.snapshot(), key=lambda r: r.key)
-        return json_response(HTTPStatus.OK, {"tasks": [r.to_json() for r in records],
-                                             "deleted": [d.to_json() for d in deleted]})
+        return json_response(HTTPStatus.OK, peer_view(self.store, ctx.query))
 
     def get_task(self, ctx: RequestContext) -> Response:
         record = self.store.get(_task_key_from_path(ctx.path))
