@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.model import TaskKey, validate_sdk_app_id, validate_task_id
+from exporter.model import TaskKey, validate_sdk_app_id, validate_task_id, well_formed
 
 DELETION_TTL = 7 * 86400.0  # longer than any replica should stay down
 MAX_DELETIONS = 10_000  # a bulk delete beyond this forgets the oldest first
@@ -47,13 +47,7 @@ class Deletion:
 
 def parse_deletions(items: object) -> list[Deletion]:
     """The well-formed tombstones of a list; the rest is skipped (a peer or a state row never breaks us)."""
-    found = []
-    for item in items if isinstance(items, list) else ():
-        try:
-            found.append(Deletion.from_json(item))
-        except (ValueError, TypeError, KeyError, AttributeError):
-            continue
-    return found
+    return well_formed(items, Deletion.from_json)
 
 
 class Deletions:

@@ -34,6 +34,7 @@ import requests
 
 from exporter.deletions import Deletion, parse_deletions
 from exporter.lifecycle import TaskRecord
+from exporter.model import well_formed
 from exporter.periodic import Periodic
 from exporter.sharding import Shard
 from exporter.store import TaskStore
@@ -49,14 +50,7 @@ REFUSED = (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN)
 
 def parse_records(document: object) -> list[TaskRecord]:
     """The records of a peer's task list; malformed entries are skipped (a peer never breaks us)."""
-    items = document.get("tasks") if isinstance(document, dict) else None
-    records = []
-    for item in items if isinstance(items, list) else ():
-        try:
-            records.append(TaskRecord.from_json(item))
-        except (ValueError, TypeError, KeyError, AttributeError):
-            continue
-    return records
+    return well_formed(document.get("tasks") if isinstance(document, dict) else None, TaskRecord.from_json)
 
 
 def parse_peer_list(document: object) -> tuple[list[TaskRecord], list[Deletion]]:
