@@ -154,8 +154,12 @@ class Collector:
         self._housekeeping.stop(timeout)
         if self._dispatcher.is_alive():
             self._dispatcher.join(timeout=timeout)
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._executor is not None:  # polls in flight finish (bounded), so the last state save has them
+            executor = self._executor
+            drain = threading.Thread(target=lambda: executor.shutdown(wait=True, cancel_futures=True),
+                                     name="collector-drain", daemon=True)
+            drain.start()
+            drain.join(timeout=timeout)
 
     def _check_ready(self) -> None:
         with self._lock:
@@ -224,7 +228,8 @@ class Collector:
         try:
             task = self.describe(sdk_app_id, task_id)
         except CallFailure as failure:
-            self._on_failure(key, due, failure)
+            if not self._stop.is_set():  # a failure while stopping is ours (connections closing), not the task's
+                self._on_failure(key, due, failure)
             return
         now = self.clock()
         for kind in answer_anomalies(record.latest, task, now):

@@ -261,3 +261,27 @@ def test_a_paused_account_costs_no_request_slots_and_probes_with_one_request():
     bad_calls = sum(api.calls[f"bad{i}"] for i in range(40))
     assert bad_calls <= 4 + 4  # the first in-flight batch, then one probe per pause (0.5 s, 1 s, 2 s)
     assert all(api.calls[f"good{i}"] >= 4 for i in range(5))
+
+
+def test_stop_lets_a_poll_in_flight_land_and_ignores_failures_caused_by_stopping():
+    """The last state save after stop() must hold a poll that was answering; a connection closed by the
+    stop itself is not the task's error."""
+    answering, release = threading.Event(), threading.Event()
+
+    def describe(sdk_app_id: int, task_id: str) -> PushTask:
+        answering.set()
+        release.wait(5)
+        if task_id == "closing":
+            raise TimeoutFailure("ClientError.Timeout", "connection closed while stopping")
+        return PushTask(sdk_app_id, task_id, "STOPPED", finish_reason="AUTO")
+
+    for task_id, landed in (("answering", lambda r: r.final), ("closing", lambda r: r.last_error is None)):
+        answering.clear()
+        release.clear()
+        store, collector = make(describe, interval=60.0)
+        store.add((APP, task_id), "api")
+        collector.start()
+        assert answering.wait(5)
+        threading.Timer(0.2, release.set).start()  # the answer arrives while stop() is under way
+        collector.stop(timeout=5.0)
+        assert landed(store.get((APP, task_id))), task_id
