@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -144,31 +145,24 @@ def test_a_stop_callback_with_an_error_is_final_at_once() -> None:
     assert record.finish_reason == "EXCEPTION"
 
 
-def test_exceptions_never_decrease_within_a_task_and_the_drop_is_counted() -> None:
-    api = ScriptedApi(t=[pushing("t", exception_cnt=7), pushing("t", exception_cnt=3), pushing("t", exception_cnt=9)])
+def _backup(count: int) -> dict[str, str]:
+    return {"backup": json.dumps({"Status": "PUSHING", "ExceptionCnt": count})}
+
+
+@pytest.mark.parametrize(("family", "fields", "anomaly"), [
+    ("tiw_push_task_exceptions_total", lambda count: {"exception_cnt": count}, "exceptions_decreased"),
+    ("tiw_push_task_backup_exceptions_total", _backup, "backup_exceptions_decreased"),
+])
+def test_exception_counters_never_decrease_within_a_task_and_the_drop_is_counted(family, fields, anomaly) -> None:
+    api = ScriptedApi(t=[pushing("t", **fields(count)) for count in (7, 3, 9)])
     store, collector, clock, anomalies = rig(api)
     store.add((APP, "t"), "api")
     seen = []
     for _ in range(3):
         collector.poll((APP, "t"), clock.now)
-        seen.append(samples(store)[("tiw_push_task_exceptions_total", labels("t"))])
+        seen.append(samples(store)[(family, labels("t"))])
     assert seen == [7, 7, 9]
-    assert anomalies == ["exceptions_decreased"]
-
-
-def test_backup_exceptions_never_decrease_within_a_task_and_the_drop_is_counted() -> None:
-    def backup(count: int) -> str:
-        return json.dumps({"Status": "PUSHING", "ExceptionCnt": count})
-    api = ScriptedApi(t=[pushing("t", backup=backup(5)), pushing("t", backup=backup(2)),
-                         pushing("t", backup=backup(8))])
-    store, collector, clock, anomalies = rig(api)
-    store.add((APP, "t"), "api")
-    seen = []
-    for _ in range(3):
-        collector.poll((APP, "t"), clock.now)
-        seen.append(samples(store)[("tiw_push_task_backup_exceptions_total", labels("t"))])
-    assert seen == [5, 5, 8]
-    assert anomalies == ["backup_exceptions_decreased"]
+    assert anomalies == [anomaly]
 
 
 def test_durations_are_never_negative() -> None:
