@@ -73,10 +73,15 @@ class Liveness:
         seen = self._seen.get(key)
         return seen is not None and self.clock() - seen <= STALE_AFTER_PASSES * self.interval
 
-    def covered_count(self) -> int:
+    def seen_and_covered(self) -> tuple[dict[TaskKey, float], set[TaskKey]]:
+        """A copy of ``last_seen`` for every task, and the keys ``covered`` says yes to, at once."""
         horizon = self.clock() - STALE_AFTER_PASSES * self.interval
         with self._lock:
-            return sum(1 for seen in self._seen.values() if seen >= horizon)
+            seen = dict(self._seen)
+        return seen, {key for key, at in seen.items() if at >= horizon}
+
+    def covered_count(self) -> int:
+        return len(self.seen_and_covered()[1])
 
     def unsupported(self) -> dict[int, str]:
         with self._lock:
