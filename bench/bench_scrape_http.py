@@ -48,12 +48,13 @@ def start_exporter(tree: Path, simulator: str, state: Path, key_file: Path) -> t
     return process, process.wait_for(EXPORTER_URL, timeout=180).group("url")
 
 
-def wait_exported(url: str, size: int) -> None:
-    """Until /metrics answers with every task (an older version's /-/ready means something else)."""
+def wait_exported(url: str, size: int) -> int:
+    """Until /metrics answers with every task (an older version's /-/ready means something else);
+    the body's size then."""
     while True:
-        response = requests.get(f"{url}/metrics", timeout=60)
+        response = requests.get(f"{url}/metrics", headers={"Accept-Encoding": "identity"}, timeout=60)
         if response.status_code == 200 and response.text.count("tiw_push_task_info{") >= size:
-            return
+            return len(response.content)
         time.sleep(0.5)
 
 
@@ -88,8 +89,7 @@ def main(trees: list[Path], size: int, scrapes: int) -> None:
             process, url = start_exporter(tree, simulator, state, key_file)
             stack.callback(process.stop)
             urls.append(url)
-        for url in urls:
-            wait_exported(url, size)
+        sizes = [wait_exported(url, size) for url in urls]
         session = requests.Session()
         times: dict[tuple[int, str], list[float]] = {}
         for round_ in range(scrapes + 2):
@@ -100,7 +100,8 @@ def main(trees: list[Path], size: int, scrapes: int) -> None:
                         times.setdefault((index, encoding), []).append(elapsed)
         print(f"{size:,} tasks, {scrapes} scrapes each, p50 / p95:")
         for index, tree in enumerate(trees):
-            print(f"  {tree}: text {percentiles(times[index, 'identity'])}   gzip {percentiles(times[index, 'gzip'])}")
+            print(f"  {tree}: text {percentiles(times[index, 'identity'])}   gzip {percentiles(times[index, 'gzip'])}"
+                  f"   ({sizes[index] / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ the liveness staleness limit); ``coverage`` is the share of active tasks that ha
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
@@ -37,12 +38,21 @@ class Freshness:
         return self.fresh / self.active if self.active else 1.0
 
 
-def quantiles(values: list[float]) -> dict[float, float]:
+def _rank(q: float, count: int) -> int:
+    return min(count - 1, max(0, int(q * count + 0.5) - 1))
+
+
+def quantiles(values: Iterable[float]) -> dict[float, float]:
     """Nearest-rank quantiles of ``values`` (empty: no samples)."""
-    if not values:
-        return {}
     ordered = sorted(values)
-    return {q: ordered[min(len(ordered) - 1, max(0, int(q * len(ordered) + 0.5) - 1))] for q in QUANTILES}
+    return {q: ordered[_rank(q, len(ordered))] for q in QUANTILES} if ordered else {}
+
+
+def age_quantiles(times: Iterable[float], now: float) -> dict[float, float]:
+    """``quantiles`` of the ages ``now - t`` (at least 0), sorting the times themselves: no list of
+    10,000 ages is built in Python for each scrape."""
+    newest_first = sorted(times, reverse=True)
+    return {q: max(0.0, now - newest_first[_rank(q, len(newest_first))]) for q in QUANTILES} if newest_first else {}
 
 
 class FreshnessIndex:
@@ -88,18 +98,21 @@ class FreshnessIndex:
         with self._lock:
             self._follow()
             active = self._reference.keys()
-            detail = quantiles([now - at for at in self._reference.values()])
-            liveness = quantiles([now - at for key, at in seen.items() if key in active])
+            # the running list names only active tasks but for those final since its last pass
+            listed_times = seen.values() if seen.keys() <= active else [t for k, t in seen.items() if k in active]
             listed = len(active & covered)
-            answered_fresh = sum(1 for key, at in self._answered.items()
-                                 if now - at <= detail_fresh_within and key not in covered)
-            return Freshness({"detail": _clamped(detail), "liveness": _clamped(liveness)}, listed,
-                             len(active) - listed, listed + answered_fresh, len(active))
+            horizon = now - detail_fresh_within
+            answered_fresh = _count_since(self._answered.values(), horizon) - _count_since(
+                map(self._answered.__getitem__, self._answered.keys() & covered), horizon)
+            return Freshness({"detail": age_quantiles(self._reference.values(), now),
+                              "liveness": age_quantiles(listed_times, now)},
+                             listed, len(active) - listed, listed + answered_fresh, len(active))
 
 
-def _clamped(ages: dict[float, float]) -> dict[float, float]:
-    """A negative age (an answer stamped after ``now``) counts as 0."""
-    return {q: max(0.0, age) for q, age in ages.items()}
+def _count_since(times: Iterable[float], horizon: float) -> int:
+    """How many of ``times`` are at or after ``horizon`` (sorting in C beats a Python loop)."""
+    ordered = sorted(times)
+    return len(ordered) - bisect.bisect_left(ordered, horizon)
 
 
 def measure(records: Iterable[TaskRecord], last_seen: Callable[[TaskKey], float | None],
