@@ -88,7 +88,7 @@ def run_mode(n: int, liveness: bool) -> dict[str, float]:
                 time.sleep(0.5)
             elapsed = time.time() - t0
             after = control.stats()
-            fresh = exporter.accounts.freshness(exporter.store.snapshot(), time.time(), settings.interval)
+            fresh = exporter.accounts.freshness(exporter.freshness, time.time(), settings.interval)
             rss = rss_mib()
         finally:
             exporter.stop()

@@ -36,17 +36,24 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """CPU time of process ``pid`` (user + system), or of its thread ``tid``."""
+    stat = Path(f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat")
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def write_restored_state(state: Path, size: int) -> None:
+    """A state database of ``size`` bench.fleet tasks as "api" tasks: restored whatever the
+    configuration says (bench.fleet's are "file" tasks)."""
+    db = StateDB(state)
+    db.write([replace(r, sources=frozenset({"api"})) for r in build_store(size).snapshot()], [])
+    db.close()
 
 
 def measure(size: int, simulator_url: str, directory: Path, key_file: Path, extra: list[str]) -> str:
     state = directory / f"state-{size}.db"
-    db = StateDB(state)
-    # "api" tasks: restored whatever the configuration says (bench.fleet's are "file" tasks)
-    db.write([replace(r, sources=frozenset({"api"})) for r in build_store(size).snapshot()], [])
-    db.close()
+    write_restored_state(state, size)
     args = exporter_cmd("run", "--listen", "127.0.0.1:0", "--endpoint", simulator_url, "--secret-id",
                         "AKIDsimulator", "--secret-key-file", str(key_file), "--state-file", str(state),
                         "--log-level", "info", *extra)

@@ -109,7 +109,8 @@ class TaskRecord:
 
     @property
     def final(self) -> bool:
-        return self.status == "STOPPED"
+        """``status == "STOPPED"``, spelled out: every scrape and pass asks it of every task."""
+        return bool(self.ended) or (self.latest is not None and self.latest.status == "STOPPED")
 
     @property
     def active(self) -> bool:
@@ -118,7 +119,7 @@ class TaskRecord:
     @property
     def pollable(self) -> bool:
         """Still worth a query: not final and not retired."""
-        return self.active and not self.retired
+        return not self.retired and not self.final
 
     def to_json(self) -> dict[str, Any]:
         return {

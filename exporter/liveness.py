@@ -73,8 +73,20 @@ class Liveness:
         seen = self._seen.get(key)
         return seen is not None and self.clock() - seen <= STALE_AFTER_PASSES * self.interval
 
+    def _horizon(self) -> float:
+        """Seen at or after this: covered."""
+        return self.clock() - STALE_AFTER_PASSES * self.interval
+
+    def seen_and_covered(self) -> tuple[dict[TaskKey, float], set[TaskKey]]:
+        """A copy of ``last_seen`` for every task, and the keys ``covered`` says yes to, at once."""
+        horizon = self._horizon()
+        with self._lock:
+            seen = dict(self._seen)
+        return seen, {key for key, at in seen.items() if at >= horizon}
+
     def covered_count(self) -> int:
-        horizon = self.clock() - STALE_AFTER_PASSES * self.interval
+        """As ``len(seen_and_covered()[1])`` without building the set: asked on every detail poll."""
+        horizon = self._horizon()
         with self._lock:
             return sum(1 for seen in self._seen.values() if seen >= horizon)
 

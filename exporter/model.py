@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 STATUSES = ("PREPARED", "PUSHING", "STOPPED")
@@ -96,7 +96,9 @@ class PushTask:
         return self.status == "STOPPED"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Every field (all int or str): ``dataclasses.asdict`` deep-copied each value, and the state
+        writer and the task API call this for every task they write."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PushTask:

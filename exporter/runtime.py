@@ -19,6 +19,7 @@ from exporter.callbacks import CallbackEndpoint
 from exporter.config import Settings
 from exporter.exposition import Exposition
 from exporter.fdlimit import raise_open_files_limit
+from exporter.freshness import FreshnessIndex
 from exporter.logs import counted
 from exporter.metrics import (
     CredentialsCollector,
@@ -77,8 +78,9 @@ class Exporter:
         self.app_callback_keys = {app: WatchedSecret(f"callback_key/{app}", f"callback key of SdkAppId {app}", path)
                                   for app, path in settings.callback_keys}
         self.registry.register(SecretsCollector(self._secrets))
+        self.freshness = FreshnessIndex(self.store)  # follows the change feed: a scrape walks only what changed
         self.registry.register(FreshnessCollector(
-            lambda: self.accounts.freshness(self.store.snapshot(), time.time(), settings.interval),
+            lambda: self.accounts.freshness(self.freshness, time.time(), settings.interval),
             self.accounts.liveness_unsupported))
         self.callbacks = CallbackEndpoint(self.store, self.callback_key.get, self.metrics.count_callback,
                                           app_keys={app: s.get for app, s in self.app_callback_keys.items()},

@@ -232,7 +232,8 @@ class TaskStore:
                 sources = (current.sources if current else frozenset()) | persistent_sources
                 if not sources:
                     continue  # it came only from flags/file that no longer name it
-                self._put(record.key, replace(record, sources=sources))
+                # the same object when unchanged: the state writer's first write compares by identity
+                self._put(record.key, record if sources == record.sources else replace(record, sources=sources))
                 if current is None:
                     restored.append(record.key)
         self._notify(restored, [])

@@ -18,13 +18,13 @@ REPO = Path(__file__).resolve().parent.parent
 class Process:
     """A child process whose combined output is collected by a reader thread."""
 
-    def __init__(self, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, cwd: Path = REPO) -> None:
         self.args = args
         self.lines: list[str] = []
         self._new_line = threading.Condition()
         self.proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
-            cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

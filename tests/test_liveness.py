@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 import pytest
 
 from exporter.collector import Collector
-from exporter.freshness import measure, quantiles
+from exporter.freshness import Freshness, FreshnessIndex, measure, quantiles
 from exporter.lifecycle import TaskRecord
 from exporter.model import PushTask
 from exporter.ratelimit import HEADROOM, PacedLimiter
@@ -129,6 +130,28 @@ def test_an_urgent_task_goes_before_overdue_ones():
     collector.urgent((APP, "urgent"))
     assert collector.scheduler.pop_due(50.0) == ((APP, "urgent"), 50.0)
     assert collector.scheduler.pop_due(50.0) == ((APP, "late"), 1.0)
+
+
+def test_freshness_index_follows_the_store_like_a_full_walk():
+    store = TaskStore()
+    for name in ("a", "b", "c", "d"):
+        store.add((APP, name), "api")
+    index = FreshnessIndex(store)
+    seen = {(APP, "a"): 99.0, (APP, "d"): 50.0}
+    covered = {(APP, "a")}
+
+    def both() -> tuple[Freshness, Freshness]:
+        walked = measure(store.snapshot(), seen.get, covered.__contains__, 100.0, 30.0)
+        return index.measure(seen, covered, 100.0, 30.0), walked
+
+    first, walked = both()
+    assert first == walked and first.active == 4
+    store.update((APP, "b"), lambda r: replace(r, last_success=95.0))
+    store.update((APP, "c"), lambda r: replace(r, ended="FAILED"))  # final: no longer active
+    store.remove((APP, "d"))
+    second, walked = both()
+    assert second == walked
+    assert (second.active, second.listed, second.fresh) == (2, 1, 2)
 
 
 def test_freshness_quantiles_and_coverage():

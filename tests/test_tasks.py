@@ -213,11 +213,14 @@ def test_after_a_restore_only_changes_and_dropped_rows_are_written(tmp_path):
     db.write = lambda upserts, deletes, replace_all=False, deleted=None: (
         written.append((len(upserts), deletes, replace_all)), real_write(upserts, deletes, replace_all, deleted))
     restarted.add((1, "new"), "api")
+    assert any(r is restarted.get((1400000001, "task2")) for r in records)  # unchanged: the very object loaded
+    restarted.update(KEY, lambda r: merge_error(r, TaskError("InternalError", "again", "rid2", 102)))
     writer = statedb.StateWriter(db, restarted, loaded=records)
     writer.flush()
-    assert written == [(1, [(1, "flag_only")], False)]  # the new task, no rewrite of the restored rows
+    assert written == [(2, [(1, "flag_only")], False)]  # the new and the changed task, not the unchanged one
     writer.stop()
-    assert len(statedb.open_state(path)[1]) == 3
+    reloaded = {r.key: r for r in statedb.open_state(path)[1]}
+    assert len(reloaded) == 3 and reloaded[KEY].last_error.message == "again"
 
 
 def test_a_reload_tracks_a_repeated_task_once_and_says_which_entries_repeat(tmp_path, caplog):

@@ -1,0 +1,117 @@
+"""Whole-process scrape time: ``GET /metrics`` over HTTP of ``tiw-exporter run`` processes tracking N tasks.
+
+Each checkout given (default: this one) runs its own exporter, restored from the same JSON state of
+N tasks (bench.fleet, written by that checkout's own code) and polling its own simulator at 20 req/s,
+as in production. The processes run side by side and are scraped in turn (text, then with
+``Accept-Encoding: gzip``), so a busy machine slows all of them alike: compare the columns of one run.
+The restored tasks are unknown to the simulators, so their polls answer TaskNotFound (a few dozen
+tasks change between two scrapes, as a real fleet's would).
+
+Run: python -m bench.bench_scrape_http [--tree=PATH ...] [--scrapes=20] [tasks]   (default 10000)
+
+Measured at 10,000 tasks (10.1 MB of text), two runs, p50 / p95, 2 shared cores, four checkouts side by side:
+before issue 15 (3542d3d, where its branch began) text 29 / 44 and 27 / 137 ms, gzip 58 / 75 and 63 / 380 ms;
+main before its merge (fad694f) text 23 / 295 and 25 / 45 ms, gzip 60 / 108 and 64 / 332 ms; issue 15 as
+merged (f67c3cc) text 62 / 88 and 62 / 81 ms, gzip 93 / 117 and 93 / 118 ms (freshness walked every task
+per scrape); now text 24 / 33 and 25 / 34 ms, gzip 63 / 74 and 63 / 75 ms.
+"""
+
+from __future__ import annotations
+
+import gzip
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import requests
+
+from tests.procs import EXPORTER_URL, REPO, SIMULATOR_URL, Process, running
+
+WRITE_STATE = """
+import sys
+from dataclasses import replace
+from pathlib import Path
+from bench.fleet import build_store
+from exporter import statefile
+records = [replace(r, sources=frozenset({"api"})) for r in build_store(int(sys.argv[1])).snapshot()]
+statefile.save(Path(sys.argv[2]), records)
+"""
+
+
+def write_state(tree: Path, size: int, path: Path) -> None:
+    """A JSON state file of ``size`` tasks, written by ``tree``'s own code (so any version reads it)."""
+    subprocess.run([sys.executable, "-c", WRITE_STATE, str(size), str(path)], cwd=tree, check=True)
+
+
+def start_exporter(tree: Path, simulator: str, state: Path, key_file: Path) -> tuple[Process, str]:
+    process = Process([sys.executable, "-m", "exporter", "run", "--listen", "127.0.0.1:0", "--endpoint", simulator,
+                       "--secret-id", "AKIDsimulator", "--secret-key-file", str(key_file),
+                       "--state-file", str(state)], cwd=tree)
+    return process, process.wait_for(EXPORTER_URL, timeout=180).group("url")
+
+
+def wait_exported(url: str, size: int) -> int:
+    """Until /metrics answers with every task (an older version's /-/ready means something else);
+    the body's size then."""
+    while True:
+        response = requests.get(f"{url}/metrics", headers={"Accept-Encoding": "identity"}, timeout=60)
+        if response.status_code == 200 and response.text.count("tiw_push_task_info{") >= size:
+            return len(response.content)
+        time.sleep(0.5)
+
+
+def scrape(session: requests.Session, url: str, encoding: str) -> float:
+    started = time.perf_counter()
+    response = session.get(f"{url}/metrics", headers={"Accept-Encoding": encoding}, timeout=60, stream=True)
+    body = response.raw.read()  # the bytes as sent: time the transfer, not our client's gunzip
+    elapsed = time.perf_counter() - started
+    if encoding == "gzip":
+        assert response.headers.get("Content-Encoding") == "gzip", "no gzip answer"
+        gzip.decompress(body)
+    return elapsed
+
+
+def percentiles(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return f"{statistics.median(ordered) * 1000:6.0f} / {p95 * 1000:4.0f} ms"
+
+
+def main(trees: list[Path], size: int, scrapes: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        key_file = Path(tmp) / "key"
+        key_file.write_text("simulator-secret-key\n")
+        urls = []
+        for index, tree in enumerate(trees):
+            state = Path(tmp) / f"state-{index}.json"
+            write_state(tree, size, state)
+            _, simulator = stack.enter_context(running(
+                [sys.executable, "-m", "exporter", "simulate", "--listen", "127.0.0.1:0", "--no-demo-mix"],
+                SIMULATOR_URL))
+            process, url = start_exporter(tree, simulator, state, key_file)
+            stack.callback(process.stop)
+            urls.append(url)
+        sizes = [wait_exported(url, size) for url in urls]
+        session = requests.Session()
+        times: dict[tuple[int, str], list[float]] = {}
+        for round_ in range(scrapes + 2):
+            for encoding in ("identity", "gzip"):
+                for index, url in enumerate(urls):
+                    elapsed = scrape(session, url, encoding)
+                    if round_ >= 2:  # two warm-up rounds
+                        times.setdefault((index, encoding), []).append(elapsed)
+        print(f"{size:,} tasks, {scrapes} scrapes each, p50 / p95:")
+        for index, tree in enumerate(trees):
+            print(f"  {tree}: text {percentiles(times[index, 'identity'])}   gzip {percentiles(times[index, 'gzip'])}"
+                  f"   ({sizes[index] / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    options = [a for a in sys.argv[1:] if a.startswith("--")]
+    main([Path(a.split("=", 1)[1]) for a in options if a.startswith("--tree=")] or [REPO],
+         next((int(a) for a in sys.argv[1:] if a.isdigit()), 10_000),
+         next((int(a.split("=", 1)[1]) for a in options if a.startswith("--scrapes=")), 20))
