@@ -78,7 +78,8 @@ class Exporter:
         self.app_callback_keys = {app: WatchedSecret(f"callback_key/{app}", f"callback key of SdkAppId {app}", path)
                                   for app, path in settings.callback_keys}
         self.registry.register(SecretsCollector(self._secrets))
-        self.freshness = FreshnessIndex(self.store)  # follows the change feed: a scrape walks only what changed
+        # follows the change feed (a scrape walks only what changed); this shard's tasks, as exported
+        self.freshness = FreshnessIndex(self.store, owns=self.shard.owns)
         self.registry.register(FreshnessCollector(
             lambda: self.accounts.freshness(self.freshness, time.time(), settings.interval),
             self.accounts.liveness_unsupported))

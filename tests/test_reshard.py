@@ -22,7 +22,7 @@ from exporter.callbacks import sign
 from exporter.sharding import shard_of
 from exporter.simulator import Simulator, TaskScript
 from tests.constants import APP, SECRET_ID, SECRET_KEY
-from tests.harness import common_free_port, eventually
+from tests.harness import common_free_port, eventually, metric, scrape
 from tests.procs import Process, exporter_cmd
 
 TOKEN = "reshard-token"
@@ -171,6 +171,16 @@ def test_scaling_3_to_4_to_2_with_a_replica_killed_loses_no_task_and_no_final_st
     eventually(final_state_kept, timeout=30)
     polled = replicas.simulator.stats()["describes_by_task"]
     assert all(polled.get(t, 0) >= 1 for t in api_tasks)
+
+    # Freshness is of the tasks a replica polls, not of all it knows: together the replicas count each
+    # active task once, and each has a fresh answer for all of its own.
+    def freshness_of_own_tasks() -> bool:
+        found = [scrape(replicas.url(index)) for index in replicas.processes]
+        counted = sum(metric(f, "tiw_exporter_liveness_tasks", mode=mode)
+                      for f in found for mode in ("listed", "polled"))
+        return counted == len(api_tasks) and all(metric(f, "tiw_exporter_coverage_ratio") == 1 for f in found)
+
+    eventually(freshness_of_own_tasks, timeout=30)
 
 
 def owned_by(index: int, count: int, prefix: str) -> str:
