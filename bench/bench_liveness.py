@@ -47,11 +47,13 @@ def rss_mib() -> float:
     return float("nan")
 
 
-def populate(control: SimulatorClient, n: int, start: float) -> tuple[list[str], dict[str, float]]:
-    """N tasks; STOPS of them stop at planned wall-clock moments (returned)."""
+def populate(control: SimulatorClient, n: int) -> tuple[list[str], dict[str, float]]:
+    """N tasks; STOPS of them stop at planned wall-clock moments (returned), planned from when the
+    steady ones exist (adding 10,000 takes a while; a stop planned before that would be no stop at all)."""
     ids, stop_at = [], {}
     for _ in range(n - STOPS):
         ids.append(control.add_task(DEFAULT_SDK_APP_ID, prepare_seconds=0))
+    start = time.time()
     for i in range(STOPS):
         added = time.time()
         push_seconds = max(1.0, start + WARM + SPREAD * i / STOPS - added)
@@ -67,8 +69,7 @@ def run_mode(n: int, liveness: bool) -> dict[str, float]:
                         "--rate-limit", str(LIMIT))
     with running(args, SIMULATOR_URL) as (_, url):
         control = SimulatorClient(url, session=requests.Session())
-        start = time.time() + n * 0.004  # population takes a moment: plan stops after it
-        ids, stop_at = populate(control, n, start)
+        ids, stop_at = populate(control, n)
         settings = build_settings({"listen": "127.0.0.1:0", "endpoint": url, "rate_limit": str(LIMIT),
                                    "tasks": tuple(f"{DEFAULT_SDK_APP_ID}:{t}" for t in ids), "log_level": "error",
                                    "liveness_interval": "5s" if liveness else "0"})

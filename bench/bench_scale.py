@@ -5,7 +5,7 @@ and exporter CPU per poll while polling at 200 req/s.
 Part 2 (all subprocesses): 300 active tasks polled by 1 replica, then by 3 shards, against one
 account limit of 20 req/s: achieved req/s, throttled requests, the largest 1 s window.
 
-Run: python -m bench.bench_scale [tasks] [seconds]
+Run: python -m bench.bench_scale [tasks] [seconds] [--shards-only]
 """
 
 from __future__ import annotations
@@ -76,7 +76,8 @@ def replicas(count: int, url: str, tasks_file: Path, key_file: Path, seconds: fl
         for index in range(count):
             args = exporter_cmd("run", "--listen", "127.0.0.1:0", "--endpoint", url, "--secret-id", "AKIDsimulator",
                                 "--secret-key-file", str(key_file), "--tasks-file", str(tasks_file),
-                                "--shard-index", str(index), "--shard-count", str(count))
+                                "--shard-index", str(index), "--shard-count", str(count),
+                                "--liveness-interval", "0")  # every task polled: the pacing is measured
             processes.append(Process(args))
         for process in processes:
             process.wait_for(r"listening on")
@@ -107,8 +108,10 @@ def shards_vs_one(seconds: float, directory: Path) -> None:
 if __name__ == "__main__":
     import tempfile
 
-    size = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
-    duration = float(sys.argv[2]) if len(sys.argv) > 2 else 20.0
-    one_process(size, duration)
+    numbers = [a for a in sys.argv[1:] if not a.startswith("--")]
+    size = int(numbers[0]) if numbers else 50_000
+    duration = float(numbers[1]) if len(numbers) > 1 else 20.0
+    if "--shards-only" not in sys.argv:
+        one_process(size, duration)
     with tempfile.TemporaryDirectory() as tmp:
         shards_vs_one(duration, Path(tmp))
