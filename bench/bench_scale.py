@@ -10,13 +10,14 @@ Run: python -m bench.bench_scale [tasks] [seconds] [--shards-only]
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
 
 import requests
 
-from bench.bench_memory import rss_bytes
+from bench.bench_memory import rss_mib
 from exporter.config import build_settings
 from exporter.runtime import Exporter
 from exporter.simulator import SimulatorClient
@@ -68,6 +69,11 @@ def one_process(tasks: int, seconds: float) -> None:
     print(f"  scrape over HTTP {scrape * 1000:.0f} ms cold, {scrape_warm * 1000:.0f} ms warm "
           f"({len(body) / 2**20:.0f} MiB); {polls / seconds:.0f} polls/s at "
           f"{(cpu1 - cpu0) / max(polls, 1) * 1000:.2f} ms CPU per poll (exporter process, incl. its simulator client)")
+
+
+def rss_bytes() -> int:
+    """This process' resident set (the in-process exporter of part 1)."""
+    return int(rss_mib(os.getpid()) * 2**20)
 
 
 def replicas(count: int, url: str, tasks_file: Path, key_file: Path, seconds: float) -> tuple[float, int, int]:
