@@ -11,12 +11,14 @@ import pytest
 from exporter.collector import Collector
 from exporter.freshness import Freshness, FreshnessIndex, measure, quantiles
 from exporter.lifecycle import TaskRecord
-from exporter.model import PushTask
+from exporter.liveness import STALE_AFTER_PASSES, Liveness
+from exporter.model import PushTask, RunningTask
 from exporter.ratelimit import HEADROOM, PacedLimiter
 from exporter.simulator import Simulator, TaskScript
 from exporter.store import TaskStore
 from exporter.tencentcloud.credentials import Credential
 from tests.constants import APP, SECRET_ID, SECRET_KEY
+from tests.fakes import FakeClock
 from tests.harness import eventually, metric, running_exporter, scrape
 
 DAY = 86400.0
@@ -175,3 +177,21 @@ def test_freshness_quantiles_and_coverage():
     assert result.coverage == pytest.approx(2 / 3)
     assert result.ages["liveness"] == {0.5: 1.0, 0.95: 1.0, 1.0: 1.0}
     assert result.ages["detail"][1.0] == 90.0
+
+
+def test_the_covered_count_follows_each_pass_at_once_and_the_horizon_within_a_second():
+    clock = FakeClock(1000.0)
+    store = TaskStore()
+    keys = [(APP, f"t{n}") for n in range(3)]
+    for key in keys:
+        store.add(key, "api")
+    running = {"now": [RunningTask(APP, key[1], "PROCESSING") for key in keys]}
+    liveness = Liveness(store, lambda app, offset, limit: (running["now"], len(running["now"])), PacedLimiter(1000.0),
+                        interval=5.0, clock=clock)
+    liveness.check_app(APP, keys)
+    assert liveness.covered_count() == 3
+    running["now"] = running["now"][:1]
+    liveness.check_app(APP, keys)  # two left the list: not covered from this pass on, not a second later
+    assert liveness.covered_count() == 1
+    clock.advance(5.0 * STALE_AFTER_PASSES + 1)  # no pass for longer than the staleness limit
+    assert liveness.covered_count() == 0
