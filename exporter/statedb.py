@@ -34,6 +34,7 @@ from exporter.store import Changes, TaskStore
 log = logging.getLogger(__name__)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+WAL_SIZE_LIMIT = 4 * 2**20  # bytes the -wal file is cut back to after a checkpoint
 ENCODER = json.JSONEncoder(separators=(",", ":"))  # json.dumps with options builds a new encoder per call
 SCHEMA = ("CREATE TABLE IF NOT EXISTS tasks (sdk_app_id INTEGER NOT NULL, task_id TEXT NOT NULL, "
           "record TEXT NOT NULL, PRIMARY KEY (sdk_app_id, task_id)) WITHOUT ROWID",
@@ -60,6 +61,9 @@ class StateDB:
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # WAL: a process crash loses nothing committed
+        # The first write after a start can put every row in the WAL (~40 MB at 50,000 tasks); without a
+        # limit the file keeps that size for good. Each interval's changes are a few hundred kB at most.
+        self._db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         for statement in SCHEMA:
             self._db.execute(statement)
 

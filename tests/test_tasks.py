@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -172,6 +173,25 @@ def test_state_writer_only_writes_after_changes(tmp_path):
     assert written[-1] == (0, [(1, "new")], False)
     writer.stop()
     assert len(statedb.open_state(path)[1]) == 2
+
+
+def test_the_write_ahead_log_shrinks_back_after_a_full_write(tmp_path):
+    """The first write after a start can hold every row; the -wal file must not keep that size."""
+    path = tmp_path / "state.db"
+    store = TaskStore()
+    for n in range(12_000):
+        store.add((1, f"task{n:05d}"), "api")
+    db, _ = statedb.open_state(path)
+    writer = statedb.StateWriter(db, store)
+    writer.flush()  # every row at once
+    wal = Path(f"{path}-wal")
+    assert wal.stat().st_size > statedb.WAL_SIZE_LIMIT  # the control: the full write did outgrow the limit
+    for n in range(3):  # ordinary intervals: a few changed rows each
+        store.add((2, f"later{n}"), "api")
+        writer.flush()
+    assert wal.stat().st_size <= statedb.WAL_SIZE_LIMIT
+    writer.stop()
+    assert len(statedb.open_state(path)[1]) == 12_003
 
 
 def test_a_json_state_file_is_migrated_on_first_start(tmp_path):
