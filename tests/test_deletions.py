@@ -28,25 +28,18 @@ from exporter.store import TaskStore
 from exporter.web.http import ExporterHTTPServer, HttpError
 from exporter.web.routes import Routes
 from tests.constants import APP
+from tests.fakes import FakeClock
 
 KEY = (APP, "deleted")
 TOKEN = "peer-token"
 PEER = {"X-TIW-Exporter-Forwarded": "test"}
 
 
-class Clock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def record(added_at: float, *sources: str, key=KEY) -> TaskRecord:
     return TaskRecord(key[0], key[1], frozenset(sources or {"api"}), added_at)
 
 
-def deleted_store(clock: Clock) -> TaskStore:
+def deleted_store(clock: FakeClock) -> TaskStore:
     """A store that had KEY registered at t-100 and deleted through the API at t."""
     store = TaskStore(clock)
     clock.now -= 100
@@ -57,7 +50,7 @@ def deleted_store(clock: Clock) -> TaskStore:
 
 
 def test_a_peer_record_older_than_a_local_tombstone_is_not_added_back():
-    clock = Clock()
+    clock = FakeClock()
     store = deleted_store(clock)
     assert store.merge([record(clock.now - 100)]) == 0
     assert store.get(KEY) is None
@@ -65,7 +58,7 @@ def test_a_peer_record_older_than_a_local_tombstone_is_not_added_back():
 
 
 def test_a_registration_newer_than_the_tombstone_wins_and_clears_it():
-    clock = Clock()
+    clock = FakeClock()
     store = deleted_store(clock)
     assert store.merge([record(clock.now + 5)]) == 1
     assert store.get(KEY) is not None and store.deletions()[1] == []
@@ -75,7 +68,7 @@ def test_a_registration_newer_than_the_tombstone_wins_and_clears_it():
 
 
 def test_a_peer_tombstone_removes_an_older_task_and_is_remembered():
-    clock = Clock()
+    clock = FakeClock()
     store = TaskStore(clock)
     store.add(KEY, "callback")
     exposition = Exposition(store, CollectorRegistry())
@@ -91,7 +84,7 @@ def test_a_peer_tombstone_removes_an_older_task_and_is_remembered():
 
 
 def test_a_peer_tombstone_older_than_the_local_registration_changes_nothing():
-    clock = Clock()
+    clock = FakeClock()
     store = TaskStore(clock)
     store.add(KEY, "api")
     store.merge([], [Deletion(*KEY, clock.now - 1)])
@@ -100,7 +93,7 @@ def test_a_peer_tombstone_older_than_the_local_registration_changes_nothing():
 
 @pytest.mark.parametrize("source", ["flag", "file"])
 def test_a_configured_task_is_never_removed_by_a_tombstone(source):
-    clock = Clock()
+    clock = FakeClock()
     store = TaskStore(clock)
     store.add(KEY, source)
     store.add(KEY, "api")
@@ -109,7 +102,7 @@ def test_a_configured_task_is_never_removed_by_a_tombstone(source):
 
 
 def test_tombstones_expire_after_the_ttl_and_stay_bounded_oldest_first():
-    clock = Clock()
+    clock = FakeClock()
     store = TaskStore(clock, Deletions(ttl=60, limit=10))
     store.merge([], [Deletion(APP, "too-old", clock.now - 61)])
     assert store.deletions()[1] == []  # past the TTL: not even remembered
@@ -133,7 +126,7 @@ def test_malformed_tombstones_are_skipped():
 
 def test_tombstones_survive_a_restart_in_the_state_file(tmp_path):
     path = tmp_path / "state.db"
-    clock = Clock()
+    clock = FakeClock()
     store = deleted_store(clock)
     store.add((APP, "kept"), "api")
     db, _ = statedb.open_state(path)
@@ -169,7 +162,7 @@ def test_a_state_file_of_an_earlier_version_without_the_tombstone_table_loads(tm
 @pytest.fixture
 def peer():
     """A replica's web server whose peer view needs the token, behind an optional basic-auth wall."""
-    clock = Clock()
+    clock = FakeClock()
     store = deleted_store(clock)
     store.add((APP, "alive"), "api")
     wall = {"on": False}
@@ -200,7 +193,7 @@ def test_the_peer_view_lists_tombstones_and_needs_the_token(peer):
 def test_sync_sends_the_token_and_logs_a_refusal_once_per_peer(peer, caplog):
     port = peer.url.rsplit(":", 1)[1]
     token = {"value": "wrong"}
-    local = TaskStore(Clock(1_000_000.0 - 500))
+    local = TaskStore(FakeClock(1_000_000.0 - 500))
     local.add(KEY, "api")  # it missed the peer's delete
     sync = ShardSync(Shard(0, 2), f"http://127.0.0.{{index}}:{port}", local, api_token=lambda: token["value"])
     peer.wall["on"] = True
