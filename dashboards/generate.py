@@ -90,7 +90,8 @@ BROKEN = " or ".join((
     # TiwPushTaskStuckPrepared's threshold, a duration (hence a fixed window): PREPARED in every sample
     # of the window, and already PREPARED at its start (a task created a minute ago is not stuck).
     _why(f'(min_over_time({sel("tiw_push_task_status", PREPARED)}[{STUCK_WINDOW}]) == 1) and '
-         f'({sel("tiw_push_task_status", PREPARED)} offset {STUCK_WINDOW} == 1)', f"PREPARED for {STUCK_WINDOW}+"),
+         f'({sel("tiw_push_task_status", PREPARED)} offset {STUCK_WINDOW} == 1)',
+         f"stuck PREPARED for {STUCK_WINDOW}+"),
 ))
 # The status now (UNKNOWN before any answer), then the room where TIW told it (tiw_push_task_info);
 # each join keeps the rows it cannot match, so no broken task is dropped for a missing series.

@@ -237,7 +237,7 @@ BROKEN_TABLE_SERIES = {
     "unanswered": {'tiw_push_task_status{status="PREPARED"}': "0x15", 'tiw_push_task_status{status="PUSHING"}': "0x15"},
 }
 BROKEN_TABLE_ROWS = [  # (task_id, why, status, room_id)
-    ("stuck", "PREPARED for 5m+", "PREPARED", None),
+    ("stuck", "stuck PREPARED for 5m+", "PREPARED", None),
     ("rising", "exceptions rising", "PUSHING", None),
     ("ended", "ended with EXCEPTION", "STOPPED", "42"),
     ("failing", "query error: InternalError", "PUSHING", None),

@@ -51,6 +51,8 @@ def fleet() -> list[TaskRecord]:
         end(TaskRecord(APP, "w-not-found", frozenset({"file"}), NOW - 700), NOT_FOUND, NOW - 5),
         rising,
         TaskRecord(APP, "v-no-answer", frozenset({"callback"}), NOW - 100),
+        record("u-stuck-prepared", "PREPARED"),  # tracked for 700 s, still PREPARED
+        replace(record("a-just-prepared", "PREPARED"), added_at=NOW - 120),
     ]
 
 
@@ -64,6 +66,8 @@ def test_each_broken_task_has_its_reason_and_healthy_ones_none() -> None:
         "w-not-found": "not found",
         "a-rising": "exceptions rising",
         "v-no-answer": "no answer yet",
+        "u-stuck-prepared": "stuck PREPARED for 5m+",
+        "a-just-prepared": "",
     }
     old_rise = replace(fleet()[6], exceptions_rose_at=NOW - 3600)
     assert why_broken(old_rise, NOW) == ""  # exceptions that stopped rising an hour ago
@@ -72,19 +76,20 @@ def test_each_broken_task_has_its_reason_and_healthy_ones_none() -> None:
 def test_broken_tasks_come_first_then_the_rest_with_counts() -> None:
     selection = select(fleet(), NOW)
     ids = [row.task_id for row in selection.rows]
-    assert set(ids[:6]) == {"z-ended-exception", "y-query-error", "x-failed", "w-not-found", "a-rising",
-                            "v-no-answer"}
-    assert ids[6:] == ["a-healthy", "b-stopped-auto"]
-    assert selection.broken == 6 and selection.total == 8
-    assert selection.by_status == {"UNKNOWN": 1, "PREPARED": 0, "PUSHING": 3, "STOPPED": 4}
+    assert set(ids[:7]) == {"z-ended-exception", "y-query-error", "x-failed", "w-not-found", "a-rising",
+                            "v-no-answer", "u-stuck-prepared"}
+    assert ids[7:] == ["a-just-prepared", "a-healthy", "b-stopped-auto"]  # the rest by status, then id
+    assert selection.broken == 7 and selection.total == 10
+    assert selection.by_status == {"UNKNOWN": 1, "PREPARED": 2, "PUSHING": 3, "STOPPED": 4}
 
 
 def test_the_filter_matches_ids_reasons_and_rooms_and_broken_only() -> None:
     assert [r.task_id for r in select(fleet(), NOW, "ended with").rows] == ["z-ended-exception"]
     assert [r.task_id for r in select(fleet(), NOW, "exception").rows] == ["z-ended-exception", "a-rising"]
     assert {r.task_id for r in select(fleet(), NOW, "", broken_only=True).rows} == {
-        "z-ended-exception", "y-query-error", "x-failed", "w-not-found", "a-rising", "v-no-answer"}
-    assert select(fleet(), NOW, "4242").matching == 5  # the room of every answered task
+        "z-ended-exception", "y-query-error", "x-failed", "w-not-found", "a-rising", "v-no-answer",
+        "u-stuck-prepared"}
+    assert select(fleet(), NOW, "4242").matching == 7  # the room of every answered task
 
 
 def test_no_silent_cap_pages_say_how_many_are_shown() -> None:
@@ -145,13 +150,13 @@ def test_status_page_in_a_real_browser(status_server: str) -> None:
     try:
         page.goto(status_server + "/")
         rows = page.locator("tbody tr")
-        assert rows.count() == 8
+        assert rows.count() == 10
         first = rows.nth(0)
         assert first.get_attribute("class") == "broken"
         # Its id sorts last: it is first because it is broken, with the reason in the first column.
         assert first.locator("td").nth(0).inner_text() == "ended with EXCEPTION"
         assert first.locator("td").nth(2).inner_text() == "z-ended-exception"
-        assert "Broken 6 of 8 tracked" in page.locator("p.counts").inner_text()
+        assert "Broken 7 of 10 tracked" in page.locator("p.counts").inner_text()
         # Nothing overflows at phone width: the page is no wider than the viewport.
         assert page.evaluate("document.documentElement.scrollWidth") <= 400
         # The filter is a plain GET form: no JavaScript needed.

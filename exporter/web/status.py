@@ -2,7 +2,8 @@
 
 Kept apart from the HTML (``landing.py``) so the triage rules are plain functions: a task is broken
 when its queries fail, it ended with EXCEPTION, FAILED or NOT_FOUND, its exceptions rose in the
-last 10 minutes while pushing, or it never got an answer. Broken tasks come first, then the rest.
+last 10 minutes while pushing, it has been PREPARED for 5 minutes or more (the stuck-prepared alert's
+threshold), or it never got an answer. Broken tasks come first, then the rest.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from exporter.lifecycle import FAILED, NOT_FOUND, TaskRecord
 
 PAGE_SIZE = 200
 RISING_WINDOW = 600.0  # exceptions that rose this recently count as "rising"
+STUCK_PREPARED = 300.0  # PREPARED since tracking began this long ago: stuck (alerts: TiwPushTaskStuckPrepared)
 STATUS_ORDER = ("UNKNOWN", "PREPARED", "PUSHING", "STOPPED")
 
 
@@ -30,6 +32,8 @@ def why_broken(record: TaskRecord, now: float) -> str:
     rose = record.exceptions_rose_at
     if record.status == "PUSHING" and rose is not None and now - rose <= RISING_WINDOW:
         return "exceptions rising"
+    if record.status == "PREPARED" and now - record.added_at >= STUCK_PREPARED:
+        return "stuck PREPARED for 5m+"  # the status only moves forward: PREPARED now means PREPARED all along
     if record.status == "UNKNOWN":
         return "no answer yet"
     return ""
