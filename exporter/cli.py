@@ -244,17 +244,22 @@ def check_config(file: str, kind: str) -> None:
         kind = _kind_of(path)
     if kind == "tasks":
         try:
-            keys = load_tasks_file(path, on_repeat=lambda message: click.echo(f"warning: {message}", err=True))
+            keys = load_tasks_file(path, on_repeat=_warn)
         except TasksFileError as exc:
             fail(str(exc))
         click.echo(f"{path}: valid tasks file, {counted(len(keys), 'task')}")
         return
     settings = _settings({}, str(path))
-    from_file = len(load_tasks_file(settings.tasks_file)) if settings.tasks_file else 0  # checked by _settings
     for warning in settings.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        _warn(warning)
+    # checked by _settings; read again here to count the tasks and say what repeats
+    from_file = len(load_tasks_file(settings.tasks_file, on_repeat=_warn)) if settings.tasks_file else 0
     click.echo(f"{path}: valid config file ({counted(len(settings.tasks) + from_file, 'task')}, listen "
                f"{settings.listen[0]}:{settings.listen[1]})")
+
+
+def _warn(message: str) -> None:
+    click.echo(f"warning: {message}", err=True)
 
 
 def _kind_of(path: Path) -> str:

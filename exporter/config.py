@@ -432,7 +432,7 @@ def _check_tasks_file(b: _Builder) -> None:
     if path is None:
         return
     try:
-        load_tasks_file(path, on_repeat=b.warnings.append)
+        load_tasks_file(path)  # validation only: the watcher (run) and check-config say what repeats
     except TasksFileError as exc:
         b.problems.append(f"{b.origin('tasks_file')}: {exc}")
 

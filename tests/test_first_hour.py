@@ -166,3 +166,5 @@ def test_a_task_listed_twice_is_tracked_once_with_a_warning_naming_both_entries(
     status, out, err = run_main(["check-config", str(config)], capsys, monkeypatch)
     assert status == 0 and "valid config file (2 tasks" in out
     assert err.strip() == f"warning: tasks file {tasks}: {repeat}"
+    # `run` says it once, from the tasks-file watcher (tests/test_tasks.py), not again from validation
+    assert build_settings({"tasks_file": str(tasks)}).warnings == ()
