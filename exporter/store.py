@@ -33,7 +33,7 @@ MembershipListener = Callable[[list[TaskKey], list[TaskKey]], None]
 MilestoneListener = Callable[[TaskRecord, Milestones], None]
 RecordChange = Callable[[TaskRecord], TaskRecord]
 
-MAX_TOMBSTONES = 4096  # removed keys remembered for readers of the change feed; older readers resync
+MAX_REMEMBERED_REMOVALS = 4096  # removed keys remembered for readers of the change feed; older readers resync
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class TaskStore:
         # names this store's feed: a cursor from another process (a restarted peer) is not comparable
         self.epoch = uuid.uuid4().hex
         self._changed_at: OrderedDict[TaskKey, int] = OrderedDict()  # key -> version of its last change, oldest first
-        self._tombstones = 0  # removed keys still in _changed_at
+        self._removals = 0  # removed keys still in _changed_at
         self._forgotten_before = 0  # removals at or below this version are no longer in _changed_at
         # tombstones of API deletes, for peers (not the change feed's removals, which are for readers)
         self._deleted = deletions if deletions is not None else Deletions()
@@ -117,15 +117,15 @@ class TaskStore:
         if key not in self._records:
             self._deleted.forget(key)  # tracked again after a delete: the newer registration wins
             if key in self._changed_at:
-                self._tombstones -= 1  # a removed task is back
+                self._removals -= 1  # a removed task is back
         self._records[key] = record
         self._mark(key)
 
     def _drop(self, key: TaskKey) -> None:
         del self._records[key]
         self._mark(key)
-        self._tombstones += 1
-        if self._tombstones > MAX_TOMBSTONES:
+        self._removals += 1
+        if self._removals > MAX_REMEMBERED_REMOVALS:
             self._forget_old_removals()
 
     def _mark(self, key: TaskKey) -> None:
@@ -135,11 +135,11 @@ class TaskStore:
     def _forget_old_removals(self) -> None:
         """Forget the older half of the remembered removals; a reader older than them resyncs."""
         for key, version in list(self._changed_at.items()):
-            if self._tombstones <= MAX_TOMBSTONES // 2:
+            if self._removals <= MAX_REMEMBERED_REMOVALS // 2:
                 break
             if key not in self._records:
                 del self._changed_at[key]
-                self._tombstones -= 1
+                self._removals -= 1
                 self._forgotten_before = version
 
     # --- membership --------------------------------------------------------------------------
