@@ -36,7 +36,7 @@ def test_only_changes_after_the_cursor_are_answered() -> None:
 
 
 def test_a_reader_older_than_the_remembered_removals_resyncs_from_a_full_snapshot(monkeypatch) -> None:
-    monkeypatch.setattr(store_module, "MAX_TOMBSTONES", 4)
+    monkeypatch.setattr(store_module, "MAX_REMEMBERED_REMOVALS", 4)
     store = TaskStore()
     store.add((APP, "kept"), "api")
     stale_cursor = store.changed_since(0).cursor
