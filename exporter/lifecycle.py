@@ -248,8 +248,7 @@ def _backup_exceptions_dropped(previous: PushTask, new: PushTask) -> int | None:
 def _keep_backup_exceptions(previous: PushTask, task: PushTask) -> PushTask:
     """The backup's ``ExceptionCnt`` is a counter too: keep the highest seen inside the ``Backup`` text."""
     highest = _backup_exceptions_dropped(previous, task)
-    backup = _backup(task)
-    if highest is None or backup is None:
+    if highest is None or (backup := _backup(task)) is None:  # parsed again only on the rare drop
         return task
     backup["ExceptionCnt"] = highest
     return replace(task, backup=json.dumps(backup, ensure_ascii=False, separators=(",", ":")))
