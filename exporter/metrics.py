@@ -320,7 +320,18 @@ class ExporterMetrics:
         self.api_errors.labels(str(sdk_app_id), code).inc()
 
 
-class PausedAccountsCollector(Collector):
+class ScrapeTimeCollector(Collector):
+    """Families built fresh from live state at each scrape; ``describe`` names the same (empty) ones."""
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, ...]:
+        raise NotImplementedError
+
+    def describe(self) -> list[Metric]:
+        return list(self._families())
+
+
+class PausedAccountsCollector(ScrapeTimeCollector):
     """``tiw_exporter_account_paused`` (SdkAppIds) and ``tiw_exporter_credential_paused`` (whole accounts)
     whose polling is paused, read at scrape time."""
 
@@ -328,9 +339,6 @@ class PausedAccountsCollector(Collector):
                  paused_credentials: Callable[[], dict[str, str]] = dict) -> None:
         self.paused = paused
         self.paused_credentials = paused_credentials
-
-    def describe(self) -> list[Metric]:
-        return list(self._families())
 
     @staticmethod
     def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
@@ -351,7 +359,7 @@ class PausedAccountsCollector(Collector):
         yield credentials
 
 
-class CredentialsCollector(Collector):
+class CredentialsCollector(ScrapeTimeCollector):
     """Refresh health of temporary credentials (CVM role), per account, read at scrape time.
 
     ``tiw_exporter_credential_refresh_failures`` counts consecutive failed refreshes: while the old
@@ -371,9 +379,6 @@ class CredentialsCollector(Collector):
                               "When an account's current temporary credentials expire.", labels=["account"]),
         )
 
-    def describe(self) -> list[Metric]:
-        return list(self._families())
-
     def collect(self) -> Iterator[Metric]:
         failures, expiry = self._families()
         for account, provider in self.providers():
@@ -388,7 +393,7 @@ class CredentialsCollector(Collector):
         yield expiry
 
 
-class SecretsCollector(Collector):
+class SecretsCollector(ScrapeTimeCollector):
     """Reload health of every secret kept in a file, read at scrape time; the value itself never appears."""
 
     def __init__(self, secrets: Callable[[], Iterable[tuple[str, WatchedSecret]]]) -> None:
@@ -404,9 +409,6 @@ class SecretsCollector(Collector):
                               "When a secret file was last read (at start or after it changed).", labels=["secret"]),
         )
 
-    def describe(self) -> list[Metric]:
-        return list(self._families())
-
     def collect(self) -> Iterator[Metric]:
         success, last = self._families()
         for label, secret in self.secrets():
@@ -419,7 +421,7 @@ class SecretsCollector(Collector):
         yield last
 
 
-class FreshnessCollector(Collector):
+class FreshnessCollector(ScrapeTimeCollector):
     """Data age per kind, tasks per liveness mode, coverage, and apps without liveness; read at scrape time."""
 
     def __init__(self, measure: Callable[[], Freshness], unsupported: Callable[[], dict[int, str]]) -> None:
@@ -443,9 +445,6 @@ class FreshnessCollector(Collector):
                               "1 for an SdkAppId whose account has no DescribeRunningTasks: its tasks are polled.",
                               labels=["sdk_app_id", "code"]),
         )
-
-    def describe(self) -> list[Metric]:
-        return list(self._families())
 
     def collect(self) -> Iterator[Metric]:
         ages, modes, coverage, unsupported = self._families()
