@@ -1,11 +1,10 @@
-"""Scale: 50,000 tasks in one process, and 3 shards vs 1 on the same task set.
+"""Scale: 50,000 tasks in one process.
 
-Part 1 (in-process exporter, simulator in a subprocess): RSS with 50k tracked tasks, scrape time,
-and exporter CPU per poll while polling at 200 req/s.
-Part 2 (all subprocesses): 300 active tasks polled by 1 replica, then by 3 shards, against one
-account limit of 20 req/s: achieved req/s, throttled requests, the largest 1 s window.
+In-process exporter, simulator in a subprocess: RSS with 50k tracked tasks, scrape time, and exporter
+CPU per poll while polling at 200 req/s. (How much of one account's budget one process achieves is
+``bench_budget``; there is one writer per account, so no replica count to compare.)
 
-Run: python -m bench.bench_scale [tasks] [seconds] [--shards-only]
+Run: python -m bench.bench_scale [tasks] [seconds]
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from pathlib import Path
 
 import requests
 
@@ -22,7 +20,7 @@ from exporter.config import build_settings
 from exporter.runtime import Exporter
 from exporter.simulator import SimulatorClient
 from exporter.tencentcloud.credentials import Credential, StaticCredentials
-from tests.procs import SIMULATOR_URL, Process, exporter_cmd, running
+from tests.procs import SIMULATOR_URL, exporter_cmd, running
 
 APP = 1400000001
 ACTION = "DescribeWhiteboardPush"
@@ -76,48 +74,6 @@ def rss_bytes() -> int:
     return int(rss_mib(os.getpid()) * 2**20)
 
 
-def replicas(count: int, url: str, tasks_file: Path, key_file: Path, seconds: float) -> tuple[float, int, int]:
-    processes = []
-    try:
-        for index in range(count):
-            args = exporter_cmd("run", "--listen", "127.0.0.1:0", "--endpoint", url, "--secret-id", "AKIDsimulator",
-                                "--secret-key-file", str(key_file), "--tasks-file", str(tasks_file),
-                                "--shard-index", str(index), "--shard-count", str(count),
-                                "--liveness-interval", "0")  # every task polled: the pacing is measured
-            processes.append(Process(args))
-        for process in processes:
-            process.wait_for(r"listening on")
-        time.sleep(5)
-        ok0, throttled0, _ = sim_counts(url)
-        time.sleep(seconds)
-        ok1, throttled1, window = sim_counts(url)
-    finally:
-        for process in processes:
-            process.stop()
-    return (ok1 - ok0) / seconds, throttled1 - throttled0, window
-
-
-def shards_vs_one(seconds: float, directory: Path) -> None:
-    sim = exporter_cmd("simulate", "--listen", "127.0.0.1:0", "--no-demo-mix", "--rate-limit", "20",
-                       "--latency", "50ms")
-    key_file = directory / "key"
-    key_file.write_text("simulator-secret-key")
-    for count in (1, 3):
-        with running(sim, SIMULATOR_URL) as (_, url):
-            tasks_file = directory / "tasks.yml"
-            tasks_file.write_text("".join(f"- {{sdk_app_id: {APP}, task_id: {t}}}\n" for t in add_tasks(url, 400)))
-            rate, throttled, window = replicas(count, url, tasks_file, key_file, seconds)
-        print(f"{count} replica(s), 400 active tasks, one account limited to 20 req/s: {rate:.2f} req/s "
-              f"({rate / 20:.3f} of the limit), throttled {throttled}, max 1 s window {window}")
-
-
 if __name__ == "__main__":
-    import tempfile
-
-    numbers = [a for a in sys.argv[1:] if not a.startswith("--")]
-    size = int(numbers[0]) if numbers else 50_000
-    duration = float(numbers[1]) if len(numbers) > 1 else 20.0
-    if "--shards-only" not in sys.argv:
-        one_process(size, duration)
-    with tempfile.TemporaryDirectory() as tmp:
-        shards_vs_one(duration, Path(tmp))
+    size = int(sys.argv[1]) if len(sys.argv) > 1 else 50_000
+    one_process(size, float(sys.argv[2]) if len(sys.argv) > 2 else 20.0)

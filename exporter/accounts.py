@@ -5,13 +5,13 @@ each account polls the tasks of its SdkAppIds; an SdkAppId no account lists goes
 Budgets are independent: a throttled account slows only its own limiters. Tencent Cloud counts
 its limit per action (API + region + sub-account), so by default each action an account calls has
 its own ``--rate-limit`` limiter (``ActionBudgets``); ``--shared-rate-limit`` makes them one, for
-an account known to share it. With sharding, each budget is divided between the shards
-(``sharding.shard_budget``).
+an account known to share it. This process is the only one spending these budgets (one writer per
+account): to scale out, run one process per group of accounts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from exporter.collector import Collector
@@ -22,7 +22,6 @@ from exporter.liveness import Liveness
 from exporter.metrics import ExporterMetrics
 from exporter.model import TaskKey
 from exporter.ratelimit import ActionBudgets, PacedLimiter
-from exporter.sharding import shard_budget
 from exporter.store import TaskStore
 from exporter.tencentcloud.chain import resolve_chain
 from exporter.tencentcloud.client import RetryPolicy, TencentCloudClient
@@ -78,7 +77,7 @@ class Accounts:
     """Builds the accounts and routes each SdkAppId to one of them."""
 
     def __init__(self, settings: Settings, store: TaskStore, metrics: ExporterMetrics,
-                 shard_owns: Callable[[TaskKey], bool], credentials: CredentialProvider | None = None) -> None:
+                 credentials: CredentialProvider | None = None) -> None:
         configured = account_settings(settings)
         self._route = {app: a.name for a in configured for app in a.sdk_app_ids}
         self._fallback = configured[0].name
@@ -86,40 +85,38 @@ class Accounts:
         for account in configured:
             provider = credentials or resolve_chain(account.secret_id, account.secret_key_file,
                                                     cvm_role=account.cvm_role)
-            self.by_name[account.name] = self._build(settings, account, provider, store, metrics, shard_owns)
+            self.by_name[account.name] = self._build(settings, account, provider, store, metrics)
 
     def _build(self, settings: Settings, account: AccountSettings, credentials: CredentialProvider,
-               store: TaskStore, metrics: ExporterMetrics, shard_owns: Callable[[TaskKey], bool]) -> Account:
+               store: TaskStore, metrics: ExporterMetrics) -> Account:
         client = TencentCloudClient(
             credentials, endpoint=account.endpoint or settings.endpoint, region=account.region or settings.region,
             connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
             retry=RetryPolicy(attempts=1),  # the collector reschedules instead
             on_attempt=metrics.observe_attempt, pool_size=settings.concurrency + 4,
         )
-        budgets = ActionBudgets(shard_budget(account.rate_limit or settings.rate_limit, settings.shard_count),
-                                shared=settings.shared_rate_limit)
+        budgets = ActionBudgets(account.rate_limit or settings.rate_limit, shared=settings.shared_rate_limit)
         limiter = budgets.for_action(DESCRIBE_PUSH)
         collector = Collector(
             store, lambda app, task: describe_whiteboard_push(client, app, task), limiter,
             interval=settings.interval, concurrency=settings.concurrency,
             finished_retention=settings.finished_retention, on_api_error=metrics.count_api_error,
             on_anomaly=metrics.count_anomaly,
-            account_owns=lambda key: self.name_for(key[0]) == account.name and shard_owns(key),
-            retention_owns=lambda key: self.name_for(key[0]) == account.name,  # any replica expires a final task
+            in_account=lambda key: self.name_for(key[0]) == account.name,
             account=account.name, not_found_grace=settings.not_found_grace,
         )
         liveness = None
         if settings.liveness_interval > 0:
             liveness = Liveness(store, lambda app, offset, limit: describe_running_tasks(client, app, offset, limit),
                                 budgets.for_action(DESCRIBE_RUNNING), interval=settings.liveness_interval,
-                                owns=collector.account_owns, urgent=collector.urgent,
+                                in_account=collector.in_account, urgent=collector.urgent,
                                 on_api_error=metrics.count_api_error)
             collector.liveness = liveness
         discover = tuple(app for app in settings.discover_sdk_app_ids if self.name_for(app) == account.name)
         discoverer = Discoverer(
             store, lambda app, offset, limit: describe_running_tasks(client, app, offset, limit),
             budgets.for_action(DESCRIBE_RUNNING),
-            discover, settings.discover_interval, on_api_error=metrics.count_api_error, shard_owns=shard_owns,
+            discover, settings.discover_interval, on_api_error=metrics.count_api_error,
         )
         return Account(account.name, account.sdk_app_ids, client, budgets, collector, discoverer, liveness)
 

@@ -26,7 +26,6 @@ from exporter.model import (
     FieldError,
     InvalidTaskRef,
     PushTask,
-    TaskKey,
     int_field,
     nesting_depth,
     str_field,
@@ -41,7 +40,6 @@ STARTED = "WhiteboardPushStarted"
 STOPPED = "WhiteboardPushStopped"
 KNOWN_EVENTS = (STARTED, STOPPED)
 
-ForwardCallback = Callable[[TaskKey, bytes, Mapping[str, str]], bool]
 KeyLookup = Callable[[Any], "str | None"]  # the SdkAppId as sent -> the key to verify its Sign with
 
 
@@ -193,23 +191,19 @@ class CallbackEndpoint:
 
     def __init__(self, store: TaskStore, callback_key: Callable[[], str | None],
                  count: Callable[[str, str], None] = lambda event_type, outcome: None,
-                 clock: Callable[[], float] = time.time, forward: ForwardCallback | None = None,
+                 clock: Callable[[], float] = time.time,
                  app_keys: Mapping[int, Callable[[], str | None]] | None = None) -> None:
-        self.forward = forward  # sharding: hands the callback to the replica owning its task
         self.store = store
         self.callback_key = callback_key  # the default: SdkAppIds without a key of their own
         self.app_keys = dict(app_keys or {})
         self.count = count
         self.clock = clock
 
-    def handle(self, body: bytes, headers: Mapping[str, str] | None = None) -> tuple[HTTPStatus, dict[str, Any]]:
+    def handle(self, body: bytes) -> tuple[HTTPStatus, dict[str, Any]]:
         event_type = "unknown"
         try:
             event = verify(body, self.key_for, self.clock())
             event_type = event.event_type if event.event_type in KNOWN_EVENTS else "other"
-            if self._forwarded(event, body, headers or {}):
-                self.count(event_type, "forwarded")
-                return HTTPStatus.OK, {"error_code": 0}
             outcome = apply(event, self.store, self.clock())
         except CallbackRejected as rejected:
             self.count(event_type, rejected.outcome)
@@ -225,10 +219,3 @@ class CallbackEndpoint:
         except InvalidTaskRef:
             own = None
         return own() if own is not None else self.callback_key()
-
-    def _forwarded(self, event: CallbackEvent, body: bytes, headers: Mapping[str, str]) -> bool:
-        """True when another replica owns the task and took the callback; else it is applied here."""
-        task_id = event.data.get("TaskId")
-        if self.forward is None or not isinstance(task_id, str):
-            return False
-        return self.forward((event.sdk_app_id, task_id), body, headers)

@@ -108,8 +108,7 @@ def cli() -> None:
 @_option("--sdk-app-id", help="SdkAppId for --task values given without one.")
 @_option("--task", dest="tasks", multiple=True, help="Task to track: SDKAPPID:TASKID or TASKID (repeatable).")
 @_option("--tasks-file", help="YAML list of {sdk_app_id, task_id}; re-read on change and SIGHUP.")
-@_option("--api-token-file", help="Bearer token for task API writes and shard peers' sync "
-                                   "(or env TIW_EXPORTER_API_TOKEN).")
+@_option("--api-token-file", help="Bearer token for task API writes (or env TIW_EXPORTER_API_TOKEN).")
 @_option("--state-file", help="Persist tracked tasks and latest results here (atomic writes).")
 @_option("--state-save-interval", help="Save the state file this often when it changed [default: 5s].")
 @_option("--interval", help="Poll interval of an active task [default: 15s].")
@@ -130,11 +129,11 @@ def cli() -> None:
 @_option("--discover-interval", help="How often to discover [default: 60s].")
 @_option("--liveness-interval", help="How often to confirm running tasks with DescribeRunningTasks "
          "(0: off, poll every task) [default: 5s].")
-@_option("--shard-index", help="This replica's shard, 0..N-1 (e.g. the StatefulSet ordinal) [default: 0].")
-@_option("--shard-count", help="Number of replicas sharing the tasks and the budget [default: 1].")
-@_option("--shard-peer-url", help="URL template of a replica, with {index}, for forwarding writes.")
-@_option("--shard-sync-interval", help="How often to learn every peer replica's tasks, so a reshard loses "
-         "nothing [default: 30s].")
+# removed in 0.2.0, parsed for one release so an old deployment is told what to do (config.REMOVED_OPTIONS)
+@_option("--shard-index", hidden=True)
+@_option("--shard-count", hidden=True)
+@_option("--shard-peer-url", hidden=True)
+@_option("--shard-sync-interval", hidden=True)
 @_option("--log-level", help="debug, info, warning or error [default: info].")
 @_option("--log-format", help="text or json [default: text].")
 def run(config_file: str | None, **flags: Any) -> None:
@@ -225,10 +224,10 @@ def check(config_file: str | None, output: str, **flags: Any) -> None:
     Exit status 0 when all is well, 1 when the API or the network reports a problem, 2 for a local
     misconfiguration.
     """
-    from exporter.preflight import exit_status, render_json, render_table, run_checks, shard_sync_check
+    from exporter.preflight import exit_status, render_json, render_table, run_checks
 
     settings = _settings(flags, config_file)
-    checks = [*filter(None, [shard_sync_check(settings)]), *run_checks(settings)]
+    checks = run_checks(settings)
     click.echo(render_json(checks) if output == "json" else render_table(checks))
     sys.exit(exit_status(checks))
 

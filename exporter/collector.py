@@ -85,14 +85,12 @@ class Collector:
         on_api_error: Callable[[int, str], None] = lambda sdk_app_id, code: None,
         on_anomaly: Callable[[str], None] = lambda kind: None,
         clock: Callable[[], float] = time.time,
-        account_owns: Callable[[TaskKey], bool] = lambda key: True,
-        retention_owns: Callable[[TaskKey], bool] | None = None,
+        in_account: Callable[[TaskKey], bool] = lambda key: True,
         account: str = "default",
         not_found_grace: float = NOT_FOUND_GRACE,
     ) -> None:
         self.store = store
-        self.account_owns = account_owns  # which tracked tasks this collector (its account and shard) polls
-        self.retention_owns = retention_owns or account_owns  # which final tasks it expires (any shard's)
+        self.in_account = in_account  # which tracked tasks are this collector's account's: it polls and expires those
         self.describe = describe
         self.limiter = limiter
         self.interval = interval
@@ -122,7 +120,7 @@ class Collector:
     # --- membership ------------------------------------------------------------------------
     def _on_membership(self, added: list[TaskKey], removed: list[TaskKey]) -> None:
         now = self.clock()
-        for key in filter(self.account_owns, added):
+        for key in filter(self.in_account, added):
             record = self.store.get(key)
             if record is not None and record.pollable:
                 self.scheduler.schedule(key, now)
@@ -139,7 +137,7 @@ class Collector:
     def start(self) -> None:
         now = self.clock()
         for record in self.store.snapshot():
-            if record.pollable and self.account_owns(record.key):
+            if record.pollable and self.in_account(record.key):
                 self.scheduler.schedule(record.key, now)
                 self._first_pass.add(record.key)
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="poll")
@@ -252,7 +250,7 @@ class Collector:
     def urgent(self, key: TaskKey) -> None:
         """Query ``key`` before anything else (it just left the running list)."""
         record = self.store.get(key)
-        if record is None or not record.pollable or not self.account_owns(key):
+        if record is None or not record.pollable or not self.in_account(key):
             return
         with self._lock:
             self._left.add(key)
@@ -337,7 +335,7 @@ class Collector:
         code = self.pauses.credential_pause()
         if code is not None:
             for record in self.store.snapshot():
-                if self.account_owns(record.key):
+                if self.in_account(record.key):
                     paused.setdefault(record.sdk_app_id, code)
         return paused
 
@@ -352,4 +350,4 @@ class Collector:
 
     def expire_finished(self) -> int:
         """Drop stopped tasks past ``finished_retention``; configured ones are retired, not removed."""
-        return expire_finished(self.store, self.clock() - self.finished_retention, self.retention_owns)
+        return expire_finished(self.store, self.clock() - self.finished_retention, self.in_account)

@@ -128,16 +128,18 @@ class Settings:
     liveness_interval: float = 5.0
     log_level: str = "info"
     log_format: str = "text"
-    shard_index: int = 0
-    shard_count: int = 1
-    shard_peer_url: str | None = None
-    shard_sync_interval: float = 30.0
     accounts: tuple[AccountSettings, ...] = ()
     warnings: tuple[str, ...] = ()  # values that work but are implausible; logged once at start
 
 
 OPTION_NAMES = tuple(f.name for f in fields(Settings) if f.name not in ("api_token", "callback_key", "warnings"))
 _LIST_OPTIONS = {"tasks": "task", "discover_sdk_app_ids": "discover_sdk_app_id"}
+# Sharding inside one account was removed in 0.2.0: still parsed for one release, so the first start of
+# an old deployment says what to do instead of "unknown option". A count above 1 is refused.
+REMOVED_OPTIONS = ("shard_index", "shard_count", "shard_peer_url", "shard_sync_interval")
+SHARDING_REMOVED = ("sharding one account over replicas was removed in 0.2.0: one process owns every account it "
+                    "is configured with (`accounts:` in the config file); to scale out, run one deployment per "
+                    "account group (README, \"Scaling out: one deployment per account group\")")
 PATH_OPTIONS = ("secret_key_file", "tasks_file", "api_token_file", "state_file", "web_config_file",
                 "callback_key_file")
 API_RATE_LIMIT = 20.0  # requests/s per action, as Tencent documents for DescribeWhiteboardPush and DescribeRunningTasks
@@ -164,7 +166,7 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], dict[str, str]]:
     raw: dict[str, Any] = {}
     where: dict[str, str] = {}
     problems = []
-    known = set(OPTION_NAMES) | set(_LIST_OPTIONS.values())
+    known = set(OPTION_NAMES) | set(_LIST_OPTIONS.values()) | set(REMOVED_OPTIONS)
     for key, value in document.items():
         name = str(key).replace("-", "_")
         at = f"config file {path}, line {lines[str(key)]}" if str(key) in lines else f"config file {path}"
@@ -271,11 +273,21 @@ def _public_url(value: Any) -> str:
     return text
 
 
-def _peer_url_template(value: Any) -> str:
-    text = str(value)
-    if "{index}" not in text or not re.match(r"^https?://", text):
-        raise ValueError(f"must be an http(s) URL containing {{index}}, got {text[:80]!r}")
-    return text.rstrip("/")
+def _refuse_sharding(b: _Builder) -> None:
+    """The removed ``--shard-*`` options: a single shard (count 1, index 0) passes silently, a sharded
+    deployment is refused with what to do instead, and the peer options warn that they do nothing."""
+    for name in ("shard_count", "shard_index"):
+        raw = b.raw.get(name)
+        if raw is None:
+            continue
+        single = 1 if name == "shard_count" else 0
+        if str(raw).strip() != str(single):
+            b.problems.append(f"{b.origin(name)} {str(raw)[:20]}: {SHARDING_REMOVED}")
+            return  # one line says it all
+    for name in ("shard_peer_url", "shard_sync_interval"):
+        if b.raw.get(name) is not None:
+            b.warnings.append(f"{b.origin(name)}: does nothing since 0.2.0 (no peers: {SHARDING_REMOVED}); "
+                              "remove it")
 
 
 _ACCOUNT_KEYS = {f.name for f in fields(AccountSettings)}
@@ -376,7 +388,7 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None,
     problems and warnings quote it.
     """
     raw, where = read_config_file(config_file) if config_file else ({}, {})
-    unknown = set(flags) - set(OPTION_NAMES) - {"api_token", "callback_key"}
+    unknown = set(flags) - set(OPTION_NAMES) - set(REMOVED_OPTIONS) - {"api_token", "callback_key"}
     if unknown:
         raise ValueError(f"build_settings got unknown option names {sorted(unknown)}")  # a programming error
     for name, value in flags.items():
@@ -397,7 +409,7 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None,
     b.convert("tasks", lambda v: tuple(dict.fromkeys(parse_task_ref(t, default_sdk) for t in _as_list(v))))
     b.convert("discover_sdk_app_ids", lambda v: tuple(dict.fromkeys(validate_sdk_app_id(x) for x in _as_list(v))))
     for name in ("interval", "finished_retention", "not_found_grace", "connect_timeout", "read_timeout",
-                 "discover_interval", "state_save_interval", "shard_sync_interval"):
+                 "discover_interval", "state_save_interval"):
         b.convert(name, parse_duration)
         b.check(name, b.values.get(name, 1) > 0, "must be greater than zero")
     b.convert("liveness_interval", parse_duration)
@@ -405,12 +417,7 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None,
     b.convert("rate_limit", _positive_float)
     b.convert("shared_rate_limit", _boolean)
     b.convert("concurrency", _positive_int)
-    b.convert("shard_count", _positive_int)
-    b.convert("shard_index", _non_negative_int)
-    b.check("shard_count", b.values.get("shard_count", 1) >= 1, "must be at least 1")
-    if b.values.get("shard_index", 0) >= b.values.get("shard_count", 1):
-        b.problems.append(f"{b.origin('shard_index')}: must be below --shard-count")
-    b.convert("shard_peer_url", _peer_url_template)
+    _refuse_sharding(b)
     b.convert("callback_public_url", _public_url)
     b.convert("accounts", _accounts)
     b.convert("callback_keys", _callback_keys)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from exporter.errors import DiscoveryAction, disposition
 from exporter.logs import counted, task_fields
-from exporter.model import InvalidTaskRef, RunningTask, TaskKey, validate_task_id
+from exporter.model import InvalidTaskRef, RunningTask, validate_task_id
 from exporter.periodic import Periodic
 from exporter.ratelimit import PacedLimiter
 from exporter.store import TaskStore
@@ -33,10 +33,8 @@ class Discoverer:
     """One discovery loop per SdkAppId, so one app's failures never hold up another's."""
 
     def __init__(self, store: TaskStore, list_page: ListPage, limiter: PacedLimiter, sdk_app_ids: Sequence[int],
-                 interval: float = 60.0, on_api_error: Callable[[int, str], None] = lambda app, code: None,
-                 shard_owns: Callable[[TaskKey], bool] = lambda key: True) -> None:
+                 interval: float = 60.0, on_api_error: Callable[[int, str], None] = lambda app, code: None) -> None:
         self.store = store
-        self.shard_owns = shard_owns  # sharding: only this replica's share of what is running
         self.list_page = list_page
         self.limiter = limiter
         self.sdk_app_ids = tuple(sdk_app_ids)
@@ -77,8 +75,7 @@ class Discoverer:
             except InvalidTaskRef as exc:
                 log.warning("discovery skipped a task: %s", exc)
                 continue
-            if self.shard_owns(key):
-                new += self.store.add(key, "discovery")
+            new += self.store.add(key, "discovery")
         if new:
             log.info("discovered %s of SdkAppId %s", counted(new, "new push task"), sdk_app_id,
                      extra=task_fields(sdk_app_id))

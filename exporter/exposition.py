@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import zlib
 from collections import Counter as Tally
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
@@ -125,12 +125,11 @@ class RenderCache:
 class Exposition:
     """Serves /metrics: incrementally maintained per-task text plus the exporter's own registry."""
 
-    def __init__(self, store: TaskStore, own: CollectorRegistry, owns: Callable[[TaskKey], bool] = lambda key: True):
+    def __init__(self, store: TaskStore, own: CollectorRegistry):
         self.store = store
-        self.owns = owns  # sharded: this replica knows every task but exports only its own
         self.own = own  # the exporter's own metrics (and process/python): rendered by prometheus_client
         self.problems = TaskProblemLog()
-        self.task_collector = TaskCollector(store, self.problems, owns)
+        self.task_collector = TaskCollector(store, self.problems)
         self.openmetrics_registry = CollectorRegistry(auto_describe=True)  # own + tasks, for OpenMetrics
         self.openmetrics_registry.register(_RegistryAsCollector(own))
         self.openmetrics_registry.register(self.task_collector)
@@ -148,7 +147,7 @@ class Exposition:
             if changes.resync:
                 columns = self._cache = RenderCache()
             for key, record in changes.records.items():
-                exported = record is not None and not record.retired and self.owns(key)
+                exported = record is not None and not record.retired
                 chunks = render_task(record, self.problems) if exported else None
                 if chunks is None:
                     columns.drop(key)  # removed, retired, or unrenderable (logged): no other task is affected

@@ -63,9 +63,8 @@ class FreshnessIndex:
     visited, and the rest is sorting and set arithmetic on plain floats and keys.
     """
 
-    def __init__(self, store: TaskStore | None = None, owns: Callable[[TaskKey], bool] = lambda key: True) -> None:
+    def __init__(self, store: TaskStore | None = None) -> None:
         self.store = store
-        self.owns = owns  # sharded: every replica knows every task but answers for (polls) only its own
         self._cursor = 0
         self._reference: dict[TaskKey, float] = {}  # active task -> its last answer's time, else when added
         self._answered: dict[TaskKey, float] = {}  # active task with an answer -> that answer's time
@@ -73,7 +72,7 @@ class FreshnessIndex:
 
     def put(self, key: TaskKey, record: TaskRecord | None) -> None:
         """Take ``record`` as the task's latest (None: removed)."""
-        if record is None or not record.pollable or not self.owns(key):
+        if record is None or not record.pollable:
             self._reference.pop(key, None)
             self._answered.pop(key, None)
         elif record.last_success is None:

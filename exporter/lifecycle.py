@@ -307,17 +307,3 @@ def seen_running(record: TaskRecord) -> TaskRecord:
     if record.latest is None or record.latest.status != "PREPARED" or record.final:
         return record
     return replace(record, latest=replace(record.latest, status="PUSHING"))
-
-
-def more_advanced(local: TaskRecord, incoming: TaskRecord) -> TaskRecord:
-    """Of two replicas' records of one task, the one that knows more (a final one, else the later answer).
-
-    Sources are united (config sources stay the local replica's own business); resharding merges
-    with this, so a task's final state survives whichever replica learned it.
-    """
-    sources = local.sources | (incoming.sources - CONFIG_SOURCES)
-    if local.final != incoming.final:
-        winner = local if local.final else incoming
-    else:
-        winner = incoming if (incoming.last_success or 0.0) > (local.last_success or 0.0) else local
-    return replace(winner, sources=sources, retired=local.retired)

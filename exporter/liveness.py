@@ -42,7 +42,7 @@ class Liveness:
     """One loop over the SdkAppIds of this account's active tasks; ``covered``/``last_seen`` for the rest."""
 
     def __init__(self, store: TaskStore, list_page: ListPage, limiter: PacedLimiter, *, interval: float = 5.0,
-                 owns: Callable[[TaskKey], bool] = lambda key: True,
+                 in_account: Callable[[TaskKey], bool] = lambda key: True,
                  urgent: Callable[[TaskKey], None] = lambda key: None,
                  on_api_error: Callable[[int, str], None] = lambda app, code: None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -50,7 +50,7 @@ class Liveness:
         self.list_page = list_page
         self.limiter = limiter
         self.interval = interval
-        self.owns = owns  # this account's (and shard's) tasks
+        self.in_account = in_account  # which tracked tasks are this account's
         self.urgent = urgent
         self.on_api_error = on_api_error
         self.clock = clock
@@ -106,7 +106,7 @@ class Liveness:
     def run_pass(self) -> None:
         by_app: dict[int, list[TaskKey]] = {}
         for record in self.store.snapshot():
-            if record.pollable and self.owns(record.key):
+            if record.pollable and self.in_account(record.key):
                 by_app.setdefault(record.sdk_app_id, []).append(record.key)
         with self._lock:
             tracked = {key for keys in by_app.values() for key in keys}

@@ -215,17 +215,15 @@ class TaskCollector(Collector):
         tiw_push_tasks{sdk_app_id="1400000001",status="PUSHING"} 12.0
     """
 
-    def __init__(self, store: TaskStore, problems: TaskProblemLog | None = None,
-                 owns: Callable[[TaskKey], bool] = lambda key: True) -> None:
+    def __init__(self, store: TaskStore, problems: TaskProblemLog | None = None) -> None:
         self.store = store
         self.problems = problems or TaskProblemLog()
-        self.owns = owns
 
     def describe(self) -> list[Metric]:
         return [_new_family(f) for f in (*TASK_FAMILIES, TASKS_FAMILY, TRACKED_FAMILY)]
 
     def collect(self) -> Iterator[Metric]:
-        records = [r for r in not_retired(self.store.snapshot()) if self.owns(r.key)]
+        records = list(not_retired(self.store.snapshot()))
         families = [_new_family(f) for f in TASK_FAMILIES]
         for record in records:
             for index, labels, value in renderable_samples(record, self.problems) or ():

@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 STATUSES = ("PREPARED", "PUSHING", "STOPPED")
 FINISH_REASONS = ("AUTO", "USER_CALL", "EXCEPTION")
 STATUS_RANK = {status: rank for rank, status in enumerate(STATUSES)}
 
-T = TypeVar("T")
 TaskKey = tuple[int, str]  # (sdk_app_id, task_id): how every part of the exporter names a task
 
 TASK_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # used with fullmatch: "$" would accept a final newline
@@ -209,15 +207,3 @@ def backup_exception_cnt(backup: dict[str, Any] | None) -> int | None:
     if isinstance(count, int) and not isinstance(count, bool) and 0 <= count <= MAX_INT64:
         return count
     return None
-
-
-def well_formed(items: object, build: Callable[[Any], T]) -> list[T]:
-    """``build(item)`` of each item of a list that builds; the rest is skipped, because one bad entry
-    from a peer or a state row must never break the rest."""
-    built = []
-    for item in items if isinstance(items, list) else ():
-        try:
-            built.append(build(item))
-        except (ValueError, TypeError, KeyError, AttributeError):
-            continue
-    return built

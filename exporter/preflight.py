@@ -25,13 +25,11 @@ from exporter.accounts import account_settings
 from exporter.callbacks import sign
 from exporter.config import Settings
 from exporter.errors import CollectorAction, disposition
-from exporter.replication import UNAUTHENTICATED
 from exporter.secretfile import SecretFileError, read_secret_file
 from exporter.tencentcloud.chain import resolve_chain
 from exporter.tencentcloud.client import CallResult, RetryPolicy, TencentCloudClient
 from exporter.tencentcloud.credentials import CredentialError, CredentialProvider
 from exporter.tencentcloud.errors import ApiError, CallFailure
-from exporter.web.webconfig import WebConfigError, load_web_config
 
 PROBE_TASK_ID = "preflight_probe_task"  # a task that cannot exist: TaskNotFound proves the key and SdkAppId work
 CLOCK_TOLERANCE = 60.0  # TC3 signatures expire at 300 s; a minute off is already worth fixing
@@ -98,21 +96,6 @@ def run_checks(settings: Settings, providers: Mapping[str, CredentialProvider] |
         finally:
             client.close()
     return checks
-
-
-def shard_sync_check(settings: Settings) -> Check | None:
-    """Sharded replicas behind basic auth sync with the API token; without one they cannot (``run`` warns
-    at start itself, so this is for ``check`` only). None when the exporter is not sharded."""
-    if settings.shard_count < 2 or not settings.shard_peer_url:
-        return None
-    try:
-        basic_auth = bool(settings.web_config_file and load_web_config(settings.web_config_file).basic_auth_users)
-    except WebConfigError as exc:
-        return Check("shard sync", "fail", str(exc), local=True)
-    if basic_auth and not settings.api_token:
-        return Check("shard sync", "warn", UNAUTHENTICATED, local=True)
-    return Check("shard sync", "ok", "peers authenticate with the API token" if settings.api_token else
-                 "peers need no credentials")
 
 
 class _Paced:

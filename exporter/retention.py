@@ -15,13 +15,13 @@ from exporter.model import TaskKey
 from exporter.store import TaskStore
 
 
-def expire_finished(store: TaskStore, cutoff: float, account_owns: Callable[[TaskKey], bool]) -> int:
+def expire_finished(store: TaskStore, cutoff: float, in_account: Callable[[TaskKey], bool]) -> int:
     """Retire or remove the stopped tasks seen stopped before ``cutoff``; returns how many."""
     expired = 0
     for record in store.snapshot():
         if record.retired or record.final_at is None or record.final_at > cutoff:
             continue
-        if not account_owns(record.key):
+        if not in_account(record.key):
             continue
         expired += 1
         if record.sources & CONFIG_SOURCES:

@@ -30,14 +30,11 @@ from exporter.metrics import (
     self_registry,
 )
 from exporter.preflight import run_checks
-from exporter.replication import UNAUTHENTICATED, ShardSync
 from exporter.secretfile import WatchedSecret
-from exporter.sharding import Shard
 from exporter.store import TaskStore
 from exporter.tasksfile import TasksFileWatcher
 from exporter.tencentcloud.credentials import CredentialProvider
-from exporter.web.forwarding import ShardForwarder
-from exporter.web.http import ExporterHTTPServer, ListenError, RequestContext, Response, json_response
+from exporter.web.http import ExporterHTTPServer, ListenError
 from exporter.web.routes import Routes
 from exporter.web.webconfig import WebSecurity
 
@@ -65,9 +62,7 @@ class Exporter:
         self.registry = self_registry()
         self.metrics = ExporterMetrics(self.registry)
         self.store.on_milestone(self.metrics.count_milestones)
-        self.shard = Shard(settings.shard_index, settings.shard_count)
-        forwarder = ShardForwarder(self.shard, settings.shard_peer_url) if self.shard.sharded else None
-        self.accounts = Accounts(settings, self.store, self.metrics, self.shard.owns, self.credentials)
+        self.accounts = Accounts(settings, self.store, self.metrics, self.credentials)
         self.registry.register(PausedAccountsCollector(self.accounts.paused_sdk_app_ids,
                                                        self.accounts.paused_credentials))
         self.registry.register(CredentialsCollector(lambda: [(a.name, a.client.credentials) for a in self.accounts]))
@@ -78,28 +73,24 @@ class Exporter:
         self.app_callback_keys = {app: WatchedSecret(f"callback_key/{app}", f"callback key of SdkAppId {app}", path)
                                   for app, path in settings.callback_keys}
         self.registry.register(SecretsCollector(self._secrets))
-        # follows the change feed (a scrape walks only what changed); this shard's tasks, as exported
-        self.freshness = FreshnessIndex(self.store, owns=self.shard.owns)
+        self.freshness = FreshnessIndex(self.store)  # follows the change feed: a scrape walks only what changed
         self.registry.register(FreshnessCollector(
             lambda: self.accounts.freshness(self.freshness, time.time(), settings.interval),
             self.accounts.liveness_unsupported))
         self.callbacks = CallbackEndpoint(self.store, self.callback_key.get, self.metrics.count_callback,
-                                          app_keys={app: s.get for app, s in self.app_callback_keys.items()},
-                                          forward=forwarder.forward_callback if forwarder else None)
-        callback_route = {("POST", "/callbacks/tiw"): self._callback}
-        self.exposition = Exposition(self.store, self.registry, owns=self.shard.owns)
+                                          app_keys={app: s.get for app, s in self.app_callback_keys.items()})
+        self.exposition = Exposition(self.store, self.registry)
         self.web = WebSecurity(settings.web_config_file)  # raises WebConfigError: a broken file is a startup error
         self._serving = threading.Event()  # ready means serving: the store is loaded and the listeners answer
         self.routes = Routes(self.store, self.exposition, ready=self._serving.is_set,
-                             api_token=self.api_token.get, extra_routes=callback_route,
-                             authorize=self.web.authorize, forwarder=forwarder, owns=self.shard.owns)
+                             api_token=self.api_token.get, callbacks=self.callbacks, authorize=self.web.authorize)
         self.server = _listen("--listen", settings.listen, self.routes, self.web.ssl_context)
         # TIW cannot send basic auth: the callback-only listener has TLS from the web config, no basic auth.
         try:
             self.callback_server = (
                 _listen("--callback-listen", settings.callback_listen,
-                        Routes(self.store, self.exposition, ready=lambda: True, extra_routes=callback_route,
-                               only_extra_routes=True), self.web.ssl_context)
+                        Routes(self.store, self.exposition, ready=lambda: True, callbacks=self.callbacks,
+                               only_callbacks=True), self.web.ssl_context)
                 if settings.callback_listen else None
             )
         except ListenError:
@@ -107,13 +98,9 @@ class Exporter:
             raise
         self.state_writer: statedb.StateWriter | None = None
         self.tasks_watcher = (
-            TasksFileWatcher(settings.tasks_file, self.store, self.metrics.tasks_file_reload_success.set,
-                             shard_owns=self.shard.owns)
+            TasksFileWatcher(settings.tasks_file, self.store, self.metrics.tasks_file_reload_success.set)
             if settings.tasks_file else None
         )
-        self.shard_sync = (ShardSync(self.shard, settings.shard_peer_url, self.store, settings.shard_sync_interval,
-                                     api_token=self.api_token.get)
-                           if self.shard.sharded and settings.shard_peer_url else None)
         self._stopped = threading.Event()
 
     def _secrets(self) -> list[tuple[str, WatchedSecret]]:
@@ -127,33 +114,24 @@ class Exporter:
     def url(self) -> str:
         return self.server.url
 
-    def _callback(self, ctx: RequestContext) -> Response:
-        status, document = self.callbacks.handle(ctx.read_body(), ctx.headers)
-        return json_response(status, document)
-
     def start(self) -> Exporter:
         settings = self.settings
         raise_open_files_limit()
-        for key in filter(self.shard.owns, settings.tasks):
+        for key in settings.tasks:
             self.store.add(key, "flag")
         if self.tasks_watcher:
             self.tasks_watcher.reload()
             self.tasks_watcher.start()
         if settings.state_file:  # after the configured tasks, so their saved results are restored too
             db, records = statedb.open_state(settings.state_file)
-            # every task, not only this shard's: after a reshard another replica may own it (replication.py)
             restored = self.store.restore(records)
             log.info("state file %s: %s restored", settings.state_file, counted(restored, "task"))
             if db is not None:
-                self.store.merge([], db.load_deleted())  # tombstones: the peers' stale copies stay deleted
                 # the database holds what was restored: only what differs is written
                 self.state_writer = statedb.StateWriter(db, self.store, settings.state_save_interval,
                                                         loaded=records)
         for account in self.accounts:
             account.start()
-        if self.shard_sync:
-            self._warn_unauthenticated_sync()
-            self.shard_sync.start()
         if self.state_writer:
             self.state_writer.start()
         self.server.start()
@@ -164,15 +142,9 @@ class Exporter:
         threading.Thread(target=self._preflight, name="preflight", daemon=True).start()
         hint = "" if len(self.store) or settings.discover_sdk_app_ids or settings.callback_key or \
             settings.callback_keys else " (add --task, --tasks-file, --discover-sdk-app-id or TIW callbacks)"
-        log.info("tiw-exporter listening on %s, tracking %s%s (shard %d of %d, accounts: %s)", self.server.bound,
-                 counted(len(self.store), "task"), hint, settings.shard_index, settings.shard_count,
-                 ", ".join(a.name for a in self.accounts))
+        log.info("tiw-exporter listening on %s, tracking %s%s (accounts: %s)", self.server.bound,
+                 counted(len(self.store), "task"), hint, ", ".join(a.name for a in self.accounts))
         return self
-
-    def _warn_unauthenticated_sync(self) -> None:
-        """Basic auth on every replica and no API token: peers answer our sync with 401, so say what to set."""
-        if self.web.basic_auth and not self.api_token.get():
-            log.warning("%s", UNAUTHENTICATED)
 
     def _preflight(self) -> None:
         """``tiw-exporter check`` once at start, each result one log line; a failure never stops the exporter."""
@@ -208,8 +180,6 @@ class Exporter:
         self.server.stop()
         if self.callback_server:
             self.callback_server.stop()
-        if self.shard_sync:
-            self.shard_sync.stop()
         for account in self.accounts:
             account.stop()
         if self.tasks_watcher:

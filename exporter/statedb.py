@@ -7,9 +7,8 @@ just those rows in one transaction; WAL keeps a ``kill -9`` at any moment from t
 is migrated on first start (kept beside it as ``<name>.json-migrated``); a file that is neither is
 set aside as ``<name>.corrupt-<unix time>``, as before. Never fatal.
 
-The tombstones of API deletes (``deletions.py``) live in table ``deleted``, rewritten whole when they
-change (they are few and bounded), so a replica restarting after a delete still refuses a peer's stale
-copy. The table is created if missing: a database of an earlier version loads and upgrades in place.
+A database written by the sharded versions (0.1.x) opens as it is: its rows, the peers' tasks among
+them, are this process's own now, and its ``deleted`` table (the peers' tombstones) is dropped.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from exporter import statefile
-from exporter.deletions import Deletion, parse_deletions
 from exporter.lifecycle import TaskRecord
 from exporter.model import TaskKey
 from exporter.periodic import Periodic
@@ -38,8 +36,7 @@ WAL_SIZE_LIMIT = 4 * 2**20  # bytes the -wal file is cut back to after a checkpo
 ENCODER = json.JSONEncoder(separators=(",", ":"))  # json.dumps with options builds a new encoder per call
 SCHEMA = ("CREATE TABLE IF NOT EXISTS tasks (sdk_app_id INTEGER NOT NULL, task_id TEXT NOT NULL, "
           "record TEXT NOT NULL, PRIMARY KEY (sdk_app_id, task_id)) WITHOUT ROWID",
-          "CREATE TABLE IF NOT EXISTS deleted (sdk_app_id INTEGER NOT NULL, task_id TEXT NOT NULL, "
-          "at REAL NOT NULL, PRIMARY KEY (sdk_app_id, task_id)) WITHOUT ROWID")
+          "DROP TABLE IF EXISTS deleted")  # the sharded versions' tombstones: no peers, nothing to refuse
 
 
 def _set_aside(path: Path, why: str) -> None:
@@ -78,16 +75,8 @@ class StateDB:
                 log.error("state file %s: skipped an unreadable task row (%s)", self.path, type(exc).__name__)
         return records
 
-    def load_deleted(self) -> list[Deletion]:
-        """The tombstones of API deletes; unreadable rows are skipped."""
-        with self._lock:
-            rows = self._db.execute("SELECT sdk_app_id, task_id, at FROM deleted").fetchall()
-        return parse_deletions([{"sdk_app_id": app, "task_id": task, "at": at} for app, task, at in rows])
-
-    def write(self, upserts: list[TaskRecord], deletes: list[tuple[int, str]], replace_all: bool = False,
-              deleted: list[Deletion] | None = None) -> None:
-        """One transaction: ``replace_all`` empties the table first (a resync of the change feed);
-        ``deleted``, when given, replaces the tombstones, so tasks and tombstones never disagree on disk."""
+    def write(self, upserts: list[TaskRecord], deletes: list[tuple[int, str]], replace_all: bool = False) -> None:
+        """One transaction: ``replace_all`` empties the table first (a resync of the change feed)."""
         rows = [(r.sdk_app_id, r.task_id, ENCODER.encode(r.to_json())) for r in upserts]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -96,10 +85,6 @@ class StateDB:
                     self._db.execute("DELETE FROM tasks")
                 self._db.executemany("DELETE FROM tasks WHERE sdk_app_id = ? AND task_id = ?", deletes)
                 self._db.executemany("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?)", rows)
-                if deleted is not None:
-                    self._db.execute("DELETE FROM deleted")
-                    self._db.executemany("INSERT INTO deleted VALUES (?, ?, ?)",
-                                         [(d.sdk_app_id, d.task_id, d.at) for d in deleted])
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -168,7 +153,6 @@ class StateWriter:
         self._cursor = 0
         self._loaded: dict[TaskKey, TaskRecord] | None = None if loaded is None else {r.key: r for r in loaded}
         self._rewritten = loaded is not None
-        self._deleted_version = -1  # the first write rewrites the tombstones (few; drops expired rows)
         self._loop = Periodic("state-writer", period, self.flush)
         self.failures = 0
         self._flush_lock = threading.Lock()
@@ -181,15 +165,12 @@ class StateWriter:
             changes = self.store.changed_since(self._cursor)
             replace_all = changes.resync or not self._rewritten
             upserts, deletes = self._rows(changes, replace_all)
-            deleted_version, deleted = self.store.deletions()
-            tombstones = deleted if deleted_version != self._deleted_version else None
-            if not upserts and not deletes and not replace_all and tombstones is None:
+            if not upserts and not deletes and not replace_all:
                 self._cursor, self._loaded = changes.cursor, None
                 return
             try:
-                self.db.write(upserts, deletes, replace_all=replace_all, deleted=tombstones)
+                self.db.write(upserts, deletes, replace_all=replace_all)
                 self._cursor, self._rewritten, self._loaded = changes.cursor, True, None
-                self._deleted_version = deleted_version
             except (sqlite3.Error, OSError) as exc:
                 self.failures += 1
                 log.error("cannot write state file %s: %s", self.db.path, exc)

@@ -9,8 +9,7 @@ Readers that want only what changed follow the store's change feed: every write 
 removed task) with the cursor to pass next time. Each reader keeps its own cursor, so any number of
 them can follow the feed without taking updates from each other.
 
-A task deleted through the API leaves a tombstone (``deletions.py``) that peers exchange, so a replica
-that missed the delete cannot bring the task back through ``merge``.
+One process is the only writer of its accounts' tasks: nothing here merges another process's records.
 """
 
 from __future__ import annotations
@@ -18,13 +17,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-from exporter.deletions import Deletion, Deletions
-from exporter.lifecycle import CONFIG_SOURCES, Milestones, TaskRecord, more_advanced, take_milestones
+from exporter.lifecycle import CONFIG_SOURCES, Milestones, TaskRecord, take_milestones
 from exporter.model import TaskKey
 
 log = logging.getLogger(__name__)
@@ -52,20 +49,16 @@ class Changes:
 class TaskStore:
     """Thread-safe map of TaskKey -> TaskRecord with per-source membership and a change feed."""
 
-    def __init__(self, clock: Callable[[], float] = time.time, deletions: Deletions | None = None) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
         self._records: dict[TaskKey, TaskRecord] = {}
         self._clock = clock
         self._listeners: list[MembershipListener] = []
         self._milestone_listeners: list[MilestoneListener] = []
         self.version = 0  # bumped on every write; the cursor of the change feed
-        # names this store's feed: a cursor from another process (a restarted peer) is not comparable
-        self.epoch = uuid.uuid4().hex
         self._changed_at: OrderedDict[TaskKey, int] = OrderedDict()  # key -> version of its last change, oldest first
         self._removals = 0  # removed keys still in _changed_at
         self._forgotten_before = 0  # removals at or below this version are no longer in _changed_at
-        # tombstones of API deletes, for peers (not the change feed's removals, which are for readers)
-        self._deleted = deletions if deletions is not None else Deletions()
 
     # --- observers -------------------------------------------------------------------------
     def subscribe(self, listener: MembershipListener) -> None:
@@ -106,18 +99,10 @@ class TaskStore:
     def __len__(self) -> int:
         return len(self._records)
 
-    def deletions(self) -> tuple[int, list[Deletion]]:
-        """The tombstones of API deletes still inside their TTL, with their version (changes when they do)."""
-        with self._lock:
-            current = self._deleted.current(self._clock())
-            return self._deleted.version, current
-
     # --- bookkeeping of the change feed (callers hold the lock and bumped the version once) ------
     def _put(self, key: TaskKey, record: TaskRecord) -> None:
-        if key not in self._records:
-            self._deleted.forget(key)  # tracked again after a delete: the newer registration wins
-            if key in self._changed_at:
-                self._removals -= 1  # a removed task is back
+        if key not in self._records and key in self._changed_at:
+            self._removals -= 1  # a removed task is back
         self._records[key] = record
         self._mark(key)
 
@@ -158,22 +143,12 @@ class TaskStore:
         return True
 
     def remove(self, key: TaskKey) -> bool:
-        """Forget ``key`` without a tombstone (retention: every replica expires a final task by itself)."""
-        return self._remove(key, deleted=False)
-
-    def delete(self, key: TaskKey) -> bool:
-        """Forget ``key`` and remember the delete (a tombstone), so no peer's copy brings it back."""
-        return self._remove(key, deleted=True)
-
-    def _remove(self, key: TaskKey, deleted: bool) -> bool:
+        """Forget ``key`` (an API delete, retention); False when it was not tracked."""
         with self._lock:
             if key not in self._records:
                 return False
             self.version += 1
             self._drop(key)
-            if deleted:
-                now = self._clock()
-                self._deleted.record(key, now, now)
         self._notify([], [key])
         return True
 
@@ -238,45 +213,3 @@ class TaskStore:
                     restored.append(record.key)
         self._notify(restored, [])
         return len(restored)
-
-    def merge(self, records: Iterable[TaskRecord], deleted: Iterable[Deletion] = ()) -> int:
-        """Merge a peer replica's records and tombstones (at start: the tombstones of our own state file).
-
-        A tombstone removes a task added before the delete unless configuration names it here, and is
-        remembered; unknown tasks with persistent sources are added unless a tombstone is newer; known
-        ones keep whichever record knows more (``lifecycle.more_advanced``). Returns how many were added.
-        """
-        added: list[TaskKey] = []
-        removed: list[TaskKey] = []
-        with self._lock:
-            now = self._clock()
-            removed += [d.key for d in deleted if self._bury(d, now)]
-            for record in records:
-                current = self._records.get(record.key)
-                if current is None:
-                    sources = record.sources - CONFIG_SOURCES
-                    if not sources:
-                        continue  # a peer's configured task: configuration names it here too, or not at all
-                    if self._deleted.hides(record.key, record.added_at):
-                        continue  # the peer missed the delete
-                    self.version += 1
-                    self._put(record.key, replace(record, sources=sources))
-                    added.append(record.key)
-                    continue
-                merged = more_advanced(current, record)
-                if merged != current:
-                    self.version += 1
-                    self._put(record.key, merged)
-        self._notify(added, removed)
-        return len(added)
-
-    def _bury(self, deletion: Deletion, now: float) -> bool:
-        """Apply a peer's tombstone (lock held); True when it removed the task here."""
-        current = self._records.get(deletion.key)
-        if current is not None and (current.added_at >= deletion.at or current.sources & CONFIG_SOURCES):
-            return False  # registered again after the delete, or configuration owns it here
-        if not self._deleted.record(deletion.key, deletion.at, now) or current is None:
-            return False
-        self.version += 1
-        self._drop(deletion.key)
-        return True

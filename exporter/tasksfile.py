@@ -62,8 +62,7 @@ class TasksFileWatcher:
     """
 
     def __init__(self, path: Path, store: TaskStore, on_result: Callable[[bool], object] = lambda ok: None,
-                 period: float = 2.0, shard_owns: Callable[[TaskKey], bool] = lambda key: True):
-        self.shard_owns = shard_owns  # sharding: the file names every task; this replica keeps its share
+                 period: float = 2.0):
         self.path = path
         self.store = store
         self.on_result = on_result
@@ -89,7 +88,7 @@ class TasksFileWatcher:
                 log.error("%s; %s", exc, kept)
                 self.on_result(False)
                 return False
-            added, removed = self.store.replace_source("file", [key for key in keys if self.shard_owns(key)])
+            added, removed = self.store.replace_source("file", keys)
             self._loaded = True
             log.info("tasks file %s loaded: %s (%d new, %d removed)", self.path, counted(len(keys), "task"), added,
                      removed)

@@ -15,7 +15,7 @@ from tests.constants import SECRET_ID, SECRET_KEY
 def build_accounts(**flags) -> Accounts:
     settings = build_settings(flags)
     credentials = StaticCredentials(Credential(SECRET_ID, SECRET_KEY))
-    return Accounts(settings, TaskStore(), ExporterMetrics(self_registry()), lambda key: True, credentials)
+    return Accounts(settings, TaskStore(), ExporterMetrics(self_registry()), credentials)
 
 
 def test_each_action_has_its_own_budget_by_default():

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from exporter import __version__, cli
-from exporter.config import OPTION_NAMES
+from exporter.config import OPTION_NAMES, REMOVED_OPTIONS
 from exporter.simulator import Simulator, TaskScript
 from tests.constants import APP, SECRET_ID, SECRET_KEY
 from tests.procs import exporter_cmd
@@ -39,9 +39,10 @@ def describe_args(simulator, key_file, *extra):
             "--sdk-app-id", str(APP), *extra]
 
 
-def test_every_run_option_is_a_settings_field():
-    params = {p.name for p in cli.run.params} - {"config_file"}
-    assert params <= set(OPTION_NAMES), params - set(OPTION_NAMES)
+def test_every_run_option_is_a_settings_field_or_a_hidden_removed_one():
+    params = {p.name: p for p in cli.run.params if p.name != "config_file"}
+    assert set(params) <= set(OPTION_NAMES) | set(REMOVED_OPTIONS), set(params) - set(OPTION_NAMES)
+    assert all(params[name].hidden for name in REMOVED_OPTIONS)
 
 
 def test_version():

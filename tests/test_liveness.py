@@ -156,15 +156,6 @@ def test_freshness_index_follows_the_store_like_a_full_walk():
     assert (second.active, second.listed, second.fresh) == (2, 1, 2)
 
 
-def test_freshness_counts_only_the_tasks_this_shard_polls():
-    store = TaskStore()
-    for name in ("mine", "theirs"):
-        store.add((APP, name), "api")  # every replica knows every registration; one polls it
-    index = FreshnessIndex(store, owns=lambda key: key[1] == "mine")
-    result = index.measure({}, set(), 100.0, 30.0)
-    assert (result.active, result.polled) == (1, 1)
-
-
 def test_freshness_quantiles_and_coverage():
     assert quantiles([]) == {}
     assert quantiles([float(i) for i in range(1, 101)]) == {0.5: 50.0, 0.95: 95.0, 1.0: 100.0}

@@ -1,170 +1,194 @@
-"""Scale-out: three shards against one simulator, and several accounts in one process."""
+"""Scale-out by account group: one process owns every account it is configured with and shares nothing.
+
+Two account groups run as two processes, each with its own SdkAppIds, callbacks, task-API registrations
+and state file; killing one loses nothing of it and the other never notices. Several accounts in one
+process keep independent budgets. The removed ``--shard-*`` options say what to do instead.
+"""
 
 from __future__ import annotations
 
-import math
-from collections import Counter
+import json
+import sqlite3
+import subprocess
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import requests
 
-from exporter.config import ConfigError, build_settings
+from exporter.callbacks import sign
+from exporter.config import SHARDING_REMOVED, ConfigError, build_settings
 from exporter.runtime import Exporter
-from exporter.sharding import shard_budget, shard_of
 from exporter.simulator import Simulator, TaskScript
+from exporter.statedb import open_state
 from exporter.tencentcloud.credentials import Credential, StaticCredentials
 from tests.constants import APP, SECRET_ID, SECRET_KEY
-from tests.harness import common_free_port, eventually
-from tests.procs import Process, exporter_cmd
+from tests.harness import eventually
+from tests.procs import EXPORTER_URL, Process, exporter_cmd
 
-TOKEN = "shard-token"
-SHARDS = 3
-LIMIT = 20
-
-
-def test_shard_of_is_stable_and_spreads_evenly():
-    assert shard_of(APP, "ghucnligqtgtvk2624mb", 3) == 0  # pinned: ownership must never change across versions
-    counts = Counter(shard_of(APP, f"task{i}", SHARDS) for i in range(3000))
-    assert set(counts) == set(range(SHARDS))
-    assert min(counts.values()) > 900
+TOKEN = "group-token"
+CALLBACK_KEY = "group-callback-key"
 
 
-@pytest.mark.parametrize(("limit", "count", "share"), [(20, 1, 20), (20, 3, 6), (20, 2, 10), (2, 4, 0.5)])
-def test_shards_get_whole_requests_per_second_so_their_windows_cannot_add_up_past_the_limit(limit, count, share):
-    assert shard_budget(limit, count) == share
-    assert count * math.ceil(shard_budget(limit, count)) <= max(limit, count)
+@dataclass
+class Group:
+    """One account group: its account, SdkAppId, config file and exporter process."""
+
+    name: str
+    sdk_app_id: int
+    secret_id: str
+    directory: Path
+    process: Process | None = None
+    url: str = ""
+    registered: list[str] = field(default_factory=list)  # through the task API
+    called_back: list[str] = field(default_factory=list)  # learned from a signed Started callback
+
+    @property
+    def state_file(self) -> Path:
+        return self.directory / "state.db"
+
+    def write_config(self, simulator_url: str) -> Path:
+        key = self.directory / "secret-key"
+        key.write_text(f"{self.name}-secret\n")
+        callback_key = self.directory / "callback-key"
+        callback_key.write_text(CALLBACK_KEY + "\n")
+        config = self.directory / "config.yml"
+        config.write_text(
+            f"listen: 127.0.0.1:0\nendpoint: {simulator_url}\ninterval: 1s\nstate_file: {self.state_file}\n"
+            f"state_save_interval: 200ms\ncallback_key_file: {callback_key}\nlog_level: info\n"
+            f"accounts:\n  - {{name: {self.name}, secret_id: {self.secret_id}, secret_key_file: {key}, "
+            f"sdk_app_ids: [{self.sdk_app_id}]}}\n")
+        return config
+
+    def start(self) -> None:
+        self.process = Process(exporter_cmd("run", "--config", str(self.directory / "config.yml")),
+                               env={"TIW_EXPORTER_API_TOKEN": TOKEN})
+        self.url = self.process.wait_for(EXPORTER_URL).group("url")
+
+    def tasks(self) -> dict[str, dict]:
+        answer = requests.get(f"{self.url}/api/v1/tasks", timeout=5)
+        answer.raise_for_status()
+        return {t["task_id"]: t for t in answer.json()["tasks"]}
+
+    def saved(self) -> set[str]:
+        """Task ids in the state file as a reader sees it now (WAL: readers never block the writer)."""
+        with sqlite3.connect(f"file:{self.state_file}?mode=ro", uri=True) as db:
+            return {task for (task,) in db.execute("SELECT task_id FROM tasks")}
 
 
-def shard_host(index: int) -> str:
-    """Replicas differ by loopback address (127.0.0.10, .11, ...), like pods by DNS name."""
-    return f"127.0.0.1{index}"
+def register(group: Group, task_id: str) -> None:
+    answer = requests.post(f"{group.url}/api/v1/tasks", json={"sdk_app_id": group.sdk_app_id, "task_id": task_id},
+                           headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+    assert answer.status_code == 201, answer.text
+    group.registered.append(task_id)
 
 
-def port_free_on_all_hosts() -> int:
-    return common_free_port(["127.0.0.1", *(shard_host(index) for index in range(SHARDS))])
+def call_back(group: Group, task_id: str) -> None:
+    """What TIW does for the group's SdkAppId: its push callback URL points at this group's exporter."""
+    expire = int(time.time()) + 60
+    body = {"Timestamp": int(time.time()), "SdkAppId": group.sdk_app_id, "ExpireTime": expire,
+            "Sign": sign(CALLBACK_KEY, expire), "EventType": "WhiteboardPushStarted",
+            "EventData": {"TaskId": task_id, "RoomId": 7, "PushUserId": "push_user"}}
+    answer = requests.post(f"{group.url}/callbacks/tiw", json=body, timeout=10)
+    assert answer.status_code == 200 and answer.json() == {"error_code": 0}, answer.text
+    group.called_back.append(task_id)
 
 
-class Fleet:
-    """SHARDS exporter processes sharing one tasks file, one simulator and one account limit."""
-
-    def __init__(self, simulator: Simulator, tasks_file: Path, key_file: Path) -> None:
-        self.port = port_free_on_all_hosts()
-        self.simulator, self.tasks_file, self.key_file = simulator, tasks_file, key_file
-        self.processes: dict[int, Process] = {}
-
-    def url(self, index: int) -> str:
-        return f"http://{shard_host(index)}:{self.port}"
-
-    def start(self, index: int) -> None:
-        args = exporter_cmd(
-            "run", "--listen", f"{shard_host(index)}:{self.port}", "--endpoint", self.simulator.url,
-            "--secret-id", SECRET_ID, "--secret-key-file", str(self.key_file), "--interval", "1s",
-            "--rate-limit", str(LIMIT), "--tasks-file", str(self.tasks_file), "--shard-index", str(index),
-            "--shard-count", str(SHARDS), "--shard-peer-url", f"http://127.0.0.1{{index}}:{self.port}",
-        )
-        process = Process(args, env={"TIW_EXPORTER_API_TOKEN": TOKEN})
-        self.processes[index] = process
-        process.wait_for(r"listening on http://")
-
-    def stop(self, index: int) -> None:
-        self.processes.pop(index).stop()
-
-    def stop_all(self) -> None:
-        for index in list(self.processes):
-            self.stop(index)
-
-    def tracked(self, index: int) -> set[str]:
-        """The tasks replica ``index`` owns: polls and exports."""
-        tasks = requests.get(f"{self.url(index)}/api/v1/tasks", timeout=5).json()["tasks"]
-        return {t["task_id"] for t in tasks}
-
-    def known(self, index: int) -> set[str]:
-        """Every task replica ``index`` knows of (what it tells a peer)."""
-        peer = {"X-TIW-Exporter-Forwarded": "test", "Authorization": f"Bearer {TOKEN}"}
-        tasks = requests.get(f"{self.url(index)}/api/v1/tasks", headers=peer, timeout=5).json()["tasks"]
-        return {t["task_id"] for t in tasks}
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory, key_file):
-    directory = tmp_path_factory.mktemp("fleet")
-    with Simulator(credentials={SECRET_ID: SECRET_KEY}, rate_limit=LIMIT) as simulator:
-        task_ids = [simulator.add_task(APP, TaskScript(prepare_seconds=0)) for _ in range(90)]
-        tasks_file = directory / "tasks.yml"
-        tasks_file.write_text("".join(f"- {{sdk_app_id: {APP}, task_id: {t}}}\n" for t in task_ids))
-        fleet = Fleet(simulator, tasks_file, key_file)
-        fleet.task_ids = task_ids
-        try:
-            for index in range(SHARDS):
-                fleet.start(index)
-            yield fleet
-        finally:
-            fleet.stop_all()
-
-
-def polls(fleet: Fleet, task_ids) -> dict[str, int]:
-    by_task = fleet.simulator.stats()["describes_by_task"]
+def polls(simulator: Simulator, task_ids: list[str]) -> dict[str, int]:
+    by_task = simulator.stats()["describes_by_task"]
     return {t: by_task.get(t, 0) for t in task_ids}
 
 
 @pytest.mark.slow
-def test_every_task_is_polled_by_exactly_one_shard_within_the_account_limit(fleet):
-    sets = [fleet.tracked(index) for index in range(SHARDS)]
-    assert set().union(*sets) == set(fleet.task_ids)
-    assert sum(len(s) for s in sets) == len(fleet.task_ids)  # disjoint
-    for index, owned in enumerate(sets):
-        assert all(shard_of(APP, t, SHARDS) == index for t in owned)
-    eventually(lambda: all(polls(fleet, fleet.task_ids).values()), timeout=30)
-    stats = fleet.simulator.stats()
-    assert stats["max_arrivals_in_any_second"]["DescribeWhiteboardPush"] <= LIMIT
-    assert stats["throttled"] == 0
+def test_two_account_groups_as_two_processes_lose_nothing_when_one_is_killed_and_restarted(tmp_path):
+    groups = [Group("east", 1400000031, "AKIDeast", tmp_path / "east"),
+              Group("west", 1400000032, "AKIDwest", tmp_path / "west")]
+    credentials = {g.secret_id: f"{g.name}-secret" for g in groups}
+    with Simulator(credentials=credentials, sdk_app_ids=[g.sdk_app_id for g in groups]) as simulator:
+        try:
+            for group in groups:
+                group.directory.mkdir()
+                group.write_config(simulator.url)
+                group.start()
+                for _ in range(3):
+                    register(group, simulator.add_task(group.sdk_app_id, TaskScript(prepare_seconds=0)))
+                    call_back(group, simulator.add_task(group.sdk_app_id, TaskScript(prepare_seconds=0)))
+            east, west = groups
+            for group in groups:
+                mine = set(group.registered + group.called_back)
+                eventually(lambda group=group, mine=mine: set(group.tasks()) == mine
+                           and all(t["latest"] for t in group.tasks().values()), timeout=30)
+                eventually(lambda group=group, mine=mine: group.saved() == mine)
+            answered_before = {t: r["last_success"] for t, r in east.tasks().items()}
+            west_tasks = west.registered + west.called_back
+            west_before = polls(simulator, west_tasks)
+            west_lines = len(west.process.lines)
+
+            east.process.proc.kill()  # SIGKILL: no shutdown, no last save
+            east.process.stop()
+            eventually(lambda: all(n > west_before[t] for t, n in polls(simulator, west_tasks).items()), timeout=30)
+            assert set(west.tasks()) == set(west_tasks)
+            east.start()
+
+            restored = east.tasks()
+            assert set(restored) == set(east.registered + east.called_back)  # nothing lost
+            assert {t: r["sources"] for t, r in restored.items()} == {
+                **{t: ["api"] for t in east.registered}, **{t: ["callback"] for t in east.called_back}}
+            assert all(restored[t]["last_success"] >= answered_before[t] for t in restored)  # results kept too
+            east_tasks = east.registered + east.called_back
+            east_before = polls(simulator, east_tasks)
+            eventually(lambda: all(n > east_before[t] for t, n in polls(simulator, east_tasks).items()), timeout=30)
+            assert not set(east.tasks()) & set(west.tasks())  # each owns only its own accounts' tasks
+            noticed = [line for line in west.process.lines[west_lines:] if "WARNING" in line or "ERROR" in line]
+            assert west.process.proc.poll() is None and noticed == [], noticed  # the other never noticed
+        finally:
+            for group in groups:
+                if group.process:
+                    group.process.stop()
+
+
+def test_a_sharded_deployment_is_refused_with_one_line_naming_account_groups():
+    with pytest.raises(ConfigError) as refused:
+        build_settings({"shard_count": "3", "shard_index": "1"})
+    assert refused.value.problems == [f"--shard-count 3: {SHARDING_REMOVED}"]
+    assert "accounts:" in SHARDING_REMOVED and "one deployment per account group" in SHARDING_REMOVED
+
+
+def test_a_single_shard_is_accepted_without_a_word_and_peer_options_warn():
+    settings = build_settings({"shard_count": "1", "shard_index": "0"})
+    assert settings.warnings == ()
+    settings = build_settings({"shard_peer_url": "http://tiw-{index}:9877", "shard_sync_interval": "30s"})
+    assert [w.split(":")[0] for w in settings.warnings] == ["--shard-peer-url", "--shard-sync-interval"]
 
 
 @pytest.mark.slow
-def test_api_write_to_the_wrong_shard_is_forwarded_to_its_owner(fleet):
-    task_id = next(f"fwd{i}" for i in range(100) if shard_of(APP, f"fwd{i}", SHARDS) == 1)
-    answer = requests.post(f"{fleet.url(0)}/api/v1/tasks", json={"sdk_app_id": APP, "task_id": task_id},
-                           headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
-    assert answer.status_code == 201
-    assert answer.headers["X-TIW-Exporter-Shard"] == "1"
-    assert task_id in fleet.tracked(1)
-    assert task_id not in fleet.tracked(0)
+def test_run_with_shard_count_3_exits_2_with_one_line():
+    done = subprocess.run(exporter_cmd("run", "--listen", "127.0.0.1:0", "--shard-count", "3"),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "one deployment per account group" in lines[0], done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
 
 
-def settled(read, interval: float = 0.3):
-    """``read()`` once two reads ``interval`` apart agree."""
-    previous = [read()]
-
-    def unchanged():
-        current = read()
-        same, previous[0] = current == previous[0], current
-        return same
-
-    eventually(unchanged, interval=interval)
-    return previous[0]
-
-
-@pytest.mark.slow
-def test_killing_a_shard_loses_only_its_share_until_it_returns(fleet):
-    lost = [t for t in fleet.task_ids if shard_of(APP, t, SHARDS) == 2]
-    kept = [t for t in fleet.task_ids if shard_of(APP, t, SHARDS) != 2]
-    fleet.stop(2)
-    try:
-        lost_before = settled(lambda: polls(fleet, lost))  # in-flight polls of the stopped shard drain
-        kept_before = polls(fleet, kept)
-        eventually(lambda: all(v > kept_before[t] for t, v in polls(fleet, kept).items()), timeout=30)
-        assert polls(fleet, lost) == lost_before
-        orphan = next(f"orphan{i}" for i in range(100) if shard_of(APP, f"orphan{i}", SHARDS) == 2)
-        answer = requests.post(f"{fleet.url(0)}/api/v1/tasks", json={"sdk_app_id": APP, "task_id": orphan},
-                               headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
-        assert answer.status_code == 201 and "X-TIW-Exporter-Shard" not in answer.headers
-        assert orphan in fleet.known(0)  # kept by a live replica rather than lost
-        assert orphan not in fleet.tracked(0)  # but polled and exported only by its owner
-    finally:
-        fleet.start(2)
-    eventually(lambda: all(v > lost_before[t] for t, v in polls(fleet, lost).items()), timeout=30)
-    eventually(lambda: orphan in fleet.tracked(2), timeout=30)  # the owner learns it from its peers on return
+def test_a_state_file_of_the_sharded_version_opens_with_its_peers_tasks_as_its_own(tmp_path):
+    path = tmp_path / "state.db"
+    record = {"sdk_app_id": APP, "task_id": "from_a_peer", "sources": ["api"], "added_at": 1.0}
+    with sqlite3.connect(path) as db:  # the 0.1.x schema: tasks plus the peers' tombstones
+        db.execute("CREATE TABLE tasks (sdk_app_id INTEGER NOT NULL, task_id TEXT NOT NULL, record TEXT NOT NULL, "
+                   "PRIMARY KEY (sdk_app_id, task_id)) WITHOUT ROWID")
+        db.execute("CREATE TABLE deleted (sdk_app_id INTEGER NOT NULL, task_id TEXT NOT NULL, at REAL NOT NULL, "
+                   "PRIMARY KEY (sdk_app_id, task_id)) WITHOUT ROWID")
+        db.execute("INSERT INTO tasks VALUES (?, ?, ?)", (APP, "from_a_peer", json.dumps(record)))
+        db.execute("INSERT INTO deleted VALUES (?, ?, ?)", (APP, "deleted_on_a_peer", 5.0))
+    state, records = open_state(path)
+    assert state is not None
+    state.close()
+    assert [(r.key, r.sources) for r in records] == [((APP, "from_a_peer"), frozenset({"api"}))]
+    with sqlite3.connect(path) as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert tables == {"tasks"}
 
 
 @pytest.mark.slow

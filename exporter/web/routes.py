@@ -14,17 +14,16 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
+from exporter.callbacks import CallbackEndpoint
 from exporter.exposition import Exposition
 from exporter.lifecycle import CONFIG_SOURCES
 from exporter.model import InvalidTaskRef, TaskKey, validate_sdk_app_id, validate_task_id
-from exporter.replication import peer_view
 from exporter.store import TaskStore
-from exporter.web.forwarding import FORWARDED_HEADER, ShardForwarder
 from exporter.web.http import HttpError, RequestContext, Response, Route, json_response
 from exporter.web.landing import landing_page
 from exporter.web.webconfig import basic_credentials
@@ -32,6 +31,7 @@ from exporter.web.webconfig import basic_credentials
 log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset({"/-/healthy", "/-/ready"})  # probes: reveal liveness and readiness only
+CALLBACK_PATH = "/callbacks/tiw"
 API_USER = "api"  # the basic-auth user whose password is the API token
 BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tiw-exporter"'}
 
@@ -44,15 +44,13 @@ class Routes:
     exposition: Exposition
     ready: Callable[[], bool]
     api_token: Callable[[], str | None] = lambda: None
-    extra_routes: dict[tuple[str, str], Route] = field(default_factory=dict)
+    callbacks: CallbackEndpoint | None = None  # POST /callbacks/tiw, when TIW's callbacks are wired
     authorize: Callable[[RequestContext], None] = lambda ctx: None  # raises HttpError (basic auth)
-    only_extra_routes: bool = False  # the --callback-listen server: nothing but the callback endpoint
-    forwarder: ShardForwarder | None = None  # writes for tasks another replica owns go there
+    only_callbacks: bool = False  # the --callback-listen server: nothing but the callback endpoint
     clock: Callable[[], float] = time.time  # "now" of the status page's ages
-    owns: Callable[[TaskKey], bool] = lambda key: True  # this replica's shard (it knows every task, owns some)
 
     def __post_init__(self) -> None:
-        self._exact: dict[tuple[str, str], Route] = {} if self.only_extra_routes else {
+        self._exact: dict[tuple[str, str], Route] = {} if self.only_callbacks else {
             ("GET", "/metrics"): self.metrics,
             ("GET", "/-/healthy"): lambda c: Response(HTTPStatus.OK, [b"Healthy.\n"], "text/plain"),
             ("GET", "/-/ready"): self.readiness,
@@ -60,7 +58,8 @@ class Routes:
             ("GET", "/api/v1/tasks"): self.list_tasks,
             ("POST", "/api/v1/tasks"): self.add_task,
         }
-        self._exact.update(self.extra_routes)
+        if self.callbacks is not None:
+            self._exact[("POST", CALLBACK_PATH)] = self.callback
 
     def handle(self, ctx: RequestContext) -> Response:
         if ctx.path not in OPEN_PATHS and not self._holds_api_token(ctx):
@@ -75,7 +74,7 @@ class Routes:
         route = exact.get((ctx.method, ctx.path))
         if route is not None:
             return route
-        if not self.only_extra_routes and ctx.path.startswith("/api/v1/tasks/") and ctx.method in ("DELETE", "GET"):
+        if not self.only_callbacks and ctx.path.startswith("/api/v1/tasks/") and ctx.method in ("DELETE", "GET"):
             return self.delete_task if ctx.method == "DELETE" else self.get_task
         if any(path == ctx.path for _, path in exact):
             allowed = sorted(m for m, p in exact if p == ctx.path)
@@ -90,6 +89,11 @@ class Routes:
         )
         return Response(HTTPStatus.OK, chunks, content_type, {"Content-Encoding": "gzip"} if gzipped else {})
 
+    def callback(self, ctx: RequestContext) -> Response:
+        assert self.callbacks is not None  # routed only when set
+        status, document = self.callbacks.handle(ctx.read_body())
+        return json_response(status, document)
+
     def readiness(self, ctx: RequestContext) -> Response:
         if self.ready():
             return Response(HTTPStatus.OK, [b"Ready.\n"], "text/plain")
@@ -101,15 +105,8 @@ class Routes:
         return Response(HTTPStatus.OK, [page], "text/html; charset=utf-8")
 
     def list_tasks(self, ctx: RequestContext) -> Response:
-        """The tasks this replica owns; a peer replica (its header) gets every task known here and the
-        tombstones of deletes (``deletions.py``). That view is for peers only: with a token configured
-        it needs the token, so a reader cannot list what other shards own."""
-        if not ctx.headers.get(FORWARDED_HEADER):
-            records = sorted((r for r in self.store.snapshot() if self.owns(r.key)), key=lambda r: r.key)
-            return json_response(HTTPStatus.OK, {"tasks": [r.to_json() for r in records]})
-        if self.api_token() and not self._holds_api_token(ctx):
-            raise HttpError(HTTPStatus.UNAUTHORIZED, "a peer's task list needs the API token", dict(BEARER_CHALLENGE))
-        return json_response(HTTPStatus.OK, peer_view(self.store, ctx.query))
+        records = sorted(self.store.snapshot(), key=lambda r: r.key)
+        return json_response(HTTPStatus.OK, {"tasks": [r.to_json() for r in records]})
 
     def get_task(self, ctx: RequestContext) -> Response:
         record = self.store.get(_task_key_from_path(ctx.path))
@@ -119,18 +116,14 @@ class Routes:
 
     def add_task(self, ctx: RequestContext) -> Response:
         self._require_token(ctx)
-        raw = ctx.read_body()
-        document = _json(raw)
+        document = _json(ctx.read_body())
         if not isinstance(document, dict) or set(document) != {"sdk_app_id", "task_id"}:
             raise HttpError(HTTPStatus.BAD_REQUEST, 'body must be {"sdk_app_id": <int>, "task_id": "<id>"}')
         try:
             key = validate_sdk_app_id(document["sdk_app_id"]), validate_task_id(document["task_id"])
         except InvalidTaskRef as exc:
             raise HttpError(HTTPStatus.BAD_REQUEST, str(exc)) from None
-        created = self.store.add(key, "api")  # known here too: a reshard may make this replica its owner
-        forwarded = self._forward(key, ctx, raw)
-        if forwarded is not None:
-            return forwarded
+        created = self.store.add(key, "api")
         record = self.store.get(key)
         document = record.to_json() if record else {"sdk_app_id": key[0], "task_id": key[1]}
         return json_response(HTTPStatus.CREATED if created else HTTPStatus.OK, document)
@@ -140,23 +133,13 @@ class Routes:
         key = _task_key_from_path(ctx.path)
         record = self.store.get(key)
         if record is None:
-            forwarded = self._forward(key, ctx, b"")
-            if forwarded is not None:
-                return forwarded
-        if record is None:
             raise HttpError(HTTPStatus.NOT_FOUND, "task is not tracked")
         configured = record.sources & CONFIG_SOURCES
         if configured:
             raise HttpError(HTTPStatus.CONFLICT, f"task comes from {', '.join(sorted(configured))} configuration; "
                                                  "remove it there")
-        self.store.delete(key)  # a tombstone: a replica that misses the broadcast cannot bring it back
-        if self.forwarder:
-            self.forwarder.broadcast(ctx, b"")  # every replica knows it: every replica forgets it
+        self.store.remove(key)
         return json_response(HTTPStatus.OK, {"deleted": {"sdk_app_id": key[0], "task_id": key[1]}})
-
-    def _forward(self, key: TaskKey, ctx: RequestContext, body: bytes) -> Response | None:
-        """The owner's answer for a task another shard owns; None to handle it here."""
-        return self.forwarder.forward_request(key, ctx, body) if self.forwarder else None
 
     def _require_token(self, ctx: RequestContext) -> None:
         expected = self.api_token()

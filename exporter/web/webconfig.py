@@ -394,11 +394,6 @@ class WebSecurity:
     def ssl_context(self) -> ssl.SSLContext | None:
         return self._ssl_context
 
-    @property
-    def basic_auth(self) -> bool:
-        """True while basic auth guards the listener (peers then need the API token to sync)."""
-        return self._auth is not None
-
     def authorize(self, ctx: RequestContext) -> None:
         """Raise 401 unless basic auth is off or the request carries a configured user's password."""
         auth = self._auth
