@@ -4,6 +4,8 @@
     python alerts/generate.py                       # rewrite the committed rules file
     python alerts/generate.py --check               # exit 1 if the committed file is stale
     python alerts/generate.py --job-selector 'job="push"' --slo-target 0.995 --output my.rules.yml
+    python alerts/generate.py --grafana-url https://grafana.example.com \
+        --runbook-url https://wiki.example.com/tiw-push/runbook --output my.rules.yml
 
 Why code and not a hand-kept YAML file: the scrape job selector, the SLO target and the links appear
 in every rule; one value each here keeps them from drifting. The paging policy (what pages and why)
@@ -363,9 +365,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job-selector", default=Config.job_selector, help="label matchers of the exporter's job")
     parser.add_argument("--slo-target", type=float, default=Config.slo_target, help="share of pushes that end well")
     parser.add_argument("--grafana-url", default=Config.grafana_url, help="base of the dashboard_url annotations")
+    parser.add_argument("--runbook-url", default=Config.runbook_url,
+                        help="the runbook (alerts/runbook.md) as your site serves it: each alert's runbook_url is "
+                             "this URL with the alert's section as #anchor")
     parser.add_argument("--output", type=Path, default=TARGET)
     args = parser.parse_args(argv)
-    text = render(Config(job_selector=args.job_selector, slo_target=args.slo_target, grafana_url=args.grafana_url))
+    text = render(Config(job_selector=args.job_selector, slo_target=args.slo_target, grafana_url=args.grafana_url,
+                         runbook_url=args.runbook_url))
     return write_or_check(args.output, text, args.check, "python alerts/generate.py")
 
 

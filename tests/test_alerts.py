@@ -232,6 +232,20 @@ def test_another_job_selector_changes_every_rule(tmp_path) -> None:
     run_tool_ok("promtool", "check", "rules", out)
 
 
+def test_another_runbook_and_grafana_url_reach_every_alert(tmp_path) -> None:
+    out = tmp_path / "rules.yml"
+    runbook, grafana = "https://wiki.example.com/tiw-push/runbook", "https://grafana.example.com"
+    subprocess.run([sys.executable, str(GENERATOR), "--runbook-url", runbook, "--grafana-url", grafana,
+                    "--output", str(out)], check=True, timeout=60)
+    alerts = [rule for group in load_yaml(out)["groups"] for rule in group["rules"] if "alert" in rule]
+    assert [rule["alert"] for rule in alerts] == ALERT_NAMES
+    for rule in alerts:
+        assert rule["annotations"]["runbook_url"] == f"{runbook}#{rule['alert'].lower()}"
+        assert rule["annotations"]["dashboard_url"].startswith(f"{grafana}/d/tiw-push-exporter/")
+    text = out.read_text(encoding="utf-8")
+    assert RUNBOOK_URL not in text and "http://localhost:3000" not in text
+
+
 @by_name(ALERTS)
 def test_only_fleet_symptoms_and_blindness_page(alert: dict[str, Any]) -> None:
     assert (alert["labels"]["severity"] == "critical") == (alert["alert"] in PAGING)
