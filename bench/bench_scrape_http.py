@@ -1,6 +1,6 @@
 """Whole-process scrape time: ``GET /metrics`` over HTTP of ``tiw-exporter run`` processes tracking N tasks.
 
-Each checkout given (default: this one) runs its own exporter, restored from the same JSON state of
+Each checkout given (default: this one) runs its own exporter, restored from a state file of the same
 N tasks (bench.fleet, written by that checkout's own code) and polling its own simulator at 20 req/s,
 as in production. The processes run side by side and are scraped in turn (text, then with
 ``Accept-Encoding: gzip``), so a busy machine slows all of them alike: compare the columns of one run.
@@ -9,11 +9,12 @@ tasks change between two scrapes, as a real fleet's would).
 
 Run: python -m bench.bench_scrape_http [--tree=PATH ...] [--scrapes=20] [tasks]   (default 10000)
 
-Measured at 10,000 tasks (10.1 MB of text), two runs, p50 / p95, 2 shared cores, four checkouts side by side:
-before issue 15 (3542d3d, where its branch began) text 29 / 44 and 27 / 137 ms, gzip 58 / 75 and 63 / 380 ms;
-main before its merge (fad694f) text 23 / 295 and 25 / 45 ms, gzip 60 / 108 and 64 / 332 ms; issue 15 as
-merged (f67c3cc) text 62 / 88 and 62 / 81 ms, gzip 93 / 117 and 93 / 118 ms (freshness walked every task
-per scrape); now text 24 / 33 and 25 / 34 ms, gzip 63 / 74 and 63 / 75 ms.
+Measured at 10,000 tasks (10.1 MB of text), two runs, p50 / p95, 2 shared cores, four versions side by side:
+an earlier version without liveness, still on the thread-pool HTTP server, text 29 / 44 and 27 / 137 ms,
+gzip 58 / 75 and 63 / 380 ms; one without liveness on the aiohttp server text 23 / 295 and 25 / 45 ms,
+gzip 60 / 108 and 64 / 332 ms; the first version with liveness text 62 / 88 and 62 / 81 ms, gzip 93 / 117
+and 93 / 118 ms (freshness walked every task per scrape); the version whose freshness follows the store's
+change feed text 24 / 33 and 25 / 34 ms, gzip 63 / 74 and 63 / 75 ms.
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ of one size run in the same window: a busy machine slows them alike; compare wit
 
 Run: python -m bench.bench_state [--tree=PATH ...] [--window=60] [tasks ...]   (default 10000 50000)
 
-Measured (2 shared cores, 60 s, two runs), this version vs issue 15 as merged (f67c3cc) side by side:
+Measured (2 shared cores, 60 s, two runs) side by side with the first version of the SQLite state writer
+(which deep-copied every row it encoded and compared every restored row field by field on its first write):
 writer 0.11 / 0.09 % of a core at 10,000 (was 0.18 / 0.20 %), 0.13 / 0.12 % at 50,000 (was 0.21 / 0.19 %);
 first write 0.03 s at 10,000 (was 0.06-0.08 s), 0.12-0.16 s at 50,000 (was 0.43-0.47 s); the process
 difference -0.4 to +0.6 % (was +0.3 to +1.2 %): within noise. The 3.7 % once reported at 50,000 was two
