@@ -29,11 +29,12 @@ DASHBOARD_UID = "tiw-push-exporter"
 ACTIVE = "PREPARED|PUSHING"
 BAD_REASONS = "EXCEPTION|FAILED"
 BAD = "~" + BAD_REASONS
-# The labels that tell one replica from another: `instance` from any scrape config, `pod` from the
-# Prometheus Operator's ServiceMonitor. Sums drop these (and the labels they aggregate) and keep the
-# rest, so `job` and any site label (cluster, region) survive into recorded series and alerts.
+# The labels that tell one exporter process (one per account group) from another: `instance` from any
+# scrape config, `pod` from the Prometheus Operator's ServiceMonitor. Sums drop these (and the labels
+# they aggregate) and keep the rest, so `job` and any site label (cluster, region) survive into recorded
+# series and alerts.
 REPLICA = "instance, pod"
-FLEET = f"sum without ({REPLICA}, sdk_app_id, reason)"  # over every shard and app
+FLEET = f"sum without ({REPLICA}, sdk_app_id, reason)"  # over every exporter and app
 # SRE Workbook ch. 5, multiwindow multi-burn-rate: (long window, short window, burn rate factor).
 PAGE_BURNS = (("1h", "5m", 14.4), ("6h", "30m", 6.0))
 TICKET_BURNS = (("3d", "6h", 1.0),)
