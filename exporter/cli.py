@@ -151,6 +151,7 @@ def run(config_file: str | None, **flags: Any) -> None:
         fail(str(exc))
     except OSError as exc:
         fail(f"cannot start: {exc.strerror or exc}")
+    exporter.install_signal_handlers()  # before start() logs "listening": a SIGTERM then stops cleanly
     exporter.start()
     exporter.wait()
 

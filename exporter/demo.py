@@ -34,6 +34,7 @@ def run_demo(settings: Settings, simulator_listen: tuple[str, int], seed: int, s
                            callback_key=callback_key, discover_sdk_app_ids=(DEMO_SDK_APP_ID,),
                            discover_interval=min(settings.discover_interval, 10.0))
         exporter = Exporter(settings, credentials=StaticCredentials(Credential(DEMO_SECRET_ID, DEMO_SECRET_KEY)))
+        exporter.install_signal_handlers()  # before start() logs "listening"
         exporter.start()
         simulator.configure_callbacks(f"{exporter.url}/callbacks/tiw", callback_key)
         task_ids = simulator.populate_demo()

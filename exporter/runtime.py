@@ -51,7 +51,7 @@ def _listen(option: str, address: tuple[str, int], routes: Routes, ssl_context: 
 
 @dataclass
 class Exporter:
-    """A running exporter; ``start()`` then ``wait()``/``stop()``."""
+    """A running exporter; ``install_signal_handlers()``, ``start()``, then ``wait()``/``stop()``."""
 
     settings: Settings
     credentials: CredentialProvider | None = None
@@ -188,8 +188,12 @@ class Exporter:
             self.state_writer.stop()
         log.info("tiw-exporter stopped")
 
-    def wait(self) -> None:
-        """Block until SIGINT/SIGTERM (SIGHUP reloads), then stop cleanly."""
+    def install_signal_handlers(self) -> None:
+        """SIGINT/SIGTERM make ``wait()`` stop cleanly, SIGHUP reloads; main thread only.
+
+        Call it before ``start()``: a signal sent while it starts, or the moment "listening" is logged,
+        then still ends in ``stop()`` (and the final state flush) rather than the default action.
+        """
         def on_stop(signum: int, frame: FrameType | None) -> None:
             self._stopped.set()
 
@@ -200,6 +204,10 @@ class Exporter:
         signal.signal(signal.SIGINT, on_stop)
         if hasattr(signal, "SIGHUP"):
             signal.signal(signal.SIGHUP, on_hup)
+
+    def wait(self) -> None:
+        """Block until SIGINT/SIGTERM (SIGHUP reloads), then stop cleanly; installs the handlers if not yet."""
+        self.install_signal_handlers()  # again is harmless: a handler is replaced, never missing
         while not self._stopped.wait(0.5):
             pass
         self._stopped.clear()

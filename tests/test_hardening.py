@@ -263,6 +263,24 @@ def test_sigterm_flushes_state_and_exits_cleanly(simulator_url, key_file, tmp_pa
     assert "Traceback" not in process.output
 
 
+@pytest.mark.parametrize("moment", [r"state file .* restored", EXPORTER_URL], ids=["during-start", "at-listening"])
+def test_a_sigterm_while_starting_or_the_moment_it_listens_stops_cleanly(moment, unlimited_sim, key_file, tmp_path):
+    """The handlers are installed before start(): a SIGTERM in start or right at "listening" still flushes state."""
+    state = tmp_path / "state.db"
+    args = exporter_args(unlimited_sim.url, key_file, "--task", f"{APP}:sigterm_task", "--state-file", str(state),
+                         "--state-save-interval", "1h")
+    process = Process(args)
+    try:
+        process.wait_for(moment)
+        process.proc.send_signal(signal.SIGTERM)
+        assert process.proc.wait(timeout=10) == 0
+    finally:
+        process.stop()
+    assert "tiw-exporter stopped" in process.output
+    db, records = statedb.open_state(state)
+    db.close()
+    assert {r.task_id for r in records} == {"sigterm_task"}  # only the final flush wrote it (saves every 1h)
+
 def test_no_secret_appears_in_logs_metrics_or_api_at_debug_level(simulator_url, key_file, tmp_path):
     password = "basic-auth-pass-77c1"
     web = tmp_path / "web.yml"

@@ -43,6 +43,7 @@ from exporter.simulator.mixes import demo_scripts
 from exporter.tencentcloud import signing
 from tests.fakes import FakeClock
 from tests.harness import eventually
+from tests.procs import Process, exporter_cmd
 
 REPO = Path(__file__).resolve().parent.parent
 APP = 1400000001
@@ -788,6 +789,16 @@ def test_main_simulate_runs_as_a_process_until_sigterm() -> None:
     assert process.returncode == 0
     assert "Traceback" not in stderr
 
+
+def test_simulate_stops_cleanly_on_a_sigterm_sent_the_moment_it_says_listening() -> None:
+    process = Process(exporter_cmd("simulate", "--listen", "127.0.0.1:0", "--tasks", "20"))
+    try:
+        process.wait_for("simulator listening on")
+        process.proc.send_signal(signal.SIGTERM)  # the handlers are in before the line is printed
+        assert process.proc.wait(timeout=10) == 0
+    finally:
+        process.stop()
+    assert "simulator stopping" in process.output
 
 def test_main_simulate_never_prints_a_key_the_user_chose() -> None:
     lines: list[str] = []

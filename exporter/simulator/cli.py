@@ -75,7 +75,8 @@ def run(options: SimulatorOptions, stop: threading.Event | None = None, out: Cal
         callback_key=options.callback_key,
     )
     stop = stop or threading.Event()
-    with simulator:
+    # The handlers go in before "listening" is printed: a SIGTERM sent the moment it appears stops cleanly.
+    with simulator, _SignalStop(stop):
         for spec in options.fault_specs():
             simulator.set_fault(**spec.given())
         created: list[str] = []
@@ -86,9 +87,8 @@ def run(options: SimulatorOptions, stop: threading.Event | None = None, out: Cal
         if options.spawn_seconds:
             simulator.spawn_every(options.spawn_seconds)
         _announce(simulator, options, created, out)
-        with _SignalStop(stop):
-            while not stop.wait(0.5):
-                pass
+        while not stop.wait(0.5):
+            pass
         out("simulator stopping")
 
 
