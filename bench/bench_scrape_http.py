@@ -37,9 +37,11 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 from bench.fleet import build_store
-from exporter import statefile
+from exporter.statedb import StateDB
 records = [replace(r, sources=frozenset({"api"})) for r in build_store(int(sys.argv[1])).snapshot()]
-statefile.save(Path(sys.argv[2]), records)
+db = StateDB(Path(sys.argv[2]))
+db.write(records, [])
+db.close()
 """
 
 
@@ -88,7 +90,7 @@ def main(trees: list[Path], size: int, scrapes: int) -> None:
         key_file.write_text("simulator-secret-key\n")
         urls = []
         for index, tree in enumerate(trees):
-            state = Path(tmp) / f"state-{index}.json"
+            state = Path(tmp) / f"state-{index}.db"
             write_state(tree, size, state)
             _, simulator = stack.enter_context(running(
                 [sys.executable, "-m", "exporter", "simulate", "--listen", "127.0.0.1:0", "--no-demo-mix"],

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from exporter.collector import Collector
 from exporter.config import AccountSettings, Settings
 from exporter.discovery import Discoverer
-from exporter.freshness import Freshness, FreshnessIndex
 from exporter.liveness import Liveness
-from exporter.metrics import ExporterMetrics
-from exporter.model import TaskKey
-from exporter.ratelimit import ActionBudgets, PacedLimiter
+from exporter.pollstate import PollStates
+from exporter.ratelimit import ActionBudgets
+from exporter.selfmetrics import ExporterMetrics
 from exporter.store import TaskStore
 from exporter.tencentcloud.chain import resolve_chain
 from exporter.tencentcloud.client import RetryPolicy, TencentCloudClient
@@ -40,11 +39,6 @@ class Account:
     collector: Collector
     discoverer: Discoverer
     liveness: Liveness | None
-
-    @property
-    def limiter(self) -> PacedLimiter:
-        """The DescribeWhiteboardPush budget (the one polling spends)."""
-        return self.budgets.for_action(DESCRIBE_PUSH)
 
     def start(self) -> None:
         self.collector.start()
@@ -81,6 +75,7 @@ class Accounts:
         configured = account_settings(settings)
         self._route = {app: a.name for a in configured for app in a.sdk_app_ids}
         self._fallback = configured[0].name
+        self.states = PollStates([a.name for a in configured])  # what scrapes read of the accounts' polling
         self.by_name: dict[str, Account] = {}
         for account in configured:
             provider = credentials or resolve_chain(account.secret_id, account.secret_key_file,
@@ -104,13 +99,15 @@ class Accounts:
             on_anomaly=metrics.count_anomaly,
             in_account=lambda key: self.name_for(key[0]) == account.name,
             account=account.name, not_found_grace=settings.not_found_grace,
+            publish=lambda **changes: self.states.publish(account.name, **changes),
         )
         liveness = None
         if settings.liveness_interval > 0:
             liveness = Liveness(store, lambda app, offset, limit: describe_running_tasks(client, app, offset, limit),
                                 budgets.for_action(DESCRIBE_RUNNING), interval=settings.liveness_interval,
                                 in_account=collector.in_account, urgent=collector.urgent,
-                                on_api_error=metrics.count_api_error)
+                                on_api_error=metrics.count_api_error,
+                                publish=lambda **changes: self.states.publish(account.name, **changes))
             collector.liveness = liveness
         discover = tuple(app for app in settings.discover_sdk_app_ids if self.name_for(app) == account.name)
         discoverer = Discoverer(
@@ -129,46 +126,3 @@ class Accounts:
     @property
     def collectors(self) -> Iterable[Collector]:
         return [a.collector for a in self]
-
-    def lag(self) -> float:
-        return max(c.lag() for c in self.collectors)
-
-    def _liveness_of(self, key: TaskKey) -> Liveness | None:
-        return self.by_name[self.name_for(key[0])].liveness
-
-    def last_seen(self, key: TaskKey) -> float | None:
-        liveness = self._liveness_of(key)
-        return liveness.last_seen(key) if liveness else None
-
-    def covered(self, key: TaskKey) -> bool:
-        liveness = self._liveness_of(key)
-        return liveness.covered(key) if liveness else False
-
-    def freshness(self, index: FreshnessIndex, now: float, interval: float) -> Freshness:
-        """Measured on one copy of every account's liveness times: going through ``last_seen`` and
-        ``covered`` (account lookup, clock) for each of 10,000 tasks cost more than rendering them."""
-        seen: dict[TaskKey, float] = {}
-        covered: set[TaskKey] = set()
-        for account in self:
-            if account.liveness:
-                account_seen, account_covered = account.liveness.seen_and_covered()
-                seen.update(account_seen)
-                covered |= account_covered
-        return index.measure(seen, covered, now, 2 * interval)
-
-    def liveness_unsupported(self) -> dict[int, str]:
-        unsupported: dict[int, str] = {}
-        for account in self:
-            if account.liveness:
-                unsupported.update(account.liveness.unsupported())
-        return unsupported
-
-    def paused_credentials(self) -> dict[str, str]:
-        """Accounts whose whole credential is paused, with the code that paused it."""
-        return {a.name: code for a in self if (code := a.collector.credential_pause()) is not None}
-
-    def paused_sdk_app_ids(self) -> dict[int, str]:
-        paused: dict[int, str] = {}
-        for collector in self.collectors:
-            paused.update(collector.paused_sdk_app_ids())
-        return paused

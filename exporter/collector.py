@@ -13,10 +13,7 @@ failed query does is decided by the error table (``exporter.errors``):
 * ``TASK_BACKOFF``: recorded on the task, retried with exponential backoff capped at ``max_backoff``.
 
 With liveness (``liveness.py``) the detail budget is spent adaptively: a task that just left the
-running list is queried first (``urgent``); new, PREPARED and unconfirmed tasks, and tasks whose
-exceptions rose in the last ``HOT_PERIOD``, every ``interval``; steady PUSHING tasks the running list
-confirms are refreshed for ExceptionCnt evenly, as often as the rest of the budget allows
-(``steady_interval``).
+running list is queried first (``urgent``); how soon each task is due again is ``cadence.py``.
 
 Nothing a single request does can stop the loop.
 """
@@ -28,9 +25,11 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol
+from types import MappingProxyType
+from typing import Any
 
 from exporter.backoff import exponential_backoff
+from exporter.cadence import Cadence, LivenessView
 from exporter.errors import CollectorAction, disposition
 from exporter.lifecycle import (
     FAILED,
@@ -57,16 +56,6 @@ log = logging.getLogger(__name__)
 Describe = Callable[[int, str], PushTask]
 
 NOT_FOUND_GRACE = 120.0  # a task just started may not be visible yet: TaskNotFound is final only after this
-HOT_PERIOD = 300.0  # a task whose exceptions rose is polled every interval for this long
-STEADY_SHARE = 0.9  # of the detail budget planned for steady tasks: the rest absorbs urgent queries
-
-
-class LivenessView(Protocol):
-    """What the collector needs of ``liveness.Liveness`` (no import: liveness sits beside it)."""
-
-    def covered(self, key: TaskKey) -> bool: ...
-
-    def covered_count(self) -> int: ...
 
 
 class Collector:
@@ -88,6 +77,7 @@ class Collector:
         in_account: Callable[[TaskKey], bool] = lambda key: True,
         account: str = "default",
         not_found_grace: float = NOT_FOUND_GRACE,
+        publish: Callable[..., Any] = lambda **changes: None,
     ) -> None:
         self.store = store
         self.in_account = in_account  # which tracked tasks are this collector's account's: it polls and expires those
@@ -101,14 +91,11 @@ class Collector:
         self.on_anomaly = on_anomaly
         self.clock = clock
         self.not_found_grace = not_found_grace
+        self.publish = publish  # this account's PollState: pauses and lag, each housekeeping tick
         self.scheduler = Scheduler()
-        self.ready = threading.Event()
+        self.cadence = Cadence(interval, limiter, self.scheduler)
         self.pauses = SdkAppIdPauses(interval, max_backoff, account)
         self._task_backoff: dict[TaskKey, int] = {}
-        self.liveness: LivenessView | None = None  # set by accounts when liveness runs
-        self._hot_until: dict[TaskKey, float] = {}  # exceptions rose: polled every interval until then
-        self._left: set[TaskKey] = set()  # left the running list, queried urgently
-        self._first_pass: set[TaskKey] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._slots = threading.Semaphore(concurrency)
@@ -126,12 +113,9 @@ class Collector:
                 self.scheduler.schedule(key, now)
         for key in removed:
             self.scheduler.discard(key)
+            self.cadence.forget(key)
             with self._lock:
                 self._task_backoff.pop(key, None)
-                self._first_pass.discard(key)
-                self._hot_until.pop(key, None)
-                self._left.discard(key)
-        self._check_ready()
 
     # --- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -139,9 +123,7 @@ class Collector:
         for record in self.store.snapshot():
             if record.pollable and self.in_account(record.key):
                 self.scheduler.schedule(record.key, now)
-                self._first_pass.add(record.key)
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="poll")
-        self._check_ready()
         self._dispatcher.start()
         self._housekeeping.start()
 
@@ -158,11 +140,6 @@ class Collector:
                                      name="collector-drain", daemon=True)
             drain.start()
             drain.join(timeout=timeout)
-
-    def _check_ready(self) -> None:
-        with self._lock:
-            if self._executor is not None and not self._first_pass:
-                self.ready.set()
 
     # --- the loop --------------------------------------------------------------------------
     def _dispatch_loop(self) -> None:
@@ -205,10 +182,7 @@ class Collector:
                 self.scheduler.schedule(key, self.clock() + self.interval)
         finally:
             self._slots.release()
-            with self._lock:
-                self._first_pass.discard(key)
             self.pauses.probe_done(key[0])
-            self._check_ready()
 
     def lag(self) -> float:
         """How overdue the most overdue active task is (0 when the budget keeps up)."""
@@ -235,16 +209,15 @@ class Collector:
         updated = self.store.update(key, lambda r: merge_result(r, task, now))
         with self._lock:
             self._task_backoff.pop(key, None)
-            if record.latest is not None and task.exception_cnt > record.latest.exception_cnt:
-                self._hot_until[key] = now + HOT_PERIOD
-            left = key in self._left
-            self._left.discard(key)
-        self.pauses.lift(sdk_app_id)
+        if record.latest is not None and task.exception_cnt > record.latest.exception_cnt:
+            self.cadence.exceptions_rose(key, now)
+        left = self.cadence.answered(key)
+        self._lift(sdk_app_id)
         if updated is not None and updated.active:
             if left:
                 log.info("task %s:%s left the running list but is still %s (created over 3 days ago?); "
                          "polled one by one instead", sdk_app_id, key[1], updated.status)
-            self.scheduler.schedule(key, now + self._next_interval(key, updated, now))
+            self.scheduler.schedule(key, now + self.cadence.next_interval(key, updated, now))
 
     # --- adaptive detail polling -----------------------------------------------------------------
     def urgent(self, key: TaskKey) -> None:
@@ -252,30 +225,17 @@ class Collector:
         record = self.store.get(key)
         if record is None or not record.pollable or not self.in_account(key):
             return
-        with self._lock:
-            self._left.add(key)
+        self.cadence.left_the_list(key)
         self.scheduler.schedule(key, self.clock(), urgent=True)
 
-    def _next_interval(self, key: TaskKey, record: TaskRecord, now: float) -> float:
-        with self._lock:
-            hot = self._hot_until.get(key, 0.0) > now
-            if not hot:
-                self._hot_until.pop(key, None)
-        liveness = self.liveness
-        if hot or liveness is None or record.status != "PUSHING" or not liveness.covered(key):
-            return self.interval
-        return self.steady_interval()
+    @property
+    def liveness(self) -> LivenessView | None:
+        return self.cadence.liveness
 
-    def steady_interval(self) -> float:
-        """How often each confirmed-running task can be detail-polled with the budget left, evenly."""
-        liveness = self.liveness
-        if liveness is None:
-            return self.interval
-        covered = liveness.covered_count()
-        uncovered = max(0, len(self.scheduler) - covered)
-        spare = self.limiter.nominal * STEADY_SHARE - uncovered / self.interval
-        spare = max(spare, self.limiter.nominal * (1 - STEADY_SHARE))
-        return max(self.interval, covered / spare)
+    @liveness.setter
+    def liveness(self, view: LivenessView | None) -> None:
+        """Set by accounts when liveness runs: steady covered tasks then stretch their detail polls."""
+        self.cadence.liveness = view
 
     def _on_failure(self, key: TaskKey, due: float, failure: CallFailure) -> None:
         sdk_app_id = key[0]
@@ -294,11 +254,13 @@ class Collector:
                     extra=task_fields(sdk_app_id, key[1], failure.code))
         if meaning.collector is CollectorAction.PAUSE_CREDENTIAL:
             self.scheduler.schedule(key, self.pauses.pause_credential(failure.code, now))
+            self.publish_state()  # a pause shows in the next scrape, not a housekeeping tick later
             return
         if meaning.collector is CollectorAction.PAUSE_SDK_APP_ID:
             self.scheduler.schedule(key, self.pauses.pause(sdk_app_id, failure.code, now))
+            self.publish_state()
             return
-        self.pauses.lift(sdk_app_id)  # the SdkAppId answered: only this task has a problem
+        self._lift(sdk_app_id)  # the SdkAppId answered: only this task has a problem
         if meaning.collector is CollectorAction.RETRY:
             retry_in = min(self.interval, 5.0) if meaning.client_retry else self.interval
             self.scheduler.schedule(key, now + retry_in)
@@ -347,6 +309,16 @@ class Collector:
     def _housekeep(self) -> None:
         self.expire_finished()
         self.scheduler.compact()
+        self.publish_state()
+
+    def _lift(self, sdk_app_id: int) -> None:
+        if self.pauses.lift(sdk_app_id):
+            self.publish_state()
+
+    def publish_state(self) -> None:
+        """What scrapes read of this collector (``pollstate.PollState``), as of now."""
+        self.publish(credential_pause=self.pauses.credential_pause(),
+                     paused_sdk_app_ids=MappingProxyType(self.paused_sdk_app_ids()), lag=self.lag())
 
     def expire_finished(self) -> int:
         """Drop stopped tasks past ``finished_retention``; configured ones are retired, not removed."""

@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500  # the API's maximum Limit
 MAX_PAGES = 200  # 100k tasks: a runaway Total never loops forever
-ENDED_STATUSES = ("STOPPED", "FINISHED", "CANCELED")
 
 ListPage = Callable[[int, int, int], tuple[list[RunningTask], int]]
 
@@ -68,7 +67,7 @@ class Discoverer:
             return 0
         new = 0
         for task in running or ():
-            if task.status.upper() in ENDED_STATUSES:
+            if task.ended:
                 continue
             try:
                 key = (sdk_app_id, validate_task_id(task.task_id))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
@@ -113,13 +113,3 @@ def _count_since(times: Iterable[float], horizon: float) -> int:
     """How many of ``times`` are at or after ``horizon`` (sorting in C beats a Python loop)."""
     ordered = sorted(times)
     return len(ordered) - bisect.bisect_left(ordered, horizon)
-
-
-def measure(records: Iterable[TaskRecord], last_seen: Callable[[TaskKey], float | None],
-            covered: Callable[[TaskKey], bool], now: float, detail_fresh_within: float) -> Freshness:
-    """Freshness of the active tasks in ``records`` at ``now`` (one-off, without a store)."""
-    index = FreshnessIndex()
-    for record in records:
-        index.put(record.key, record)
-    seen = {key: at for key in index._reference if (at := last_seen(key)) is not None}
-    return index.measure(seen, {key for key in seen if covered(key)}, now, detail_fresh_within)

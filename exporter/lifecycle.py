@@ -307,3 +307,21 @@ def seen_running(record: TaskRecord) -> TaskRecord:
     if record.latest is None or record.latest.status != "PREPARED" or record.final:
         return record
     return replace(record, latest=replace(record.latest, status="PUSHING"))
+
+
+def push_duration(record: TaskRecord) -> float | None:
+    """How long the push has run, as TIW reported it; None when TIW did not say.
+
+    A stopped push: ``PushStopTime - PushStartTime`` (a STOPPED answer without a stop time says
+    nothing, so nothing is made up); a pushing one: up to its last answer. Never negative: a stop
+    before the start is an anomaly, counted where it is answered. ``/metrics`` and the status page
+    both show this one figure.
+    """
+    task = record.latest
+    if task is None or not task.push_start_time:
+        return None
+    if task.stopped:
+        return max(0.0, float(task.push_stop_time - task.push_start_time)) if task.push_stop_time else None
+    if task.status == "PUSHING" and record.last_success is not None:
+        return max(0.0, record.last_success - task.push_start_time)
+    return None

@@ -3,9 +3,9 @@
 Every ``--liveness-interval`` (default 5 s) it pages through the running push tasks of each SdkAppId
 this account tracks (and each ``--discover-sdk-app-id``) on the ``DescribeRunningTasks`` budget:
 
-* a tracked task on the list is alive: its liveness time is refreshed (kept here, not in the store,
-  so 10,000 confirmations every 5 s cost no store writes, no re-render and no state save), and a
-  PREPARED task the list shows PROCESSING becomes PUSHING;
+* a tracked task on the list is alive: its liveness time is refreshed (published as an immutable
+  ``pollstate.LivenessState``, not in the store, so 10,000 confirmations every 5 s cost no store
+  writes, no re-render and no state save), and a PREPARED task the list shows PROCESSING becomes PUSHING;
 * a tracked task seen before that is no longer listed has stopped or failed: the collector queries
   it at once (``urgent``), ahead of every other task, to learn its final state;
 * a task never seen on the list (older than the API's 3-day window, or not listed yet) and every task
@@ -13,7 +13,8 @@ this account tracks (and each ``--discover-sdk-app-id``) on the ``DescribeRunnin
   as without liveness: ``tiw_exporter_liveness_tasks{mode="polled"}`` counts them,
   ``tiw_exporter_liveness_unsupported{sdk_app_id}`` names such apps, and one log line says why.
 
-The collector asks ``covered(key)`` to stretch a covered task's detail polling to what the budget allows.
+The collector's cadence asks ``covered(key)`` to stretch a covered task's detail polling to what the budget
+allows; scrapes read the published state (``pollstate.PollStates``).
 """
 
 from __future__ import annotations
@@ -22,12 +23,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from types import MappingProxyType
+from typing import Any
 
 from exporter.discovery import ListPage, list_running
 from exporter.errors import DiscoveryAction, disposition
 from exporter.lifecycle import seen_running
 from exporter.model import TaskKey
 from exporter.periodic import Periodic
+from exporter.pollstate import LivenessState
 from exporter.ratelimit import PacedLimiter
 from exporter.store import TaskStore
 from exporter.tencentcloud.errors import CallFailure
@@ -39,12 +44,17 @@ COUNT_REUSE_SECONDS = 1.0  # covered_count is asked on every detail poll; a coun
 
 
 class Liveness:
-    """One loop over the SdkAppIds of this account's active tasks; ``covered``/``last_seen`` for the rest."""
+    """One loop over the SdkAppIds of this account's active tasks; ``covered`` for the cadence.
+
+    The one home of the seen-times is ``state``, an immutable ``LivenessState`` this loop replaces
+    (and ``publish``es) after each SdkAppId it checks; nobody else writes it.
+    """
 
     def __init__(self, store: TaskStore, list_page: ListPage, limiter: PacedLimiter, *, interval: float = 5.0,
                  in_account: Callable[[TaskKey], bool] = lambda key: True,
                  urgent: Callable[[TaskKey], None] = lambda key: None,
                  on_api_error: Callable[[int, str], None] = lambda app, code: None,
+                 publish: Callable[..., Any] = lambda **changes: None,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.list_page = list_page
@@ -53,12 +63,13 @@ class Liveness:
         self.in_account = in_account  # which tracked tasks are this account's
         self.urgent = urgent
         self.on_api_error = on_api_error
+        self.publish = publish
         self.clock = clock
-        self._seen: dict[TaskKey, float] = {}  # last time each task was on the running list
-        self._covered: tuple[int, float] | None = None  # (covered_count, when counted); None when _seen changed
-        self._unsupported: dict[int, str] = {}  # SdkAppId -> code: the account has no such action
-        self._lock = threading.Lock()
+        self.state = LivenessState(stale_after=STALE_AFTER_PASSES * interval)
+        self._covered: tuple[LivenessState, int, float] | None = None  # covered_count's last count
+        self._lock = threading.Lock()  # one writer at a time (the loop, or a test calling check_app)
         self._loop = Periodic("liveness", interval, self.run_pass, run_first=True)
+        publish(liveness=self.state)
 
     def start(self) -> None:
         self._loop.start()
@@ -66,41 +77,29 @@ class Liveness:
     def stop(self) -> None:
         self._loop.stop()
 
-    # --- what the collector and the metrics read ----------------------------------------------
-    def last_seen(self, key: TaskKey) -> float | None:
-        return self._seen.get(key)
-
+    # --- what the cadence reads -------------------------------------------------------------------
     def covered(self, key: TaskKey) -> bool:
         """Confirmed running recently enough that detail polling may wait (``STALE_AFTER_PASSES``)."""
-        seen = self._seen.get(key)
-        return seen is not None and self.clock() - seen <= STALE_AFTER_PASSES * self.interval
-
-    def _horizon(self) -> float:
-        """Seen at or after this: covered."""
-        return self.clock() - STALE_AFTER_PASSES * self.interval
-
-    def seen_and_covered(self) -> tuple[dict[TaskKey, float], set[TaskKey]]:
-        """A copy of ``last_seen`` for every task, and the keys ``covered`` says yes to, at once."""
-        horizon = self._horizon()
-        with self._lock:
-            seen = dict(self._seen)
-        return seen, {key for key, at in seen.items() if at >= horizon}
+        return self.state.covered(key, self.clock())
 
     def covered_count(self) -> int:
-        """As ``len(seen_and_covered()[1])``, counted at most once a second between passes: it is asked
-        on every detail poll (18 a second), and counting 10,000 times cost ~1 % of a core."""
+        """How many tasks are covered, counted at most once a second for one state: it is asked on
+        every detail poll (18 a second), and counting 10,000 times cost ~1 % of a core."""
         now = self.clock()
-        with self._lock:
-            if self._covered is not None and 0 <= now - self._covered[1] < COUNT_REUSE_SECONDS:
-                return self._covered[0]
-            horizon = now - STALE_AFTER_PASSES * self.interval
-            count = sum(1 for seen in self._seen.values() if seen >= horizon)
-            self._covered = (count, now)
-            return count
+        state, cached = self.state, self._covered
+        if cached is not None and cached[0] is state and 0 <= now - cached[2] < COUNT_REUSE_SECONDS:
+            return cached[1]
+        horizon = now - state.stale_after
+        count = sum(1 for by_task in state.seen.values() for at in by_task.values() if at >= horizon)
+        self._covered = (state, count, now)
+        return count
 
     def unsupported(self) -> dict[int, str]:
-        with self._lock:
-            return dict(self._unsupported)
+        return dict(self.state.unsupported)
+
+    def _replace(self, state: LivenessState) -> None:
+        self.state = state
+        self.publish(liveness=state)
 
     # --- one pass --------------------------------------------------------------------------------
     def run_pass(self) -> None:
@@ -108,13 +107,16 @@ class Liveness:
         for record in self.store.snapshot():
             if record.pollable and self.in_account(record.key):
                 by_app.setdefault(record.sdk_app_id, []).append(record.key)
-        with self._lock:
-            tracked = {key for keys in by_app.values() for key in keys}
-            for key in [k for k in self._seen if k not in tracked]:
-                del self._seen[key]  # final or removed: no longer ours to confirm
-            self._covered = None
+        with self._lock:  # final or removed tasks, and apps without tasks: no longer ours to confirm
+            state = self.state
+            for app, by_task in state.seen.items():
+                tracked = set(by_app.get(app, ()))
+                if not tracked.issuperset(by_task):
+                    state = state.with_app(app, {k: at for k, at in by_task.items() if k in tracked})
+            if state is not self.state:
+                self._replace(state)
         for app, keys in sorted(by_app.items()):
-            if app not in self._unsupported and not self._loop.stopping.is_set():
+            if app not in self.state.unsupported and not self._loop.stopping.is_set():
                 self.check_app(app, keys)
 
     def check_app(self, sdk_app_id: int, keys: list[TaskKey]) -> None:
@@ -127,18 +129,23 @@ class Liveness:
         if running is None:
             return  # stopping
         now = self.clock()
-        listed = {task.task_id: task.status.upper() for task in running}
+        listed = {task.task_id: task for task in running}
         left: list[TaskKey] = []
+        promote: list[TaskKey] = []
         with self._lock:
-            self._covered = None
+            before = self.state.seen.get(sdk_app_id, {})
+            seen: dict[TaskKey, float] = {}
             for key in keys:
-                status = listed.get(key[1])
-                if status is not None and status not in ("FINISHED", "STOPPED", "CANCELED"):
-                    self._seen[key] = now
-                    if status == "PROCESSING":
-                        self._promote(key)
-                elif self._seen.pop(key, None) is not None:
+                entry = listed.get(key[1])
+                if entry is not None and not entry.ended:
+                    seen[key] = now
+                    if entry.status.upper() == "PROCESSING":
+                        promote.append(key)
+                elif key in before:
                     left.append(key)
+            self._replace(self.state.with_app(sdk_app_id, seen))
+        for key in promote:
+            self._promote(key)
         for key in left:
             self.urgent(key)  # it stopped or failed: learn how, now
 
@@ -154,10 +161,9 @@ class Liveness:
             self.limiter.throttled()
         elif action is DiscoveryAction.POLL_INSTEAD:
             with self._lock:
-                self._unsupported[sdk_app_id] = failure.code
-                for key in [k for k in self._seen if k[0] == sdk_app_id]:
-                    del self._seen[key]
-                self._covered = None
+                state = self.state.with_app(sdk_app_id, {})
+                unsupported = MappingProxyType({**state.unsupported, sdk_app_id: failure.code})
+                self._replace(replace(state, unsupported=unsupported))
             log.warning("SdkAppId %s: %s answers %s; its tasks are polled one by one instead (no liveness)",
                         sdk_app_id, "DescribeRunningTasks", failure.code)
             return

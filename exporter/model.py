@@ -184,6 +184,14 @@ class RunningTask:
     task_id: str
     status: str
 
+    @property
+    def ended(self) -> bool:
+        """Listed but over: the running list covers 3 days, so it names ended tasks too."""
+        return self.status.upper() in RUNNING_LIST_ENDED
+
+
+RUNNING_LIST_ENDED = ("STOPPED", "FINISHED", "CANCELED")  # statuses of DescribeRunningTasks that are not running
+
 
 def parse_backup(backup: str) -> dict[str, Any] | None:
     """The backup task's result when ``Backup`` is a JSON object with push-task fields.

@@ -84,12 +84,15 @@ class SdkAppIdPauses:
             self._pauses[key] = _Pause(failures, until, code)
             return until, failures
 
-    def lift(self, sdk_app_id: int) -> None:
-        """The API answered for the SdkAppId (a success, or an error about one task only): no pause."""
+    def lift(self, sdk_app_id: int) -> bool:
+        """The API answered for the SdkAppId (a success, or an error about one task only): no pause.
+        True when a pause ended."""
         with self._lock:
-            self._pauses.pop(sdk_app_id, None)
-            if self._pauses.pop(CREDENTIAL, None) is not None:
-                log.info("account %s: the API accepts this credential again; polling resumes", self.account)
+            app = self._pauses.pop(sdk_app_id, None)
+            credential = self._pauses.pop(CREDENTIAL, None)
+        if credential is not None:
+            log.info("account %s: the API accepts this credential again; polling resumes", self.account)
+        return app is not None or credential is not None
 
     def probe_done(self, sdk_app_id: int) -> None:
         """Whatever the probe found, the next probe may go."""

@@ -9,7 +9,6 @@ import logging
 import signal
 import ssl
 import threading
-import time
 from dataclasses import dataclass, field
 from types import FrameType
 
@@ -21,7 +20,9 @@ from exporter.exposition import Exposition
 from exporter.fdlimit import raise_open_files_limit
 from exporter.freshness import FreshnessIndex
 from exporter.logs import counted
-from exporter.metrics import (
+from exporter.preflight import run_checks
+from exporter.secretfile import WatchedSecret
+from exporter.selfmetrics import (
     CredentialsCollector,
     ExporterMetrics,
     FreshnessCollector,
@@ -29,8 +30,6 @@ from exporter.metrics import (
     SecretsCollector,
     self_registry,
 )
-from exporter.preflight import run_checks
-from exporter.secretfile import WatchedSecret
 from exporter.store import TaskStore
 from exporter.tasksfile import TasksFileWatcher
 from exporter.tencentcloud.credentials import CredentialProvider
@@ -63,10 +62,11 @@ class Exporter:
         self.metrics = ExporterMetrics(self.registry)
         self.store.on_milestone(self.metrics.count_milestones)
         self.accounts = Accounts(settings, self.store, self.metrics, self.credentials)
-        self.registry.register(PausedAccountsCollector(self.accounts.paused_sdk_app_ids,
-                                                       self.accounts.paused_credentials))
+        # scrape-time collectors read the accounts' published poll states, never the pollers themselves
+        states = self.accounts.states
+        self.registry.register(PausedAccountsCollector(states))
         self.registry.register(CredentialsCollector(lambda: [(a.name, a.client.credentials) for a in self.accounts]))
-        self.metrics.poll_lag.set_function(self.accounts.lag)
+        self.metrics.poll_lag.set_function(states.lag)
         self.api_token = WatchedSecret("api_token", "API token", settings.api_token_file, settings.api_token)
         self.callback_key = WatchedSecret("callback_key", "callback key", settings.callback_key_file,
                                           settings.callback_key)
@@ -74,9 +74,7 @@ class Exporter:
                                   for app, path in settings.callback_keys}
         self.registry.register(SecretsCollector(self._secrets))
         self.freshness = FreshnessIndex(self.store)  # follows the change feed: a scrape walks only what changed
-        self.registry.register(FreshnessCollector(
-            lambda: self.accounts.freshness(self.freshness, time.time(), settings.interval),
-            self.accounts.liveness_unsupported))
+        self.registry.register(FreshnessCollector(self.freshness, states, detail_fresh_within=2 * settings.interval))
         self.callbacks = CallbackEndpoint(self.store, self.callback_key.get, self.metrics.count_callback,
                                           app_keys={app: s.get for app, s in self.app_callback_keys.items()})
         self.exposition = Exposition(self.store, self.registry)

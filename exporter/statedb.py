@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from exporter import statefile
+from exporter import legacy_statefile
 from exporter.lifecycle import TaskRecord
 from exporter.model import TaskKey
 from exporter.periodic import Periodic
@@ -106,9 +106,15 @@ def open_state(path: Path) -> tuple[StateDB | None, list[TaskRecord]]:
         log.error("cannot read state file %s: %s; starting without it", path, exc.strerror or exc)
         return None, []
     migrated: list[TaskRecord] | None = None
-    if head != SQLITE_MAGIC:
-        migrated = statefile.load(path)  # the JSON format; a corrupt file is set aside there
-        if path.exists():
+    if head != SQLITE_MAGIC:  # the JSON format of earlier versions, or neither
+        try:
+            migrated = legacy_statefile.load(path)
+        except legacy_statefile.CorruptStateFile as exc:
+            _set_aside(path, str(exc))  # then a fresh database
+        except OSError as exc:
+            log.error("cannot read state file %s: %s; starting without it", path, exc.strerror or exc)
+            return None, []
+        else:
             os.replace(path, path.with_name(f"{path.name}.json-migrated"))
     try:
         db = StateDB(path)

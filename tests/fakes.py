@@ -7,8 +7,16 @@ an offset (a server whose clock runs ahead or behind).
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
+from pathlib import Path
+
+from exporter.freshness import Freshness, FreshnessIndex
+from exporter.lifecycle import TaskRecord
+from exporter.model import TaskKey
 
 
 class FakeClock:
@@ -44,3 +52,18 @@ class OffsetClock:
 
     def __call__(self) -> float:
         return time.time() + self.offset
+
+
+def save_legacy_state(path: Path, records: Iterable[TaskRecord]) -> None:
+    """A JSON state file as versions before SQLite wrote it (``exporter.legacy_statefile`` migrates it)."""
+    document = {"version": 1, "saved_at": time.time(), "tasks": [r.to_json() for r in records]}
+    path.write_text(json.dumps(document, separators=(",", ":")), encoding="utf-8")
+
+
+def freshness_of(records: Iterable[TaskRecord], seen: Mapping[TaskKey, float], covered: AbstractSet[TaskKey],
+                 now: float, detail_fresh_within: float) -> Freshness:
+    """Freshness of ``records`` measured as the exporter does (a ``FreshnessIndex``), without a store."""
+    index = FreshnessIndex()
+    for record in records:
+        index.put(record.key, record)
+    return index.measure(seen, covered, now, detail_fresh_within)

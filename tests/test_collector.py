@@ -162,20 +162,6 @@ def test_unexpected_exception_in_a_poll_does_not_stop_the_loop():
         collector.stop()
 
 
-def test_ready_after_the_first_pass():
-    api = FakeApi()
-    store, collector = make(api, interval=60)
-    for i in range(20):
-        store.add((APP, f"t{i}"), "flag")
-    assert not collector.ready.is_set()
-    collector.start()
-    try:
-        assert collector.ready.wait(5)
-        assert all(api.calls[f"t{i}"] >= 1 for i in range(20))
-    finally:
-        collector.stop()
-
-
 @pytest.mark.slow
 def test_budget_short_of_tasks_serves_most_overdue_first_and_starves_none():
     api = FakeApi()

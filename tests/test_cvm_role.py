@@ -19,7 +19,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter import tiw
-from exporter.metrics import CredentialsCollector
+from exporter.selfmetrics import CredentialsCollector
 from exporter.simulator import DEFAULT_SDK_APP_ID, Simulator
 from exporter.tencentcloud.chain import resolve_chain
 from exporter.tencentcloud.client import RetryPolicy, TencentCloudClient

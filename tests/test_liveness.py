@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from exporter.collector import Collector
-from exporter.freshness import Freshness, FreshnessIndex, measure, quantiles
+from exporter.freshness import Freshness, FreshnessIndex, quantiles
 from exporter.lifecycle import TaskRecord
 from exporter.liveness import STALE_AFTER_PASSES, Liveness
 from exporter.model import PushTask, RunningTask
@@ -18,7 +18,7 @@ from exporter.simulator import Simulator, TaskScript
 from exporter.store import TaskStore
 from exporter.tencentcloud.credentials import Credential
 from tests.constants import APP, SECRET_ID, SECRET_KEY
-from tests.fakes import FakeClock
+from tests.fakes import FakeClock, freshness_of
 from tests.harness import eventually, metric, running_exporter, scrape
 
 DAY = 86400.0
@@ -43,7 +43,8 @@ def test_a_task_leaving_the_running_list_is_queried_at_once_and_ends(simulator):
     steady = simulator.add_task(APP, TaskScript(prepare_seconds=0))
     stopping = simulator.add_task(APP, TaskScript(prepare_seconds=0, push_seconds=2, finish_reason="USER_CALL"))
     with exporter_for(simulator, steady, stopping) as exporter:
-        eventually(lambda: exporter.accounts.covered((APP, stopping)), timeout=10)  # seen on the list
+        liveness = exporter.accounts.by_name["default"].liveness
+        eventually(lambda: liveness.covered((APP, stopping)), timeout=10)  # seen on the list
         record = eventually(lambda: (r := exporter.store.get((APP, stopping))) and r.final and r, timeout=15)
         assert record.finish_reason == "USER_CALL"
         describes = simulator.stats()["describes_by_task"]
@@ -59,7 +60,7 @@ def test_tasks_older_than_the_lists_window_are_polled_one_by_one(simulator):
     old = simulator.add_task(APP, TaskScript(prepare_seconds=0), created_at=time.time() - 4 * DAY)
     with exporter_for(simulator, old, interval="0.5s") as exporter:
         eventually(lambda: simulator.stats()["describes_by_task"][old] >= 3, timeout=15)
-        assert not exporter.accounts.covered((APP, old))
+        assert not exporter.accounts.by_name["default"].liveness.covered((APP, old))
         assert metric(scrape(exporter.url), "tiw_exporter_liveness_tasks", mode="polled") == 1
 
 
@@ -99,11 +100,11 @@ class FakeLiveness:
 def test_steady_tasks_share_the_detail_budget_left_evenly():
     store = TaskStore()
     collector = Collector(store, lambda app, task: None, PacedLimiter(20.0), interval=15.0)
-    assert collector.steady_interval() == 15.0  # no liveness: every task every interval
+    assert collector.cadence.steady_interval() == 15.0  # no liveness: every task every interval
     collector.liveness = FakeLiveness(covered=10_000)
-    assert collector.steady_interval() == pytest.approx(10_000 / (20 * HEADROOM * 0.9))  # ~10 min at 10k
+    assert collector.cadence.steady_interval() == pytest.approx(10_000 / (20 * HEADROOM * 0.9))  # ~10 min at 10k
     collector.liveness = FakeLiveness(covered=100)
-    assert collector.steady_interval() == 15.0  # never more often than --interval
+    assert collector.cadence.steady_interval() == 15.0  # never more often than --interval
 
 
 def test_exceptions_that_rose_keep_a_task_on_the_interval():
@@ -116,7 +117,7 @@ def test_exceptions_that_rose_keep_a_task_on_the_interval():
                           clock=lambda: 100.0)
     collector.liveness = FakeLiveness(covered=10_000)
     collector.poll(key, 0.0)
-    assert collector.scheduler.earliest() == pytest.approx(100.0 + collector.steady_interval())
+    assert collector.scheduler.earliest() == pytest.approx(100.0 + collector.cadence.steady_interval())
     collector.poll(key, 0.0)
     assert collector.scheduler.earliest() == 115.0  # exceptions rose: hot, every interval
     collector.poll(key, 0.0)
@@ -143,7 +144,7 @@ def test_freshness_index_follows_the_store_like_a_full_walk():
     covered = {(APP, "a")}
 
     def both() -> tuple[Freshness, Freshness]:
-        walked = measure(store.snapshot(), seen.get, covered.__contains__, 100.0, 30.0)
+        walked = freshness_of(store.snapshot(), seen, covered, 100.0, 30.0)  # built afresh, not followed
         return index.measure(seen, covered, 100.0, 30.0), walked
 
     first, walked = both()
@@ -163,7 +164,7 @@ def test_freshness_quantiles_and_coverage():
     stale = TaskRecord(APP, "b", frozenset({"api"}), 0.0, last_success=10.0)
     listed = TaskRecord(APP, "c", frozenset({"api"}), 0.0, last_success=10.0)
     seen = {listed.key: 99.0}
-    result = measure([fresh, stale, listed], seen.get, lambda key: key in seen, 100.0, 30.0)
+    result = freshness_of([fresh, stale, listed], seen, set(seen), 100.0, 30.0)
     assert (result.listed, result.polled, result.fresh, result.active) == (1, 2, 2, 3)
     assert result.coverage == pytest.approx(2 / 3)
     assert result.ages["liveness"] == {0.5: 1.0, 0.95: 1.0, 1.0: 1.0}

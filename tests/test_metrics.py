@@ -11,9 +11,12 @@ from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.exposition import Exposition
-from exporter.freshness import measure
+from exporter.freshness import FreshnessIndex
 from exporter.lifecycle import FAILED, Milestones, TaskError, TaskRecord, end, merge_error, merge_result
-from exporter.metrics import (
+from exporter.model import PushTask
+from exporter.pollstate import LivenessState, PollStates
+from exporter.secretfile import WatchedSecret
+from exporter.selfmetrics import (
     CredentialsCollector,
     ExporterMetrics,
     FreshnessCollector,
@@ -21,8 +24,6 @@ from exporter.metrics import (
     SecretsCollector,
     self_registry,
 )
-from exporter.model import PushTask
-from exporter.secretfile import WatchedSecret
 from exporter.store import TaskStore
 from tests.constants import APP
 from tests.monitoring import CONTRACT_METRICS, EXTENSION_METRICS
@@ -213,7 +214,9 @@ def test_exporter_output_passes_promtool_check_metrics():
     metrics.tasks_file_reload_success.set(1)
     metrics.count_callback("WhiteboardPushStarted", "accepted")
     metrics.count_milestones(TaskRecord(APP, "t", frozenset({"api"}), 0.0), Milestones(started=True))
-    registry.register(PausedAccountsCollector(lambda: {APP: "AuthFailure.SecretIdNotFound"}))
+    states = PollStates(["default"])
+    states.publish("default", paused_sdk_app_ids={APP: "AuthFailure.SecretIdNotFound"})
+    registry.register(PausedAccountsCollector(states))
     registry.register(CredentialsCollector(lambda: [("default", RoleLike())]))
     body = b"".join(Exposition(store, registry).render_text())
     result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=60)
@@ -244,15 +247,18 @@ def test_exported_series_names_are_exactly_the_contract_plus_documented_extensio
     metrics.count_api_error(APP, "InternalError")
     metrics.count_callback("WhiteboardPushStarted", "accepted")
     metrics.count_milestones(TaskRecord(APP, "t", frozenset({"api"}), 0.0), Milestones(started=True))
-    registry.register(PausedAccountsCollector(lambda: {APP: "AuthFailure.SecretIdNotFound"},
-                                              lambda: {"default": "AuthFailure.SecretIdNotFound"}))
+    fleet = _fleet(30)
+    states = PollStates(["default"])
+    states.publish("default", paused_sdk_app_ids={APP: "AuthFailure.SecretIdNotFound"},
+                   credential_pause="AuthFailure.SecretIdNotFound",
+                   liveness=LivenessState(seen={APP: {r.key: 1.0 for r in fleet.snapshot()}}, stale_after=15.0,
+                                          unsupported={APP: "InvalidAction"}))
+    registry.register(PausedAccountsCollector(states))
     registry.register(CredentialsCollector(lambda: [("default", RoleLike())]))
     (tmp_path / "token").write_text("token\n")
     token = WatchedSecret("api_token", "API token", tmp_path / "token")
     registry.register(SecretsCollector(lambda: [("api_token", token)]))
-    fleet = _fleet(30)
-    freshness = lambda: measure(fleet.snapshot(), lambda key: 1.0, lambda key: True, 2.0, 30.0)  # noqa: E731
-    registry.register(FreshnessCollector(freshness, lambda: {APP: "InvalidAction"}))
+    registry.register(FreshnessCollector(FreshnessIndex(fleet), states, 30.0, clock=lambda: 2.0))
     body = b"".join(Exposition(fleet, registry).render_text()).decode()
     names = {line.split("{")[0].split(" ")[0] for line in body.splitlines() if line and not line.startswith("#")}
     ours = {n for n in names if n.startswith("tiw_")}

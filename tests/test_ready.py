@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import requests
 
-from exporter import statefile
 from exporter.lifecycle import TaskRecord
 from exporter.simulator import Simulator
 from exporter.tencentcloud.credentials import Credential
 from tests.constants import APP, SECRET_ID, SECRET_KEY
+from tests.fakes import save_legacy_state
 from tests.harness import metric, running_exporter, scrape
 
 TASKS = 2000
@@ -16,7 +16,7 @@ TASKS = 2000
 
 def test_ready_with_a_large_state_long_before_every_task_is_polled(tmp_path):
     state = tmp_path / "state.json"
-    statefile.save(state, [TaskRecord(APP, f"t{i}", frozenset({"api"}), 0.0) for i in range(TASKS)])
+    save_legacy_state(state, [TaskRecord(APP, f"t{i}", frozenset({"api"}), 0.0) for i in range(TASKS)])
     with Simulator(credentials={SECRET_ID: SECRET_KEY}, rate_limit=20) as simulator, \
             running_exporter(simulator.url, Credential(SECRET_ID, SECRET_KEY), state_file=str(state),
                              rate_limit="1", liveness_interval="0") as exporter:

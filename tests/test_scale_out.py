@@ -215,9 +215,11 @@ def test_a_throttled_account_does_not_slow_the_others(tmp_path):
         exporter = Exporter(settings).start()
         try:
             calm_account, busy_account = exporter.accounts.by_name["calm"], exporter.accounts.by_name["busy"]
-            eventually(lambda: busy_account.limiter.current_rate < busy_account.limiter.nominal, timeout=20)
+            busy_limiter = busy_account.collector.limiter
+            eventually(lambda: busy_limiter.current_rate < busy_limiter.nominal, timeout=20)
             eventually(lambda: all(exporter.store.get((calm_app, t)).last_success for t in calm), timeout=20)
-            assert calm_account.limiter.current_rate == calm_account.limiter.nominal  # never slowed down
+            calm_limiter = calm_account.collector.limiter
+            assert calm_limiter.current_rate == calm_limiter.nominal  # never slowed down
             assert all(exporter.store.get((calm_app, t)).last_error is None for t in calm)
         finally:
             exporter.stop()

@@ -8,14 +8,15 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from exporter import statefile
+from exporter import legacy_statefile
 from exporter.callbacks import STOPPED, CallbackEndpoint, sign
 from exporter.lifecycle import TaskRecord
-from exporter.metrics import ExporterMetrics
 from exporter.model import PushTask
+from exporter.selfmetrics import ExporterMetrics
 from exporter.store import TaskStore
 from exporter.tencentcloud.errors import ApiError
 from tests.constants import APP
+from tests.fakes import save_legacy_state
 from tests.test_lifecycle import ScriptedApi, pushing, rig
 
 
@@ -91,11 +92,11 @@ def test_a_restart_from_the_state_file_does_not_count_a_task_again(tmp_path: Pat
         store.add((APP, task), "api")
         collector.poll((APP, task), clock.now)
     path = tmp_path / "state.json"
-    statefile.save(path, store.snapshot())
+    save_legacy_state(path, store.snapshot())
 
     restarted, collector, clock, _ = rig(api)
     registry = counting(restarted)
-    restarted.restore(statefile.load(path))
+    restarted.restore(legacy_statefile.load(path))
     collector.poll((APP, "live"), clock.now)  # polled after the restart: stops now
     restarted.update((APP, "done"), lambda r: r)
     assert counted(registry) == 0  # both were counted started before the restart

@@ -169,3 +169,22 @@ def test_status_page_in_a_real_browser(status_server: str) -> None:
     finally:
         browser.close()
         playwright.stop()
+
+
+@pytest.mark.parametrize(("status", "stop_time", "expected"), [
+    ("STOPPED", int(NOW) - 60, 540.0),  # PushStopTime - PushStartTime
+    ("STOPPED", 0, None),  # TIW gave no stop time: no duration is made up
+    ("PUSHING", 0, 570.0),  # up to the last answer
+    ("PREPARED", 0, None),  # not pushing yet
+])
+def test_the_status_page_and_metrics_show_one_duration(status, stop_time, expected):
+    task = PushTask(APP, "t", status, "AUTO" if status == "STOPPED" else "", push_start_time=int(NOW) - 600,
+                    push_stop_time=stop_time)
+    answered = merge_result(TaskRecord(APP, "t", frozenset({"api"}), NOW - 700), task, NOW - 30)
+    store = TaskStore()
+    store.restore([answered])
+    registry = CollectorRegistry()
+    registry.register(Exposition(store, CollectorRegistry()).task_collector)
+    exported = registry.get_sample_value("tiw_push_task_duration_seconds", {"sdk_app_id": str(APP), "task_id": "t"})
+    (row,) = select([answered], NOW).rows
+    assert exported == row.duration == expected

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from exporter import statedb, statefile
+from exporter import legacy_statefile, statedb
 from exporter.lifecycle import TaskError, merge_error, merge_result
 from exporter.model import PushTask
 from exporter.store import TaskStore
 from exporter.tasksfile import TasksFileError, TasksFileWatcher, load_tasks_file
+from tests.fakes import save_legacy_state
 
 KEY = (1400000001, "task1")
 
@@ -124,9 +125,9 @@ def _stored_store() -> TaskStore:
 def test_state_file_round_trips_every_record(tmp_path):
     path = tmp_path / "state.json"
     store = _stored_store()
-    statefile.save(path, store.snapshot())
+    save_legacy_state(path, store.snapshot())
     restored = TaskStore()
-    assert restored.restore(statefile.load(path)) == 2
+    assert restored.restore(legacy_statefile.load(path)) == 2
     original = {r.key: r for r in store.snapshot()}
     for record in restored.snapshot():
         assert record == original[record.key]
@@ -136,8 +137,8 @@ def test_state_restore_drops_tasks_only_configured_by_flags_no_longer_given(tmp_
     path = tmp_path / "state.json"
     store = TaskStore()
     store.add((1, "flagged"), "flag")
-    statefile.save(path, store.snapshot())
-    assert TaskStore().restore(statefile.load(path)) == 0
+    save_legacy_state(path, store.snapshot())
+    assert TaskStore().restore(legacy_statefile.load(path)) == 0
 
 
 @pytest.mark.parametrize("content", [b"{truncated", b'{"version": 99, "tasks": []}', b'{"version": 1, "tasks": [{}]}',
@@ -146,8 +147,10 @@ def test_corrupt_state_file_is_set_aside_and_reported(tmp_path, caplog, content)
     path = tmp_path / "state.json"
     path.write_bytes(content)
     with caplog.at_level(logging.ERROR):
-        assert statefile.load(path) == []
-    assert not path.exists()
+        db, records = statedb.open_state(path)
+    assert db is not None and records == []
+    db.close()
+    assert path.read_bytes().startswith(statedb.SQLITE_MAGIC)  # a fresh database in its place
     aside = list(tmp_path.glob("state.json.corrupt-*"))
     assert len(aside) == 1 and aside[0].read_bytes() == content
     assert "is corrupt" in caplog.text
@@ -197,7 +200,7 @@ def test_the_write_ahead_log_shrinks_back_after_a_full_write(tmp_path):
 def test_a_json_state_file_is_migrated_on_first_start(tmp_path):
     path = tmp_path / "state.json"
     store = _stored_store()
-    statefile.save(path, store.snapshot())
+    save_legacy_state(path, store.snapshot())
     db, records = statedb.open_state(path)
     assert {r.key: r for r in records} == {r.key: r for r in store.snapshot()}
     assert path.read_bytes().startswith(statedb.SQLITE_MAGIC)

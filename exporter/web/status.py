@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from exporter.lifecycle import FAILED, NOT_FOUND, TaskRecord
+from exporter.lifecycle import FAILED, NOT_FOUND, TaskRecord, push_duration
 
 PAGE_SIZE = 200
 RISING_WINDOW = 600.0  # exceptions that rose this recently count as "rising"
@@ -62,14 +62,10 @@ class Row:
 
 def to_row(record: TaskRecord, now: float) -> Row:
     task = record.latest
-    duration = None
-    if task is not None and task.push_start_time:
-        end = task.push_stop_time if task.stopped and task.push_stop_time else record.last_success
-        duration = max(0.0, end - task.push_start_time) if end else None
     return Row(
         sdk_app_id=record.sdk_app_id, task_id=record.task_id, room=str(task.room_id) if task else "",
         status=record.status, finish_reason=record.finish_reason, why=why_broken(record, now),
-        exceptions=str(task.exception_cnt) if task else "", duration=duration,
+        exceptions=str(task.exception_cnt) if task else "", duration=push_duration(record),
         data_age=None if record.last_success is None else max(0.0, now - record.last_success),
         sources=", ".join(sorted(record.sources)),
     )

@@ -1,0 +1,115 @@
+"""Each account's poll state as immutable snapshots: what scrapes read instead of calling the pollers.
+
+An account's loops publish after each batch or pass: the collector its pauses and lag (every
+housekeeping tick, 1 s), liveness the last time each task was on the running list and the SdkAppIds
+without the action (after each SdkAppId of a pass). ``PollStates`` swaps in a new mapping on each
+publish, so a scrape, the freshness gauges and the status page take one reference and never wait on
+a poller's lock (the YACE pattern: the background loop swaps, scrapes only read).
+
+Liveness seen-times live only here: the liveness loop builds the next ``LivenessState`` from the
+last one, and everyone else, the collector's cadence included, reads the published one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+from exporter.model import TaskKey
+
+EMPTY: Mapping[Any, Any] = MappingProxyType({})
+
+
+def _empty() -> Mapping[Any, Any]:
+    return EMPTY
+
+
+@dataclass(frozen=True)
+class LivenessState:
+    """What one account's running list said, per SdkAppId: each task's last time on the list."""
+
+    seen: Mapping[int, Mapping[TaskKey, float]] = field(default_factory=_empty)  # SdkAppId -> task -> when listed
+    stale_after: float = 15.0  # seconds: a task listed within this is covered
+    unsupported: Mapping[int, str] = field(default_factory=_empty)  # SdkAppId -> code: the account has no such action
+
+    def last_seen(self, key: TaskKey) -> float | None:
+        return self.seen.get(key[0], EMPTY).get(key)
+
+    def covered(self, key: TaskKey, now: float) -> bool:
+        """Confirmed running recently enough that detail polling may wait."""
+        at = self.last_seen(key)
+        return at is not None and now - at <= self.stale_after
+
+    def all_seen(self) -> dict[TaskKey, float]:
+        merged: dict[TaskKey, float] = {}
+        for by_task in self.seen.values():
+            merged.update(by_task)
+        return merged
+
+    def with_app(self, sdk_app_id: int, by_task: Mapping[TaskKey, float]) -> LivenessState:
+        """This state with ``sdk_app_id``'s seen-times replaced (copy on write: one app's entries)."""
+        seen = dict(self.seen)
+        if by_task:
+            seen[sdk_app_id] = MappingProxyType(dict(by_task))
+        else:
+            seen.pop(sdk_app_id, None)
+        return replace(self, seen=MappingProxyType(seen))
+
+
+@dataclass(frozen=True)
+class PollState:
+    """One account's polling as of its last publish."""
+
+    account: str
+    credential_pause: str | None = None  # the code that paused the whole credential
+    paused_sdk_app_ids: Mapping[int, str] = field(default_factory=_empty)  # a credential pause: all
+    lag: float = 0.0  # how overdue the most overdue active task was
+    liveness: LivenessState | None = None  # None: liveness is off for this account
+
+
+@dataclass
+class PollStates:
+    """The latest ``PollState`` of every account: its loops ``publish``, readers take ``current()``."""
+
+    accounts: Iterable[str]
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        self._states: Mapping[str, PollState] = MappingProxyType({name: PollState(name) for name in self.accounts})
+
+    def publish(self, account: str, **changes: Any) -> None:
+        with self._lock:
+            states = dict(self._states)
+            states[account] = replace(states[account], **changes)
+            self._states = MappingProxyType(states)
+
+    def current(self) -> Mapping[str, PollState]:
+        return self._states
+
+    def lag(self) -> float:
+        return max((s.lag for s in self._states.values()), default=0.0)
+
+    def paused_sdk_app_ids(self) -> dict[int, str]:
+        return {app: code for s in self._states.values() for app, code in s.paused_sdk_app_ids.items()}
+
+    def paused_credentials(self) -> dict[str, str]:
+        return {s.account: s.credential_pause for s in self._states.values() if s.credential_pause is not None}
+
+    def liveness_unsupported(self) -> dict[int, str]:
+        return {app: code for s in self._states.values() if s.liveness for app, code in s.liveness.unsupported.items()}
+
+    def liveness_seen(self, now: float) -> tuple[dict[TaskKey, float], set[TaskKey]]:
+        """Every account's seen-times merged, and the keys covered at ``now``."""
+        seen: dict[TaskKey, float] = {}
+        covered: set[TaskKey] = set()
+        for state in self._states.values():
+            if state.liveness is None:
+                continue
+            for by_task in state.liveness.seen.values():
+                seen.update(by_task)
+                horizon = now - state.liveness.stale_after
+                covered.update(key for key, at in by_task.items() if at >= horizon)
+        return seen, covered
