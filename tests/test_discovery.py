@@ -163,7 +163,8 @@ def test_task_leaving_the_running_list_is_polled_until_stopped(simulator):
 
 
 @pytest.mark.slow
-def test_discovery_and_polling_together_stay_within_the_rate_limit():
+def test_discovery_and_polling_each_stay_within_their_own_actions_rate_limit():
+    """Tencent counts the limit per action, so each action has its own budget (not one joint one)."""
     with Simulator(credentials={SECRET_ID: SECRET_KEY}, rate_limit=10) as simulator:
         for _ in range(60):
             simulator.add_task(APP, TaskScript(prepare_seconds=0))
@@ -174,6 +175,7 @@ def test_discovery_and_polling_together_stay_within_the_rate_limit():
             time.sleep(4)
         stats = simulator.stats()
     arrivals = stats["max_arrivals_in_any_second"]
-    assert arrivals["DescribeWhiteboardPush"] + arrivals["DescribeRunningTasks"] <= 10 + 1, arrivals
+    assert set(arrivals) >= {"DescribeWhiteboardPush", "DescribeRunningTasks"}
+    assert all(count <= 10 for count in arrivals.values()), arrivals
     assert stats["throttled"] == 0
     assert stats["requests"]["DescribeRunningTasks"]["success"] >= 3

@@ -27,7 +27,7 @@ from exporter.runtime import Exporter
 from exporter.simulator import Simulator
 from exporter.store import TaskStore
 from exporter.tencentcloud.credentials import Credential, StaticCredentials
-from exporter.web import webconfig
+from exporter.web import auth
 from exporter.web.http import ExporterHTTPServer
 from exporter.web.routes import Routes
 from exporter.web.webconfig import WebConfigError, WebSecurity, load_web_config
@@ -203,7 +203,7 @@ def test_bcrypt_runs_once_per_login_and_also_for_unknown_users(pki, serve, monke
         calls.append(hashed)
         return real_checkpw(password, hashed)
 
-    monkeypatch.setattr(webconfig.bcrypt, "checkpw", counting_checkpw)
+    monkeypatch.setattr(auth.bcrypt, "checkpw", counting_checkpw)
     security = WebSecurity(write_config(pki, f"basic_auth_users:\n  prometheus: '{HASH}'\n"))
     url = serve(security)
     for _ in range(3):

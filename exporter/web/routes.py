@@ -9,7 +9,6 @@ Handlers only read snapshots and call the store; nothing here talks to the Tence
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
@@ -24,16 +23,14 @@ from exporter.exposition import Exposition
 from exporter.lifecycle import CONFIG_SOURCES
 from exporter.model import InvalidTaskRef, TaskKey, validate_sdk_app_id, validate_task_id
 from exporter.store import TaskStore
+from exporter.web.auth import ApiToken
 from exporter.web.http import HttpError, RequestContext, Response, Route, json_response
 from exporter.web.landing import landing_page
-from exporter.web.webconfig import basic_credentials
 
 log = logging.getLogger(__name__)
 
 OPEN_PATHS = frozenset({"/-/healthy", "/-/ready"})  # probes: reveal liveness and readiness only
 CALLBACK_PATH = "/callbacks/tiw"
-API_USER = "api"  # the basic-auth user whose password is the API token
-BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="tiw-exporter"'}
 
 
 @dataclass
@@ -50,6 +47,7 @@ class Routes:
     clock: Callable[[], float] = time.time  # "now" of the status page's ages
 
     def __post_init__(self) -> None:
+        self.token = ApiToken(self.api_token)
         self._exact: dict[tuple[str, str], Route] = {} if self.only_callbacks else {
             ("GET", "/metrics"): self.metrics,
             ("GET", "/-/healthy"): lambda c: Response(HTTPStatus.OK, [b"Healthy.\n"], "text/plain"),
@@ -62,7 +60,7 @@ class Routes:
             self._exact[("POST", CALLBACK_PATH)] = self.callback
 
     def handle(self, ctx: RequestContext) -> Response:
-        if ctx.path not in OPEN_PATHS and not self._holds_api_token(ctx):
+        if ctx.path not in OPEN_PATHS and not self.token.held_by(ctx):
             self.authorize(ctx)  # before routing: without credentials even a 404 says nothing
         route = self._route(ctx)
         if route is None:
@@ -115,7 +113,7 @@ class Routes:
         return json_response(HTTPStatus.OK, record.to_json())
 
     def add_task(self, ctx: RequestContext) -> Response:
-        self._require_token(ctx)
+        self.token.require(ctx)
         document = _json(ctx.read_body())
         if not isinstance(document, dict) or set(document) != {"sdk_app_id", "task_id"}:
             raise HttpError(HTTPStatus.BAD_REQUEST, 'body must be {"sdk_app_id": <int>, "task_id": "<id>"}')
@@ -129,7 +127,7 @@ class Routes:
         return json_response(HTTPStatus.CREATED if created else HTTPStatus.OK, document)
 
     def delete_task(self, ctx: RequestContext) -> Response:
-        self._require_token(ctx)
+        self.token.require(ctx)
         key = _task_key_from_path(ctx.path)
         record = self.store.get(key)
         if record is None:
@@ -140,30 +138,6 @@ class Routes:
                                                  "remove it there")
         self.store.remove(key)
         return json_response(HTTPStatus.OK, {"deleted": {"sdk_app_id": key[0], "task_id": key[1]}})
-
-    def _require_token(self, ctx: RequestContext) -> None:
-        expected = self.api_token()
-        if not expected:
-            raise HttpError(HTTPStatus.FORBIDDEN, "task API writes are disabled: no API token configured "
-                                                  "(--api-token-file or TIW_EXPORTER_API_TOKEN)")
-        if not self._holds_api_token(ctx):
-            raise HttpError(HTTPStatus.UNAUTHORIZED, "missing or wrong bearer token", dict(BEARER_CHALLENGE))
-
-    def _holds_api_token(self, ctx: RequestContext) -> bool:
-        """``Bearer <token>`` or basic auth as user ``api`` with the token as password (constant time)."""
-        expected = self.api_token()
-        if not expected:
-            return False
-        header = ctx.headers.get("Authorization", "") or ""
-        scheme, _, presented = header.strip().partition(" ")
-        if scheme.lower() == "bearer":
-            token = presented.strip().encode()
-        else:
-            credentials = basic_credentials(header)
-            if credentials is None or credentials[0] != API_USER:
-                return False
-            token = credentials[1]
-        return hmac.compare_digest(token, expected.encode())
 
 
 def _task_key_from_path(path: str) -> TaskKey:

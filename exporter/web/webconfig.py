@@ -35,13 +35,8 @@ Where Python's ``ssl`` or this exporter differs from exporter-toolkit (Go's ``cr
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import hmac
 import logging
 import re
-import secrets
 import ssl
 import threading
 import warnings
@@ -52,15 +47,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import bcrypt
-
+from exporter.web.auth import CHALLENGE, BasicAuthUsers, basic_credentials
 from exporter.web.http import HttpError, RequestContext
 from exporter.yamlfile import YamlFileError, read_yaml
 
 log = logging.getLogger(__name__)
 
-REALM = "tiw-exporter"
-CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}"'}
 
 # exporter-toolkit's client_auth_type values -> the closest ssl verify mode (see the module docstring).
 CLIENT_AUTH_TYPES: Mapping[str, ssl.VerifyMode] = MappingProxyType({
@@ -90,8 +82,6 @@ _UNSUPPORTED = {
     "http_server_config": {"headers"},
 }
 _BCRYPT_HASH = re.compile(r"\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}")
-_BCRYPT_MAX_PASSWORD = 72  # bcrypt ignores (and the bcrypt package refuses) longer passwords
-_MAX_CACHED_LOGINS = 1024
 
 
 class WebConfigError(Exception):
@@ -313,55 +303,6 @@ def _reason(exc: Exception) -> str:
 # --------------------------------------------------------------------------- serving
 
 
-@dataclass
-class _BasicAuth:
-    """The users of one config generation plus the logins already verified against them."""
-
-    users: Mapping[str, str]
-    dummy_hash: bytes  # checked for unknown users so their answer takes as long as a known user's
-    cache_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
-    verified: set[bytes] = field(default_factory=set)
-
-    @classmethod
-    def build(cls, users: Mapping[str, str]) -> _BasicAuth:
-        cost = max(int(h.split("$")[2]) for h in users.values())
-        return cls(users, bcrypt.hashpw(secrets.token_bytes(16), bcrypt.gensalt(rounds=cost)))
-
-    def check(self, user: str, password: bytes, bcrypt_lock: threading.Lock) -> bool:
-        # Cached by a keyed digest, never the password itself, so a memory dump does not hand out logins.
-        digest = hmac.new(self.cache_key, f"{len(user)}:{user}:".encode() + password, hashlib.sha256).digest()
-        if digest in self.verified:
-            return True
-        stored = self.users.get(user)
-        hashed = stored.encode() if stored is not None else self.dummy_hash
-        with bcrypt_lock:  # one bcrypt at a time, as exporter-toolkit: bound the CPU a flood can burn
-            matched = bcrypt.checkpw(password[:_BCRYPT_MAX_PASSWORD], hashed)
-        if not matched or stored is None or len(password) > _BCRYPT_MAX_PASSWORD:
-            return False
-        if len(self.verified) >= _MAX_CACHED_LOGINS:
-            self.verified.clear()
-        self.verified.add(digest)
-        return True
-
-
-def basic_credentials(header: str) -> tuple[str, bytes] | None:
-    """User and password of an ``Authorization: Basic`` header; None for anything else or garbage."""
-    scheme, _, encoded = header.strip().partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        raw = base64.b64decode(encoded.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    user, colon, password = raw.partition(b":")
-    if not colon:
-        return None
-    try:
-        return user.decode("utf-8"), password
-    except UnicodeDecodeError:
-        return None
-
-
 class WebSecurity:
     """The live web config: the TLS context servers wrap sockets with, and the basic-auth check.
 
@@ -375,7 +316,7 @@ class WebSecurity:
         self._bcrypt_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._config: WebConfig | None = None
-        self._auth: _BasicAuth | None = None
+        self._auth: BasicAuthUsers | None = None
         self._ssl_context: ssl.SSLContext | None = None
         self._current_context: ssl.SSLContext | None = None
         if path is not None:
@@ -428,7 +369,7 @@ class WebSecurity:
 
     def _install(self, config: WebConfig, context: ssl.SSLContext | None) -> None:
         self._current_context = context
-        self._auth = _BasicAuth.build(config.basic_auth_users) if config.basic_auth_users else None
+        self._auth = BasicAuthUsers.build(config.basic_auth_users) if config.basic_auth_users else None
         self._config = config
 
     def _select_context(self, connection: ssl.SSLObject | ssl.SSLSocket, server_name: str | None,

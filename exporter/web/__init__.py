@@ -1,0 +1,1 @@
+"""Everything HTTP on our side: server, routes, auth, status page, web config."""
