@@ -20,12 +20,13 @@ from click.core import ParameterSource
 
 from exporter import __version__, logs
 from exporter.config import ConfigError, Settings, build_settings, parse_duration
+from exporter.errors import client_retry
 from exporter.logs import counted
 from exporter.model import PushTask
 from exporter.secretfile import SecretFileError
 from exporter.tasksfile import TasksFileError, load_tasks_file
 from exporter.tencentcloud.chain import resolve_chain
-from exporter.tencentcloud.client import TencentCloudClient
+from exporter.tencentcloud.client import RetryPolicy, TencentCloudClient
 from exporter.tencentcloud.credentials import CredentialError
 from exporter.tencentcloud.errors import CallFailure
 from exporter.tiw import describe_whiteboard_push
@@ -173,7 +174,8 @@ def describe(sdk_app_id: str, task_id: str, output: str, **flags: Any) -> None:
     try:
         credentials = resolve_chain(settings.secret_id, settings.secret_key_file, cvm_role=settings.cvm_role)
         client = TencentCloudClient(credentials, endpoint=settings.endpoint, region=settings.region,
-                                    connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout)
+                                    connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
+                                    retry=RetryPolicy(retryable=client_retry))
     except CredentialError as exc:
         fail(str(exc))
     try:

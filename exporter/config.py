@@ -19,7 +19,7 @@ from typing import Any
 from exporter.model import InvalidTaskRef, TaskKey, decimal_int, validate_sdk_app_id, validate_task_id
 from exporter.secretfile import SecretFileError, read_secret_file
 from exporter.tasksfile import TasksFileError, load_tasks_file
-from exporter.tencentcloud.client import DEFAULT_ENDPOINT, DEFAULT_REGION
+from exporter.tencentcloud import DEFAULT_ENDPOINT, DEFAULT_REGION
 from exporter.yamlfile import YamlFileError, read_yaml, top_level_key_lines
 
 

@@ -104,6 +104,11 @@ def disposition(code: str) -> Disposition:
     return UNKNOWN
 
 
+def client_retry(code: str) -> bool:
+    """Whether the client may resend a call that failed with ``code`` at once: ``RetryPolicy.retryable``."""
+    return disposition(code).client_retry
+
+
 # Where each collector action shows (besides tiw_push_api_errors_total{sdk_app_id,code}, which counts every code).
 ACTION_METRICS: dict[CollectorAction, str] = {
     _C.THROTTLE: "`tiw_exporter_api_requests_total{outcome=\"throttled\"}`",

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from exporter import tiw
+from exporter.errors import client_retry
 from exporter.model import FINISH_REASONS, PushTask, parse_backup
 from exporter.simulator import (
     DEMO_SECRET_ID,
@@ -67,7 +68,7 @@ class Harness:
             StaticCredentials(Credential(secret_id, secret_key, token)),
             endpoint=self.sim.url,
             read_timeout=read_timeout,
-            retry=RetryPolicy(attempts=attempts, base_seconds=0.001, cap_seconds=0.005),
+            retry=RetryPolicy(attempts=attempts, base_seconds=0.001, cap_seconds=0.005, retryable=client_retry),
             clock=clock or ((lambda: self.clock() + skew) if skew else self.clock),
         )
         self.clients.append(client)
@@ -157,7 +158,7 @@ def test_every_seed_error_code_reaches_the_caller_as_an_api_error_without_retry(
     h = make_harness(**sim_options)
     with pytest.raises(ApiError) as caught:
         call(h)
-    assert (caught.value.code, caught.value.outcome, caught.value.retryable) == (code, "error", False)
+    assert (caught.value.code, caught.value.outcome, client_retry(code)) == (code, "error", False)
     assert caught.value.request_id
     assert h.answers() == {code: 1}
 
@@ -216,7 +217,7 @@ def test_a_persistent_fault_fails_the_call_with_its_exact_failure(h: Harness, ki
         h.describe(task_id, read_timeout=0.3)
     failure = caught.value
     assert type(failure) is expected.failure
-    assert (failure.code, failure.outcome, failure.retryable) == (
+    assert (failure.code, failure.outcome, client_retry(failure.code)) == (
         expected.code,
         expected.outcome,
         expected.retryable,

@@ -6,7 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from exporter.errors import TABLE, UNKNOWN, CollectorAction, DiscoveryAction, disposition, markdown_table
+from exporter.errors import (
+    TABLE,
+    UNKNOWN,
+    CollectorAction,
+    DiscoveryAction,
+    client_retry,
+    disposition,
+    markdown_table,
+)
 from exporter.tencentcloud.errors import (
     ApiError,
     BadResponse,
@@ -86,7 +94,13 @@ def test_every_client_error_code_the_client_raises_is_in_the_table() -> None:
 ])
 def test_failures_take_retry_from_the_table_and_keep_their_outcome_label(
         failure: CallFailure, retryable: bool, outcome: str) -> None:
-    assert (failure.retryable, failure.outcome) == (retryable, outcome)
+    assert (client_retry(failure.code), failure.outcome) == (retryable, outcome)
+
+
+@pytest.mark.parametrize("code", sorted({*TABLE, *EXPECTED, "RequestLimitExceeded.Other", "RequestLimitExceededX"}))
+def test_an_api_error_is_counted_throttled_exactly_when_the_table_throttles_its_code(code: str) -> None:
+    # tencentcloud/ imports nothing of ours, so it knows the throttling code itself: it must agree with the table
+    assert (ApiError(code, "").outcome == "throttled") == disposition(code).throttled
 
 
 def test_the_readme_lists_the_table_as_the_code_has_it() -> None:

@@ -24,7 +24,7 @@ import requests
 import urllib3
 
 from exporter.backoff import exponential_backoff
-from exporter.tencentcloud import signing
+from exporter.tencentcloud import DEFAULT_ENDPOINT, DEFAULT_REGION, signing
 from exporter.tencentcloud.credentials import CredentialError, CredentialProvider
 from exporter.tencentcloud.errors import (
     SUCCESS,
@@ -41,8 +41,6 @@ from exporter.watchdog import SocketWatchdog
 
 log = logging.getLogger(__name__)
 
-DEFAULT_ENDPOINT = "https://tiw.tencentcloudapi.com"
-DEFAULT_REGION = "ap-guangzhou"
 MAX_RESPONSE_BYTES = 1 << 20  # a DescribeWhiteboardPush answer is < 2 KiB; cap what a broken proxy can make us read
 
 _ERROR_CODE_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(\.[A-Za-z0-9_]+){0,3}")
@@ -52,13 +50,22 @@ MAX_CLOCK_OFFSET = 86400.0  # a server Date further off than a day is broken, no
 AttemptObserver = Callable[[str, str, float], None]
 
 
+def _never(code: str) -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
-    """Capped exponential backoff with full jitter, for retryable failures only."""
+    """Capped exponential backoff with full jitter, for the failures whose code ``retryable`` allows.
+
+    Which codes may be resent at once is the caller's to say: the exporter passes
+    ``exporter.errors.client_retry`` (the error table). By default nothing is resent.
+    """
 
     attempts: int = 3
     base_seconds: float = 0.2
     cap_seconds: float = 5.0
+    retryable: Callable[[str], bool] = _never
 
     def delay(self, attempt: int, rng: random.Random) -> float:
         return rng.uniform(0, exponential_backoff(self.base_seconds, attempt, self.cap_seconds))
@@ -117,7 +124,7 @@ class TencentCloudClient:
 
     def call(self, action: str, params: dict[str, Any],
              parse: Callable[[dict[str, Any]], Any] | None = None) -> CallResult:
-        """One logical call, with retries for retryable failures; raises ``CallFailure``.
+        """One logical call, with retries for the failures ``retry.retryable`` allows; raises ``CallFailure``.
 
         ``parse`` validates the response inside the attempt, so an answer it rejects (``BadResponse``)
         is counted as ``bad_response``, not as a success.
@@ -128,7 +135,7 @@ class TencentCloudClient:
                 return self._attempt(action, params, parse)
             except CallFailure as failure:
                 attempt += 1
-                if not failure.retryable or attempt >= self.retry.attempts:
+                if not self.retry.retryable(failure.code) or attempt >= self.retry.attempts:
                     raise
                 with self._rng_lock:
                     pause = self.retry.delay(attempt - 1, self._rng)
