@@ -55,7 +55,7 @@ class Account:
 
 
 def account_settings(settings: Settings) -> tuple[AccountSettings, ...]:
-    """The configured accounts with top-level options filled in as defaults."""
+    """The configured accounts with top-level options filled in as defaults (the one place they are)."""
     if not settings.accounts:
         return (AccountSettings("default", (), settings.secret_id, settings.secret_key_file, settings.cvm_role,
                                 settings.region, settings.endpoint, settings.rate_limit),)
@@ -85,12 +85,12 @@ class Accounts:
     def _build(self, settings: Settings, account: AccountSettings, credentials: CredentialProvider,
                store: TaskStore, metrics: ExporterMetrics) -> Account:
         client = TencentCloudClient(
-            credentials, endpoint=account.endpoint or settings.endpoint, region=account.region or settings.region,
+            credentials, endpoint=account.endpoint, region=account.region,  # defaults filled by account_settings
             connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
             retry=RetryPolicy(attempts=1),  # the collector reschedules instead
             on_attempt=metrics.observe_attempt, pool_size=settings.concurrency + 4,
         )
-        budgets = ActionBudgets(account.rate_limit or settings.rate_limit, shared=settings.shared_rate_limit)
+        budgets = ActionBudgets(account.rate_limit, shared=settings.shared_rate_limit)
         limiter = budgets.for_action(DESCRIBE_PUSH)
         collector = Collector(
             store, lambda app, task: describe_whiteboard_push(client, app, task), limiter,
