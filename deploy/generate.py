@@ -267,9 +267,9 @@ def _validate_with_exporter(group: Group) -> None:
         raise DescriptionError("; ".join(exc.problems)) from None
     for warning in settings.warnings:  # values that work but are rarely right (the exporter warns at start)
         print(f"deploy/generate.py: warning: {warning}", file=sys.stderr)
-    named = set(settings.discover_sdk_app_ids) | {app for app, _ in settings.tasks}
-    if settings.sdk_app_id is not None:
-        named.add(settings.sdk_app_id)
+    named = set(settings.sources.discover_sdk_app_ids) | {app for app, _ in settings.sources.tasks}
+    if settings.sources.sdk_app_id is not None:
+        named.add(settings.sources.sdk_app_id)
     foreign = sorted(named - set(group.sdk_app_ids))
     if foreign:
         raise DescriptionError(f"group {group.name}: config names SdkAppId {foreign[0]}, which no account of the "

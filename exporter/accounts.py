@@ -56,14 +56,14 @@ class Account:
 
 def account_settings(settings: Settings) -> tuple[AccountSettings, ...]:
     """The configured accounts with top-level options filled in as defaults (the one place they are)."""
-    if not settings.accounts:
-        return (AccountSettings("default", (), settings.secret_id, settings.secret_key_file, settings.cvm_role,
-                                settings.region, settings.endpoint, settings.rate_limit),)
+    api = settings.api
+    if not api.accounts:
+        return (AccountSettings("default", (), api.secret_id, api.secret_key_file, api.cvm_role, api.region,
+                                api.endpoint, api.rate_limit),)
     return tuple(
-        AccountSettings(a.name, a.sdk_app_ids, a.secret_id, a.secret_key_file, a.cvm_role,
-                        a.region or settings.region, a.endpoint or settings.endpoint,
-                        a.rate_limit or settings.rate_limit)
-        for a in settings.accounts
+        AccountSettings(a.name, a.sdk_app_ids, a.secret_id, a.secret_key_file, a.cvm_role, a.region or api.region,
+                        a.endpoint or api.endpoint, a.rate_limit or api.rate_limit)
+        for a in api.accounts
     )
 
 
@@ -86,34 +86,34 @@ class Accounts:
                store: TaskStore, metrics: ExporterMetrics) -> Account:
         client = TencentCloudClient(
             credentials, endpoint=account.endpoint, region=account.region,  # defaults filled by account_settings
-            connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
+            connect_timeout=settings.api.connect_timeout, read_timeout=settings.api.read_timeout,
             retry=RetryPolicy(attempts=1),  # the collector reschedules instead
-            on_attempt=metrics.observe_attempt, pool_size=settings.concurrency + 4,
+            on_attempt=metrics.observe_attempt, pool_size=settings.api.concurrency + 4,
         )
-        budgets = ActionBudgets(account.rate_limit, shared=settings.shared_rate_limit)
+        budgets = ActionBudgets(account.rate_limit, shared=settings.api.shared_rate_limit)
         limiter = budgets.for_action(DESCRIBE_PUSH)
         collector = Collector(
             store, lambda app, task: describe_whiteboard_push(client, app, task), limiter,
-            interval=settings.interval, concurrency=settings.concurrency,
-            finished_retention=settings.finished_retention, on_api_error=metrics.count_api_error,
+            interval=settings.polling.interval, concurrency=settings.api.concurrency,
+            finished_retention=settings.polling.finished_retention, on_api_error=metrics.count_api_error,
             on_anomaly=metrics.count_anomaly,
             in_account=lambda key: self.name_for(key[0]) == account.name,
-            account=account.name, not_found_grace=settings.not_found_grace,
+            account=account.name, not_found_grace=settings.polling.not_found_grace,
             publish=lambda **changes: self.states.publish(account.name, **changes),
         )
         liveness = None
-        if settings.liveness_interval > 0:
+        if settings.polling.liveness_interval > 0:
             liveness = Liveness(store, lambda app, offset, limit: describe_running_tasks(client, app, offset, limit),
-                                budgets.for_action(DESCRIBE_RUNNING), interval=settings.liveness_interval,
+                                budgets.for_action(DESCRIBE_RUNNING), interval=settings.polling.liveness_interval,
                                 in_account=collector.in_account, urgent=collector.urgent,
                                 on_api_error=metrics.count_api_error,
                                 publish=lambda **changes: self.states.publish(account.name, **changes))
             collector.liveness = liveness
-        discover = tuple(app for app in settings.discover_sdk_app_ids if self.name_for(app) == account.name)
+        discover = tuple(app for app in settings.sources.discover_sdk_app_ids if self.name_for(app) == account.name)
         discoverer = Discoverer(
             store, lambda app, offset, limit: describe_running_tasks(client, app, offset, limit),
             budgets.for_action(DESCRIBE_RUNNING),
-            discover, settings.discover_interval, on_api_error=metrics.count_api_error,
+            discover, settings.sources.discover_interval, on_api_error=metrics.count_api_error,
         )
         return Account(account.name, account.sdk_app_ids, client, budgets, collector, discoverer, liveness)
 

@@ -24,6 +24,7 @@ from exporter.errors import client_retry
 from exporter.logs import counted
 from exporter.model import PushTask
 from exporter.secretfile import SecretFileError
+from exporter.settings import DEFAULTS, default_text
 from exporter.tasksfile import TasksFileError, load_tasks_file
 from exporter.tencentcloud.chain import resolve_chain
 from exporter.tencentcloud.client import RetryPolicy, TencentCloudClient
@@ -42,23 +43,28 @@ def _env(name: str, *extra: str) -> list[str]:
 
 
 def _option(flag: str, *extra_env: str, dest: str | None = None, **kwargs: Any) -> Callable[[Any], Any]:
-    """An option that also reads ``TIW_EXPORTER_<NAME>`` (and ``extra_env``); unset means None."""
+    """An option that also reads ``TIW_EXPORTER_<NAME>`` (and ``extra_env``); unset means None, so the
+    default comes from ``settings.DEFAULTS`` (and the help text says it, from there)."""
     name = flag.lstrip("-")
     decls = (flag, dest) if dest else (flag,)
+    field_name = dest or name.replace("-", "_")
+    shown = default_text(field_name) if field_name in DEFAULTS else None
+    if shown is not None and "help" in kwargs:
+        kwargs["help"] = f"{kwargs['help']} [default: {shown}]"
     return click.option(*decls, envvar=_env(name, *extra_env), show_envvar=True, default=None, **kwargs)
 
 
 def api_options(func: Any) -> Any:
     """Options every command that talks to the Tencent Cloud API shares."""
     for decorator in reversed([
-        _option("--endpoint", help="API endpoint [default: https://tiw.tencentcloudapi.com]."),
-        _option("--region", "TENCENTCLOUD_REGION", help="API region [default: ap-guangzhou]."),
+        _option("--endpoint", help="API endpoint."),
+        _option("--region", "TENCENTCLOUD_REGION", help="API region."),
         _option("--secret-id", help="SecretId (with --secret-key-file); else --cvm-role, TENCENTCLOUD_SECRET_ID/"
                                     "_SECRET_KEY, the profile file, the CVM role, TKE OIDC."),
         _option("--secret-key-file", help="File holding the SecretKey (re-read when it changes)."),
         _option("--cvm-role", help="CVM instance role name: temporary keys from the metadata service."),
-        _option("--connect-timeout", help="Connect timeout [default: 3s]."),
-        _option("--read-timeout", help="Read timeout [default: 10s]."),
+        _option("--connect-timeout", help="Connect timeout."),
+        _option("--read-timeout", help="Read timeout."),
     ]):
         func = decorator(func)
     return func
@@ -104,39 +110,39 @@ def cli() -> None:
 @cli.command()
 @click.option("--config", "config_file", envvar=_env("config"), show_envvar=True, default=None,
               help="YAML file with the same keys as the long options (flags > env > file).")
-@_option("--listen", help="HOST:PORT to serve on [default: 0.0.0.0:9877].")
+@_option("--listen", help="HOST:PORT to serve on.")
 @api_options
 @_option("--sdk-app-id", help="SdkAppId for --task values given without one.")
 @_option("--task", dest="tasks", multiple=True, help="Task to track: SDKAPPID:TASKID or TASKID (repeatable).")
 @_option("--tasks-file", help="YAML list of {sdk_app_id, task_id}; re-read on change and SIGHUP.")
 @_option("--api-token-file", help="Bearer token for task API writes (or env TIW_EXPORTER_API_TOKEN).")
 @_option("--state-file", help="Persist tracked tasks and latest results here (atomic writes).")
-@_option("--state-save-interval", help="Save the state file this often when it changed [default: 5s].")
-@_option("--interval", help="Poll interval of an active task [default: 15s].")
-@_option("--rate-limit", help="API requests per second for this credential [default: 20].")
+@_option("--state-save-interval", help="Save the state file this often when it changed.")
+@_option("--interval", help="Poll interval of an active task.")
+@_option("--rate-limit", help="API requests per second for this credential.")
 @_option("--shared-rate-limit", is_flag=True, help="One --rate-limit shared by all API actions of a credential "
         "[default: each action has its own, as Tencent Cloud counts them].")
-@_option("--concurrency", help="Requests in flight [default: 8].")
+@_option("--concurrency", help="Requests in flight.")
 @_option("--finished-retention", help="How long a final (stopped, failed, not found) task stays exported "
-         "[default: 1h].")
+        )
 @_option("--not-found-grace", help="How long InvalidParameter.TaskNotFound must persist before a task ends as "
-         "NOT_FOUND [default: 2m].")
+         "NOT_FOUND.")
 @_option("--web-config-file", help="exporter-toolkit web config (TLS, basic auth).")
 @_option("--callback-key-file", help="TIW callback key, to verify callbacks (or env TIW_EXPORTER_CALLBACK_KEY).")
 @_option("--callback-listen", help="Extra HOST:PORT serving only /callbacks/tiw.")
 @_option("--callback-public-url", help="The URL TIW sends push callbacks to (checked at start against TIW's setting).")
 @_option("--discover-sdk-app-id", dest="discover_sdk_app_ids", multiple=True,
          help="Discover running push tasks of this SdkAppId (repeatable).")
-@_option("--discover-interval", help="How often to discover [default: 60s].")
+@_option("--discover-interval", help="How often to discover.")
 @_option("--liveness-interval", help="How often to confirm running tasks with DescribeRunningTasks "
-         "(0: off, poll every task) [default: 5s].")
+         "(0: off, poll every task).")
 # removed in 0.2.0, parsed for one release so an old deployment is told what to do (config.REMOVED_OPTIONS)
 @_option("--shard-index", hidden=True)
 @_option("--shard-count", hidden=True)
 @_option("--shard-peer-url", hidden=True)
 @_option("--shard-sync-interval", hidden=True)
-@_option("--log-level", help="debug, info, warning or error [default: info].")
-@_option("--log-format", help="text or json [default: text].")
+@_option("--log-level", help="debug, info, warning or error.")
+@_option("--log-format", help="text or json.")
 def run(config_file: str | None, **flags: Any) -> None:
     """Run the exporter."""
     settings = _settings(flags, config_file)
@@ -170,11 +176,12 @@ def _log_warnings(settings: Settings) -> None:
 def describe(sdk_app_id: str, task_id: str, output: str, **flags: Any) -> None:
     """Query one push task once and print it (exit 1 with the error code on failure)."""
     settings = _settings({**flags, "tasks": (f"{sdk_app_id}:{task_id}",)}, origins={"tasks": "--sdk-app-id/--task-id"})
-    app_id, task = settings.tasks[0]
+    app_id, task = settings.sources.tasks[0]
     try:
-        credentials = resolve_chain(settings.secret_id, settings.secret_key_file, cvm_role=settings.cvm_role)
-        client = TencentCloudClient(credentials, endpoint=settings.endpoint, region=settings.region,
-                                    connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout,
+        api = settings.api
+        credentials = resolve_chain(api.secret_id, api.secret_key_file, cvm_role=api.cvm_role)
+        client = TencentCloudClient(credentials, endpoint=api.endpoint, region=api.region,
+                                    connect_timeout=api.connect_timeout, read_timeout=api.read_timeout,
                                     retry=RetryPolicy(retryable=client_retry))
     except CredentialError as exc:
         fail(str(exc))
@@ -255,9 +262,9 @@ def check_config(file: str, kind: str) -> None:
     for warning in settings.warnings:
         _warn(warning)
     # checked by _settings; read again here to count the tasks and say what repeats
-    from_file = len(load_tasks_file(settings.tasks_file, on_repeat=_warn)) if settings.tasks_file else 0
-    click.echo(f"{path}: valid config file ({counted(len(settings.tasks) + from_file, 'task')}, listen "
-               f"{settings.listen[0]}:{settings.listen[1]})")
+    from_file = len(load_tasks_file(settings.sources.tasks_file, on_repeat=_warn)) if settings.sources.tasks_file else 0
+    click.echo(f"{path}: valid config file ({counted(len(settings.sources.tasks) + from_file, 'task')}, listen "
+               f"{settings.web.listen[0]}:{settings.web.listen[1]})")
 
 
 def _warn(message: str) -> None:

@@ -1,4 +1,4 @@
-"""``Settings``: every option of ``tiw-exporter run``, validated once, frozen.
+"""Loading ``Settings`` (``settings.py``): every option of ``tiw-exporter run``, validated once.
 
 Sources, highest first: command-line flags, ``TIW_EXPORTER_*`` environment (both via click),
 the ``--config`` YAML file (same keys as the long flags, with ``_`` or ``-``; relative file paths in it
@@ -12,14 +12,14 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from exporter.model import InvalidTaskRef, TaskKey, decimal_int, validate_sdk_app_id, validate_task_id
 from exporter.secretfile import SecretFileError, read_secret_file
+from exporter.settings import DURATIONS, OPTION_NAMES, SECRET_VALUES, AccountSettings, Settings
 from exporter.tasksfile import TasksFileError, load_tasks_file
-from exporter.tencentcloud import DEFAULT_ENDPOINT, DEFAULT_REGION
 from exporter.yamlfile import YamlFileError, read_yaml, top_level_key_lines
 
 
@@ -80,59 +80,6 @@ def parse_task_ref(value: str, default_sdk_app_id: int | None) -> TaskKey:
     return default_sdk_app_id, validate_task_id(text)
 
 
-@dataclass(frozen=True)
-class AccountSettings:
-    """One Tencent Cloud account (credential) with its own request budget and SdkAppIds."""
-
-    name: str
-    sdk_app_ids: tuple[int, ...] = ()
-    secret_id: str | None = None
-    secret_key_file: Path | None = None
-    cvm_role: str | None = None
-    region: str | None = None
-    endpoint: str | None = None
-    rate_limit: float | None = None
-
-
-@dataclass(frozen=True)
-class Settings:
-    listen: tuple[str, int] = ("0.0.0.0", 9877)
-    endpoint: str = DEFAULT_ENDPOINT
-    region: str = DEFAULT_REGION
-    secret_id: str | None = None
-    secret_key_file: Path | None = None
-    cvm_role: str | None = None
-    sdk_app_id: int | None = None
-    tasks: tuple[TaskKey, ...] = ()
-    tasks_file: Path | None = None
-    api_token_file: Path | None = None
-    api_token: str | None = field(default=None, repr=False)
-    state_file: Path | None = None
-    state_save_interval: float = 5.0
-    interval: float = 15.0
-    rate_limit: float = 20.0
-    shared_rate_limit: bool = False
-    concurrency: int = 8
-    finished_retention: float = 3600.0
-    not_found_grace: float = 120.0
-    connect_timeout: float = 3.0
-    read_timeout: float = 10.0
-    web_config_file: Path | None = None
-    callback_key_file: Path | None = None
-    callback_key: str | None = field(default=None, repr=False)
-    callback_keys: tuple[tuple[int, Path], ...] = ()  # config file only: SdkAppId -> its key file
-    callback_listen: tuple[str, int] | None = None
-    callback_public_url: str | None = None  # where TIW should send push callbacks (checked at start, `check`)
-    discover_sdk_app_ids: tuple[int, ...] = ()
-    discover_interval: float = 60.0
-    liveness_interval: float = 5.0
-    log_level: str = "info"
-    log_format: str = "text"
-    accounts: tuple[AccountSettings, ...] = ()
-    warnings: tuple[str, ...] = ()  # values that work but are implausible; logged once at start
-
-
-OPTION_NAMES = tuple(f.name for f in fields(Settings) if f.name not in ("api_token", "callback_key", "warnings"))
 _LIST_OPTIONS = {"tasks": "task", "discover_sdk_app_ids": "discover_sdk_app_id"}
 # Sharding inside one account was removed in 0.2.0: still parsed for one release, so the first start of
 # an old deployment says what to do instead of "unknown option". A count above 1 is refused.
@@ -388,7 +335,7 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None,
     problems and warnings quote it.
     """
     raw, where = read_config_file(config_file) if config_file else ({}, {})
-    unknown = set(flags) - set(OPTION_NAMES) - set(REMOVED_OPTIONS) - {"api_token", "callback_key"}
+    unknown = set(flags) - set(OPTION_NAMES) - set(REMOVED_OPTIONS) - set(SECRET_VALUES)
     if unknown:
         raise ValueError(f"build_settings got unknown option names {sorted(unknown)}")  # a programming error
     for name, value in flags.items():
@@ -408,11 +355,10 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None,
     default_sdk = b.values.get("sdk_app_id")
     b.convert("tasks", lambda v: tuple(dict.fromkeys(parse_task_ref(t, default_sdk) for t in _as_list(v))))
     b.convert("discover_sdk_app_ids", lambda v: tuple(dict.fromkeys(validate_sdk_app_id(x) for x in _as_list(v))))
-    for name in ("interval", "finished_retention", "not_found_grace", "connect_timeout", "read_timeout",
-                 "discover_interval", "state_save_interval"):
+    for name in sorted(DURATIONS - {"liveness_interval"}):
         b.convert(name, parse_duration)
         b.check(name, b.values.get(name, 1) > 0, "must be greater than zero")
-    b.convert("liveness_interval", parse_duration)
+    b.convert("liveness_interval", parse_duration)  # 0 turns liveness off
     b.check("liveness_interval", b.values.get("liveness_interval", 0) >= 0, "must not be negative")
     b.convert("rate_limit", _positive_float)
     b.convert("shared_rate_limit", _boolean)
@@ -430,7 +376,7 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None,
     _warn_implausible(b)
     if b.problems:
         raise ConfigError(b.problems)
-    return Settings(**b.values, warnings=tuple(b.warnings))
+    return Settings.from_options(b.values, warnings=tuple(b.warnings))
 
 
 def _check_tasks_file(b: _Builder) -> None:

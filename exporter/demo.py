@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import replace
 
 import click
 
@@ -30,9 +29,9 @@ def run_demo(settings: Settings, simulator_listen: tuple[str, int], seed: int, s
                           listen=simulator_listen, seed=seed).start()
     exporter: Exporter | None = None
     try:
-        settings = replace(settings, endpoint=simulator.url, tasks=((DEMO_SDK_APP_ID, NOT_FOUND_TASK),),
-                           callback_key=callback_key, discover_sdk_app_ids=(DEMO_SDK_APP_ID,),
-                           discover_interval=min(settings.discover_interval, 10.0))
+        settings = settings.with_options(endpoint=simulator.url, tasks=((DEMO_SDK_APP_ID, NOT_FOUND_TASK),),
+                                         callback_key=callback_key, discover_sdk_app_ids=(DEMO_SDK_APP_ID,),
+                                         discover_interval=min(settings.sources.discover_interval, 10.0))
         exporter = Exporter(settings, credentials=StaticCredentials(Credential(DEMO_SECRET_ID, DEMO_SECRET_KEY)))
         exporter.install_signal_handlers()  # before start() logs "listening"
         exporter.start()

@@ -82,10 +82,11 @@ def run_checks(settings: Settings, providers: Mapping[str, CredentialProvider] |
             checks.append(Check(f"{prefix}credentials", "fail", str(exc), local=True))
             continue
         checks.append(Check(f"{prefix}credentials", "ok", f"from {provider.description}"))
-        endpoint = account.endpoint or settings.endpoint
-        region = account.region or settings.region
+        endpoint = account.endpoint or settings.api.endpoint
+        region = account.region or settings.api.region
         client = TencentCloudClient(provider, endpoint=endpoint, region=region, retry=RetryPolicy(attempts=1),
-                                    connect_timeout=settings.connect_timeout, read_timeout=settings.read_timeout)
+                                    connect_timeout=settings.api.connect_timeout,
+                                    read_timeout=settings.api.read_timeout)
         paced = _Paced(client, lambda action, name=account.name: pace(name, action))
         try:
             owned = [app for app in apps if not account.sdk_app_ids or app in account.sdk_app_ids]
@@ -111,10 +112,10 @@ class _Paced:
 
 
 def _sdk_app_ids(settings: Settings) -> list[int]:
-    apps = {app for app, _ in settings.tasks} | set(settings.discover_sdk_app_ids)
-    apps |= {app for account in settings.accounts for app in account.sdk_app_ids}
-    if settings.sdk_app_id:
-        apps.add(settings.sdk_app_id)
+    apps = {app for app, _ in settings.sources.tasks} | set(settings.sources.discover_sdk_app_ids)
+    apps |= {app for account in settings.api.accounts for app in account.sdk_app_ids}
+    if settings.sources.sdk_app_id:
+        apps.add(settings.sources.sdk_app_id)
     return sorted(apps)
 
 
@@ -158,7 +159,7 @@ def _push_callback_checks(client: _Paced, prefix: str, sdk_app_id: int,
         return [Check(name, "warn", f"cannot read TIW's callback settings: {failure.code}")]
     url = str(result.response.get("Callback") or "")
     key = str(result.response.get("CallbackKey") or "")
-    public = settings.callback_public_url
+    public = settings.sources.callback_public_url
     if not public:
         where = f"TIW calls {url}" if url else "TIW sends no push callbacks for it"
         return [Check(name, "warn", f"{where}; set --callback-public-url to check it is this exporter")]
@@ -176,13 +177,13 @@ def _push_callback_checks(client: _Paced, prefix: str, sdk_app_id: int,
 
 def _callback_key_of(settings: Settings, sdk_app_id: int) -> str | None:
     """The key this exporter verifies ``sdk_app_id``'s callbacks with: its own (callback_keys:) or the default."""
-    for app, path in settings.callback_keys:
+    for app, path in settings.sources.callback_keys:
         if app == sdk_app_id:
             try:
                 return read_secret_file(path, f"callback key of SdkAppId {app}")
             except SecretFileError:
                 return None
-    return settings.callback_key
+    return settings.sources.callback_key
 
 
 def _round_trip(name: str, url: str, sdk_app_id: int, key: str) -> Check:

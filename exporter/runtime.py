@@ -67,37 +67,38 @@ class Exporter:
         self.registry.register(PausedAccountsCollector(states))
         self.registry.register(CredentialsCollector(lambda: [(a.name, a.client.credentials) for a in self.accounts]))
         self.metrics.poll_lag.set_function(states.lag)
-        self.api_token = WatchedSecret("api_token", "API token", settings.api_token_file, settings.api_token)
-        self.callback_key = WatchedSecret("callback_key", "callback key", settings.callback_key_file,
-                                          settings.callback_key)
+        self.api_token = WatchedSecret("api_token", "API token", settings.web.api_token_file, settings.web.api_token)
+        self.callback_key = WatchedSecret("callback_key", "callback key", settings.sources.callback_key_file,
+                                          settings.sources.callback_key)
         self.app_callback_keys = {app: WatchedSecret(f"callback_key/{app}", f"callback key of SdkAppId {app}", path)
-                                  for app, path in settings.callback_keys}
+                                  for app, path in settings.sources.callback_keys}
         self.registry.register(SecretsCollector(self._secrets))
         self.freshness = FreshnessIndex(self.store)  # follows the change feed: a scrape walks only what changed
-        self.registry.register(FreshnessCollector(self.freshness, states, detail_fresh_within=2 * settings.interval))
+        self.registry.register(FreshnessCollector(self.freshness, states,
+                                                  detail_fresh_within=2 * settings.polling.interval))
         self.callbacks = CallbackEndpoint(self.store, self.callback_key.get, self.metrics.count_callback,
                                           app_keys={app: s.get for app, s in self.app_callback_keys.items()})
         self.exposition = Exposition(self.store, self.registry)
-        self.web = WebSecurity(settings.web_config_file)  # raises WebConfigError: a broken file is a startup error
+        self.web = WebSecurity(settings.web.web_config_file)  # raises WebConfigError: a broken file is a startup error
         self._serving = threading.Event()  # ready means serving: the store is loaded and the listeners answer
         self.routes = Routes(self.store, self.exposition, ready=self._serving.is_set,
                              api_token=self.api_token.get, callbacks=self.callbacks, authorize=self.web.authorize)
-        self.server = _listen("--listen", settings.listen, self.routes, self.web.ssl_context)
+        self.server = _listen("--listen", settings.web.listen, self.routes, self.web.ssl_context)
         # TIW cannot send basic auth: the callback-only listener has TLS from the web config, no basic auth.
         try:
             self.callback_server = (
-                _listen("--callback-listen", settings.callback_listen,
+                _listen("--callback-listen", settings.web.callback_listen,
                         Routes(self.store, self.exposition, ready=lambda: True, callbacks=self.callbacks,
                                only_callbacks=True), self.web.ssl_context)
-                if settings.callback_listen else None
+                if settings.web.callback_listen else None
             )
         except ListenError:
             self.server.stop()
             raise
         self.state_writer: statedb.StateWriter | None = None
         self.tasks_watcher = (
-            TasksFileWatcher(settings.tasks_file, self.store, self.metrics.tasks_file_reload_success.set)
-            if settings.tasks_file else None
+            TasksFileWatcher(settings.sources.tasks_file, self.store, self.metrics.tasks_file_reload_success.set)
+            if settings.sources.tasks_file else None
         )
         self._stopped = threading.Event()
 
@@ -115,18 +116,18 @@ class Exporter:
     def start(self) -> Exporter:
         settings = self.settings
         raise_open_files_limit()
-        for key in settings.tasks:
+        for key in settings.sources.tasks:
             self.store.add(key, "flag")
         if self.tasks_watcher:
             self.tasks_watcher.reload()
             self.tasks_watcher.start()
-        if settings.state_file:  # after the configured tasks, so their saved results are restored too
-            db, records = statedb.open_state(settings.state_file)
+        if settings.state.state_file:  # after the configured tasks, so their saved results are restored too
+            db, records = statedb.open_state(settings.state.state_file)
             restored = self.store.restore(records)
-            log.info("state file %s: %s restored", settings.state_file, counted(restored, "task"))
+            log.info("state file %s: %s restored", settings.state.state_file, counted(restored, "task"))
             if db is not None:
                 # the database holds what was restored: only what differs is written
-                self.state_writer = statedb.StateWriter(db, self.store, settings.state_save_interval,
+                self.state_writer = statedb.StateWriter(db, self.store, settings.state.state_save_interval,
                                                         loaded=records)
         for account in self.accounts:
             account.start()
@@ -138,8 +139,8 @@ class Exporter:
             log.info("TIW callbacks accepted on %s/callbacks/tiw", self.callback_server.bound)
         self._serving.set()  # not "every task polled once": tiw_exporter_coverage_ratio says how fresh
         threading.Thread(target=self._preflight, name="preflight", daemon=True).start()
-        hint = "" if len(self.store) or settings.discover_sdk_app_ids or settings.callback_key or \
-            settings.callback_keys else " (add --task, --tasks-file, --discover-sdk-app-id or TIW callbacks)"
+        hint = "" if len(self.store) or settings.sources.discover_sdk_app_ids or settings.sources.callback_key or \
+            settings.sources.callback_keys else " (add --task, --tasks-file, --discover-sdk-app-id or TIW callbacks)"
         log.info("tiw-exporter listening on %s, tracking %s%s (accounts: %s)", self.server.bound,
                  counted(len(self.store), "task"), hint, ", ".join(a.name for a in self.accounts))
         return self
@@ -155,8 +156,8 @@ class Exporter:
         try:
             checks = run_checks(settings, providers={name: a.client.credentials for name, a in accounts.items()},
                                 pace=pace,
-                                callbacks=bool(settings.callback_key or settings.callback_keys
-                                               or settings.callback_public_url))
+                                callbacks=bool(settings.sources.callback_key or settings.sources.callback_keys
+                                               or settings.sources.callback_public_url))
         except Exception:  # a preflight problem must never take the exporter down
             log.exception("preflight checks failed unexpectedly")
             return

@@ -135,24 +135,25 @@ def test_each_group_config_passes_tiw_exporter_check_config(description: dict[st
 def test_each_group_config_holds_the_groups_accounts_url_and_state(description: dict[str, Any]) -> None:
     for group in description["groups"]:
         settings = group_settings(group["name"])
-        assert settings.callback_public_url == group["callback_public_url"]
-        accounts = {account.name: account for account in settings.accounts}
+        assert settings.sources.callback_public_url == group["callback_public_url"]
+        accounts = {account.name: account for account in settings.api.accounts}
         assert set(accounts) == {account["name"] for account in group["accounts"]}
         for account in group["accounts"]:
             got = accounts[account["name"]]
             assert list(got.sdk_app_ids) == [int(app) for app in account["sdk_app_ids"]]
             assert got.secret_id == account["secret_id"]
             assert got.secret_key_file == Path(f"/etc/tiw-exporter/secrets/{account['name']}.secret-key")
-        assert settings.state_file == Path("/var/lib/tiw-exporter/state.db")
-        assert settings.listen == ("0.0.0.0", EXPORTER_PORT) and settings.callback_listen is not None
-        assert set(settings.discover_sdk_app_ids) == {app for a in settings.accounts for app in a.sdk_app_ids}
+        assert settings.state.state_file == Path("/var/lib/tiw-exporter/state.db")
+        assert settings.web.listen == ("0.0.0.0", EXPORTER_PORT) and settings.web.callback_listen is not None
+        apps = {app for a in settings.api.accounts for app in a.sdk_app_ids}
+        assert set(settings.sources.discover_sdk_app_ids) == apps
 
 
 def test_no_sdk_app_id_or_credential_is_in_two_groups(description: dict[str, Any]) -> None:
     apps: dict[int, str] = {}
     secret_ids: dict[str, str] = {}
     for name in group_names(description):
-        for account in group_settings(name).accounts:
+        for account in group_settings(name).api.accounts:
             for app in account.sdk_app_ids:
                 assert app not in apps, f"SdkAppId {app} is in groups {apps[app]} and {name}"
                 apps[app] = name
@@ -190,7 +191,7 @@ def test_each_statefulset_has_one_replica_and_a_state_volume(description: dict[s
         mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
         (claim,) = statefulset["spec"]["volumeClaimTemplates"]
         assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
-        state_file = str(group_settings(name).state_file)
+        state_file = str(group_settings(name).state.state_file)
         assert posixpath.dirname(state_file) == mounts[claim["metadata"]["name"]]
         assert state_file.endswith(".db"), "the state file is SQLite"
 
@@ -237,14 +238,14 @@ def test_each_group_runs_its_own_config_and_mounts_its_secrets(description: dict
 
         settings = group_settings(name)
         needed = {option_value(args, "--api-token-file"), option_value(args, "--callback-key-file")}
-        needed |= {str(a.secret_key_file) for a in settings.accounts if a.secret_key_file}
+        needed |= {str(a.secret_key_file) for a in settings.api.accounts if a.secret_key_file}
         secret_volumes = [(n, v["secret"]) for n, v in volumes.items() if "secret" in v]
         assert [s["secretName"] for _, s in secret_volumes] == [f"tiw-exporter-{name}-credentials"]
         mounted = {posixpath.join(mounts[n], item["path"]) for n, s in secret_volumes for item in s["items"]}
         assert needed == mounted
 
         ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-        assert ports == {"metrics": settings.listen[1], "callbacks": settings.callback_listen[1]}
+        assert ports == {"metrics": settings.web.listen[1], "callbacks": settings.web.callback_listen[1]}
         service = docs["Service"]
         assert {p["name"]: p["targetPort"] for p in service["spec"]["ports"]} == {"metrics": "metrics",
                                                                                  "callbacks": "callbacks"}
@@ -331,16 +332,16 @@ def test_compose_runs_one_exporter_per_group_with_its_own_state_and_ports(
         config = volumes[option_value(command, "--config")]
         assert config["type"] == "bind" and config["read_only"] is True
         assert Path(config["source"]) == DEPLOY / "groups" / name / "config.yaml"
-        state = volumes[posixpath.dirname(str(settings.state_file))]
+        state = volumes[posixpath.dirname(str(settings.state.state_file))]
         assert state["type"] == "volume"
         state_volumes.append(state["source"])
 
         targets = {p["target"]: int(p["published"]) for p in service["ports"]}
-        assert set(targets) == {settings.listen[1], settings.callback_listen[1]}
+        assert set(targets) == {settings.web.listen[1], settings.web.callback_listen[1]}
         host_ports += targets.values()
 
         needed = {option_value(command, "--api-token-file"), option_value(command, "--callback-key-file")}
-        needed |= {str(a.secret_key_file) for a in settings.accounts if a.secret_key_file}
+        needed |= {str(a.secret_key_file) for a in settings.api.accounts if a.secret_key_file}
         assert {s["target"] for s in service["secrets"]} == needed
         for secret in service["secrets"]:
             source = Path(compose["secrets"][secret["source"]]["file"])
@@ -435,6 +436,6 @@ def test_generator_accepts_the_smallest_description_and_writes_nothing_else(gene
                        "kubernetes/groups/east.yaml", "kubernetes/groups/kustomization.yaml",
                        "kubernetes/groups/prometheusrule.yaml", "kubernetes/groups/servicemonitor.yaml"]
     settings = build_settings({}, out / "groups" / "east" / "config.yaml")
-    assert settings.discover_sdk_app_ids == (1400000001,) and settings.accounts[0].secret_key_file is None
+    assert settings.sources.discover_sdk_app_ids == (1400000001,) and settings.api.accounts[0].secret_key_file is None
     compose_file = yaml.safe_load((out / "docker-compose.groups.yml").read_text(encoding="utf-8"))
     assert Path(out, compose_file["services"]["tiw-exporter-east"]["build"]["context"]).resolve() == REPO

@@ -45,8 +45,8 @@ def test_accounts_poll_and_list_on_separate_budgets_unless_shared():
 def test_shared_rate_limit_from_the_config_file_and_bad_values(tmp_path):
     config = tmp_path / "config.yml"
     config.write_text("shared_rate_limit: true\n")
-    assert build_settings({}, config).shared_rate_limit is True
-    assert build_settings({}).shared_rate_limit is False
+    assert build_settings({}, config).api.shared_rate_limit is True
+    assert build_settings({}).api.shared_rate_limit is False
     config.write_text("shared_rate_limit: maybe\n")
     try:
         build_settings({}, config)

@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from exporter import __version__, cli
-from exporter.config import OPTION_NAMES, REMOVED_OPTIONS
+from exporter.config import OPTION_NAMES, REMOVED_OPTIONS, parse_duration
+from exporter.settings import DEFAULTS, DURATIONS, default_text, format_duration
 from exporter.simulator import Simulator, TaskScript
 from tests.constants import APP, SECRET_ID, SECRET_KEY
 from tests.procs import exporter_cmd
@@ -141,3 +142,17 @@ def test_check_config_rejects_a_broken_tasks_file(tmp_path):
     tasks.write_text("- {sdk_app_id: -5, task_id: abc}\n")
     status, stderr = run_main(["check-config", str(tasks)])
     assert status == 2 and "entry 1: sdk_app_id must be a positive integer" in stderr
+
+
+def test_help_shows_each_default_from_the_one_home_of_defaults():
+    """The help text is written from settings.DEFAULTS, and a duration reads back as the same value."""
+    help_text = " ".join(invoke("run", "--help").output.split())
+    shown = 0
+    for param in cli.run.params:
+        if param.name in DEFAULTS and not param.hidden and default_text(param.name) is not None:
+            assert f"[default: {default_text(param.name)}]" in help_text, param.name
+            shown += 1
+    assert shown >= 15
+    for name in DURATIONS:
+        assert parse_duration(format_duration(DEFAULTS[name])) == DEFAULTS[name], name
+    assert [format_duration(s) for s in (3600, 90, 0.25, 5)] == ["1h", "1m30s", "250ms", "5s"]

@@ -10,10 +10,10 @@ from exporter.config import ConfigError, Settings, build_settings, parse_duratio
 def test_defaults_follow_the_design():
     settings = build_settings({})
     assert settings == Settings()
-    assert settings.interval == 15 and settings.rate_limit == 20 and settings.concurrency == 8
-    assert settings.finished_retention == 3600
-    assert settings.region == "ap-guangzhou"
-    assert settings.endpoint == "https://tiw.tencentcloudapi.com"
+    assert settings.polling.interval == 15 and settings.api.rate_limit == 20 and settings.api.concurrency == 8
+    assert settings.polling.finished_retention == 3600
+    assert settings.api.region == "ap-guangzhou"
+    assert settings.api.endpoint == "https://tiw.tencentcloudapi.com"
 
 
 @pytest.mark.parametrize(("text", "seconds"), [("15s", 15), ("1h", 3600), ("500ms", 0.5), ("2m", 120), (7, 7),
@@ -42,7 +42,7 @@ def test_bad_listen_addresses(text):
 
 def test_tasks_accept_both_forms_and_deduplicate():
     settings = build_settings({"sdk_app_id": "1400000001", "tasks": ("1400000002:abc", "def", "1400000002:abc")})
-    assert settings.tasks == ((1400000002, "abc"), (1400000001, "def"))
+    assert settings.sources.tasks == ((1400000002, "abc"), (1400000001, "def"))
 
 
 def test_bare_task_without_sdk_app_id_is_a_problem():
@@ -54,15 +54,15 @@ def test_flags_win_over_config_file(tmp_path):
     config = tmp_path / "c.yml"
     config.write_text("interval: 30s\nrate-limit: 10\nlisten: 127.0.0.1:1234\n")
     settings = build_settings({"interval": "5s"}, config)
-    assert settings.interval == 5
-    assert settings.rate_limit == 10
-    assert settings.listen == ("127.0.0.1", 1234)
+    assert settings.polling.interval == 5
+    assert settings.api.rate_limit == 10
+    assert settings.web.listen == ("127.0.0.1", 1234)
 
 
 def test_config_file_task_list(tmp_path):
     config = tmp_path / "c.yml"
     config.write_text("sdk_app_id: 1400000001\ntasks: [abc, '1400000009:xyz']\n")
-    assert build_settings({}, config).tasks == ((1400000001, "abc"), (1400000009, "xyz"))
+    assert build_settings({}, config).sources.tasks == ((1400000001, "abc"), (1400000009, "xyz"))
 
 
 def test_every_problem_is_reported_at_once():
@@ -97,7 +97,7 @@ def test_api_token_file_is_read_and_hidden_from_repr(tmp_path):
     token_file = tmp_path / "token"
     token_file.write_text("s3cr3t-token\n")
     settings = build_settings({"api_token_file": str(token_file)})
-    assert settings.api_token == "s3cr3t-token"
+    assert settings.web.api_token == "s3cr3t-token"
     assert "s3cr3t" not in repr(settings)
 
 
@@ -111,4 +111,4 @@ def test_empty_api_token_file_is_a_problem(tmp_path):
 def test_endpoint_must_be_a_base_url():
     with pytest.raises(ConfigError, match="--endpoint"):
         build_settings({"endpoint": "ftp://x"})
-    assert build_settings({"endpoint": "http://127.0.0.1:8080"}).endpoint == "http://127.0.0.1:8080"
+    assert build_settings({"endpoint": "http://127.0.0.1:8080"}).api.endpoint == "http://127.0.0.1:8080"

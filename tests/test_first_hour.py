@@ -91,7 +91,7 @@ def test_durations_are_written_as_prometheus_and_go_write_them(text: str, second
 def test_implausible_values_work_but_start_with_a_warning_naming_the_limit() -> None:
     settings = build_settings({"interval": "500ms", "rate_limit": "1000"},
                               origins={"rate_limit": "TIW_EXPORTER_RATE_LIMIT"})
-    assert settings.interval == 0.5 and settings.rate_limit == 1000
+    assert settings.polling.interval == 0.5 and settings.api.rate_limit == 1000
     assert any(w.startswith("--interval: an interval under 1s") for w in settings.warnings)
     assert any(w.startswith("TIW_EXPORTER_RATE_LIMIT: 1000 requests/s is above the API's documented limit of 20/s")
                for w in settings.warnings)

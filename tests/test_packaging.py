@@ -43,7 +43,7 @@ DOCKERIGNORE = REPO / ".dockerignore"
 COMPOSE_FILE = REPO / "deploy" / "docker-compose.yml"
 PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
 KUBERNETES_DIR = REPO / "deploy" / "kubernetes"
-EXPORTER_PORT = Settings().listen[1]
+EXPORTER_PORT = Settings().web.listen[1]
 # RUN steps that set up the operating system (need root and Debian), not the Python install.
 SYSTEM_STEPS = ("groupadd ",)
 
