@@ -147,6 +147,8 @@ class Exposition:
             if changes.resync:
                 columns = self._cache = RenderCache()
             for key, record in changes.records.items():
+                if record is None:
+                    self.problems.forget(key)  # removed: a task tracked again later may log its problems again
                 exported = record is not None and not record.retired
                 chunks = render_task(record, self.problems) if exported else None
                 if chunks is None:

@@ -72,18 +72,27 @@ Sample = tuple[int, Labels, float]
 
 
 class TaskProblemLog:
-    """Logs a problem of a task's data once per task and kind, not on every scrape."""
+    """Logs a problem of a task's data once per task and kind, not on every scrape; a task that leaves
+    the store is forgotten (``forget``), so the log stays as small as the tasks that have problems."""
 
     def __init__(self) -> None:
-        self._seen: set[tuple[TaskKey, str]] = set()
+        self._seen: dict[TaskKey, set[str]] = {}
         self._lock = threading.Lock()
 
     def once(self, record: TaskRecord, problem: str, error: Exception) -> None:
         with self._lock:
-            if (record.key, problem) in self._seen:
+            kinds = self._seen.setdefault(record.key, set())
+            if problem in kinds:
                 return
-            self._seen.add((record.key, problem))
+            kinds.add(problem)
         log.warning("task %s:%s: %s (%s)", record.sdk_app_id, record.task_id, problem, type(error).__name__)
+
+    def forget(self, key: TaskKey) -> None:
+        with self._lock:
+            self._seen.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._seen)
 
 
 def _state_set(family: int, base: Labels, label: str, states: Iterable[str], current: str) -> list[Sample]:

@@ -140,6 +140,10 @@ def test_unparseable_backup_is_logged_once_per_task(caplog):
     tracked(store, "b", "PUSHING", backup="{still broken")
     exposition.render_text()
     assert caplog.text.count("unparseable Backup") == 1
+    assert len(exposition.problems) == 1
+    store.remove((APP, "b"))
+    exposition.render_text()
+    assert len(exposition.problems) == 0  # a removed task's log entry goes with it: the log never grows for good
 
 
 def test_removed_and_retired_tasks_leave_no_series():
