@@ -68,6 +68,8 @@ TABLE: dict[str, Disposition] = {
     "ActionOffline": Disposition("the action was taken offline", False, _C.PAUSE_CREDENTIAL,
                                  DiscoveryAction.POLL_INSTEAD),
     "NoSuchVersion": Disposition("the endpoint has no such API version", False, _C.PAUSE_CREDENTIAL),
+    "NoSuchProduct": Disposition("the endpoint serves no such product (wrong --endpoint or product)", False,
+                                 _C.PAUSE_CREDENTIAL),
     "UnsupportedProtocol": Disposition("the endpoint refuses this protocol (http vs https)", False,
                                        _C.PAUSE_CREDENTIAL),
     "IpNotInWhitelist": Disposition("this host's IP is not in the account's API allow list", False,

@@ -41,6 +41,7 @@ EXPECTED = {
     "InvalidAction": (False, C.PAUSE_CREDENTIAL, DiscoveryAction.POLL_INSTEAD),  # liveness falls back to polling
     "IpNotInWhitelist": (False, C.PAUSE_CREDENTIAL, DiscoveryAction.END_PASS),
     "NoSuchVersion": (False, C.PAUSE_CREDENTIAL, DiscoveryAction.END_PASS),
+    "NoSuchProduct": (False, C.PAUSE_CREDENTIAL, DiscoveryAction.END_PASS),  # a setup error, like InvalidAction
     "ServiceUnavailable": (True, C.RETRY, DiscoveryAction.END_PASS),
     "InvalidParameter.SdkAppIdNotFound": (False, C.PAUSE_SDK_APP_ID, DiscoveryAction.END_PASS),
     "ResourceUnavailable.NotRegistered": (False, C.PAUSE_SDK_APP_ID, DiscoveryAction.END_PASS),
