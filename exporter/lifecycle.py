@@ -302,13 +302,6 @@ def trtc_code(message: str) -> str:
     return match[1] if match else ""
 
 
-def seen_running(record: TaskRecord) -> TaskRecord:
-    """The running list says PROCESSING: a PREPARED task is pushing (never moves a status backwards)."""
-    if record.latest is None or record.latest.status != "PREPARED" or record.final:
-        return record
-    return replace(record, latest=replace(record.latest, status="PUSHING"))
-
-
 def push_duration(record: TaskRecord) -> float | None:
     """How long the push has run, as TIW reported it; None when TIW did not say.
 

@@ -5,7 +5,9 @@ this account tracks (and each ``--discover-sdk-app-id``) on the ``DescribeRunnin
 
 * a tracked task on the list is alive: its liveness time is refreshed (published as an immutable
   ``pollstate.LivenessState``, not in the store, so 10,000 confirmations every 5 s cost no store
-  writes, no re-render and no state save), and a PREPARED task the list shows PROCESSING becomes PUSHING;
+  writes, no re-render and no state save). That is all the list says: its PROCESSING ("executing")
+  most likely covers PREPARED ("entering the room, starting the push service") as well as PUSHING, so
+  a task's status, finish reason and exceptions come only from ``DescribeWhiteboardPush`` and callbacks;
 * a tracked task seen before that is no longer listed has stopped or failed: the collector queries
   it at once (``urgent``), ahead of every other task, to learn its final state;
 * a task never seen on the list (older than the API's 3-day window, or not listed yet) and every task
@@ -29,7 +31,6 @@ from typing import Any
 
 from exporter.discovery import ListPage, list_running
 from exporter.errors import DiscoveryAction, disposition
-from exporter.lifecycle import seen_running
 from exporter.model import TaskKey
 from exporter.periodic import Periodic
 from exporter.pollstate import LivenessState
@@ -131,28 +132,18 @@ class Liveness:
         now = self.clock()
         listed = {task.task_id: task for task in running}
         left: list[TaskKey] = []
-        promote: list[TaskKey] = []
         with self._lock:
             before = self.state.seen.get(sdk_app_id, {})
             seen: dict[TaskKey, float] = {}
             for key in keys:
                 entry = listed.get(key[1])
                 if entry is not None and not entry.ended:
-                    seen[key] = now
-                    if entry.status.upper() == "PROCESSING":
-                        promote.append(key)
+                    seen[key] = now  # alive; never a status (see the module docstring)
                 elif key in before:
                     left.append(key)
             self._replace(self.state.with_app(sdk_app_id, seen))
-        for key in promote:
-            self._promote(key)
         for key in left:
             self.urgent(key)  # it stopped or failed: learn how, now
-
-    def _promote(self, key: TaskKey) -> None:
-        record = self.store.get(key)
-        if record is not None and record.latest is not None and record.latest.status == "PREPARED":
-            self.store.update(key, seen_running)
 
     def _failed(self, sdk_app_id: int, failure: CallFailure) -> None:
         self.on_api_error(sdk_app_id, failure.code)

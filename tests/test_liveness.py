@@ -10,7 +10,7 @@ import pytest
 
 from exporter.collector import Collector
 from exporter.freshness import Freshness, FreshnessIndex, quantiles
-from exporter.lifecycle import TaskRecord
+from exporter.lifecycle import TaskRecord, answer_anomalies, merge_result
 from exporter.liveness import STALE_AFTER_PASSES, Liveness
 from exporter.model import PushTask, RunningTask
 from exporter.ratelimit import HEADROOM, PacedLimiter
@@ -187,3 +187,32 @@ def test_the_covered_count_follows_each_pass_at_once_and_the_horizon_within_a_se
     assert liveness.covered_count() == 1
     clock.advance(5.0 * STALE_AFTER_PASSES + 1)  # no pass for longer than the staleness limit
     assert liveness.covered_count() == 0
+
+
+def test_the_running_list_is_liveness_never_status():
+    """PROCESSING on the list most likely covers PREPARED too: a PREPARED task stays PREPARED, and the
+    next PREPARED answer is no anomaly (the list once promoted it to PUSHING, then every answer was one)."""
+    store = TaskStore()
+    key = (APP, "preparing")
+    store.add(key, "api")
+    store.update(key, lambda r: merge_result(r, PushTask(APP, "preparing", "PREPARED"), 100.0))
+    listed = [RunningTask(APP, "preparing", "PROCESSING")]
+    liveness = Liveness(store, lambda app, offset, limit: (listed, 1), PacedLimiter(1000.0), clock=lambda: 101.0)
+    liveness.check_app(APP, [key])
+    assert liveness.covered(key)  # alive...
+    record = store.get(key)
+    assert record.status == "PREPARED" and record.latest.status == "PREPARED"  # ...and still what TIW said
+    assert answer_anomalies(record.latest, PushTask(APP, "preparing", "PREPARED"), 102.0) == []
+
+
+@pytest.mark.slow
+def test_a_stuck_prepared_push_stays_prepared_with_liveness_on(simulator):
+    stuck = simulator.add_task(APP, TaskScript(prepare_seconds=3600))
+    with exporter_for(simulator, stuck, interval="0.5s") as exporter:
+        liveness = exporter.accounts.by_name["default"].liveness
+        eventually(lambda: liveness.covered((APP, stuck)), timeout=10)  # on the running list
+        eventually(lambda: simulator.stats()["describes_by_task"][stuck] >= 3, timeout=15)
+        found = scrape(exporter.url)
+        assert metric(found, "tiw_push_task_status", sdk_app_id=APP, task_id=stuck, status="PREPARED") == 1
+        assert metric(found, "tiw_push_task_status", sdk_app_id=APP, task_id=stuck, status="PUSHING") == 0
+        assert (metric(found, "tiw_exporter_answer_anomalies_total", kind="status_regressed") or 0) == 0
