@@ -57,6 +57,12 @@ class Process:
                     raise AssertionError(f"{pattern!r} not seen from {self.args}; output:\n{self.output[-3000:]}")
                 self._new_line.wait(min(remaining, 0.2))
 
+    def __enter__(self) -> Process:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     def stop(self, timeout: float = 10.0) -> int:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -73,17 +79,32 @@ def exporter_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "exporter", *args]
 
 
-@contextmanager
-def running(args: list[str], url_pattern: str, env: dict[str, str] | None = None) -> Iterator[tuple[Process, str]]:
-    """Start ``args``, wait for a URL in its output, yield (process, url), stop it afterwards."""
+def started(args: list[str], url_pattern: str, env: dict[str, str] | None = None) -> tuple[Process, str]:
+    """Start ``args`` and wait for a URL in its output: (process, url); stopped here if the URL never shows."""
     process = Process(args, env)
     try:
-        url = process.wait_for(url_pattern).group("url")
-        yield process, url
-    finally:
+        return process, process.wait_for(url_pattern).group("url")
+    except BaseException:
         process.stop()
+        raise
+
+
+@contextmanager
+def running(args: list[str], url_pattern: str, env: dict[str, str] | None = None) -> Iterator[tuple[Process, str]]:
+    """``started``, as a context: yields (process, url), stops it afterwards."""
+    process, url = started(args, url_pattern, env)
+    with process:
+        yield process, url
 
 
 SIMULATOR_URL = r"(?P<url>http://127\.0\.0\.1:\d+)"
 EXPORTER_URL = r"listening on (?P<url>http://127\.0\.0\.1:\d+)"
+
+
+def exporter_process(*args: str, env: dict[str, str] | None = None) -> tuple[Process, str]:
+    """``python -m exporter run *args``, once it says where it listens: (process, url).
+
+    The caller stops it: ``process.stop()``, or ``with process:``.
+    """
+    return started(exporter_cmd("run", *args), EXPORTER_URL, env)
 

@@ -50,7 +50,7 @@ from tests.monitoring import (
     load_yaml,
     variable_query,
 )
-from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, running
+from tests.procs import SIMULATOR_URL, Process, exporter_cmd, exporter_process, running
 from tests.tools import find_tool
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -332,10 +332,10 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, key_file: Path) -> Iterat
         tasks = [arg for app, task_id in TRACKED for arg in ("--task", f"{app}:{task_id}")]
         token_file = tmp / "api-token"
         token_file.write_text(API_TOKEN, encoding="utf-8")
-        run = exporter_cmd("run", "--listen", "127.0.0.1:0", "--endpoint", simulator, "--secret-id", SECRET_ID,
-                           "--secret-key-file", str(key_file), "--interval", "1s", "--not-found-grace", "2s",
-                           "--api-token-file", str(token_file), *tasks)
-        _, exporter_url = stack.enter_context(running(run, EXPORTER_URL))
+        exporter_proc, exporter_url = exporter_process(
+            "--listen", "127.0.0.1:0", "--endpoint", simulator, "--secret-id", SECRET_ID, "--secret-key-file",
+            str(key_file), "--interval", "1s", "--not-found-grace", "2s", "--api-token-file", str(token_file), *tasks)
+        stack.enter_context(exporter_proc)
 
         webhook = stack.enter_context(WebhookReceiver())
         am_address = f"127.0.0.1:{free_port()}"

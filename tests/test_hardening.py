@@ -28,7 +28,7 @@ from exporter.web.http import ExporterHTTPServer
 from exporter.web.routes import Routes
 from tests.constants import APP, SECRET_ID, SECRET_KEY
 from tests.harness import eventually
-from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, running
+from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, exporter_process, running
 
 API_TOKEN = "hardening-api-token-4f9a"
 
@@ -164,8 +164,9 @@ def write_tasks_file(path: Path, task_ids: list[str]) -> Path:
 
 
 def exporter_args(simulator_url: str, key_file: Path, *extra: str) -> list[str]:
-    return exporter_cmd("run", "--listen", "127.0.0.1:0", "--endpoint", simulator_url, "--secret-id",
-                        SECRET_ID, "--secret-key-file", str(key_file), *extra)
+    """The flags of ``exporter run`` against ``simulator_url``."""
+    return ["--listen", "127.0.0.1:0", "--endpoint", simulator_url, "--secret-id", SECRET_ID, "--secret-key-file",
+            str(key_file), *extra]
 
 
 def rss_kib(pid: int) -> int:
@@ -193,7 +194,8 @@ def test_load_50_scrapers_and_api_writes_while_polling_at_full_budget(unlimited_
     tasks = write_tasks_file(tmp_path / "tasks.yml", add_sim_tasks(simulator_url, 400))
     args = exporter_args(simulator_url, key_file, "--tasks-file", str(tasks), "--interval", "1s",
                          "--rate-limit", str(LOAD_RATE_LIMIT))
-    with running(args, EXPORTER_URL, env={"TIW_EXPORTER_API_TOKEN": API_TOKEN}) as (process, url):
+    process, url = exporter_process(*args, env={"TIW_EXPORTER_API_TOKEN": API_TOKEN})
+    with process:
         eventually(lambda: requests.get(f"{url}/-/ready", timeout=5).status_code == 200, timeout=60)
         rss_start = rss_kib(process.proc.pid)
         deadline = time.monotonic() + LOAD_SECONDS
@@ -232,9 +234,8 @@ def test_kill_9_during_state_writes_never_leaves_a_corrupt_state_file(simulator_
                          "--rate-limit", "200", "--state-file", str(state), "--state-save-interval", "0.01s")
     rng = random.Random(7)
     for _ in range(6):
-        process = Process(args)
+        process = exporter_process(*args)[0]
         try:
-            process.wait_for(EXPORTER_URL)
             time.sleep(rng.uniform(0.3, 1.2))  # kept: the kill lands at a random moment of the state writes
         finally:
             process.proc.send_signal(signal.SIGKILL)
@@ -248,9 +249,8 @@ def test_kill_9_during_state_writes_never_leaves_a_corrupt_state_file(simulator_
 def test_sigterm_flushes_state_and_exits_cleanly(simulator_url, key_file, tmp_path):
     state = tmp_path / "state.json"
     args = exporter_args(simulator_url, key_file, "--state-file", str(state), "--state-save-interval", "1h")
-    process = Process(args, env={"TIW_EXPORTER_API_TOKEN": API_TOKEN})
+    process, url = exporter_process(*args, env={"TIW_EXPORTER_API_TOKEN": API_TOKEN})
     try:
-        url = process.wait_for(EXPORTER_URL).group("url")
         requests.post(f"{url}/api/v1/tasks", json={"sdk_app_id": APP, "task_id": "saved_on_exit"}, timeout=5,
                       headers={"Authorization": f"Bearer {API_TOKEN}"}).raise_for_status()
         process.proc.send_signal(signal.SIGTERM)
@@ -269,7 +269,7 @@ def test_a_sigterm_while_starting_or_the_moment_it_listens_stops_cleanly(moment,
     state = tmp_path / "state.db"
     args = exporter_args(unlimited_sim.url, key_file, "--task", f"{APP}:sigterm_task", "--state-file", str(state),
                          "--state-save-interval", "1h")
-    process = Process(args)
+    process = Process(exporter_cmd("run", *args))  # not exporter_process: the signal may go before "listening"
     try:
         process.wait_for(moment)
         process.proc.send_signal(signal.SIGTERM)
@@ -291,8 +291,9 @@ def test_no_secret_appears_in_logs_metrics_or_api_at_debug_level(simulator_url, 
                          "--log-level", "debug", "--web-config-file", str(web), "--state-file",
                          str(tmp_path / "state.json"))
     secrets = [SECRET_KEY, API_TOKEN, password, callback_key]
-    with running(args, EXPORTER_URL, env={"TIW_EXPORTER_API_TOKEN": API_TOKEN,
-                                          "TIW_EXPORTER_CALLBACK_KEY": callback_key}) as (process, url):
+    process, url = exporter_process(*args, env={"TIW_EXPORTER_API_TOKEN": API_TOKEN,
+                                                "TIW_EXPORTER_CALLBACK_KEY": callback_key})
+    with process:
         auth = ("prom", password)
         requests.get(f"{url}/metrics", auth=("prom", password + "x"), timeout=5)
         requests.post(f"{url}/api/v1/tasks", json={"sdk_app_id": APP, "task_id": "x"}, auth=auth, timeout=5,

@@ -20,7 +20,7 @@ from exporter import statedb
 from exporter.simulator import SimulatorClient
 from tests.constants import APP, SECRET_ID
 from tests.harness import eventually, metric, scrape, series
-from tests.procs import EXPORTER_URL, SIMULATOR_URL, Process, exporter_cmd, running
+from tests.procs import SIMULATOR_URL, Process, exporter_cmd, exporter_process, running
 
 UNKNOWN_APP = 1400009999
 UNREGISTERED_APP = 1400000002
@@ -51,10 +51,11 @@ def simulator() -> Iterator[SimulatorClient]:
 @contextmanager
 def exporter(simulator: SimulatorClient, key_file: Path, *extra: str,
              env: dict | None = None) -> Iterator[tuple[Process, str]]:
-    args = exporter_cmd("run", "--listen", "127.0.0.1:0", "--endpoint", simulator.url, "--secret-id", SECRET_ID,
-                        "--secret-key-file", str(key_file), "--interval", "1s", *extra)
-    with running(args, EXPORTER_URL, env={"TIW_EXPORTER_API_TOKEN": TOKEN, **(env or {})}) as started:
-        yield started
+    process, url = exporter_process("--listen", "127.0.0.1:0", "--endpoint", simulator.url, "--secret-id", SECRET_ID,
+                                    "--secret-key-file", str(key_file), "--interval", "1s", *extra,
+                                    env={"TIW_EXPORTER_API_TOKEN": TOKEN, **(env or {})})
+    with process:
+        yield process, url
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from exporter.statedb import open_state
 from exporter.tencentcloud.credentials import Credential, StaticCredentials
 from tests.constants import APP, SECRET_ID, SECRET_KEY
 from tests.harness import eventually
-from tests.procs import EXPORTER_URL, Process, exporter_cmd
+from tests.procs import Process, exporter_cmd, exporter_process
 
 TOKEN = "group-token"
 CALLBACK_KEY = "group-callback-key"
@@ -62,9 +62,8 @@ class Group:
         return config
 
     def start(self) -> None:
-        self.process = Process(exporter_cmd("run", "--config", str(self.directory / "config.yml")),
-                               env={"TIW_EXPORTER_API_TOKEN": TOKEN})
-        self.url = self.process.wait_for(EXPORTER_URL).group("url")
+        self.process, self.url = exporter_process("--config", str(self.directory / "config.yml"),
+                                                  env={"TIW_EXPORTER_API_TOKEN": TOKEN})
 
     def tasks(self) -> dict[str, dict]:
         answer = requests.get(f"{self.url}/api/v1/tasks", timeout=5)
