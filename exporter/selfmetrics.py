@@ -111,7 +111,7 @@ class ScrapeTimeCollector(Collector):
     """Families built fresh from live state at each scrape; ``describe`` names the same (empty) ones."""
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, ...]:
+    def _families() -> tuple[Metric, ...]:
         raise NotImplementedError
 
     def describe(self) -> list[Metric]:
@@ -218,12 +218,14 @@ class FreshnessCollector(ScrapeTimeCollector):
         self.clock = clock
 
     @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, ...]:
+    def _families() -> tuple[Metric, GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
         return (
-            GaugeMetricFamily("tiw_exporter_data_age_seconds",
-                              "Age of the latest answer of active tasks, as quantiles over tasks: kind=liveness "
-                              "(the running list confirmed it) or detail (DescribeWhiteboardPush).",
-                              labels=["kind", "quantile"]),
+            # A summary, so that its "quantile" label is legal (promtool rejects it on a gauge). Quantiles only:
+            # _count and _sum are counters by definition (OpenMetrics makes both optional), and a count of
+            # tasks or a sum of ages goes down as tasks end.
+            Metric("tiw_exporter_data_age_seconds",
+                   "Age of the latest answer of active tasks, as quantiles over tasks: kind=liveness "
+                   "(the running list confirmed it) or detail (DescribeWhiteboardPush).", "summary"),
             GaugeMetricFamily("tiw_exporter_liveness_tasks",
                               "Active tasks by how their liveness is known: listed (DescribeRunningTasks) or polled "
                               "(one by one: never listed, older than the list's 3 days, or no such action).",
@@ -242,7 +244,7 @@ class FreshnessCollector(ScrapeTimeCollector):
         freshness = self.index.measure(seen, covered, now, self.detail_fresh_within)
         for kind, values in sorted(freshness.ages.items()):
             for q, age in values.items():
-                ages.add_metric([kind, f"{q:g}"], age)
+                ages.add_sample(ages.name, {"kind": kind, "quantile": f"{q:g}"}, age)
         modes.add_metric(["listed"], freshness.listed)
         modes.add_metric(["polled"], freshness.polled)
         coverage.add_metric([], freshness.coverage)

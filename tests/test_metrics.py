@@ -6,6 +6,7 @@ import gzip
 import subprocess
 
 import pytest
+import requests
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -26,7 +27,9 @@ from exporter.selfmetrics import (
 )
 from exporter.store import TaskStore
 from tests.constants import APP
+from tests.harness import eventually
 from tests.monitoring import CONTRACT_METRICS, EXTENSION_METRICS
+from tests.procs import Process, exporter_cmd
 from tests.tools import find_tool
 
 
@@ -208,24 +211,87 @@ def test_openmetrics_output_when_asked():
     assert "# TYPE tiw_push_task_exceptions counter" in body
 
 
-def test_exporter_output_passes_promtool_check_metrics():
-    promtool = find_tool("promtool")
-    store = _fleet(50)
+def _every_family(tmp_path) -> str:
+    """Text exposition with every family the exporter can export: per task, its own, every scrape-time
+    collector (the runtime registers the same ones), each with at least one sample."""
     registry = self_registry()
     metrics = ExporterMetrics(registry)
     metrics.observe_attempt("DescribeWhiteboardPush", "success", 0.1)
     metrics.count_api_error(APP, "InternalError")
-    metrics.tasks_file_reload_success.set(1)
     metrics.count_callback("WhiteboardPushStarted", "accepted")
     metrics.count_milestones(TaskRecord(APP, "t", frozenset({"api"}), 0.0), Milestones(started=True))
+    fleet = _fleet(30)
     states = PollStates(["default"])
-    states.publish("default", paused_sdk_app_ids={APP: "AuthFailure.SecretIdNotFound"})
+    states.publish("default", paused_sdk_app_ids={APP: "AuthFailure.SecretIdNotFound"},
+                   credential_pause="AuthFailure.SecretIdNotFound",
+                   liveness=LivenessState(seen={APP: {r.key: 1.0 for r in fleet.snapshot()}}, stale_after=15.0,
+                                          unsupported={APP: "InvalidAction"}))
     registry.register(PausedAccountsCollector(states))
     registry.register(CredentialsCollector(lambda: [("default", RoleLike())]))
-    body = b"".join(Exposition(store, registry).render_text())
-    result = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip() == b"" and result.stderr.strip() == b""
+    (tmp_path / "token").write_text("token\n")
+    token = WatchedSecret("api_token", "API token", tmp_path / "token")
+    registry.register(SecretsCollector(lambda: [("api_token", token)]))
+    registry.register(FreshnessCollector(FreshnessIndex(fleet), states, 30.0, clock=lambda: 2.0))
+    return b"".join(Exposition(fleet, registry).render_text()).decode()
+
+
+def _promtool_check_metrics(body: bytes) -> None:
+    """``promtool check metrics`` reports nothing at all on ``body`` (not even a lint warning)."""
+    result = subprocess.run([find_tool("promtool"), "check", "metrics"], input=body, capture_output=True,
+                            timeout=60)
+    assert result.returncode == 0, (result.stdout + result.stderr).decode()
+    assert result.stdout.strip() == b"" and result.stderr.strip() == b"", (result.stdout + result.stderr).decode()
+
+
+def test_exporter_output_passes_promtool_check_metrics(tmp_path):
+    body = _every_family(tmp_path)
+    exported = {family.name for family in text_string_to_metric_families(body)}
+    # every family, scrape-time collectors included (a gauge with a "quantile" label once slipped through)
+    assert {n.removesuffix("_total") for n in CONTRACT_METRICS | EXTENSION_METRICS
+            if not n.startswith("tiw_exporter_api_request_duration_seconds_")} <= exported
+    _promtool_check_metrics(body.encode())
+
+
+def test_data_age_is_a_summary_whose_quantiles_keep_their_label():
+    """A summary of quantiles only: _count and _sum would be counters, and neither a count of active tasks
+    nor a sum of their ages only goes up."""
+    store = _fleet(20)
+    states = PollStates(["default"])
+    states.publish("default", liveness=LivenessState(seen={APP: {r.key: 1.0 for r in store.snapshot()}},
+                                                     stale_after=15.0))
+    registry = CollectorRegistry()
+    registry.register(FreshnessCollector(FreshnessIndex(store), states, 30.0, clock=lambda: 2.0))
+    text = generate_latest(registry).decode()
+    assert "# TYPE tiw_exporter_data_age_seconds summary" in text
+    assert "tiw_exporter_data_age_seconds_count" not in text and "tiw_exporter_data_age_seconds_sum" not in text
+    [family] = [f for f in text_string_to_metric_families(text) if f.name == "tiw_exporter_data_age_seconds"]
+    assert family.type == "summary"
+    assert {(s.labels["kind"], s.labels["quantile"]) for s in family.samples} == {
+        (kind, q) for kind in ("detail", "liveness") for q in ("0.5", "0.95", "1")}
+    assert registry.get_sample_value("tiw_exporter_data_age_seconds", {"kind": "liveness", "quantile": "1"}) == 1.0
+    openmetrics = Exposition(store, registry).render_openmetrics()[0].decode()
+    assert "# TYPE tiw_exporter_data_age_seconds summary" in openmetrics
+
+
+@pytest.mark.slow
+def test_a_running_demo_passes_promtool_check_metrics():
+    """The real process: the demo's mix learned from callbacks and discovery, with liveness on."""
+    process = Process(exporter_cmd("demo", "--listen", "127.0.0.1:0", "--simulator-listen", "127.0.0.1:0",
+                                   "--interval", "1s"))
+    try:
+        url = process.wait_for(r"Metrics: +(?P<url>http://127\.0\.0\.1:\d+)/metrics").group("url")
+
+        def lively() -> bytes | None:
+            body = requests.get(f"{url}/metrics", timeout=5).content
+            wanted = (b'tiw_exporter_data_age_seconds{kind="liveness"', b'status="STOPPED"} 1.0',
+                      b'tiw_exporter_callbacks_total{', b"tiw_push_task_error{")
+            return body if all(w in body for w in wanted) else None
+
+        body = eventually(lively, timeout=60)
+        _promtool_check_metrics(body)
+    finally:
+        process.stop()
+    assert "Traceback" not in process.output
 
 
 def test_every_family_has_help_text():
@@ -245,25 +311,7 @@ def test_reload_gauges_start_healthy_without_their_files():
 
 
 def test_exported_series_names_are_exactly_the_contract_plus_documented_extensions(tmp_path):
-    registry = self_registry()
-    metrics = ExporterMetrics(registry)
-    metrics.observe_attempt("DescribeWhiteboardPush", "success", 0.1)
-    metrics.count_api_error(APP, "InternalError")
-    metrics.count_callback("WhiteboardPushStarted", "accepted")
-    metrics.count_milestones(TaskRecord(APP, "t", frozenset({"api"}), 0.0), Milestones(started=True))
-    fleet = _fleet(30)
-    states = PollStates(["default"])
-    states.publish("default", paused_sdk_app_ids={APP: "AuthFailure.SecretIdNotFound"},
-                   credential_pause="AuthFailure.SecretIdNotFound",
-                   liveness=LivenessState(seen={APP: {r.key: 1.0 for r in fleet.snapshot()}}, stale_after=15.0,
-                                          unsupported={APP: "InvalidAction"}))
-    registry.register(PausedAccountsCollector(states))
-    registry.register(CredentialsCollector(lambda: [("default", RoleLike())]))
-    (tmp_path / "token").write_text("token\n")
-    token = WatchedSecret("api_token", "API token", tmp_path / "token")
-    registry.register(SecretsCollector(lambda: [("api_token", token)]))
-    registry.register(FreshnessCollector(FreshnessIndex(fleet), states, 30.0, clock=lambda: 2.0))
-    body = b"".join(Exposition(fleet, registry).render_text()).decode()
+    body = _every_family(tmp_path)
     names = {line.split("{")[0].split(" ")[0] for line in body.splitlines() if line and not line.startswith("#")}
     ours = {n for n in names if n.startswith("tiw_")}
     assert ours == CONTRACT_METRICS | EXTENSION_METRICS
