@@ -107,13 +107,17 @@ class Accounts:
                                 budgets.for_action(DESCRIBE_RUNNING), interval=settings.polling.liveness_interval,
                                 in_account=collector.in_account, urgent=collector.urgent,
                                 on_api_error=metrics.count_api_error,
-                                publish=lambda **changes: self.states.publish(account.name, **changes))
+                                publish=lambda **changes: self.states.publish(account.name, **changes),
+                                credential_paused=collector.credential_waiting,
+                                credential_refused=collector.credential_refused,
+                                credential_answered=collector.credential_answered)
             collector.liveness = liveness
         discover = tuple(app for app in settings.sources.discover_sdk_app_ids if self.name_for(app) == account.name)
         discoverer = Discoverer(
             store, lambda app, offset, limit: describe_running_tasks(client, app, offset, limit),
             budgets.for_action(DESCRIBE_RUNNING),
             discover, settings.sources.discover_interval, on_api_error=metrics.count_api_error,
+            credential_paused=collector.credential_waiting,
         )
         return Account(account.name, account.sdk_app_ids, client, budgets, collector, discoverer, liveness)
 

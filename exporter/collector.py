@@ -250,8 +250,10 @@ class Collector:
         record = self.store.update(key, lambda r: merge_error(r, error))
         if record is None:
             return
-        log.warning("task %s:%s query failed: %s", sdk_app_id, key[1], failure,
-                    extra=task_fields(sdk_app_id, key[1], failure.code))
+        # A task not found yet answers so on every poll of its grace period: said once, not each time
+        repeated = meaning.collector is CollectorAction.TASK_NOT_FOUND and record.error_streak > 1
+        log.log(logging.DEBUG if repeated else logging.WARNING, "task %s:%s query failed: %s", sdk_app_id, key[1],
+                failure, extra=task_fields(sdk_app_id, key[1], failure.code))
         if meaning.collector is CollectorAction.PAUSE_CREDENTIAL:
             self.scheduler.schedule(key, self.pauses.pause_credential(failure.code, now))
             self.publish_state()  # a pause shows in the next scrape, not a housekeeping tick later
@@ -304,6 +306,22 @@ class Collector:
     def credential_pause(self) -> str | None:
         """The code that paused this account's whole credential, if it is paused."""
         return self.pauses.credential_pause()
+
+    # --- the credential, as the account's other loops (liveness, discovery) see it --------------------
+    def credential_waiting(self) -> bool:
+        """The key was refused and its pause has not run out: ask the API nothing meanwhile."""
+        until = self.pauses.credential_waits_until()
+        return until is not None and until > self.clock()
+
+    def credential_refused(self, code: str) -> None:
+        """Another action was refused the key: pause (with backoff) as a refused poll would."""
+        self.pauses.pause_credential(code, self.clock())
+        self.publish_state()
+
+    def credential_answered(self) -> None:
+        """Another action answered with the key: it works again."""
+        if self.pauses.lift_credential():
+            self.publish_state()
 
     # --- retention ---------------------------------------------------------------------------
     def _housekeep(self) -> None:

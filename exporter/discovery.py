@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from exporter.errors import DiscoveryAction, disposition
@@ -26,14 +27,50 @@ PAGE_SIZE = 500  # the API's maximum Limit
 MAX_PAGES = 200  # 100k tasks: a runaway Total never loops forever
 
 ListPage = Callable[[int, int, int], tuple[list[RunningTask], int]]
+REPROBE_SECONDS = 600.0  # a permanent refusal (no such action, CAM denial) is asked again this rarely
+
+
+class ListRefusals:
+    """SdkAppIds whose ``DescribeRunningTasks`` is refused for good (the error table's POLL_INSTEAD:
+    no such action on international accounts, a CAM policy without the action): asked again only every
+    ``REPROBE_SECONDS``, and each refusal said once, not on every pass."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._refused: dict[int, tuple[str, float]] = {}  # SdkAppId -> (code, when to ask again)
+        self._lock = threading.Lock()
+
+    def may_ask(self, sdk_app_id: int) -> bool:
+        with self._lock:
+            refused = self._refused.get(sdk_app_id)
+            return refused is None or self.clock() >= refused[1]
+
+    def refused(self, sdk_app_id: int, code: str) -> bool:
+        """Remember the refusal; True when it is news (log it), False for a re-probe refused again."""
+        with self._lock:
+            news = sdk_app_id not in self._refused
+            self._refused[sdk_app_id] = (code, self.clock() + REPROBE_SECONDS)
+            return news
+
+    def answered(self, sdk_app_id: int) -> bool:
+        """The list answered: True when it had been refused (say it works again)."""
+        with self._lock:
+            return self._refused.pop(sdk_app_id, None) is not None
+
+    def current(self) -> dict[int, str]:
+        with self._lock:
+            return {app: code for app, (code, _) in self._refused.items()}
 
 
 class Discoverer:
     """One discovery loop per SdkAppId, so one app's failures never hold up another's."""
 
     def __init__(self, store: TaskStore, list_page: ListPage, limiter: PacedLimiter, sdk_app_ids: Sequence[int],
-                 interval: float = 60.0, on_api_error: Callable[[int, str], None] = lambda app, code: None) -> None:
+                 interval: float = 60.0, on_api_error: Callable[[int, str], None] = lambda app, code: None,
+                 credential_paused: Callable[[], bool] = lambda: False) -> None:
         self.store = store
+        self.credential_paused = credential_paused  # the collector found the key refused: ask nothing
+        self.refusals = ListRefusals()
         self.list_page = list_page
         self.limiter = limiter
         self.sdk_app_ids = tuple(sdk_app_ids)
@@ -56,15 +93,15 @@ class Discoverer:
         """One pass over the running tasks of ``sdk_app_id``; returns how many were new."""
         loop = self._loops.get(sdk_app_id)
         stop = loop.stopping if loop else threading.Event()  # a shutdown interrupts a wait for budget
+        if self.credential_paused() or not self.refusals.may_ask(sdk_app_id):
+            return 0
         try:
             running = list_running(self.list_page, self.limiter, sdk_app_id, stop)
         except CallFailure as failure:
-            self.on_api_error(sdk_app_id, failure.code)
-            if disposition(failure.code).discovery is DiscoveryAction.THROTTLE:
-                self.limiter.throttled()
-            log.warning("discovery of SdkAppId %s failed: %s", sdk_app_id, failure,
-                        extra=task_fields(sdk_app_id, code=failure.code))
+            self._failed(sdk_app_id, failure)
             return 0
+        if running is not None and self.refusals.answered(sdk_app_id):
+            log.info("discovery of SdkAppId %s works again", sdk_app_id, extra=task_fields(sdk_app_id))
         new = 0
         for task in running or ():
             if task.ended:
@@ -79,6 +116,22 @@ class Discoverer:
             log.info("discovered %s of SdkAppId %s", counted(new, "new push task"), sdk_app_id,
                      extra=task_fields(sdk_app_id))
         return new
+
+    def _failed(self, sdk_app_id: int, failure: CallFailure) -> None:
+        self.on_api_error(sdk_app_id, failure.code)
+        action = disposition(failure.code).discovery
+        if action is DiscoveryAction.THROTTLE:
+            self.limiter.throttled()
+        if action is DiscoveryAction.POLL_INSTEAD:
+            if self.refusals.refused(sdk_app_id, failure.code):
+                log.warning("discovery of SdkAppId %s is not possible: DescribeRunningTasks answers %s (no such "
+                            "action on international accounts, or a CAM policy without it); its tasks come from "
+                            "callbacks, the task API and the tasks file. Asked again every %.0f minutes",
+                            sdk_app_id, failure.code, REPROBE_SECONDS / 60,
+                            extra=task_fields(sdk_app_id, code=failure.code))
+            return
+        log.warning("discovery of SdkAppId %s failed: %s", sdk_app_id, failure,
+                    extra=task_fields(sdk_app_id, code=failure.code))
 
 
 def list_running(list_page: ListPage, limiter: PacedLimiter, sdk_app_id: int,

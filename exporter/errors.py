@@ -33,7 +33,7 @@ class DiscoveryAction(str, Enum):
 
     THROTTLE = "throttle"  # slow the budget down, end this pass
     END_PASS = "end_pass"  # end this pass; the next interval tries again
-    POLL_INSTEAD = "poll_instead"  # the account has no such action (international site): liveness falls back to polling
+    POLL_INSTEAD = "poll_instead"  # refused for good (no such action, CAM denial): liveness polls instead, asked rarely
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,8 @@ TABLE: dict[str, Disposition] = {
                                False, _C.PAUSE_CREDENTIAL),
     "AuthFailure.SignatureExpire": Disposition(
         "our clock is off the server's; the client re-learns it from the answer's Date header", False, _C.RETRY),
-    "AuthFailure.UnauthorizedOperation": Disposition("the credential may not use this SdkAppId", False,
-                                                     _C.PAUSE_SDK_APP_ID),
+    "AuthFailure.UnauthorizedOperation": Disposition("the credential may not use this SdkAppId or action (CAM)",
+                                                     False, _C.PAUSE_SDK_APP_ID, DiscoveryAction.POLL_INSTEAD),
     "UnsupportedRegion": Disposition("--region is not served by this endpoint", False, _C.PAUSE_CREDENTIAL),
     "InvalidAction": Disposition("the endpoint has no such action (wrong --endpoint or product; international "
                                  "accounts lack DescribeRunningTasks)", False, _C.PAUSE_CREDENTIAL,
@@ -76,7 +76,8 @@ TABLE: dict[str, Disposition] = {
                                     _C.PAUSE_CREDENTIAL),
     "ResourceUnavailable": Disposition("the SdkAppId cannot be used (whiteboard not activated, arrears, expired)",
                                        False, _C.PAUSE_SDK_APP_ID),
-    "UnauthorizedOperation": Disposition("the credential may not use this SdkAppId", False, _C.PAUSE_SDK_APP_ID),
+    "UnauthorizedOperation": Disposition("the credential may not use this SdkAppId or action (CAM)", False,
+                                         _C.PAUSE_SDK_APP_ID, DiscoveryAction.POLL_INSTEAD),
     "InvalidParameter.SdkAppIdNotFound": Disposition("the SdkAppId does not exist", False, _C.PAUSE_SDK_APP_ID),
     "FailedOperation.WhiteboardPush": Disposition(
         "the push failed (the message carries TRTC's error, e.g. an illegal UserSig)", False, _C.TASK_FAILED),

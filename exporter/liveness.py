@@ -29,8 +29,8 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
-from exporter.discovery import ListPage, list_running
-from exporter.errors import DiscoveryAction, disposition
+from exporter.discovery import REPROBE_SECONDS, ListPage, ListRefusals, list_running
+from exporter.errors import CollectorAction, DiscoveryAction, disposition
 from exporter.model import TaskKey
 from exporter.periodic import Periodic
 from exporter.pollstate import LivenessState
@@ -56,6 +56,9 @@ class Liveness:
                  urgent: Callable[[TaskKey], None] = lambda key: None,
                  on_api_error: Callable[[int, str], None] = lambda app, code: None,
                  publish: Callable[..., Any] = lambda **changes: None,
+                 credential_paused: Callable[[], bool] = lambda: False,
+                 credential_refused: Callable[[str], None] = lambda code: None,
+                 credential_answered: Callable[[], None] = lambda: None,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.list_page = list_page
@@ -65,7 +68,11 @@ class Liveness:
         self.urgent = urgent
         self.on_api_error = on_api_error
         self.publish = publish
+        self.credential_paused = credential_paused  # the collector's credential pause: ask nothing meanwhile
+        self.credential_refused = credential_refused  # a refused key: the collector pauses and probes it
+        self.credential_answered = credential_answered  # the key works: a pause ends
         self.clock = clock
+        self.refusals = ListRefusals(clock)
         self.state = LivenessState(stale_after=STALE_AFTER_PASSES * interval)
         self._covered: tuple[LivenessState, int, float] | None = None  # covered_count's last count
         self._lock = threading.Lock()  # one writer at a time (the loop, or a test calling check_app)
@@ -116,8 +123,10 @@ class Liveness:
                     state = state.with_app(app, {k: at for k, at in by_task.items() if k in tracked})
             if state is not self.state:
                 self._replace(state)
+        if self.credential_paused():
+            return  # the key is refused and its pause runs: 5-second retries here would only add noise
         for app, keys in sorted(by_app.items()):
-            if app not in self.state.unsupported and not self._loop.stopping.is_set():
+            if self.refusals.may_ask(app) and not self._loop.stopping.is_set():
                 self.check_app(app, keys)
 
     def check_app(self, sdk_app_id: int, keys: list[TaskKey]) -> None:
@@ -132,6 +141,9 @@ class Liveness:
         now = self.clock()
         listed = {task.task_id: task for task in running}
         left: list[TaskKey] = []
+        self.credential_answered()
+        if self.refusals.answered(sdk_app_id):
+            log.info("SdkAppId %s: DescribeRunningTasks answers again; liveness resumes", sdk_app_id)
         with self._lock:
             before = self.state.seen.get(sdk_app_id, {})
             seen: dict[TaskKey, float] = {}
@@ -141,22 +153,32 @@ class Liveness:
                     seen[key] = now  # alive; never a status (see the module docstring)
                 elif key in before:
                     left.append(key)
-            self._replace(self.state.with_app(sdk_app_id, seen))
+            state = self.state.with_app(sdk_app_id, seen)
+            if sdk_app_id in state.unsupported:
+                unsupported = {app: code for app, code in state.unsupported.items() if app != sdk_app_id}
+                state = replace(state, unsupported=MappingProxyType(unsupported))
+            self._replace(state)
         for key in left:
             self.urgent(key)  # it stopped or failed: learn how, now
 
     def _failed(self, sdk_app_id: int, failure: CallFailure) -> None:
         self.on_api_error(sdk_app_id, failure.code)
-        action = disposition(failure.code).discovery
-        if action is DiscoveryAction.THROTTLE:
+        meaning = disposition(failure.code)
+        if meaning.discovery is DiscoveryAction.THROTTLE:
             self.limiter.throttled()
-        elif action is DiscoveryAction.POLL_INSTEAD:
+        elif meaning.discovery is DiscoveryAction.POLL_INSTEAD:
             with self._lock:
                 state = self.state.with_app(sdk_app_id, {})
                 unsupported = MappingProxyType({**state.unsupported, sdk_app_id: failure.code})
                 self._replace(replace(state, unsupported=unsupported))
-            log.warning("SdkAppId %s: %s answers %s; its tasks are polled one by one instead (no liveness)",
-                        sdk_app_id, "DescribeRunningTasks", failure.code)
+            if self.refusals.refused(sdk_app_id, failure.code):
+                log.warning("SdkAppId %s: DescribeRunningTasks answers %s (no such action on international "
+                            "accounts, or a CAM policy without it); its tasks are polled one by one instead (no "
+                            "liveness), and the list is asked again every %.0f minutes", sdk_app_id, failure.code,
+                            REPROBE_SECONDS / 60)
+            return
+        elif meaning.collector is CollectorAction.PAUSE_CREDENTIAL:
+            self.credential_refused(failure.code)  # paused and probed by the collector, logged there once
             return
         log.warning("liveness of SdkAppId %s failed: %s (its tasks are polled until the list answers)",
                     sdk_app_id, failure)

@@ -91,7 +91,9 @@ class TaskProblemLog:
         with self._lock:
             self._seen.pop(key, None)
 
-    def __len__(self) -> int:
+    @property
+    def tasks(self) -> int:
+        """How many tasks have a problem logged (not ``__len__``: an empty log must stay truthy)."""
         return len(self._seen)
 
 
@@ -204,7 +206,7 @@ class TaskCollector(Collector):
 
     def __init__(self, store: TaskStore, problems: TaskProblemLog | None = None) -> None:
         self.store = store
-        self.problems = problems or TaskProblemLog()
+        self.problems = problems if problems is not None else TaskProblemLog()
 
     def describe(self) -> list[Metric]:
         return [_new_family(f) for f in (*TASK_FAMILIES, TASKS_FAMILY, TRACKED_FAMILY)]

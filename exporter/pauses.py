@@ -107,6 +107,20 @@ class SdkAppIdPauses:
         with self._lock:
             return {app: state.code for app, state in self._pauses.items() if app != CREDENTIAL}
 
+    def credential_waits_until(self) -> float | None:
+        """Until when the paused credential waits before its next probe (None: not paused)."""
+        with self._lock:
+            state = self._pauses.get(CREDENTIAL)
+            return state.until if state else None
+
+    def lift_credential(self) -> bool:
+        """Another action answered with this key: the credential works. True when a pause ended."""
+        with self._lock:
+            lifted = self._pauses.pop(CREDENTIAL, None) is not None
+        if lifted:
+            log.info("account %s: the API accepts this credential again; polling resumes", self.account)
+        return lifted
+
     def credential_pause(self) -> str | None:
         """The code that paused the whole credential, while it is paused or probed."""
         with self._lock:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import logging
 import time
 
 import pytest
 import requests
 
 from exporter.callbacks import sign
+from exporter.discovery import Discoverer
+from exporter.ratelimit import PacedLimiter
 from exporter.runtime import Exporter
 from exporter.simulator import Simulator, TaskScript
+from exporter.store import TaskStore
 from exporter.tencentcloud.credentials import Credential
+from exporter.tencentcloud.errors import ApiError
 from tests.constants import APP, SECRET_ID, SECRET_KEY
 from tests.harness import eventually, running_exporter
 
@@ -179,3 +184,19 @@ def test_discovery_and_polling_each_stay_within_their_own_actions_rate_limit():
     assert all(count <= 10 for count in arrivals.values()), arrivals
     assert stats["throttled"] == 0
     assert stats["requests"]["DescribeRunningTasks"]["success"] >= 3
+
+
+def test_discovery_refused_for_good_is_said_once_and_asked_again_rarely(caplog):
+    """International accounts (no DescribeRunningTasks) and CAM policies without it: one line, not one per pass."""
+    requests_made = []
+
+    def refused(app: int, offset: int, limit: int):
+        requests_made.append(app)
+        raise ApiError("InvalidAction", "no such action", "r")
+
+    discoverer = Discoverer(TaskStore(), refused, PacedLimiter(1000.0), [APP], interval=1.0)
+    with caplog.at_level(logging.WARNING, logger="exporter.discovery"):
+        for _ in range(5):
+            assert discoverer.discover(APP) == 0
+    assert len(requests_made) == 1 and caplog.text.count("is not possible") == 1
+    assert discoverer.refusals.current() == {APP: "InvalidAction"}

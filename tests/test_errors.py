@@ -36,7 +36,7 @@ EXPECTED = {
     "InternalError.DbError": (True, C.RETRY, DiscoveryAction.END_PASS),
     "AuthFailure.SecretIdNotFound": (False, C.PAUSE_CREDENTIAL, DiscoveryAction.END_PASS),
     "AuthFailure.SignatureFailure": (False, C.PAUSE_CREDENTIAL, DiscoveryAction.END_PASS),
-    "AuthFailure.UnauthorizedOperation": (False, C.PAUSE_SDK_APP_ID, DiscoveryAction.END_PASS),
+    "AuthFailure.UnauthorizedOperation": (False, C.PAUSE_SDK_APP_ID, DiscoveryAction.POLL_INSTEAD),
     "UnsupportedRegion": (False, C.PAUSE_CREDENTIAL, DiscoveryAction.END_PASS),
     "InvalidAction": (False, C.PAUSE_CREDENTIAL, DiscoveryAction.POLL_INSTEAD),  # liveness falls back to polling
     "IpNotInWhitelist": (False, C.PAUSE_CREDENTIAL, DiscoveryAction.END_PASS),
@@ -47,7 +47,7 @@ EXPECTED = {
     "ResourceUnavailable.NotRegistered": (False, C.PAUSE_SDK_APP_ID, DiscoveryAction.END_PASS),
     "AuthFailure.SignatureExpire": (False, C.RETRY, DiscoveryAction.END_PASS),
     "ResourceUnavailable.InArrears": (False, C.PAUSE_SDK_APP_ID, DiscoveryAction.END_PASS),
-    "UnauthorizedOperation.SdkAppId": (False, C.PAUSE_SDK_APP_ID, DiscoveryAction.END_PASS),
+    "UnauthorizedOperation.SdkAppId": (False, C.PAUSE_SDK_APP_ID, DiscoveryAction.POLL_INSTEAD),
     "InvalidParameter.TaskNotFound": (False, C.TASK_NOT_FOUND, DiscoveryAction.END_PASS),
     "FailedOperation.WhiteboardPush": (False, C.TASK_FAILED, DiscoveryAction.END_PASS),
     "InvalidParameterValue": (False, C.TASK_BACKOFF, DiscoveryAction.END_PASS),

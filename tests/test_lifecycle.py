@@ -104,15 +104,17 @@ def test_a_final_task_expires_after_the_retention_whatever_its_source() -> None:
     assert not [key for key in samples(store) if key[0].startswith("tiw_push_task_")]
 
 
-def test_task_not_found_is_final_only_when_confirmed_over_the_grace_period() -> None:
+def test_task_not_found_is_final_only_when_confirmed_over_the_grace_period(caplog) -> None:
     api = ScriptedApi(t=[ApiError("InvalidParameter.TaskNotFound", "no such task", "r")])
     store, collector, clock, _ = rig(api, not_found_grace=120)
     store.add((APP, "t"), "callback")
-    collector.poll((APP, "t"), clock.now)
-    for _ in range(7):  # 105 s of answers: still within the grace of a just-started task
-        clock.now += 15
+    with caplog.at_level(logging.INFO, logger="exporter.collector"):
         collector.poll((APP, "t"), clock.now)
-        assert store.get((APP, "t")).active
+        for _ in range(7):  # 105 s of answers: still within the grace of a just-started task
+            clock.now += 15
+            collector.poll((APP, "t"), clock.now)
+            assert store.get((APP, "t")).active
+    assert caplog.text.count("query failed") == 1  # said once for the grace period, not on every poll
     clock.now += 15
     collector.poll((APP, "t"), clock.now)
     record = store.get((APP, "t"))

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 
 from exporter.collector import Collector
+from exporter.discovery import REPROBE_SECONDS
 from exporter.freshness import Freshness, FreshnessIndex, quantiles
 from exporter.lifecycle import TaskRecord, answer_anomalies, merge_result
 from exporter.liveness import STALE_AFTER_PASSES, Liveness
@@ -17,6 +18,7 @@ from exporter.ratelimit import HEADROOM, PacedLimiter
 from exporter.simulator import Simulator, TaskScript
 from exporter.store import TaskStore
 from exporter.tencentcloud.credentials import Credential
+from exporter.tencentcloud.errors import ApiError
 from tests.constants import APP, SECRET_ID, SECRET_KEY
 from tests.fakes import FakeClock, freshness_of
 from tests.harness import eventually, metric, running_exporter, scrape
@@ -216,3 +218,58 @@ def test_a_stuck_prepared_push_stays_prepared_with_liveness_on(simulator):
         assert metric(found, "tiw_push_task_status", sdk_app_id=APP, task_id=stuck, status="PREPARED") == 1
         assert metric(found, "tiw_push_task_status", sdk_app_id=APP, task_id=stuck, status="PUSHING") == 0
         assert (metric(found, "tiw_exporter_answer_anomalies_total", kind="status_regressed") or 0) == 0
+
+
+class RefusingList:
+    """A DescribeRunningTasks that refuses with ``code`` until told to answer; counts the requests."""
+
+    def __init__(self, code: str) -> None:
+        self.code: str | None = code
+        self.requests = 0
+
+    def __call__(self, app: int, offset: int, limit: int) -> tuple[list[RunningTask], int]:
+        self.requests += 1
+        if self.code:
+            raise ApiError(self.code, "refused", "r")
+        return [RunningTask(APP, "t", "PROCESSING")], 1
+
+
+@pytest.mark.parametrize("code", ["UnauthorizedOperation", "AuthFailure.UnauthorizedOperation", "InvalidAction"])
+def test_a_permanent_refusal_falls_back_to_polling_is_said_once_and_asked_again_rarely(code, caplog):
+    clock = FakeClock(1000.0)
+    store = TaskStore()
+    store.add((APP, "t"), "api")
+    listing = RefusingList(code)
+    liveness = Liveness(store, listing, PacedLimiter(1000.0), clock=clock)
+    with caplog.at_level(logging.WARNING, logger="exporter.liveness"):
+        for _ in range(5):
+            liveness.run_pass()
+            clock.advance(5.0)
+    assert listing.requests == 1 and liveness.unsupported() == {APP: code}  # polled instead; metric label
+    assert caplog.text.count("polled one by one instead") == 1
+    clock.advance(REPROBE_SECONDS)
+    listing.code = None  # e.g. the CAM policy now grants it
+    liveness.run_pass()
+    assert listing.requests == 2 and liveness.unsupported() == {} and liveness.covered((APP, "t"))
+
+
+def test_liveness_asks_nothing_while_the_accounts_key_is_refused():
+    clock = FakeClock(1000.0)
+    store = TaskStore()
+    store.add((APP, "t"), "api")
+    collector = Collector(store, lambda app, task: None, PacedLimiter(20.0), clock=clock, interval=15.0)
+    listing = RefusingList("AuthFailure.SecretIdNotFound")
+    liveness = Liveness(store, listing, PacedLimiter(1000.0), clock=clock,
+                        credential_paused=collector.credential_waiting,
+                        credential_refused=collector.credential_refused,
+                        credential_answered=collector.credential_answered)
+    liveness.run_pass()
+    assert collector.credential_pause() == "AuthFailure.SecretIdNotFound"  # paused, as a refused poll would
+    for _ in range(2):  # within the pause (15 s): not every 5 s
+        clock.advance(5.0)
+        liveness.run_pass()
+    assert listing.requests == 1
+    listing.code = None
+    clock.advance(10.0)  # the pause ran out: one probe, and the key works again
+    liveness.run_pass()
+    assert listing.requests == 2 and collector.credential_pause() is None

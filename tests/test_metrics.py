@@ -143,10 +143,10 @@ def test_unparseable_backup_is_logged_once_per_task(caplog):
     tracked(store, "b", "PUSHING", backup="{still broken")
     exposition.render_text()
     assert caplog.text.count("unparseable Backup") == 1
-    assert len(exposition.problems) == 1
+    assert exposition.problems.tasks == 1
     store.remove((APP, "b"))
     exposition.render_text()
-    assert len(exposition.problems) == 0  # a removed task's log entry goes with it: the log never grows for good
+    assert exposition.problems.tasks == 0  # a removed task's log entry goes with it: the log never grows for good
 
 
 def test_removed_and_retired_tasks_leave_no_series():
@@ -220,6 +220,7 @@ def _every_family(tmp_path) -> str:
     metrics.count_api_error(APP, "InternalError")
     metrics.count_callback("WhiteboardPushStarted", "accepted")
     metrics.count_milestones(TaskRecord(APP, "t", frozenset({"api"}), 0.0), Milestones(started=True))
+    metrics.count_state_write_failure("symlink")
     fleet = _fleet(30)
     states = PollStates(["default"])
     states.publish("default", paused_sdk_app_ids={APP: "AuthFailure.SecretIdNotFound"},
