@@ -25,6 +25,7 @@ from exporter.logs import counted
 from exporter.model import PushTask
 from exporter.secretfile import SecretFileError
 from exporter.settings import DEFAULTS, default_text
+from exporter.statedb import StateFileRefused
 from exporter.tasksfile import TasksFileError, load_tasks_file
 from exporter.tencentcloud.chain import resolve_chain
 from exporter.tencentcloud.client import RetryPolicy, TencentCloudClient
@@ -159,7 +160,10 @@ def run(config_file: str | None, **flags: Any) -> None:
     except OSError as exc:
         fail(f"cannot start: {exc.strerror or exc}")
     exporter.install_signal_handlers()  # before start() logs "listening": a SIGTERM then stops cleanly
-    exporter.start()
+    try:
+        exporter.start()
+    except StateFileRefused as exc:  # became a symbolic link after the settings were checked; nothing runs yet
+        fail(str(exc))
     exporter.wait()
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from exporter.model import InvalidTaskRef, TaskKey, decimal_int, validate_sdk_app_id, validate_task_id
 from exporter.secretfile import SecretFileError, read_secret_file
 from exporter.settings import DURATIONS, OPTION_NAMES, SECRET_VALUES, AccountSettings, Settings
+from exporter.statedb import refusal, symlink_at
 from exporter.tasksfile import TasksFileError, load_tasks_file
 from exporter.yamlfile import YamlFileError, read_yaml, top_level_key_lines
 
@@ -373,6 +374,7 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None,
     _load_secret(b, raw, "api_token_file", "api_token", "API token")
     _load_secret(b, raw, "callback_key_file", "callback_key", "callback key")
     _check_tasks_file(b)
+    _check_state_file(b)
     _warn_implausible(b)
     if b.problems:
         raise ConfigError(b.problems)
@@ -388,6 +390,15 @@ def _check_tasks_file(b: _Builder) -> None:
         load_tasks_file(path)  # validation only: the watcher (run) and check-config say what repeats
     except TasksFileError as exc:
         b.problems.append(f"{b.origin('tasks_file')}: {exc}")
+
+
+def _check_state_file(b: _Builder) -> None:
+    """A state file that is a symbolic link (or whose -wal/-shm is) is refused: it would be written through, into
+    a file elsewhere or creating a dangling link's target. Links in the directories above it are fine."""
+    path = b.values.get("state_file")
+    link = symlink_at(path) if path is not None else None
+    if link is not None:
+        b.problems.append(refusal(path, link, option=b.origin("state_file")))
 
 
 def _warn_implausible(b: _Builder) -> None:

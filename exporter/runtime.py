@@ -116,19 +116,22 @@ class Exporter:
     def start(self) -> Exporter:
         settings = self.settings
         raise_open_files_limit()
+        # opened before anything runs: StateFileRefused (a symbolic link) stops the start with nothing to undo
+        db, records = statedb.open_state(settings.state.state_file) if settings.state.state_file else (None, [])
         for key in settings.sources.tasks:
             self.store.add(key, "flag")
         if self.tasks_watcher:
             self.tasks_watcher.reload()
             self.tasks_watcher.start()
         if settings.state.state_file:  # after the configured tasks, so their saved results are restored too
-            db, records = statedb.open_state(settings.state.state_file)
             restored = self.store.restore(records)
             log.info("state file %s: %s restored", settings.state.state_file, counted(restored, "task"))
             if db is not None:
                 # the database holds what was restored: only what differs is written
+                self.metrics.expect_state_write_failures(statedb.WRITE_FAILURE_REASONS)
                 self.state_writer = statedb.StateWriter(db, self.store, settings.state.state_save_interval,
-                                                        loaded=records)
+                                                        loaded=records,
+                                                        on_failure=self.metrics.count_state_write_failure)
         for account in self.accounts:
             account.start()
         if self.state_writer:

@@ -79,6 +79,10 @@ class ExporterMetrics:
             "finish reason (AUTO, USER_CALL, EXCEPTION, FAILED, NOT_FOUND; OTHER for a reason TIW did not "
             "document).", ["sdk_app_id", "reason"],
             registry=registry)
+        self.state_write_failures = Counter(
+            "tiw_exporter_state_file_write_failures", "Saves of --state-file that failed or were skipped, by reason: "
+            "error (SQLite or the file system refused the write) or symlink (the path became a symbolic link: the "
+            "save is skipped rather than written through it).", ["reason"], registry=registry)
 
     def observe_attempt(self, action: str, outcome: str, seconds: float) -> None:
         self.api_requests.labels(action, outcome).inc()
@@ -105,6 +109,14 @@ class ExporterMetrics:
 
     def count_api_error(self, sdk_app_id: int, code: str) -> None:
         self.api_errors.labels(str(sdk_app_id), code).inc()
+
+    def expect_state_write_failures(self, reasons: Iterable[str]) -> None:
+        """With a state file, each reason starts at 0 (``increase()`` then sees the first failure too)."""
+        for reason in reasons:
+            self.state_write_failures.labels(reason)
+
+    def count_state_write_failure(self, reason: str) -> None:
+        self.state_write_failures.labels(reason).inc()
 
 
 class ScrapeTimeCollector(Collector):

@@ -71,6 +71,7 @@ EXTENSION_METRICS = frozenset(
         "tiw_exporter_coverage_ratio",
         "tiw_exporter_liveness_tasks",
         "tiw_exporter_liveness_unsupported",
+        "tiw_exporter_state_file_write_failures_total",
     }
 )
 # Series Prometheus itself writes.
