@@ -68,16 +68,20 @@ class Exporter:
         self.registry.register(CredentialsCollector(lambda: [(a.name, a.client.credentials) for a in self.accounts]))
         self.metrics.poll_lag.set_function(states.lag)
         self.api_token = WatchedSecret("api_token", "API token", settings.web.api_token_file, settings.web.api_token)
+        grace = settings.sources.callback_key_grace  # TIW's callbacks signed with a rotated key may be in flight
         self.callback_key = WatchedSecret("callback_key", "callback key", settings.sources.callback_key_file,
-                                          settings.sources.callback_key)
-        self.app_callback_keys = {app: WatchedSecret(f"callback_key/{app}", f"callback key of SdkAppId {app}", path)
+                                          settings.sources.callback_key, grace=grace)
+        self.app_callback_keys = {app: WatchedSecret(f"callback_key/{app}", f"callback key of SdkAppId {app}", path,
+                                                     grace=grace)
                                   for app, path in settings.sources.callback_keys}
         self.registry.register(SecretsCollector(self._secrets))
         self.freshness = FreshnessIndex(self.store)  # follows the change feed: a scrape walks only what changed
         self.registry.register(FreshnessCollector(self.freshness, states,
                                                   detail_fresh_within=2 * settings.polling.interval))
-        self.callbacks = CallbackEndpoint(self.store, self.callback_key.get, self.metrics.count_callback,
-                                          app_keys={app: s.get for app, s in self.app_callback_keys.items()})
+        self.callbacks = CallbackEndpoint(
+            self.store, self.callback_key.get, self.metrics.count_callback,
+            app_keys={app: s.get for app, s in self.app_callback_keys.items()}, previous_key=self.callback_key.previous,
+            app_previous_keys={app: s.previous for app, s in self.app_callback_keys.items()})
         self.exposition = Exposition(self.store, self.registry)
         self.web = WebSecurity(settings.web.web_config_file)  # raises WebConfigError: a broken file is a startup error
         self._serving = threading.Event()  # ready means serving: the store is loaded and the listeners answer
@@ -118,6 +122,8 @@ class Exporter:
         raise_open_files_limit()
         # opened before anything runs: StateFileRefused (a symbolic link) stops the start with nothing to undo
         db, records = statedb.open_state(settings.state.state_file) if settings.state.state_file else (None, [])
+        if db is not None:
+            self.store.restore_ended(db.load_ended())  # first: an ended task never comes back as new
         for key in settings.sources.tasks:
             self.store.add(key, "flag")
         if self.tasks_watcher:

@@ -9,7 +9,8 @@ set aside as ``<name>.corrupt-<unix time>``, as before. Never fatal, but for a s
 path (or at its -wal or -shm): a start refuses it (``StateFileRefused``), and a save skips it rather
 than write through it.
 
-A database written by the sharded versions (0.1.x) opens as it is: its rows, the peers' tasks among
+Table ``ended`` remembers the final tasks that left the store (``ended.py``), so a restart keeps every
+task counted once. A database written by the sharded versions (0.1.x) opens as it is: its rows, the peers' tasks among
 them, are this process's own now, and its ``deleted`` table (the peers' tombstones) is dropped.
 """
 
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from exporter import legacy_statefile
 from exporter.lifecycle import TaskRecord
-from exporter.model import TaskKey
+from exporter.model import InvalidTaskRef, TaskKey, validate_sdk_app_id, validate_task_id
 from exporter.periodic import Periodic
 from exporter.store import Changes, TaskStore
 
@@ -40,7 +41,10 @@ WAL_SIZE_LIMIT = 4 * 2**20  # bytes the -wal file is cut back to after a checkpo
 ENCODER = json.JSONEncoder(separators=(",", ":"))  # json.dumps with options builds a new encoder per call
 SCHEMA = ("CREATE TABLE IF NOT EXISTS tasks (sdk_app_id INTEGER NOT NULL, task_id TEXT NOT NULL, "
           "record TEXT NOT NULL, PRIMARY KEY (sdk_app_id, task_id)) WITHOUT ROWID",
-          "DROP TABLE IF EXISTS deleted")  # the sharded versions' tombstones: no peers, nothing to refuse
+          "DROP TABLE IF EXISTS deleted",  # the sharded versions' tombstones: no peers, nothing to refuse
+          # final tasks that left the store (ended.py): counted once, ever, across restarts
+          "CREATE TABLE IF NOT EXISTS ended (sdk_app_id INTEGER NOT NULL, task_id TEXT NOT NULL, "
+          "final_at REAL NOT NULL, PRIMARY KEY (sdk_app_id, task_id)) WITHOUT ROWID")
 COMPANIONS = ("-wal", "-shm")  # the files SQLite keeps beside the database, opened by name
 WRITE_FAILURE_REASONS = ("error", "symlink")  # StateWriter's on_failure: SQLite or the OS refused; a link in the way
 
@@ -146,16 +150,36 @@ class StateDB:
                 log.error("state file %s: skipped an unreadable task row (%s)", self.path, type(exc).__name__)
         return records
 
-    def write(self, upserts: list[TaskRecord], deletes: list[tuple[int, str]], replace_all: bool = False) -> None:
-        """One transaction: ``replace_all`` empties the table first (a resync of the change feed)."""
+    def load_ended(self) -> list[tuple[TaskKey, float]]:
+        """The remembered endings (``ended.py``); rows that are not a task key and a time are skipped."""
+        with self._lock:
+            rows = self._db.execute("SELECT sdk_app_id, task_id, final_at FROM ended").fetchall()
+        found = []
+        for app, task, at in rows:
+            try:
+                found.append(((validate_sdk_app_id(app), validate_task_id(task)), float(at)))
+            except (InvalidTaskRef, TypeError, ValueError):
+                log.error("state file %s: skipped an unreadable ended-task row", self.path)
+        return found
+
+    def write(self, upserts: list[TaskRecord], deletes: list[tuple[int, str]], replace_all: bool = False,
+              ended: list[tuple[TaskKey, float]] = (), ended_before: float | None = None) -> None:
+        """One transaction: ``replace_all`` empties the tables first (a resync of the change feed); ``ended``
+        rows are remembered endings, and those older than ``ended_before`` are dropped."""
         rows = [(r.sdk_app_id, r.task_id, ENCODER.encode(r.to_json())) for r in upserts]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 if replace_all:
                     self._db.execute("DELETE FROM tasks")
+                    self._db.execute("DELETE FROM ended")
                 self._db.executemany("DELETE FROM tasks WHERE sdk_app_id = ? AND task_id = ?", deletes)
                 self._db.executemany("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?)", rows)
+                self._db.executemany("DELETE FROM ended WHERE sdk_app_id = ? AND task_id = ?", [r[:2] for r in rows])
+                self._db.executemany("INSERT OR REPLACE INTO ended VALUES (?, ?, ?)",
+                                     [(key[0], key[1], at) for key, at in ended])
+                if ended_before is not None:
+                    self._db.execute("DELETE FROM ended WHERE final_at < ?", (ended_before,))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -275,8 +299,11 @@ class StateWriter:
             if not upserts and not deletes and not replace_all:
                 self._cursor, self._loaded = changes.cursor, None
                 return
+            ended = self.store.ended() if replace_all else [
+                (key, at) for key in deletes if (at := self.store.ended_at(key)) is not None]
             try:
-                self.db.write(upserts, deletes, replace_all=replace_all)
+                self.db.write(upserts, deletes, replace_all=replace_all, ended=ended,
+                              ended_before=self.store.ended_horizon())
                 self._cursor, self._rewritten, self._loaded = changes.cursor, True, None
             except (sqlite3.Error, OSError) as exc:
                 self.failures += 1

@@ -10,6 +10,8 @@ removed task) with the cursor to pass next time. Each reader keeps its own curso
 them can follow the feed without taking updates from each other.
 
 One process is the only writer of its accounts' tasks: nothing here merges another process's records.
+A final task that leaves the store is remembered (``ended.py``) so that discovery or a retried callback
+cannot bring it back as a new task: every task is counted once, ever.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
+from exporter.ended import ENDED_MEMORY, EndedTasks
 from exporter.lifecycle import CONFIG_SOURCES, Milestones, TaskRecord, take_milestones
 from exporter.model import TaskKey
 
@@ -31,6 +34,7 @@ MilestoneListener = Callable[[TaskRecord, Milestones], None]
 RecordChange = Callable[[TaskRecord], TaskRecord]
 
 MAX_REMEMBERED_REMOVALS = 4096  # removed keys remembered for readers of the change feed; older readers resync
+REDISCOVERING_SOURCES = frozenset({"discovery", "callback"})  # what would bring an ended task back by itself
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class TaskStore:
         self._changed_at: OrderedDict[TaskKey, int] = OrderedDict()  # key -> version of its last change, oldest first
         self._removals = 0  # removed keys still in _changed_at
         self._forgotten_before = 0  # removals at or below this version are no longer in _changed_at
+        self._ended = EndedTasks()  # final tasks that left: never new again (ended.py)
 
     # --- observers -------------------------------------------------------------------------
     def subscribe(self, listener: MembershipListener) -> None:
@@ -137,16 +142,34 @@ class TaskStore:
                     self.version += 1
                     self._put(key, replace(record, sources=record.sources | {source}))
                 return False
+            fresh = self._fresh_record(key, source, self._clock())
+            if fresh is None:
+                return False  # ended within TIW's 3-day window: listed or called back again, not new
             self.version += 1
-            self._put(key, TaskRecord(key[0], key[1], frozenset({source}), self._clock()))
+            self._put(key, fresh)
         self._notify([key], [])
         return True
 
+    def _fresh_record(self, key: TaskKey, source: str, now: float) -> TaskRecord | None:
+        """A new record for ``key`` (lock held); None when an ended task would come back by itself. One the
+        user names again (the task API, configuration) is tracked, its milestones already counted."""
+        if self._ended.ended_at(key, now) is None:
+            return TaskRecord(key[0], key[1], frozenset({source}), now)
+        if source in REDISCOVERING_SOURCES:
+            return None
+        self._ended.forget(key)
+        return TaskRecord(key[0], key[1], frozenset({source}), now, counted_start=True, counted_final=True)
+
     def remove(self, key: TaskKey) -> bool:
-        """Forget ``key`` (an API delete, retention); False when it was not tracked."""
+        """Forget ``key`` (an API delete, retention); False when it was not tracked. A final task is
+        remembered as ended (``ended_at``)."""
         with self._lock:
-            if key not in self._records:
+            record = self._records.get(key)
+            if record is None:
                 return False
+            if record.final:
+                now = self._clock()
+                self._ended.remember(key, record.final_at or now, now)
             self.version += 1
             self._drop(key)
         self._notify([], [key])
@@ -174,7 +197,10 @@ class TaskStore:
             for key in wanted:
                 record = self._records.get(key)
                 if record is None:
-                    self._put(key, TaskRecord(key[0], key[1], frozenset({source}), now))
+                    fresh = self._fresh_record(key, source, now)
+                    if fresh is None:
+                        continue
+                    self._put(key, fresh)
                     added.append(key)
                 elif source not in record.sources:
                     self._put(key, replace(record, sources=record.sources | {source}))
@@ -213,3 +239,24 @@ class TaskStore:
                     restored.append(record.key)
         self._notify(restored, [])
         return len(restored)
+
+    # --- ended tasks ------------------------------------------------------------------------------
+    def ended_at(self, key: TaskKey) -> float | None:
+        """When ``key`` became final, if it is remembered as ended (it left the store)."""
+        with self._lock:
+            return self._ended.ended_at(key, self._clock())
+
+    def ended(self) -> list[tuple[TaskKey, float]]:
+        """Every remembered ending (the state file's copy after a resync)."""
+        with self._lock:
+            self._ended.expire(self._clock())
+            return self._ended.snapshot()
+
+    def ended_horizon(self) -> float:
+        """Endings before this are forgotten (TIW's running list no longer holds them)."""
+        return self._clock() - ENDED_MEMORY
+
+    def restore_ended(self, rows: Iterable[tuple[TaskKey, float]]) -> None:
+        """Endings saved by the last run (``statedb``)."""
+        with self._lock:
+            self._ended.restore(rows, self._clock())

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import threading
 
+from exporter import statedb
 from exporter import store as store_module
+from exporter.ended import ENDED_MEMORY
+from exporter.lifecycle import FAILED, Milestones, end
 from exporter.periodic import Periodic
 from exporter.store import TaskStore
 from tests.constants import APP
+from tests.fakes import FakeClock
 
 
 def test_two_readers_each_see_every_change_without_taking_it_from_the_other() -> None:
@@ -75,3 +79,55 @@ def test_a_periodic_loop_survives_exceptions_and_stops_when_asked() -> None:
     assert loop.alive
     loop.stop()
     assert not loop.alive
+
+
+def _ended(store: TaskStore, task_id: str, at: float) -> None:
+    key = (APP, task_id)
+    store.add(key, "discovery")
+    store.update(key, lambda r: end(r, FAILED, at))
+
+
+def test_a_task_that_ended_and_left_is_never_new_again_from_discovery_or_a_callback() -> None:
+    clock = FakeClock(1_700_000_000.0)
+    counted: list[tuple[str, Milestones]] = []
+    store = TaskStore(clock=clock)
+    store.on_milestone(lambda record, milestones: counted.append((record.task_id, milestones)))
+    _ended(store, "failed", clock.now)
+    clock.advance(3600)  # --finished-retention later the record goes; TIW may still list it, or call back again
+    assert store.remove((APP, "failed"))
+    assert store.ended_at((APP, "failed")) == clock.now - 3600
+    assert not store.add((APP, "failed"), "discovery") and store.get((APP, "failed")) is None
+    assert not store.add((APP, "failed"), "callback")
+    assert [m.finished for _, m in counted] == [True]  # counted once
+    clock.advance(ENDED_MEMORY)  # past TIW's 3-day window: the list no longer holds it
+    assert store.ended_at((APP, "failed")) is None
+
+
+def test_a_user_may_track_an_ended_task_again_without_it_being_counted_again() -> None:
+    clock = FakeClock(1_700_000_000.0)
+    store = TaskStore(clock=clock)
+    _ended(store, "t", clock.now)
+    store.remove((APP, "t"))
+    assert store.add((APP, "t"), "api")
+    record = store.get((APP, "t"))
+    assert record.counted_start and record.counted_final and store.ended_at((APP, "t")) is None
+
+
+def test_endings_survive_in_the_state_file_and_expire_after_the_window(tmp_path) -> None:
+    clock = FakeClock(1_700_000_000.0)
+    store = TaskStore(clock=clock)
+    db, _ = statedb.open_state(tmp_path / "state.db")
+    writer = statedb.StateWriter(db, store)
+    _ended(store, "old", clock.now - ENDED_MEMORY + 60)
+    _ended(store, "recent", clock.now)
+    store.remove((APP, "old"))
+    store.remove((APP, "recent"))
+    writer.stop()
+    restarted = TaskStore(clock=clock)
+    db, records = statedb.open_state(tmp_path / "state.db")
+    restarted.restore(records)
+    restarted.restore_ended(db.load_ended())
+    db.close()
+    assert records == [] and not restarted.add((APP, "recent"), "discovery")
+    clock.advance(120)  # "old" falls out of the 3-day window
+    assert restarted.add((APP, "old"), "discovery")

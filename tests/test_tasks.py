@@ -164,8 +164,8 @@ def test_state_writer_only_writes_after_changes(tmp_path):
     writer.flush()
     written = []
     real_write = db.write
-    db.write = lambda upserts, deletes, replace_all=False: (
-        written.append((len(upserts), deletes, replace_all)), real_write(upserts, deletes, replace_all))
+    db.write = lambda upserts, deletes, replace_all=False, **ended: (
+        written.append((len(upserts), deletes, replace_all)), real_write(upserts, deletes, replace_all, **ended))
     writer.flush()
     assert written == []  # nothing changed: nothing written
     store.add((1, "new"), "api")
@@ -233,8 +233,8 @@ def test_after_a_restore_only_changes_and_dropped_rows_are_written(tmp_path):
     restarted.restore(records)  # the flag is no longer given: flag_only is dropped
     written = []
     real_write = db.write
-    db.write = lambda upserts, deletes, replace_all=False: (
-        written.append((len(upserts), deletes, replace_all)), real_write(upserts, deletes, replace_all))
+    db.write = lambda upserts, deletes, replace_all=False, **ended: (
+        written.append((len(upserts), deletes, replace_all)), real_write(upserts, deletes, replace_all, **ended))
     restarted.add((1, "new"), "api")
     assert any(r is restarted.get((1400000001, "task2")) for r in records)  # unchanged: the very object loaded
     restarted.update(KEY, lambda r: merge_error(r, TaskError("InternalError", "again", "rid2", 102)))
