@@ -62,11 +62,13 @@ class Harness:
         clock: Callable[[], float] | None = None,
         read_timeout: float = 5.0,
         attempts: int = ATTEMPTS,
+        region: str = "ap-guangzhou",
     ) -> TencentCloudClient:
         """A client signing with the simulator's clock, ``skew`` seconds off, or with ``clock``."""
         client = TencentCloudClient(
             StaticCredentials(Credential(secret_id, secret_key, token)),
             endpoint=self.sim.url,
+            region=region,
             read_timeout=read_timeout,
             retry=RetryPolicy(attempts=attempts, base_seconds=0.001, cap_seconds=0.005, retryable=client_retry),
             clock=clock or ((lambda: self.clock() + skew) if skew else self.clock),
@@ -409,3 +411,47 @@ def test_temporary_credentials_with_the_right_token_are_accepted(
     h = make_harness(tokens={DEMO_SECRET_ID: "session-token"})
     task_id = h.task()
     assert h.describe(task_id, token="session-token").task_id == task_id
+
+
+# ------------------------------------------------------------------ what TIW documents (fidelity audit)
+
+
+def test_the_running_list_says_queued_only_for_pushes_waiting_for_capacity(h: Harness) -> None:
+    queued = h.task(TaskScript(queued_seconds=60, prepare_seconds=5))
+    preparing = h.task(TaskScript(prepare_seconds=60))
+    pushing = h.task(TaskScript(prepare_seconds=0))
+    tasks, total = tiw.describe_running_tasks(h.client(), APP)
+    assert total == 3
+    assert {task.task_id: task.status for task in tasks} == {
+        queued: "QUEUED", preparing: "PROCESSING", pushing: "PROCESSING"}
+    assert h.describe(queued).status == "PREPARED"  # the push status has no queued value
+
+
+def test_a_push_failing_at_start_leaves_the_running_list_but_keeps_failing(h: Harness) -> None:
+    task_id = h.task(TaskScript(prepare_seconds=1, fail_with="FailedOperation.WhiteboardPush"))
+    client = h.client()
+    assert [task.task_id for task in tiw.describe_running_tasks(client, APP)[0]] == [task_id]
+    h.clock.advance(3600)
+    assert tiw.describe_running_tasks(client, APP) == ([], 0)
+    with pytest.raises(ApiError) as caught:
+        h.describe(task_id, client=client)
+    assert caught.value.code == "FailedOperation.WhiteboardPush"
+
+
+def test_a_region_the_simulator_does_not_serve_fails_the_call_without_retry(h: Harness) -> None:
+    with pytest.raises(ApiError) as caught:
+        h.describe(h.task(), region="ap-nowhere")
+    assert (caught.value.code, client_retry(caught.value.code)) == ("UnsupportedRegion", False)
+    assert h.answers() == {"UnsupportedRegion": 1}
+    assert h.describe(h.task(), region="ap-singapore").status == "PREPARED"  # the international site's region
+
+
+def test_the_warning_callback_actions_answer_what_was_set(h: Harness) -> None:
+    client = h.client()
+    client.call("SetWarningCallback", {"SdkAppId": APP, "Callback": "https://cb.example/warn", "CallbackKey": "k"})
+    answer = client.call("DescribeWarningCallback", {"SdkAppId": APP}).response
+    assert (answer["Callback"], answer["CallbackKey"]) == ("https://cb.example/warn", "k")
+    with pytest.raises(ApiError) as caught:
+        client.call("SetWarningCallback", {"SdkAppId": APP, "Callback": "ftp://x", "CallbackKey": ""})
+    assert caught.value.code == "InvalidParameter.CallbackAddressFormatError"
+

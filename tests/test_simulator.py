@@ -374,7 +374,7 @@ def test_running_tasks_validates_task_type_and_limit(sim: Simulator) -> None:
         "FileURL",
         "RoomID",
     }
-    assert (item["TaskType"], item["Status"]) == ("WhiteboardPush", "QUEUED")
+    assert (item["TaskType"], item["Status"]) == ("WhiteboardPush", "PROCESSING")  # PREPARED is executing
 
 
 def test_faults_never_hit_unauthenticated_requests(sim: Simulator) -> None:
@@ -863,7 +863,7 @@ def test_push_callback_settings_are_set_and_described_per_sdk_app_id_like_tiw(si
     described = response_of(post(sim, "DescribeWhiteboardPushCallback", {"SdkAppId": APP}))
     assert (described["Callback"], described["CallbackKey"]) == ("https://x.example/cb", "k" * 64)
     assert error_code(post(sim, "SetWhiteboardPushCallback", {"SdkAppId": APP, "Callback": "ftp://x"})) == (
-        "InvalidParameterValue")
+        "InvalidParameter.CallbackAddressFormatError")  # the code the Go SDK lists for this action
     assert error_code(post(sim, "SetWhiteboardPushCallbackKey", {"SdkAppId": APP, "CallbackKey": "k" * 65})) == (
         "InvalidParameterValue")
     assert error_code(post(sim, "DescribeWhiteboardPushCallback", {"SdkAppId": 1})) == "UnauthorizedOperation.SdkAppId"

@@ -1,4 +1,4 @@
-"""The TIW API itself: common headers, TC3-HMAC-SHA256 verification, the rate window and the four actions.
+"""The TIW API itself: common headers, TC3-HMAC-SHA256 verification, the rate window and the actions.
 
 Decisions where Tencent's documentation leaves room (tests/test_simulator.py pins them):
 
@@ -12,12 +12,20 @@ Decisions where Tencent's documentation leaves room (tests/test_simulator.py pin
   ``UnknownParameter``; a wrong JSON type: ``InvalidParameter.BodyParameterTypeUnmatched``; a value
   out of range (e.g. ``Limit``): ``InvalidParameterValue``; a non-POST request to ``/``:
   ``InvalidRequest``; a body over 1 MiB: ``RequestSizeLimitExceeded``.
-* ``X-TC-Region`` must be present; its value is not checked.
+* ``X-TC-Region`` must be present, and name a region the simulator serves (``regions``, by default
+  ``protocol.DEFAULT_REGIONS``; None serves any): another one gets ``UnsupportedRegion``, the common
+  error code for "the action does not support this region", checked with the other common headers,
+  before authentication.
+* ``SetWarningCallback`` / ``DescribeWarningCallback`` keep and answer the warning-callback settings
+  (``warning_callbacks``); a Set*Callback URL that is not http(s) gets
+  ``InvalidParameter.CallbackAddressFormatError``.
 * ``StopWhiteboardPush`` on a stopped task: ``UnsupportedOperation.TaskHasAlreadyStopped`` (a TIW code).
 * ``DescribeRunningTasks``: ``TaskType`` ``TranscodeH5``/``TranscodeJPG``/``OnlineRecord`` give an empty list.
 * ``StartWhiteboardPush`` with a ``Backup`` parameter also starts a backup push: its answer's ``Backup``
   is the JSON text of that call's own answer (``{"RequestId", "TaskId"}``), and ``StopWhiteboardPush``
   of such a task answers ``Backup`` ``{"RequestId"}`` (as the API's examples show); otherwise ``""``.
+  ``DescribeWhiteboardPush`` of such a task answers ``Backup`` ``"{}"``, the only Describe text the API
+  page shows (``lifecycle.DOCUMENTED_DESCRIBE_BACKUP``).
 * A task scripted to fail (``fail_with``) answers normally until its push ends, then that error.
 * The rate limiter uses ``time.monotonic``, signature timestamps the injectable ``clock``, so a
   frozen fake clock does not throttle every request.
@@ -43,12 +51,15 @@ from exporter.simulator.mixes import random_script
 from exporter.simulator.protocol import (
     ACTIONS,
     API_VERSION,
+    DEFAULT_REGIONS,
     DESCRIBE,
     DESCRIBE_CALLBACK,
+    DESCRIBE_WARNING_CALLBACK,
     RUNNING,
     SERVICE,
     SET_CALLBACK,
     SET_CALLBACK_KEY,
+    SET_WARNING_CALLBACK,
     START,
     STOP,
     Reply,
@@ -63,6 +74,7 @@ from exporter.simulator.protocol import (
 from exporter.simulator.push_callbacks import PushCallbackSettings
 from exporter.simulator.stats import INVALID_ACTION_KEY, Stats, deque_map, prune
 from exporter.simulator.tasks import TaskBook
+from exporter.simulator.warning_callbacks import WarningCallbackSettings
 from exporter.tencentcloud import signing
 
 # fmt: off
@@ -93,8 +105,11 @@ def _script_from_extra(extra: str | None) -> TaskScript | None:
         raise SimulatedError("InvalidParameter.InvalidExtra", f"ExtraData simulator script: {exc}") from None
 
 
-def check_common(headers: Mapping[str, str]) -> tuple[str, int]:
-    """The common headers, in the documented order; returns (action, timestamp)."""
+def check_common(headers: Mapping[str, str], regions: frozenset[str] | None = None) -> tuple[str, int]:
+    """The common headers, in the documented order; returns (action, timestamp).
+
+    ``regions``: the regions served (None: any).
+    """
     action = headers.get("x-tc-action", "").strip()
     version = headers.get("x-tc-version", "").strip()
     if not action:
@@ -105,8 +120,11 @@ def check_common(headers: Mapping[str, str]) -> tuple[str, int]:
         raise SimulatedError("NoSuchVersion", f"The API version `{version[:40]}` does not exist.")
     if action not in ACTIONS:
         raise SimulatedError("InvalidAction", f"The action `{action[:60]}` is not found.")
-    if not headers.get("x-tc-region", "").strip():
+    region = headers.get("x-tc-region", "").strip()
+    if not region:
         raise missing("Region")
+    if regions is not None and region not in regions:
+        raise SimulatedError("UnsupportedRegion", f"The action `{action}` does not support the region `{region[:40]}`.")
     stamp = headers.get("x-tc-timestamp", "").strip()
     if not stamp:
         raise missing("Timestamp")
@@ -212,8 +230,12 @@ class TiwApi:
         stats: Stats,
         clock: Callable[[], float],
         push_callbacks: PushCallbackSettings | None = None,
+        warning_callbacks: WarningCallbackSettings | None = None,
+        regions: frozenset[str] | None = frozenset(DEFAULT_REGIONS),
     ) -> None:
         self.push_callbacks = push_callbacks or PushCallbackSettings()
+        self.warning_callbacks = warning_callbacks or WarningCallbackSettings()
+        self.regions = regions
         self._book = book
         self._credentials = credentials
         self._window = window
@@ -244,7 +266,7 @@ class TiwApi:
                 raise problem
             if method != "POST":
                 raise SimulatedError("InvalidRequest", "The simulator accepts only POST with a JSON body.")
-            action, timestamp = check_common(headers)
+            action, timestamp = check_common(headers, self.regions)
             secret_id = self._credentials.authenticate(headers, query, body, timestamp)
             self._window.admit(secret_id, action)
         except SimulatedError as err:
@@ -275,6 +297,8 @@ class TiwApi:
             DESCRIBE_CALLBACK: self._with_app(self.push_callbacks.describe),
             SET_CALLBACK: self._with_app(self.push_callbacks.set_callback),
             SET_CALLBACK_KEY: self._with_app(self.push_callbacks.set_key),
+            DESCRIBE_WARNING_CALLBACK: self._with_app(self.warning_callbacks.describe),
+            SET_WARNING_CALLBACK: self._with_app(self.warning_callbacks.set_warning_callback),
         }
         try:
             if params is None:

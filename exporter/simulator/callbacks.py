@@ -1,9 +1,12 @@
-"""Signed ``WhiteboardPushStarted`` / ``WhiteboardPushStopped`` callbacks.
+"""The callbacks the simulator sends: push events (``WhiteboardPushStarted`` / ``WhiteboardPushStopped``)
+and task warnings (``TaskQueued*LimitWarning``).
 
-A ticker notices time-driven transitions (the task book marks them announced) and queues their
-callbacks; one sender thread posts them in order. Signing uses the product's ``exporter.callbacks.sign``,
-so the simulator and the receiver cannot disagree on TIW's rule. Callback timestamps use the injectable
-clock.
+A ticker notices time-driven transitions (the task book marks them announced) and queue warnings
+(``WarningWatch``), and queues their callbacks; one sender thread posts them in order. Each callback
+goes where the SdkAppId's settings say *at the moment it is due* (``PushCallbackSettings`` /
+``WarningCallbackSettings``: what the Describe*Callback actions answer), signed with that key; an
+SdkAppId without a URL gets none, and nothing is replayed once a URL is set later. Callback
+timestamps use the injectable clock.
 """
 
 from __future__ import annotations
@@ -12,25 +15,32 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import requests
 
-from exporter.callbacks import sign
 from exporter.periodic import Periodic
-from exporter.simulator.lifecycle import SimTask
+from exporter.simulator.push_callbacks import PushCallbackSettings, callback_body
 from exporter.simulator.stats import Stats
 from exporter.simulator.tasks import TaskBook
+from exporter.simulator.warning_callbacks import WarningCallbackSettings, WarningWatch
 
 log = logging.getLogger(__name__)
 
 CALLBACK_TICK_SECONDS = 0.2
-CALLBACK_TTL_SECONDS = 3600
 CALLBACK_TIMEOUT = (1.0, 3.0)
 
 
+@dataclass(frozen=True)
+class _Outgoing:
+    url: str
+    body: dict[str, Any]
+    warning: bool  # a warning callback (counted apart from push callbacks)
+
+
 class CallbackSender:
-    """Ticker + sender threads; inert until ``configure``d with a receiver URL and key."""
+    """Ticker + sender threads; started once some SdkAppId has a push or warning callback URL."""
 
     def __init__(
         self,
@@ -38,37 +48,31 @@ class CallbackSender:
         stats: Stats,
         clock: Callable[[], float],
         closing: threading.Event,
-        url: str | None = None,
-        key: str | None = None,
+        push: PushCallbackSettings,
+        warnings: WarningCallbackSettings,
+        watch: WarningWatch,
     ) -> None:
-        if bool(url) != bool(key):
-            raise ValueError("callback_url and callback_key must be given together")
         self._book = book
         self._stats = stats
         self._clock = clock
         self._closing = closing
-        self._url, self._key = url, key
+        self._push = push
+        self._warnings = warnings
+        self._watch = watch
         self._lock = threading.Lock()
-        self._outbox: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._outbox: queue.Queue[_Outgoing | None] = queue.Queue()
         self._ticker = Periodic("tiw-sim-ticker", CALLBACK_TICK_SECONDS, self.tick)
         self._sender = threading.Thread(target=self._run_sender, name="tiw-sim-callbacks", daemon=True)
         self._started = False
 
     @property
     def configured(self) -> bool:
-        return bool(self._url)
-
-    def configure(self, url: str, key: str) -> None:
-        """Send to ``url`` signed with ``key`` from now on."""
-        if not url or not key:
-            raise ValueError("callback url and key must both be non-empty")
-        with self._lock:
-            self._url, self._key = url, key
+        return self._push.any_configured() or self._warnings.any_configured()
 
     def start(self) -> None:
-        """Start the threads once (a no-op until configured)."""
+        """Start the threads once (a no-op until some callback URL is set)."""
         with self._lock:
-            if self._started or not self._url:
+            if self._started or not self.configured:
                 return
             self._started = True
         self._ticker.start()
@@ -85,38 +89,36 @@ class CallbackSender:
             self._sender.join(timeout)
 
     def tick(self) -> None:
-        """Detect transitions (time-driven) and queue their callbacks."""
+        """Detect transitions and queue warnings (time-driven) and queue their callbacks."""
         now = self._clock()
         for task, event_type, data in self._book.transitions(now):
-            self._outbox.put(self._callback(task, event_type, data, now))
-
-    def _callback(self, task: SimTask, event_type: str, data: dict[str, Any], now: float) -> dict[str, Any]:
-        expire = int(now) + CALLBACK_TTL_SECONDS
-        return {
-            "Timestamp": int(now),
-            "SdkAppId": task.sdk_app_id,
-            "ExpireTime": expire,
-            "Sign": sign(self._key or "", expire),
-            "EventType": event_type,
-            "EventData": data,
-        }
+            url, key = self._push.destination(task.sdk_app_id)
+            if url:
+                self._outbox.put(_Outgoing(url, callback_body(task.sdk_app_id, event_type, data, now, key), False))
+        for warning in self._watch.check(self._book.queued(now), now):
+            url, key = self._warnings.destination(warning[0])
+            if url:
+                self._outbox.put(_Outgoing(url, self._watch.limits.body(warning, now, key), True))
 
     def _run_sender(self) -> None:
         with requests.Session() as session:
-            while (event := self._outbox.get()) is not None and not self._closing.is_set():
-                self._stats.callback(self._post_callback(session, event))
+            while (outgoing := self._outbox.get()) is not None and not self._closing.is_set():
+                ok = self._post(session, outgoing)
+                if outgoing.warning:
+                    self._stats.warning_callback(ok)
+                else:
+                    self._stats.callback(ok)
 
-    def _post_callback(self, session: requests.Session, event: dict[str, Any]) -> bool:
-        url = self._url
-        assert url is not None
-        task_id = event["EventData"]["TaskId"]
+    def _post(self, session: requests.Session, outgoing: _Outgoing) -> bool:
+        event_type = outgoing.body["EventType"]
+        about = outgoing.body["EventData"].get("TaskId", "the queue")
         try:
-            response = session.post(url, json=event, timeout=CALLBACK_TIMEOUT)
+            response = session.post(outgoing.url, json=outgoing.body, timeout=CALLBACK_TIMEOUT)
             response.close()
         except requests.RequestException as exc:
-            log.warning("callback %s for task %s failed: %s", event["EventType"], task_id, type(exc).__name__)
+            log.warning("callback %s for %s failed: %s", event_type, about, type(exc).__name__)
             return False
         if not 200 <= response.status_code < 300:
-            log.warning("callback %s for task %s got HTTP %d", event["EventType"], task_id, response.status_code)
+            log.warning("callback %s for %s got HTTP %d", event_type, about, response.status_code)
             return False
         return True

@@ -11,6 +11,7 @@ from typing import Any
 from exporter.simulator.core import DEFAULT_SDK_APP_ID, DEMO_SECRET_ID, DEMO_SECRET_KEY, Simulator
 from exporter.simulator.faults import FaultSpec, fault_spec
 from exporter.simulator.lifecycle import check_non_negative
+from exporter.simulator.protocol import DEFAULT_REGIONS
 
 DEMO_SPAWN_SECONDS = 30.0
 SHOWN_TASKS = 10
@@ -22,7 +23,7 @@ class SimulatorOptions:
 
     ``faults`` are ``parse_fault_spec`` texts, (kind, ratio) pairs or FaultSpecs. With ``demo``, the
     demo mix is created and new tasks keep arriving every 30 s unless ``spawn_every`` says otherwise
-    (0 disables).
+    (0 disables). ``regions``: the ``X-TC-Region`` values served (None: any).
     """
 
     listen: tuple[str, int] = ("127.0.0.1", 0)
@@ -40,6 +41,7 @@ class SimulatorOptions:
     unregistered_sdk_app_ids: Sequence[int] = ()
     expired_sdk_app_ids: Sequence[int] = ()
     spawn_every: float | None = None
+    regions: Sequence[str] | None = DEFAULT_REGIONS
 
     def __post_init__(self) -> None:
         self.fault_specs()
@@ -73,6 +75,7 @@ def run(options: SimulatorOptions, stop: threading.Event | None = None, out: Cal
         listen=options.listen,
         callback_url=options.callback_url,
         callback_key=options.callback_key,
+        regions=options.regions,
     )
     stop = stop or threading.Event()
     # The handlers go in before "listening" is printed: a SIGTERM sent the moment it appears stops cleanly.

@@ -1,8 +1,8 @@
 """The unauthenticated ``/_sim/`` test hooks, and ``SimulatorClient``, their one HTTP client.
 
-``GET /_sim/stats``, ``POST /_sim/faults``, ``DELETE /_sim/faults``, ``POST /_sim/tasks`` and
-``POST /_sim/credentials`` drive a simulator running in another process (tests, benchmarks,
-end-to-end runs). They are why the simulator binds to 127.0.0.1 by default.
+``GET /_sim/stats``, ``POST /_sim/faults``, ``DELETE /_sim/faults``, ``POST /_sim/tasks``,
+``POST /_sim/credentials`` and ``POST /_sim/callbacks`` drive a simulator running in another process
+(tests, benchmarks, end-to-end runs). They are why the simulator binds to 127.0.0.1 by default.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ class Controllable(Protocol):
     def add_task(self, sdk_app_id: int, script: TaskScript | None = None, task_id: str | None = None) -> str: ...
     def revoke(self, secret_id: str) -> None: ...
     def set_credential(self, secret_id: str, secret_key: str) -> None: ...
+    def configure_callbacks(self, url: str, key: str) -> None: ...
+    def configure_warning_callbacks(self, url: str, key: str = "") -> None: ...
 
 
 class ControlEndpoints:
@@ -44,6 +46,7 @@ class ControlEndpoints:
             "/_sim/faults": self._fault,
             "/_sim/tasks": self._task,
             "/_sim/credentials": self._credentials,
+            "/_sim/callbacks": self._callbacks,
         }
         if (method, path) in plain:
             return 200, plain[(method, path)]()
@@ -87,6 +90,20 @@ class ControlEndpoints:
             self._sim.set_credential(secret_id, data["secret_key"])
         else:
             raise ValueError("give secret_key, or revoke: true")
+        return 200, {"ok": True}
+
+
+    def _callbacks(self, data: dict[str, Any]) -> Answer:
+        """``{"kind": "push" | "warning", "url": ..., "key": ...}``: as the Set*Callback actions for every SdkAppId."""
+        kind, url, key = data.get("kind", "push"), data.get("url"), data.get("key", "")
+        if not isinstance(url, str) or not isinstance(key, str):
+            raise ValueError("url and key must be strings")
+        if kind == "push":
+            self._sim.configure_callbacks(url, key)
+        elif kind == "warning":
+            self._sim.configure_warning_callbacks(url, key)
+        else:
+            raise ValueError("kind must be push or warning")
         return 200, {"ok": True}
 
 
@@ -138,3 +155,11 @@ class SimulatorClient:
     def revoke(self, secret_id: str) -> None:
         """``POST /_sim/credentials`` with ``revoke``: the SecretId's requests now fail authentication."""
         self._call("POST", "credentials", {"secret_id": secret_id, "revoke": True})
+
+    def configure_callbacks(self, url: str, key: str) -> None:
+        """``POST /_sim/callbacks``: every SdkAppId's push callbacks go to ``url``, signed with ``key``."""
+        self._call("POST", "callbacks", {"kind": "push", "url": url, "key": key})
+
+    def configure_warning_callbacks(self, url: str, key: str = "") -> None:
+        """``POST /_sim/callbacks``: every SdkAppId's task warning callbacks go to ``url``."""
+        self._call("POST", "callbacks", {"kind": "warning", "url": url, "key": key})

@@ -20,9 +20,17 @@ from exporter.simulator.faults import FaultPlan, FaultSpec
 from exporter.simulator.http import SimulatorServer, url_for
 from exporter.simulator.lifecycle import TaskScript, check_non_negative
 from exporter.simulator.mixes import demo_scripts, populated_task, spawned_script
+from exporter.simulator.protocol import DEFAULT_REGIONS
 from exporter.simulator.push_callbacks import PushCallbackSettings
 from exporter.simulator.stats import Stats
 from exporter.simulator.tasks import TaskBook
+from exporter.simulator.warning_callbacks import (
+    DEFAULT_QUEUED_AMOUNT_LIMIT,
+    DEFAULT_QUEUED_SECONDS_LIMIT,
+    WarningCallbackSettings,
+    WarningLimits,
+    WarningWatch,
+)
 
 DEMO_SECRET_ID = "AKIDsimulator"
 DEMO_SECRET_KEY = "simulator-secret-key"  # public on purpose: the only key the simulate command prints
@@ -32,7 +40,13 @@ _DEFAULT_SCRIPT = TaskScript()
 
 
 class Simulator:
-    """The TIW API simulator: a real HTTP server (``url``) answering like ``tiw.tencentcloudapi.com``."""
+    """The TIW API simulator: a real HTTP server (``url``) answering like ``tiw.tencentcloudapi.com``.
+
+    ``callback_url``/``callback_key`` (together) set every SdkAppId's push callbacks from the start, as
+    ``SetWhiteboardPushCallback(Key)`` would. ``regions`` are the ``X-TC-Region`` values served (None:
+    any). ``warning_queued_amount``/``warning_queued_seconds`` are the warning callbacks' thresholds and
+    ``warning_envelope`` their body ("documented" or "push"; see ``warning_callbacks``).
+    """
 
     def __init__(
         self,
@@ -50,21 +64,30 @@ class Simulator:
         callback_key: str | None = None,
         clock: Callable[[], float] = time.time,
         max_skew: int = 300,
+        regions: Iterable[str] | None = DEFAULT_REGIONS,
+        warning_queued_amount: int = DEFAULT_QUEUED_AMOUNT_LIMIT,
+        warning_queued_seconds: float = DEFAULT_QUEUED_SECONDS_LIMIT,
+        warning_envelope: str = "documented",
     ) -> None:
         check_non_negative("latency", latency)
+        if bool(callback_url) != bool(callback_key):
+            raise ValueError("callback_url and callback_key must be given together")
         self.latency = float(latency)
         self.clock = clock
         self._closing = threading.Event()
         self._stats = Stats()
         self._book = TaskBook(seed, sdk_app_ids, unregistered_sdk_app_ids, expired_sdk_app_ids)
-        self._callbacks = CallbackSender(self._book, self._stats, clock, self._closing, callback_url, callback_key)
+        self.push_callbacks = PushCallbackSettings(on_change=self._start_callbacks)
+        self.warning_callbacks = WarningCallbackSettings(on_change=self._start_callbacks)
+        watch = WarningWatch(WarningLimits(warning_queued_amount, warning_queued_seconds, warning_envelope))
+        self._callbacks = CallbackSender(self._book, self._stats, clock, self._closing, self.push_callbacks,
+                                         self.warning_callbacks, watch)
         keys = {DEMO_SECRET_ID: DEMO_SECRET_KEY} if credentials is None else credentials
         self._credentials = Credentials(keys, tokens or {}, clock, max_skew)
         self._window = RateWindow(rate_limit, self._stats)
         self._faults = FaultPlan(seed)
-        self.push_callbacks = PushCallbackSettings(on_change=self._follow_push_callback)
         self.api = TiwApi(self._book, self._credentials, self._window, self._faults, self._stats, clock,
-                          self.push_callbacks)
+                          self.push_callbacks, self.warning_callbacks, None if regions is None else frozenset(regions))
         self.control = ControlEndpoints(self)
         self._closed = False
         self._started = False
@@ -75,6 +98,8 @@ class Simulator:
             target=lambda: self._server.serve_forever(poll_interval=0.05), name="tiw-sim-http", daemon=True
         )
         self.url = url_for(self._server.server_address)
+        if callback_url and callback_key:
+            self.configure_callbacks(callback_url, callback_key)
 
     @property
     def rate_limit(self) -> float:
@@ -99,19 +124,29 @@ class Simulator:
         return self
 
     def configure_callbacks(self, url: str, key: str) -> None:
-        """Send signed callbacks to ``url`` from now on (e.g. once the receiver's port is known).
+        """Send push callbacks to ``url`` signed with ``key`` from now on (e.g. once the receiver's port is known).
 
-        As if ``SetWhiteboardPushCallback(Key)`` had been called for every SdkAppId, so
-        ``DescribeWhiteboardPushCallback`` answers what is in effect.
+        As if ``SetWhiteboardPushCallback`` and ``SetWhiteboardPushCallbackKey`` had been called for every
+        SdkAppId of the simulator, so ``DescribeWhiteboardPushCallback`` answers exactly where callbacks go.
+        An empty ``key`` sends them unsigned (as TIW does without a key); an empty ``url`` stops them.
         """
-        for sdk_app_id in self._book.sdk_app_ids:
+        for sdk_app_id in sorted(self._book.known_app_ids):
             self.push_callbacks.record(sdk_app_id, url=url, key=key)
-        self._follow_push_callback(url, key)
 
-    def _follow_push_callback(self, url: str, key: str) -> None:
-        self._callbacks.configure(url, key)
+    def configure_warning_callbacks(self, url: str, key: str = "") -> None:
+        """Send the task warning callbacks to ``url`` from now on, as ``SetWarningCallback`` would for every
+        SdkAppId (``DescribeWarningCallback`` answers it). ``key`` signs them only with ``warning_envelope="push"``."""
+        for sdk_app_id in sorted(self._book.known_app_ids):
+            self.warning_callbacks.record(sdk_app_id, url=url, key=key)
+
+    def _start_callbacks(self) -> None:
         if self._started:
             self._callbacks.start()
+
+    @property
+    def regions(self) -> frozenset[str] | None:
+        """The ``X-TC-Region`` values served (None: any); other regions get ``UnsupportedRegion``."""
+        return self.api.regions
 
     def close(self) -> None:
         """Stop serving, abort pending delays, close connections and the socket, join threads."""

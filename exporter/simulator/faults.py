@@ -17,7 +17,21 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from exporter.simulator.lifecycle import check_non_negative
-from exporter.simulator.protocol import ACTIONS, DESCRIBE, RUNNING, START, STOP, Reply, envelope, error_reply
+from exporter.simulator.protocol import (
+    ACTIONS,
+    DESCRIBE,
+    DESCRIBE_CALLBACK,
+    DESCRIBE_WARNING_CALLBACK,
+    RUNNING,
+    SET_CALLBACK,
+    SET_CALLBACK_KEY,
+    SET_WARNING_CALLBACK,
+    START,
+    STOP,
+    Reply,
+    envelope,
+    error_reply,
+)
 
 # More than the client's MAX_RESPONSE_BYTES (1 MiB), so an ``oversized`` answer trips that cap.
 OVERSIZED_BYTES = 2 << 20
@@ -160,6 +174,12 @@ _WRONG_TYPES: dict[str, dict[str, Any]] = {
     START: {"TaskId": 3, "Backup": ""},
     STOP: {"Backup": 3},
     RUNNING: {"Total": "many", "Tasks": "none"},
+    DESCRIBE_CALLBACK: {"Callback": 3, "CallbackKey": ["k"]},
+    DESCRIBE_WARNING_CALLBACK: {"Callback": 3, "CallbackKey": ["k"]},
+    # A Set action answers only RequestId: its wrong type is an Error that is no object.
+    SET_CALLBACK: {"Error": "failed"},
+    SET_CALLBACK_KEY: {"Error": "failed"},
+    SET_WARNING_CALLBACK: {"Error": "failed"},
 }
 
 

@@ -1,16 +1,16 @@
 """Seeded task mixes: a fleet seen mid-life, the demo mix, and tasks that keep arriving.
 
-Every draw comes from a ``random.Random`` the caller owns (and locks), so a seed replays a run.
+Every draw comes from a ``random.Random`` the caller owns (and locks), so a seed replays a run. Tasks
+with a backup push answer the documented Describe ``Backup`` (``"{}"``), never an invented result.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import string
 
 from exporter.model import FINISH_REASONS
-from exporter.simulator.lifecycle import TaskScript
+from exporter.simulator.lifecycle import DOCUMENTED_DESCRIBE_BACKUP, TaskScript
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -21,10 +21,6 @@ def _uniform(rng: random.Random, low: float, high: float) -> float:
 
 def _weighted_reason(rng: random.Random) -> str:
     return rng.choices(FINISH_REASONS, weights=(50, 35, 15))[0]
-
-
-def _backup_text(rng: random.Random) -> str:
-    return json.dumps({"Status": "PUSHING", "ExceptionCnt": rng.randint(0, 3), "TaskId": random_id(rng)})
 
 
 def random_id(rng: random.Random) -> str:
@@ -64,12 +60,15 @@ def populated_task(rng: random.Random) -> tuple[float, TaskScript]:
         return age, TaskScript(prepare, _uniform(rng, 60, age - prepare - 1), reason, rate)
     if roll < 0.95:
         return _uniform(rng, 0, 600), TaskScript(prepare, 30.0, "EXCEPTION", fail_with="FailedOperation.WhiteboardPush")
-    return _uniform(rng, 60, 3600), TaskScript(prepare, backup=_backup_text(rng))
+    return _uniform(rng, 60, 3600), TaskScript(prepare, backup=DOCUMENTED_DESCRIBE_BACKUP)
 
 
 def demo_scripts() -> list[tuple[float, TaskScript]]:
-    """The demo mix as (age, script): every state and finish reason shows within two minutes."""
-    backup = json.dumps({"Status": "PUSHING", "ExceptionCnt": 1, "TaskId": "demobackuptask000001"})
+    """The demo mix as (age, script): every state and finish reason shows within two minutes.
+
+    The task with a backup push answers ``Backup`` as the API page shows it (``"{}"``): the shape of a
+    live backup push's result is undocumented, so the demo invents none.
+    """
     return [
         (0, TaskScript(1)),
         (0, TaskScript(3)),
@@ -79,8 +78,8 @@ def demo_scripts() -> list[tuple[float, TaskScript]]:
         (0, TaskScript(2, 70, "USER_CALL")),
         (0, TaskScript(5, 55, "EXCEPTION", exceptions_per_minute=12)),
         (0, TaskScript(2, 90, "EXCEPTION", fail_with="FailedOperation.WhiteboardPush")),
-        (0, TaskScript(5, fail_with="FailedOperation.WhiteboardPush")),  # never pushes: Describe fails, FAILED
-        (0, TaskScript(2, backup=backup)),
+        (0, TaskScript(5, fail_with="FailedOperation.WhiteboardPush")),  # fails at start: never pushes
+        (0, TaskScript(2, backup=DOCUMENTED_DESCRIBE_BACKUP)),
         (600, TaskScript(3, 300, "AUTO")),
     ]
 

@@ -21,7 +21,13 @@ RUNNING = "DescribeRunningTasks"
 DESCRIBE_CALLBACK = "DescribeWhiteboardPushCallback"
 SET_CALLBACK = "SetWhiteboardPushCallback"
 SET_CALLBACK_KEY = "SetWhiteboardPushCallbackKey"
-ACTIONS = (DESCRIBE, START, STOP, RUNNING, DESCRIBE_CALLBACK, SET_CALLBACK, SET_CALLBACK_KEY)
+DESCRIBE_WARNING_CALLBACK = "DescribeWarningCallback"
+SET_WARNING_CALLBACK = "SetWarningCallback"
+ACTIONS = (DESCRIBE, START, STOP, RUNNING, DESCRIBE_CALLBACK, SET_CALLBACK, SET_CALLBACK_KEY,
+           DESCRIBE_WARNING_CALLBACK, SET_WARNING_CALLBACK)
+# The regions a simulator serves by default: the domestic default and the international site's only one
+# (the intl push API pages: "only supports: ap-singapore"). The domestic region list is unconfirmed.
+DEFAULT_REGIONS = ("ap-guangzhou", "ap-singapore")
 
 
 class SimulatedError(Exception):

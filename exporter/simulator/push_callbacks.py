@@ -1,12 +1,17 @@
-"""The push-callback settings TIW keeps per SdkAppId: Set/DescribeWhiteboardPushCallback(Key).
+"""The callback settings TIW keeps per SdkAppId, and the push ones: Set/DescribeWhiteboardPushCallback(Key).
 
 What ``SetWhiteboardPushCallback`` and ``SetWhiteboardPushCallbackKey`` store,
 ``DescribeWhiteboardPushCallback`` answers (``Callback``, ``CallbackKey``), as the SDK's models
-have them. When an SdkAppId has both a URL and a key, the simulator's callback sender follows them
-(``on_change``), so a preflight check can change the settings and see callbacks arrive.
+have them. The callback sender reads the same settings for each callback it sends (``destination``),
+so what Describe answers is always where, and with which key, the simulator actually sends; the
+simulator's own configuration (``Simulator(callback_url=...)``, ``configure_callbacks``) is recorded
+here too, as if the Set actions had been called.
 
-Decisions where the documentation leaves room: an empty ``Callback`` turns callbacks off; a URL must
-be http(s); a key is at most 64 characters (the documented limit) of printable ASCII.
+Decisions where the documentation leaves room: an empty ``Callback`` turns callbacks off; a URL that is
+not http(s) gets ``InvalidParameter.CallbackAddressFormatError`` (the code the Go SDK lists for
+SetWhiteboardPushCallback); a key is at most 64 characters (the documented limit) of printable ASCII,
+else ``InvalidParameterValue``; with a URL but no key, callbacks are sent unsigned (the callback
+overview: without a key there is no ``ExpireTime`` or ``Sign``).
 """
 
 from __future__ import annotations
@@ -16,17 +21,46 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from exporter.callbacks import sign
 from exporter.simulator.protocol import SimulatedError, param, reject_unknown
 
 MAX_KEY_LENGTH = 64
+CALLBACK_TTL_SECONDS = 3600
 _URL = re.compile(r"https?://[^\s/]+(/\S*)?")
 _KEY = re.compile(r"[\x21-\x7e]{1,64}")
 
 
-class PushCallbackSettings:
-    """Callback URL and key per SdkAppId; thread-safe."""
+def callback_body(sdk_app_id: int, event_type: str, data: dict[str, Any], now: float, key: str) -> dict[str, Any]:
+    """A push callback's body (callback overview 1137/40257): ``ExpireTime`` and ``Sign`` only with a key.
 
-    def __init__(self, on_change: Callable[[str, str], None] = lambda url, key: None) -> None:
+    Signing uses the product's ``exporter.callbacks.sign``, so the simulator and the receiver cannot
+    disagree on TIW's rule (``md5(key + str(ExpireTime))``).
+    """
+    body: dict[str, Any] = {"Timestamp": int(now), "SdkAppId": sdk_app_id}
+    if key:
+        expire = int(now) + CALLBACK_TTL_SECONDS
+        body |= {"ExpireTime": expire, "Sign": sign(key, expire)}
+    return body | {"EventType": event_type, "EventData": data}
+
+
+def check_url(url: str) -> None:
+    """A callback URL as TIW accepts it: empty (turns callbacks off) or http(s)."""
+    if url and not _URL.fullmatch(url):
+        raise SimulatedError(
+            "InvalidParameter.CallbackAddressFormatError",
+            "The callback address must start with http:// or https://, or be empty.",
+        )
+
+
+def check_key(key: str) -> None:
+    if key and not _KEY.fullmatch(key):
+        raise SimulatedError("InvalidParameterValue", f"CallbackKey must be 1-{MAX_KEY_LENGTH} printable ASCII.")
+
+
+class CallbackSettings:
+    """A callback URL and key per SdkAppId; thread-safe. ``on_change`` runs after a URL is set."""
+
+    def __init__(self, on_change: Callable[[], None] = lambda: None) -> None:
         self._urls: dict[int, str] = {}
         self._keys: dict[int, str] = {}
         self._on_change = on_change
@@ -39,33 +73,39 @@ class PushCallbackSettings:
                 self._urls[sdk_app_id] = url
             if key is not None:
                 self._keys[sdk_app_id] = key
+            configured = bool(self._urls.get(sdk_app_id))
+        if configured:
+            self._on_change()
+
+    def destination(self, sdk_app_id: int) -> tuple[str, str]:
+        """(URL, key) the callbacks of ``sdk_app_id`` go to now; URL "" means none are sent."""
+        with self._lock:
+            return self._urls.get(sdk_app_id, ""), self._keys.get(sdk_app_id, "")
+
+    def any_configured(self) -> bool:
+        with self._lock:
+            return any(self._urls.values())
 
     def describe(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``Describe*Callback``: ``{Callback, CallbackKey}``, "" for what was never set."""
         reject_unknown(params, ("SdkAppId",))
-        sdk_app_id = param(params, "SdkAppId", int)
-        with self._lock:
-            return {"Callback": self._urls.get(sdk_app_id, ""), "CallbackKey": self._keys.get(sdk_app_id, "")}
+        url, key = self.destination(param(params, "SdkAppId", int))
+        return {"Callback": url, "CallbackKey": key}
+
+
+class PushCallbackSettings(CallbackSettings):
+    """``SetWhiteboardPushCallback`` and ``SetWhiteboardPushCallbackKey`` (two actions, one setting each)."""
 
     def set_callback(self, params: dict[str, Any]) -> dict[str, Any]:
         reject_unknown(params, ("SdkAppId", "Callback"))
         sdk_app_id, url = param(params, "SdkAppId", int), param(params, "Callback", str)
-        if url and not _URL.fullmatch(url):
-            raise SimulatedError("InvalidParameterValue", "Callback must be an http(s) URL or empty.")
+        check_url(url)
         self.record(sdk_app_id, url=url)
-        self._notify(sdk_app_id)
         return {}
 
     def set_key(self, params: dict[str, Any]) -> dict[str, Any]:
         reject_unknown(params, ("SdkAppId", "CallbackKey"))
         sdk_app_id, key = param(params, "SdkAppId", int), param(params, "CallbackKey", str)
-        if key and not _KEY.fullmatch(key):
-            raise SimulatedError("InvalidParameterValue", f"CallbackKey must be 1-{MAX_KEY_LENGTH} printable ASCII.")
+        check_key(key)
         self.record(sdk_app_id, key=key)
-        self._notify(sdk_app_id)
         return {}
-
-    def _notify(self, sdk_app_id: int) -> None:
-        with self._lock:
-            url, key = self._urls.get(sdk_app_id, ""), self._keys.get(sdk_app_id, "")
-        if url and key:
-            self._on_change(url, key)

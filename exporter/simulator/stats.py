@@ -6,7 +6,8 @@ count the outcome of the answer they delay); requests without a known action cou
 ``(invalid)``. ``max_requests_in_any_second`` counts accepted requests, so it never exceeds the
 limit; ``max_arrivals_in_any_second`` also counts throttled ones, i.e. what the client sent.
 ``describes_by_task`` counts DescribeWhiteboardPush requests for an existing task that passed
-authentication and the rate limit (faulted ones included: the client did poll).
+authentication and the rate limit (faulted ones included: the client did poll). ``callbacks_*`` count
+push callbacks, ``warning_callbacks_*`` the task warnings, each by whether the receiver answered 2xx.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ class Stats:
     throttled: int = 0
     callbacks_sent: int = 0
     callbacks_failed: int = 0
+    warning_callbacks_sent: int = 0
+    warning_callbacks_failed: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @staticmethod
@@ -85,6 +88,13 @@ class Stats:
             else:
                 self.callbacks_failed += 1
 
+    def warning_callback(self, ok: bool) -> None:
+        with self.lock:
+            if ok:
+                self.warning_callbacks_sent += 1
+            else:
+                self.warning_callbacks_failed += 1
+
     def snapshot(self, tasks: dict[str, int]) -> dict[str, Any]:
         """The stats document; ``tasks`` counts tasks by status."""
         with self.lock:
@@ -96,5 +106,7 @@ class Stats:
                 "tasks": tasks,
                 "callbacks_sent": self.callbacks_sent,
                 "callbacks_failed": self.callbacks_failed,
+                "warning_callbacks_sent": self.warning_callbacks_sent,
+                "warning_callbacks_failed": self.warning_callbacks_failed,
                 "describes_by_task": dict(self.describes_by_task),
             }

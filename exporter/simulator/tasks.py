@@ -41,6 +41,7 @@ class TaskBook:
         self._tasks: dict[tuple[int, str], SimTask] = {}
         self._by_id: dict[str, SimTask] = {}
         self._unannounced: dict[tuple[int, str], SimTask] = {}
+        self._queueing: dict[tuple[int, str], SimTask] = {}  # scripted to wait in the queue, not yet out of it
 
     @property
     def known_app_ids(self) -> frozenset[int]:
@@ -107,6 +108,8 @@ class TaskBook:
         self._by_id[task.task_id] = task
         if not task.stopped_announced:
             self._unannounced[key] = task
+        if task.script.queued_seconds > 0:
+            self._queueing[key] = task
 
     def find(self, sdk_app_id: int, task_id: str) -> SimTask | None:
         with self._lock:
@@ -129,7 +132,8 @@ class TaskBook:
         return True
 
     def running(self, sdk_app_id: int, now: float) -> list[tuple[SimTask, TaskState]]:
-        """Tasks of ``sdk_app_id`` not stopped and at most three days old, oldest first."""
+        """Tasks of ``sdk_app_id`` on the running list (not ended, or ``listed_after_end``) and at most three
+        days old, oldest first."""
         with self._lock:
             candidates = sorted(
                 (t for t in self._tasks.values() if t.sdk_app_id == sdk_app_id),
@@ -138,7 +142,25 @@ class TaskBook:
             recent = [
                 (task, task.state(now)) for task in candidates if now - task.created_at <= RUNNING_TASKS_MAX_AGE_SECONDS
             ]
-        return [(task, state) for task, state in recent if state.status != "STOPPED"]
+        return [(task, state) for task, state in recent if task.listed(state)]
+
+    def queued(self, now: float) -> dict[int, list[SimTask]]:
+        """Tasks waiting for capacity now, by SdkAppId, oldest first (what the warning callbacks watch).
+
+        Only tasks scripted with ``queued_seconds`` are looked at, and forgotten once they leave the queue,
+        so a large fleet costs nothing here.
+        """
+        with self._lock:
+            waiting = []
+            for key, task in list(self._queueing.items()):
+                if task.state(now).queued:
+                    waiting.append(task)
+                else:  # out of the queue for good: time only moves forward
+                    del self._queueing[key]
+        found: dict[int, list[SimTask]] = collections.defaultdict(list)
+        for task in sorted(waiting, key=lambda t: (t.created_at, t.task_id)):
+            found[task.sdk_app_id].append(task)
+        return dict(found)
 
     def statuses(self, now: float) -> dict[str, int]:
         with self._lock:
