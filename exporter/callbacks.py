@@ -1,8 +1,10 @@
 """TIW push event callbacks (``POST /callbacks/tiw``): verify, parse, apply to the store.
 
 TIW signs each callback with ``Sign = md5(CallbackKey + str(ExpireTime))``. A callback with a
-wrong Sign or a past ExpireTime changes nothing. ``WhiteboardPushStarted`` starts tracking the
-task; ``WhiteboardPushStopped`` applies the final state at once, so a stopped push shows on the
+wrong Sign or a past ExpireTime changes nothing. For ``--callback-key-grace`` after a key file
+changes, the previous key still verifies (callbacks TIW signed before the rotation may still be in
+flight); such a callback is counted as ``accepted_previous_key``. ``WhiteboardPushStarted`` starts
+tracking the task; ``WhiteboardPushStopped`` applies the final state at once, so a stopped push shows on the
 next scrape even before the next poll (and a late poll answer cannot undo it: status only moves
 forward).
 """
@@ -40,7 +42,10 @@ STARTED = "WhiteboardPushStarted"
 STOPPED = "WhiteboardPushStopped"
 KNOWN_EVENTS = (STARTED, STOPPED)
 
-KeyLookup = Callable[[Any], "str | None"]  # the SdkAppId as sent -> the key to verify its Sign with
+KeyGetter = Callable[[], "str | None"]
+# the SdkAppId as sent -> (the key to verify its Sign with, the previous key while its grace period runs)
+KeyLookup = Callable[[Any], "tuple[str | None, str | None]"]
+ACCEPTED, ACCEPTED_PREVIOUS_KEY = "accepted", "accepted_previous_key"
 
 
 def sign(callback_key: str, expire_time: int) -> str:
@@ -62,6 +67,7 @@ class CallbackEvent:
     sdk_app_id: int
     event_type: str
     data: dict[str, Any]
+    previous_key: bool = False  # signed with the previous key, within its grace period
 
 
 MAX_TEXT = 256  # callback text comes from the internet: bounded before it reaches a label
@@ -93,7 +99,7 @@ def verify(body: bytes, key_for: KeyLookup, now: float) -> CallbackEvent:
         raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", "body must be a JSON object")
     if nesting_depth(document, MAX_NESTING) > MAX_NESTING:
         raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", f"body nests deeper than {MAX_NESTING} levels")
-    callback_key = key_for(document.get("SdkAppId"))
+    callback_key, previous_key = key_for(document.get("SdkAppId"))
     if not callback_key:
         raise CallbackRejected(HTTPStatus.FORBIDDEN, "disabled", "callbacks are disabled: no callback key configured"
                                                                  " for this SdkAppId")
@@ -101,7 +107,10 @@ def verify(body: bytes, key_for: KeyLookup, now: float) -> CallbackEvent:
     presented = document.get("Sign")
     if isinstance(expire_time, bool) or not isinstance(expire_time, int) or not isinstance(presented, str):
         raise CallbackRejected(HTTPStatus.FORBIDDEN, "bad_sign", "Sign and ExpireTime are required")
-    if not hmac.compare_digest(presented.lower().encode(), sign(callback_key, expire_time).encode()):
+    signed = presented.lower().encode()
+    current = hmac.compare_digest(signed, sign(callback_key, expire_time).encode())
+    previous = bool(previous_key) and hmac.compare_digest(signed, sign(str(previous_key), expire_time).encode())
+    if not (current or previous):
         raise CallbackRejected(HTTPStatus.FORBIDDEN, "bad_sign", "Sign does not match")
     if expire_time < now:
         raise CallbackRejected(HTTPStatus.FORBIDDEN, "expired", "ExpireTime is in the past")
@@ -113,7 +122,7 @@ def verify(body: bytes, key_for: KeyLookup, now: float) -> CallbackEvent:
     data = document.get("EventData")
     if not isinstance(event_type, str) or not isinstance(data, dict):
         raise CallbackRejected(HTTPStatus.BAD_REQUEST, "bad_request", "EventType and EventData are required")
-    return CallbackEvent(sdk_app_id, event_type, data)
+    return CallbackEvent(sdk_app_id, event_type, data, previous_key=not current)
 
 
 def _started_task(event: CallbackEvent, task_id: str) -> PushTask:
@@ -178,7 +187,7 @@ def apply(event: CallbackEvent, store: TaskStore, now: float) -> str:
         store.update(key, lambda r: _apply_stop(r, stopped, error, now))
     log.info("TIW callback %s for task %s:%s", event.event_type, event.sdk_app_id, task_id,
              extra=task_fields(event.sdk_app_id, task_id))
-    return "accepted"
+    return ACCEPTED
 
 
 def _apply_stop(record: TaskRecord, stopped: PushTask, error: TaskError | None, now: float) -> TaskRecord:
@@ -189,13 +198,18 @@ def _apply_stop(record: TaskRecord, stopped: PushTask, error: TaskError | None, 
 class CallbackEndpoint:
     """The ``POST /callbacks/tiw`` handler logic, independent of the HTTP server."""
 
-    def __init__(self, store: TaskStore, callback_key: Callable[[], str | None],
+    def __init__(self, store: TaskStore, callback_key: KeyGetter,
                  count: Callable[[str, str], None] = lambda event_type, outcome: None,
                  clock: Callable[[], float] = time.time,
-                 app_keys: Mapping[int, Callable[[], str | None]] | None = None) -> None:
+                 app_keys: Mapping[int, KeyGetter] | None = None, previous_key: KeyGetter = lambda: None,
+                 app_previous_keys: Mapping[int, KeyGetter] | None = None) -> None:
+        """``previous_key``/``app_previous_keys``: the previous default/own key while its grace period runs
+        (``WatchedSecret.previous``), else None."""
         self.store = store
         self.callback_key = callback_key  # the default: SdkAppIds without a key of their own
         self.app_keys = dict(app_keys or {})
+        self.previous_key = previous_key
+        self.app_previous_keys = dict(app_previous_keys or {})
         self.count = count
         self.clock = clock
 
@@ -205,6 +219,8 @@ class CallbackEndpoint:
             event = verify(body, self.key_for, self.clock())
             event_type = event.event_type if event.event_type in KNOWN_EVENTS else "other"
             outcome = apply(event, self.store, self.clock())
+            if outcome == ACCEPTED and event.previous_key:
+                outcome = ACCEPTED_PREVIOUS_KEY
         except CallbackRejected as rejected:
             self.count(event_type, rejected.outcome)
             log.warning("TIW callback refused: %s", rejected.message)
@@ -212,10 +228,15 @@ class CallbackEndpoint:
         self.count(event_type, outcome)
         return HTTPStatus.OK, {"error_code": 0}
 
-    def key_for(self, sdk_app_id: Any) -> str | None:
-        """An SdkAppId with its own key is verified with that key only; any other with the default."""
+    def key_for(self, sdk_app_id: Any) -> tuple[str | None, str | None]:
+        """An SdkAppId with its own key is verified with that key only; any other with the default. Each
+        with its previous key too, while that one's grace period runs."""
         try:
-            own = self.app_keys.get(validate_sdk_app_id(sdk_app_id))
+            app = validate_sdk_app_id(sdk_app_id)
         except InvalidTaskRef:
-            own = None
-        return own() if own is not None else self.callback_key()
+            app = None
+        own = self.app_keys.get(app) if app is not None else None
+        if own is None:
+            return self.callback_key(), self.previous_key()
+        previous = self.app_previous_keys.get(app) if app is not None else None
+        return own(), previous() if previous is not None else None

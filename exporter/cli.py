@@ -130,6 +130,8 @@ def cli() -> None:
          "NOT_FOUND.")
 @_option("--web-config-file", help="exporter-toolkit web config (TLS, basic auth).")
 @_option("--callback-key-file", help="TIW callback key, to verify callbacks (or env TIW_EXPORTER_CALLBACK_KEY).")
+@_option("--callback-key-grace", help="After a callback key file changes, callbacks signed with the previous key "
+         "are still accepted this long (0: refused at once).")
 @_option("--callback-listen", help="Extra HOST:PORT serving only /callbacks/tiw.")
 @_option("--callback-public-url", help="The URL TIW sends push callbacks to (checked at start against TIW's setting).")
 @_option("--discover-sdk-app-id", dest="discover_sdk_app_ids", multiple=True,

@@ -356,11 +356,13 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None,
     default_sdk = b.values.get("sdk_app_id")
     b.convert("tasks", lambda v: tuple(dict.fromkeys(parse_task_ref(t, default_sdk) for t in _as_list(v))))
     b.convert("discover_sdk_app_ids", lambda v: tuple(dict.fromkeys(validate_sdk_app_id(x) for x in _as_list(v))))
-    for name in sorted(DURATIONS - {"liveness_interval"}):
+    may_be_zero = {"liveness_interval", "callback_key_grace"}  # 0 turns liveness off; the previous key off at once
+    for name in sorted(DURATIONS - may_be_zero):
         b.convert(name, parse_duration)
         b.check(name, b.values.get(name, 1) > 0, "must be greater than zero")
-    b.convert("liveness_interval", parse_duration)  # 0 turns liveness off
-    b.check("liveness_interval", b.values.get("liveness_interval", 0) >= 0, "must not be negative")
+    for name in sorted(may_be_zero):
+        b.convert(name, parse_duration)
+        b.check(name, b.values.get(name, 0) >= 0, "must not be negative")  # a bare number from YAML may be
     b.convert("rate_limit", _positive_float)
     b.convert("shared_rate_limit", _boolean)
     b.convert("concurrency", _positive_int)

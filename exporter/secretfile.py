@@ -4,6 +4,8 @@ Every secret the exporter holds in a file (callback keys, the API token, SecretK
 ``WatchedSecret``: each ``get()`` compares the file's stat (inode, size, mtime) and re-reads it when
 it moved, so a rewritten key replaces the old one for the very next request. A file that cannot be
 read keeps the last good value and reports the failure (metric and one WARNING), never its content.
+With a ``grace`` period (callback keys: TIW's callbacks signed with the old key may still be in flight),
+``previous()`` is the value before the last change for that long after the change was noticed.
 Files may begin with a UTF-8 BOM and end with CRLF (editors on Windows, ``kubectl create secret``).
 """
 
@@ -48,15 +50,17 @@ class WatchedSecret:
     """One secret from a file, re-read on change; or a fixed value (environment) that never reloads.
 
     ``name`` is the metric label (``api_token``, ``callback_key``, ``secret_key/<account>``);
-    ``last_success``/``last_reload`` feed ``tiw_exporter_secret_*``.
+    ``last_success``/``last_reload`` feed ``tiw_exporter_secret_*``. Neither value ever appears in ``repr``.
     """
 
     def __init__(self, name: str, what: str, path: Path | None = None, value: str | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, grace: float = 0.0) -> None:
         self.name, self.what, self.path = name, what, path
+        self.grace = grace
         self._clock = clock
         self._lock = threading.Lock()
         self._value = value
+        self._previous: tuple[str, float] | None = None  # the value before the last change, until when it is valid
         self._stamp: tuple[int, ...] | None = None
         self.last_success = True
         self.last_reload = clock()
@@ -75,6 +79,20 @@ class WatchedSecret:
                 self._reload(stamp)
             return self._value
 
+    def previous(self) -> str | None:
+        """The value before the last change, for ``grace`` seconds after the change was noticed; else None.
+        A change is noticed at the next ``get()`` (a request using the secret, or a scrape)."""
+        self.get()
+        previous = self._previous
+        if previous is None:
+            return None
+        if self._clock() < previous[1]:
+            return previous[0]
+        with self._lock:  # expired: not kept in memory longer than needed (unless a newer change replaced it)
+            if self._previous is previous:
+                self._previous = None
+        return None
+
     def _reload(self, stamp: tuple[int, ...] | None) -> None:
         assert self.path is not None
         self._stamp = stamp
@@ -87,7 +105,10 @@ class WatchedSecret:
             return
         self.last_success = True
         if value != self._value:
-            log.info("%s file %s changed: new value in use", self.what, self.path)
+            old = self._value
+            self._previous = (old, self.last_reload + self.grace) if old is not None and self.grace > 0 else None
+            log.info("%s file %s changed: new value in use%s", self.what, self.path,
+                     f"; the previous one is still accepted for {self.grace:g}s" if self._previous else "")
         self._value = value
 
     def __repr__(self) -> str:

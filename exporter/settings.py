@@ -69,6 +69,7 @@ class SourceSettings:
     discover_interval: float = 60.0
     callback_key_file: Path | None = None
     callback_key: str | None = field(default=None, repr=False)
+    callback_key_grace: float = 600.0  # after a key file changes, its previous key still verifies this long
     callback_keys: tuple[tuple[int, Path], ...] = ()  # config file only: SdkAppId -> its key file
     callback_public_url: str | None = None  # where TIW should send push callbacks (checked at start, `check`)
 
@@ -146,7 +147,7 @@ def _default(name: str) -> Any:
 
 DEFAULTS: dict[str, Any] = {name: _default(name) for name in OPTION_NAMES}
 DURATIONS = frozenset({"interval", "liveness_interval", "finished_retention", "not_found_grace", "connect_timeout",
-                       "read_timeout", "discover_interval", "state_save_interval"})
+                       "read_timeout", "discover_interval", "state_save_interval", "callback_key_grace"})
 
 
 def format_duration(seconds: float) -> str:

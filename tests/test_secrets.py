@@ -1,7 +1,8 @@
 """Secrets that rotate: the API token, callback key and SecretKey files are re-read when they change.
 
 Over real HTTP against an in-process exporter: the old value stops working for the very next
-request, the new one works, a broken file keeps the last good value and says so in a metric.
+request (a callback key: once its grace period is over, here 0), the new one works, a broken file
+keeps the last good value and says so in a metric.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def exporter(files: dict[str, Path]) -> Iterator[Exporter]:
     with Simulator(credentials={"AKIDsecrets": "secrets-key"}) as simulator:
         settings = build_settings({"listen": "127.0.0.1:0", "endpoint": simulator.url,
                                    "api_token_file": str(files["token"]),
-                                   "callback_key_file": str(files["callback"])})
+                                   "callback_key_file": str(files["callback"]), "callback_key_grace": "0"})
         running = Exporter(settings, credentials=StaticCredentials(Credential("AKIDsecrets", "secrets-key"))).start()
         try:
             yield running
@@ -77,7 +78,7 @@ def test_a_rotated_api_token_replaces_the_old_one_at_once(exporter, files):
     assert 'tiw_exporter_secret_reload_success{secret="api_token"} 1.0' in secret_metrics(exporter)
 
 
-def test_a_rotated_callback_key_replaces_the_old_one_at_once(exporter, files):
+def test_a_rotated_callback_key_replaces_the_old_one_at_once_without_a_grace_period(exporter, files):
     assert callback(exporter, "first-callback-key", "before") == 200
     rewrite(files["callback"], BOM + "second-callback-key", "\r\n")
     assert callback(exporter, "first-callback-key", "old_key") == 403
