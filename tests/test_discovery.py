@@ -15,10 +15,12 @@ from exporter.ratelimit import PacedLimiter
 from exporter.runtime import Exporter
 from exporter.simulator import Simulator, TaskScript
 from exporter.store import TaskStore
-from exporter.tencentcloud.credentials import Credential
+from exporter.tencentcloud.client import TencentCloudClient
+from exporter.tencentcloud.credentials import Credential, StaticCredentials
 from exporter.tencentcloud.errors import ApiError
+from exporter.tiw import describe_running_tasks
 from tests.constants import APP, SECRET_ID, SECRET_KEY
-from tests.harness import eventually, running_exporter
+from tests.harness import eventually, metric, running_exporter, scrape
 
 CALLBACK_KEY = "Xz4ZgayTr7rMgWQrH"
 
@@ -30,7 +32,8 @@ def test_sign_matches_tencents_worked_example():
 def exporter_for(simulator: Simulator, **flags):
     """An in-process exporter against ``simulator`` with the callback key set (a context manager)."""
     flags.setdefault("callback_key", CALLBACK_KEY)
-    return running_exporter(simulator.url, Credential(SECRET_ID, SECRET_KEY), interval="1s", **flags)
+    flags.setdefault("interval", "1s")
+    return running_exporter(simulator.url, Credential(SECRET_ID, SECRET_KEY), **flags)
 
 
 @pytest.fixture
@@ -200,3 +203,28 @@ def test_discovery_refused_for_good_is_said_once_and_asked_again_rarely(caplog):
             assert discoverer.discover(APP) == 0
     assert len(requests_made) == 1 and caplog.text.count("is not possible") == 1
     assert discoverer.refusals.current() == {APP: "InvalidAction"}
+
+
+@pytest.mark.slow
+def test_a_failed_push_still_listed_is_counted_once_over_retention_periods_and_a_restart(simulator, tmp_path):
+    """TIW may keep listing a task after it ended (undocumented): retention must not make it new again."""
+    failed = simulator.add_task(APP, TaskScript(prepare_seconds=0, push_seconds=0.5,
+                                                fail_with="FailedOperation.WhiteboardPush", listed_after_end=True))
+    flags = {"discover_sdk_app_ids": (APP,), "discover_interval": "0.5s", "interval": "0.5s",
+             "finished_retention": "2s", "state_file": str(tmp_path / "state.db"), "state_save_interval": "0.2s"}
+
+    def finished(exporter) -> float:
+        return metric(scrape(exporter.url), "tiw_push_tasks_finished_total", sdk_app_id=APP, reason="FAILED") or 0
+
+    with exporter_for(simulator, **flags) as exporter:
+        eventually(lambda: finished(exporter) == 1, timeout=15)
+        eventually(lambda: record(exporter, failed) is None, timeout=10)  # retention dropped it...
+        time.sleep(4)  # ...and two more retention periods of 0.5 s discovery passes list it again
+        assert record(exporter, failed) is None and finished(exporter) == 1
+    with exporter_for(simulator, **flags) as restarted:
+        time.sleep(3)  # discovery passes after the restart
+        assert record(restarted, failed) is None and finished(restarted) == 0
+    client = TencentCloudClient(StaticCredentials(Credential(SECRET_ID, SECRET_KEY)), endpoint=simulator.url)
+    listed, _ = describe_running_tasks(client, APP, 0, 500)
+    client.close()
+    assert failed in [t.task_id for t in listed if not t.ended]  # TIW still listed it all along
