@@ -128,10 +128,13 @@ def task_state(script: TaskScript, created_at: float, stopped_by_user_at: float 
 
     A push that fails at start (``fail_with`` without ``push_seconds``, like the API page's failure
     example: a TRTC enter-room error) never pushes: it ends ``EXCEPTION`` when it would have started
-    pushing, with PushStartTime 0, so it sends no ``WhiteboardPushStarted``, leaves the running list, and
-    sends ``WhiteboardPushStopped`` carrying the error; DescribeWhiteboardPush keeps answering the failure
-    (``SimTask.failed``). Tencent documents none of this (the real behaviour is undocumented): it is the
-    one reading consistent with the failure answer and the callbacks' documented meanings.
+    pushing, with PushStartTime 0, so it sends no ``WhiteboardPushStarted``; it leaves the running list
+    (it is not listed at all, rather than listed FINISHED: the list is of tasks "执行中", and the
+    simulator drops every ended task alike); it sends ``WhiteboardPushStopped`` with ``FinishReason``
+    EXCEPTION and the error (the Stopped event is documented for pushes that stop "for other reasons",
+    with ``Error`` "if the push had an error"); and DescribeWhiteboardPush keeps answering the failure
+    (``SimTask.failed``). The real behaviour is undocumented: this is the reading consistent with the
+    API page's failure answer and the callbacks' documented meanings.
     """
     prepare_start = created_at + script.queued_seconds
     push_start = prepare_start + script.prepare_seconds
