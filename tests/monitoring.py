@@ -72,6 +72,8 @@ EXTENSION_METRICS = frozenset(
         "tiw_exporter_liveness_tasks",
         "tiw_exporter_liveness_unsupported",
         "tiw_exporter_state_file_write_failures_total",
+        "tiw_push_tasks_queued",
+        "tiw_push_queue_warnings_total",
     }
 )
 # Series Prometheus itself writes.
