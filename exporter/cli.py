@@ -71,6 +71,57 @@ def api_options(func: Any) -> Any:
     return func
 
 
+# Every option of ``run``, in --help order. ``check`` takes them all too, so ``run`` can be replaced by
+# ``check`` in any command line (tests/test_preflight.py holds ``check`` to every option ``run`` has).
+RUN_OPTIONS: tuple[Callable[[Any], Any], ...] = (
+    click.option("--config", "config_file", envvar=_env("config"), show_envvar=True, default=None,
+                  help="YAML file with the same keys as the long options (flags > env > file)."),
+    _option("--listen", help="HOST:PORT to serve on."),
+    api_options,
+    _option("--sdk-app-id", help="SdkAppId for --task values given without one."),
+    _option("--task", dest="tasks", multiple=True, help="Task to track: SDKAPPID:TASKID or TASKID (repeatable)."),
+    _option("--tasks-file", help="YAML list of {sdk_app_id, task_id}; re-read on change and SIGHUP."),
+    _option("--api-token-file", help="Bearer token for task API writes (or env TIW_EXPORTER_API_TOKEN)."),
+    _option("--state-file", help="Persist tracked tasks and latest results here (atomic writes)."),
+    _option("--state-save-interval", help="Save the state file this often when it changed."),
+    _option("--interval", help="Poll interval of an active task."),
+    _option("--rate-limit", help="API requests per second for this credential."),
+    _option("--shared-rate-limit", is_flag=True, help="One --rate-limit shared by all API actions of a credential "
+            "[default: each action has its own, as Tencent Cloud counts them]."),
+    _option("--concurrency", help="Requests in flight."),
+    _option("--finished-retention", help="How long a final (stopped, failed, not found) task stays exported "
+            ),
+    _option("--not-found-grace", help="How long InvalidParameter.TaskNotFound must persist before a task ends as "
+             "NOT_FOUND."),
+    _option("--web-config-file", help="exporter-toolkit web config (TLS, basic auth)."),
+    _option("--callback-key-file", help="TIW callback key, to verify callbacks (or env TIW_EXPORTER_CALLBACK_KEY)."),
+    _option("--callback-key-grace", help="After a callback key file changes, callbacks signed with the previous key "
+             "are still accepted this long (0: refused at once)."),
+    _option("--callback-listen", help="Extra HOST:PORT serving only /callbacks/tiw."),
+    _option("--callback-public-url", help="The URL TIW sends push callbacks to (checked at start against TIW's "
+            "setting)."),
+    _option("--discover-sdk-app-id", dest="discover_sdk_app_ids", multiple=True,
+             help="Discover running push tasks of this SdkAppId (repeatable)."),
+    _option("--discover-interval", help="How often to discover."),
+    _option("--liveness-interval", help="How often to confirm running tasks with DescribeRunningTasks "
+             "(0: off, poll every task)."),
+    # removed in 0.2.0, parsed for one release so an old deployment is told what to do (config.REMOVED_OPTIONS)
+    _option("--shard-index", hidden=True),
+    _option("--shard-count", hidden=True),
+    _option("--shard-peer-url", hidden=True),
+    _option("--shard-sync-interval", hidden=True),
+    _option("--log-level", help="debug, info, warning or error."),
+    _option("--log-format", help="text or json."),
+)
+
+
+def run_options(func: Any) -> Any:
+    """Decorate a command with every option of ``run`` (``RUN_OPTIONS``)."""
+    for decorator in reversed(RUN_OPTIONS):
+        func = decorator(func)
+    return func
+
+
 def fail(message: str, status: int = 2) -> NoReturn:
     click.echo(f"tiw-exporter: error: {message}", err=True)
     sys.exit(status)
@@ -109,43 +160,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--config", "config_file", envvar=_env("config"), show_envvar=True, default=None,
-              help="YAML file with the same keys as the long options (flags > env > file).")
-@_option("--listen", help="HOST:PORT to serve on.")
-@api_options
-@_option("--sdk-app-id", help="SdkAppId for --task values given without one.")
-@_option("--task", dest="tasks", multiple=True, help="Task to track: SDKAPPID:TASKID or TASKID (repeatable).")
-@_option("--tasks-file", help="YAML list of {sdk_app_id, task_id}; re-read on change and SIGHUP.")
-@_option("--api-token-file", help="Bearer token for task API writes (or env TIW_EXPORTER_API_TOKEN).")
-@_option("--state-file", help="Persist tracked tasks and latest results here (atomic writes).")
-@_option("--state-save-interval", help="Save the state file this often when it changed.")
-@_option("--interval", help="Poll interval of an active task.")
-@_option("--rate-limit", help="API requests per second for this credential.")
-@_option("--shared-rate-limit", is_flag=True, help="One --rate-limit shared by all API actions of a credential "
-        "[default: each action has its own, as Tencent Cloud counts them].")
-@_option("--concurrency", help="Requests in flight.")
-@_option("--finished-retention", help="How long a final (stopped, failed, not found) task stays exported "
-        )
-@_option("--not-found-grace", help="How long InvalidParameter.TaskNotFound must persist before a task ends as "
-         "NOT_FOUND.")
-@_option("--web-config-file", help="exporter-toolkit web config (TLS, basic auth).")
-@_option("--callback-key-file", help="TIW callback key, to verify callbacks (or env TIW_EXPORTER_CALLBACK_KEY).")
-@_option("--callback-key-grace", help="After a callback key file changes, callbacks signed with the previous key "
-         "are still accepted this long (0: refused at once).")
-@_option("--callback-listen", help="Extra HOST:PORT serving only /callbacks/tiw.")
-@_option("--callback-public-url", help="The URL TIW sends push callbacks to (checked at start against TIW's setting).")
-@_option("--discover-sdk-app-id", dest="discover_sdk_app_ids", multiple=True,
-         help="Discover running push tasks of this SdkAppId (repeatable).")
-@_option("--discover-interval", help="How often to discover.")
-@_option("--liveness-interval", help="How often to confirm running tasks with DescribeRunningTasks "
-         "(0: off, poll every task).")
-# removed in 0.2.0, parsed for one release so an old deployment is told what to do (config.REMOVED_OPTIONS)
-@_option("--shard-index", hidden=True)
-@_option("--shard-count", hidden=True)
-@_option("--shard-peer-url", hidden=True)
-@_option("--shard-sync-interval", hidden=True)
-@_option("--log-level", help="debug, info, warning or error.")
-@_option("--log-format", help="text or json.")
+@run_options
 def run(config_file: str | None, **flags: Any) -> None:
     """Run the exporter."""
     settings = _settings(flags, config_file)
@@ -227,15 +242,16 @@ def _when(timestamp: int) -> str:
 
 
 @cli.command()
-@click.option("--config", "config_file", envvar=_env("config"), show_envvar=True, default=None,
-              help="YAML file with the same keys as run's long options.")
-@api_options
-@_option("--sdk-app-id", help="An SdkAppId to check (besides those of the config's tasks and accounts).")
-@_option("--callback-key-file", help="TIW callback key (or env TIW_EXPORTER_CALLBACK_KEY).")
-@_option("--callback-public-url", help="The URL TIW should send push callbacks to.")
+@run_options
 @click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True)
 def check(config_file: str | None, output: str, **flags: Any) -> None:
-    """Preflight: credentials, endpoint, region, SdkAppIds, clock and TIW's push callback, one line each.
+    """Preflight: credentials, endpoint, region, SdkAppIds, clock, the running list and TIW's callbacks, one
+    line each.
+
+    Takes every option of `run`, so a `run` command line works with `check` in its place. It checks the
+    SdkAppIds of --task, --tasks-file, --discover-sdk-app-id, --sdk-app-id, accounts: and callback_keys:
+    and says which it could not check. Options that do not matter to the preflight (--listen, --interval,
+    --state-file, --log-level, ...) are accepted and ignored.
 
     Exit status 0 when all is well, 1 when the API or the network reports a problem, 2 for a local
     misconfiguration.
