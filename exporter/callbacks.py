@@ -21,7 +21,8 @@ from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any
 
-from exporter.lifecycle import TaskError, TaskRecord
+from exporter.errors import CollectorAction, disposition
+from exporter.lifecycle import FAILED, TaskError, TaskRecord
 from exporter.logs import task_fields
 from exporter.model import (
     MAX_NESTING,
@@ -191,8 +192,13 @@ def apply(event: CallbackEvent, store: TaskStore, now: float) -> str:
 
 
 def _apply_stop(record: TaskRecord, stopped: PushTask, error: TaskError | None, now: float) -> TaskRecord:
-    return replace(record, latest=_merged_stop(stopped, record.latest), stop_error=error,
-                   final_at=record.final_at or now)
+    """The Stopped event's state. Its ``Error`` with the code of a failed push (the one Describe answers,
+    ``FailedOperation.WhiteboardPush``) ends the task FAILED, as polling would: one failure, one outcome."""
+    updated = replace(record, latest=_merged_stop(stopped, record.latest), stop_error=error,
+                      final_at=record.final_at or now)
+    if error is not None and not record.ended and disposition(error.code).collector is CollectorAction.TASK_FAILED:
+        updated = replace(updated, ended=FAILED, last_error=error)
+    return updated
 
 
 class CallbackEndpoint:

@@ -95,6 +95,8 @@ RUN_OPTIONS: tuple[Callable[[Any], Any], ...] = (
              "NOT_FOUND."),
     _option("--web-config-file", help="exporter-toolkit web config (TLS, basic auth)."),
     _option("--callback-key-file", help="TIW callback key, to verify callbacks (or env TIW_EXPORTER_CALLBACK_KEY)."),
+    _option("--warning-callback-token-file", help="Secret of TIW's warning-callback URL, POST "
+             "/callbacks/tiw/warnings/<token>: queued pushes (or env TIW_EXPORTER_WARNING_CALLBACK_TOKEN)."),
     _option("--callback-key-grace", help="After a callback key file changes, callbacks signed with the previous key "
              "are still accepted this long (0: refused at once)."),
     _option("--callback-listen", help="Extra HOST:PORT serving only /callbacks/tiw."),
@@ -132,6 +134,7 @@ def _settings(flags: dict[str, Any], config_file: str | None = None,
     env_secrets = {
         "api_token": os.environ.get(ENV_PREFIX + "API_TOKEN"),
         "callback_key": os.environ.get(ENV_PREFIX + "CALLBACK_KEY"),
+        "warning_callback_token": os.environ.get(ENV_PREFIX + "WARNING_CALLBACK_TOKEN"),
     }
     origins = {**_env_origins(flags), **(origins or {})}
     try:

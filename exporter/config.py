@@ -89,7 +89,7 @@ SHARDING_REMOVED = ("sharding one account over replicas was removed in 0.2.0: on
                     "is configured with (`accounts:` in the config file); to scale out, run one deployment per "
                     "account group (README, \"Scaling out: one deployment per account group\")")
 PATH_OPTIONS = ("secret_key_file", "tasks_file", "api_token_file", "state_file", "web_config_file",
-                "callback_key_file")
+                "callback_key_file", "warning_callback_token_file")
 API_RATE_LIMIT = 20.0  # requests/s per action, as Tencent documents for DescribeWhiteboardPush and DescribeRunningTasks
 
 
@@ -375,6 +375,7 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None,
     b.convert("log_format", _choice(LOG_FORMATS))
     _load_secret(b, raw, "api_token_file", "api_token", "API token")
     _load_secret(b, raw, "callback_key_file", "callback_key", "callback key")
+    _load_secret(b, raw, "warning_callback_token_file", "warning_callback_token", "warning callback token")
     _check_tasks_file(b)
     _check_state_file(b)
     _warn_implausible(b)

@@ -153,7 +153,8 @@ class Liveness:
                     seen[key] = now  # alive; never a status (see the module docstring)
                 elif key in before:
                     left.append(key)
-            state = self.state.with_app(sdk_app_id, seen)
+            queued = sum(1 for task in running if task.status.upper() == "QUEUED")
+            state = self.state.with_app(sdk_app_id, seen, queued)
             if sdk_app_id in state.unsupported:
                 unsupported = {app: code for app, code in state.unsupported.items() if app != sdk_app_id}
                 state = replace(state, unsupported=MappingProxyType(unsupported))

@@ -34,6 +34,7 @@ class LivenessState:
     seen: Mapping[int, Mapping[TaskKey, float]] = field(default_factory=_empty)  # SdkAppId -> task -> when listed
     stale_after: float = 15.0  # seconds: a task listed within this is covered
     unsupported: Mapping[int, str] = field(default_factory=_empty)  # SdkAppId -> code: the account has no such action
+    queued: Mapping[int, int] = field(default_factory=_empty)  # SdkAppId -> push tasks the list showed QUEUED
 
     def last_seen(self, key: TaskKey) -> float | None:
         return self.seen.get(key[0], EMPTY).get(key)
@@ -49,14 +50,20 @@ class LivenessState:
             merged.update(by_task)
         return merged
 
-    def with_app(self, sdk_app_id: int, by_task: Mapping[TaskKey, float]) -> LivenessState:
-        """This state with ``sdk_app_id``'s seen-times replaced (copy on write: one app's entries)."""
+    def with_app(self, sdk_app_id: int, by_task: Mapping[TaskKey, float], queued: int | None = None) -> LivenessState:
+        """This state with ``sdk_app_id``'s seen-times (and, when given, its queued count) replaced: copy on
+        write of that one app's entries. An app without entries leaves the state, queued count included."""
         seen = dict(self.seen)
+        counts = dict(self.queued)
         if by_task:
             seen[sdk_app_id] = MappingProxyType(dict(by_task))
         else:
             seen.pop(sdk_app_id, None)
-        return replace(self, seen=MappingProxyType(seen))
+        if queued is not None:
+            counts[sdk_app_id] = queued
+        elif not by_task:
+            counts.pop(sdk_app_id, None)
+        return replace(self, seen=MappingProxyType(seen), queued=MappingProxyType(counts))
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,10 @@ class PollStates:
 
     def liveness_unsupported(self) -> dict[int, str]:
         return {app: code for s in self._states.values() if s.liveness for app, code in s.liveness.unsupported.items()}
+
+    def queued(self) -> dict[int, int]:
+        """Push tasks each SdkAppId's running list showed QUEUED at its last liveness pass."""
+        return {app: count for s in self._states.values() if s.liveness for app, count in s.liveness.queued.items()}
 
     def liveness_seen(self, now: float) -> tuple[dict[TaskKey, float], set[TaskKey]]:
         """Every account's seen-times merged, and the keys covered at ``now``."""

@@ -21,12 +21,14 @@ from exporter.fdlimit import raise_open_files_limit
 from exporter.freshness import FreshnessIndex
 from exporter.logs import counted
 from exporter.preflight import run_checks
+from exporter.queue_warnings import WarningEndpoint
 from exporter.secretfile import WatchedSecret
 from exporter.selfmetrics import (
     CredentialsCollector,
     ExporterMetrics,
     FreshnessCollector,
     PausedAccountsCollector,
+    QueueCollector,
     SecretsCollector,
     self_registry,
 )
@@ -65,6 +67,7 @@ class Exporter:
         # scrape-time collectors read the accounts' published poll states, never the pollers themselves
         states = self.accounts.states
         self.registry.register(PausedAccountsCollector(states))
+        self.registry.register(QueueCollector(states))
         self.registry.register(CredentialsCollector(lambda: [(a.name, a.client.credentials) for a in self.accounts]))
         self.metrics.poll_lag.set_function(states.lag)
         self.api_token = WatchedSecret("api_token", "API token", settings.web.api_token_file, settings.web.api_token)
@@ -74,6 +77,9 @@ class Exporter:
         self.app_callback_keys = {app: WatchedSecret(f"callback_key/{app}", f"callback key of SdkAppId {app}", path,
                                                      grace=grace)
                                   for app, path in settings.sources.callback_keys}
+        self.warning_token = WatchedSecret("warning_callback_token", "warning callback token",
+                                           settings.sources.warning_callback_token_file,
+                                           settings.sources.warning_callback_token)
         self.registry.register(SecretsCollector(self._secrets))
         self.freshness = FreshnessIndex(self.store)  # follows the change feed: a scrape walks only what changed
         self.registry.register(FreshnessCollector(self.freshness, states,
@@ -82,18 +88,20 @@ class Exporter:
             self.store, self.callback_key.get, self.metrics.count_callback,
             app_keys={app: s.get for app, s in self.app_callback_keys.items()}, previous_key=self.callback_key.previous,
             app_previous_keys={app: s.previous for app, s in self.app_callback_keys.items()})
+        self.warnings = WarningEndpoint(self.store, self.warning_token.get, self.metrics.count_queue_warning)
         self.exposition = Exposition(self.store, self.registry)
         self.web = WebSecurity(settings.web.web_config_file)  # raises WebConfigError: a broken file is a startup error
         self._serving = threading.Event()  # ready means serving: the store is loaded and the listeners answer
         self.routes = Routes(self.store, self.exposition, ready=self._serving.is_set,
-                             api_token=self.api_token.get, callbacks=self.callbacks, authorize=self.web.authorize)
+                             api_token=self.api_token.get, callbacks=self.callbacks, warnings=self.warnings,
+                             authorize=self.web.authorize, queued=self.accounts.states.queued)
         self.server = _listen("--listen", settings.web.listen, self.routes, self.web.ssl_context)
         # TIW cannot send basic auth: the callback-only listener has TLS from the web config, no basic auth.
         try:
             self.callback_server = (
                 _listen("--callback-listen", settings.web.callback_listen,
                         Routes(self.store, self.exposition, ready=lambda: True, callbacks=self.callbacks,
-                               only_callbacks=True), self.web.ssl_context)
+                               warnings=self.warnings, only_callbacks=True), self.web.ssl_context)
                 if settings.web.callback_listen else None
             )
         except ListenError:
@@ -108,7 +116,8 @@ class Exporter:
 
     def _secrets(self) -> list[tuple[str, WatchedSecret]]:
         """Every secret kept in a file, with its metric label."""
-        found = [(s.name, s) for s in (self.api_token, self.callback_key, *self.app_callback_keys.values())]
+        found = [(s.name, s) for s in (self.api_token, self.callback_key, self.warning_token,
+                                       *self.app_callback_keys.values())]
         for account in self.accounts:
             found += [(f"{s.name}/{account.name}", s) for s in getattr(account.client.credentials, "secrets", ())]
         return found

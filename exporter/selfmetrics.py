@@ -64,6 +64,10 @@ class ExporterMetrics:
         self.callbacks = Counter(
             "tiw_exporter_callbacks", "TIW push callbacks received, by event type and outcome.",
             ["event_type", "outcome"], registry=registry)
+        self.queue_warnings = Counter(
+            "tiw_push_queue_warnings", "TIW's task warning callbacks about pushes waiting for capacity "
+            "(TaskQueuedAmountLimitWarning, TaskQueuedTimeLimitWarning), by SdkAppId and event type.",
+            ["sdk_app_id", "event_type"], registry=registry)
         self.answer_anomalies = Counter(
             "tiw_exporter_answer_anomalies", "Answers with values that cannot be true as answered (kept honest: "
             "exceptions never decrease, durations never negative), by kind.", ["kind"], registry=registry)
@@ -93,6 +97,9 @@ class ExporterMetrics:
 
     def count_callback(self, event_type: str, outcome: str) -> None:
         self.callbacks.labels(event_type, outcome).inc()
+
+    def count_queue_warning(self, sdk_app_id: int, event_type: str) -> None:
+        self.queue_warnings.labels(str(sdk_app_id), event_type).inc()
 
     def count_milestones(self, record: TaskRecord, milestones: Milestones) -> None:
         """Count what ``record`` just reached; every reason of its SdkAppId starts at 0 so that
@@ -216,6 +223,31 @@ class SecretsCollector(ScrapeTimeCollector):
             last.add_metric([label], secret.last_reload)
         yield success
         yield last
+
+
+class QueueCollector(ScrapeTimeCollector):
+    """``tiw_push_tasks_queued``: push tasks each SdkAppId's running list showed QUEUED (waiting for TIW's
+    capacity: a class without its whiteboard) at the last liveness pass, read at scrape time.
+
+    Example output::
+
+        tiw_push_tasks_queued{sdk_app_id="1400000001"} 2.0
+    """
+
+    def __init__(self, states: PollStates) -> None:
+        self.states = states
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily]:
+        return (GaugeMetricFamily("tiw_push_tasks_queued",
+                                  "Push tasks DescribeRunningTasks showed QUEUED (waiting for TIW's capacity) at the "
+                                  "last liveness pass, by SdkAppId.", labels=["sdk_app_id"]),)
+
+    def collect(self) -> Iterator[Metric]:
+        (queued,) = self._families()
+        for sdk_app_id, count in sorted(self.states.queued().items()):
+            queued.add_metric([str(sdk_app_id)], count)
+        yield queued
 
 
 class FreshnessCollector(ScrapeTimeCollector):

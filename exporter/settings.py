@@ -69,6 +69,8 @@ class SourceSettings:
     discover_interval: float = 60.0
     callback_key_file: Path | None = None
     callback_key: str | None = field(default=None, repr=False)
+    warning_callback_token_file: Path | None = None  # the secret in TIW's warning-callback URL (queue_warnings.py)
+    warning_callback_token: str | None = field(default=None, repr=False)
     callback_key_grace: float = 600.0  # after a key file changes, its previous key still verifies this long
     callback_keys: tuple[tuple[int, Path], ...] = ()  # config file only: SdkAppId -> its key file
     callback_public_url: str | None = None  # where TIW should send push callbacks (checked at start, `check`)
@@ -134,7 +136,8 @@ FIELD_GROUP: dict[str, str | None] = {
     **{f.name: group for group, cls in GROUPS.items() for f in fields(cls)},
     **{name: None for name in TOP_LEVEL},
 }
-SECRET_VALUES = ("api_token", "callback_key")  # read from files or the environment, never an option of their own
+# read from files or the environment, never an option of their own
+SECRET_VALUES = ("api_token", "callback_key", "warning_callback_token")
 OPTION_NAMES = tuple(name for name in FIELD_GROUP if name not in SECRET_VALUES)
 
 

@@ -121,7 +121,9 @@ def test_stop_callback_shows_on_the_next_scrape_even_if_the_api_still_says_pushi
     assert post(exporter, stopped).status_code == 200
     metrics = requests.get(f"{exporter.url}/metrics", timeout=5).text
     assert f'tiw_push_task_status{{sdk_app_id="{APP}",status="STOPPED",task_id="{task_id}"}} 1.0' in metrics
-    assert f'tiw_push_task_finish_reason{{reason="EXCEPTION",sdk_app_id="{APP}",task_id="{task_id}"}} 1.0' in metrics
+    # TIW's Error is a failed push (the code Describe answers for one): FAILED, as polling would end it
+    assert f'tiw_push_task_finish_reason{{reason="FAILED",sdk_app_id="{APP}",task_id="{task_id}"}} 1.0' in metrics
+    assert 'tiw_push_task_failure_info{code="FailedOperation.WhiteboardPush"' in metrics
     polls = simulator.stats()["describes_by_task"][task_id]
     # Kept sleep, the check is that nothing happens: over two 1 s intervals the stopped task is not polled.
     time.sleep(2.5)

@@ -255,8 +255,10 @@ def test_demo_serves_a_changing_mix_learned_without_a_task_list_and_stops_on_ctr
         # A failed push (seed example 2) ends: FailedOperation.WhiteboardPush twice, then finish reason FAILED.
         eventually(lambda: any(name == "tiw_push_task_finish_reason" and dict(labels).get("reason") == "FAILED"
                                and value == 1 for (name, labels), value in scrape(url).items()), timeout=60)
-        sources = {s for t in requests.get(f"{url}/api/v1/tasks", timeout=5).json()["tasks"] for s in t["sources"]}
-        assert {"callback", "discovery"} <= sources
+        def sources() -> set[str]:
+            return {s for t in requests.get(f"{url}/api/v1/tasks", timeout=5).json()["tasks"] for s in t["sources"]}
+
+        eventually(lambda: {"callback", "discovery"} <= sources(), timeout=30)  # discovery passes every 10 s
         process.proc.send_signal(signal.SIGINT)
         assert process.proc.wait(timeout=10) == 0
     finally:

@@ -22,6 +22,7 @@ from exporter.selfmetrics import (
     ExporterMetrics,
     FreshnessCollector,
     PausedAccountsCollector,
+    QueueCollector,
     SecretsCollector,
     self_registry,
 )
@@ -221,13 +222,15 @@ def _every_family(tmp_path) -> str:
     metrics.count_callback("WhiteboardPushStarted", "accepted")
     metrics.count_milestones(TaskRecord(APP, "t", frozenset({"api"}), 0.0), Milestones(started=True))
     metrics.count_state_write_failure("symlink")
+    metrics.count_queue_warning(APP, "TaskQueuedTimeLimitWarning")
     fleet = _fleet(30)
     states = PollStates(["default"])
     states.publish("default", paused_sdk_app_ids={APP: "AuthFailure.SecretIdNotFound"},
                    credential_pause="AuthFailure.SecretIdNotFound",
                    liveness=LivenessState(seen={APP: {r.key: 1.0 for r in fleet.snapshot()}}, stale_after=15.0,
-                                          unsupported={APP: "InvalidAction"}))
+                                          unsupported={APP: "InvalidAction"}, queued={APP: 2}))
     registry.register(PausedAccountsCollector(states))
+    registry.register(QueueCollector(states))
     registry.register(CredentialsCollector(lambda: [("default", RoleLike())]))
     (tmp_path / "token").write_text("token\n")
     token = WatchedSecret("api_token", "API token", tmp_path / "token")

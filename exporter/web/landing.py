@@ -18,8 +18,10 @@ COLUMNS = ("Why", "SdkAppId", "Task", "Room", "Status", "Finish reason", "Except
            "Source")
 
 
-def landing_page(records: list[TaskRecord], now: float, query_string: str = "") -> bytes:
-    """The page for ``records`` as of ``now``, filtered and paged by the request's query string."""
+def landing_page(records: list[TaskRecord], now: float, query_string: str = "",
+                 queued: dict[int, int] | None = None) -> bytes:
+    """The page for ``records`` as of ``now``, filtered and paged by the request's query string; ``queued``:
+    push tasks TIW's running list shows waiting for capacity, per SdkAppId."""
     params = parse_qs(query_string, max_num_fields=10)
     query = params.get("q", [""])[0][:200]
     broken_only = params.get("broken", [""])[0] == "1"
@@ -28,8 +30,8 @@ def landing_page(records: list[TaskRecord], now: float, query_string: str = "") 
     except ValueError:
         page = 1
     selection = select(records, now, query, broken_only, page)
-    body = "".join((_summary(selection), _filter_form(query, broken_only), _pager(selection, query, broken_only),
-                    _table(selection.rows)))
+    body = "".join((_summary(selection), _queued(queued or {}), _filter_form(query, broken_only),
+                    _pager(selection, query, broken_only), _table(selection.rows)))
     return PAGE.format(version=escape(__version__), body=body).encode("utf-8")
 
 
@@ -37,6 +39,16 @@ def _summary(selection: Selection) -> str:
     counts = " &middot; ".join(f"{status} <b>{count}</b>" for status, count in selection.by_status.items())
     return (f'<p class="counts"><span class="broken">Broken <b>{selection.broken}</b></span> of '
             f"{selection.total} tracked &middot; {counts}</p>")
+
+
+def _queued(queued: dict[int, int]) -> str:
+    """One line while TIW keeps pushes waiting for capacity (a class without its whiteboard)."""
+    waiting = {app: count for app, count in sorted(queued.items()) if count > 0}
+    if not waiting:
+        return ""
+    apps = ", ".join(f"SdkAppId {app}: <b>{count}</b>" for app, count in waiting.items())
+    return (f'<p class="queued broken">Queued at TIW, waiting for capacity: <b>{sum(waiting.values())}</b> push '
+            f"task(s) ({apps})</p>")
 
 
 def _filter_form(query: str, broken_only: bool) -> str:

@@ -22,6 +22,7 @@ from exporter.callbacks import CallbackEndpoint
 from exporter.exposition import Exposition
 from exporter.lifecycle import CONFIG_SOURCES
 from exporter.model import InvalidTaskRef, TaskKey, validate_sdk_app_id, validate_task_id
+from exporter.queue_warnings import WARNING_PATH, WarningEndpoint
 from exporter.store import TaskStore
 from exporter.web.auth import ApiToken
 from exporter.web.http import HttpError, RequestContext, Response, Route, json_response
@@ -42,6 +43,8 @@ class Routes:
     ready: Callable[[], bool]
     api_token: Callable[[], str | None] = lambda: None
     callbacks: CallbackEndpoint | None = None  # POST /callbacks/tiw, when TIW's callbacks are wired
+    warnings: WarningEndpoint | None = None  # POST /callbacks/tiw/warnings/<token>, when a token is configured
+    queued: Callable[[], dict[int, int]] = dict  # push tasks queued at TIW per SdkAppId (the status page says so)
     authorize: Callable[[RequestContext], None] = lambda ctx: None  # raises HttpError (basic auth)
     only_callbacks: bool = False  # the --callback-listen server: nothing but the callback endpoint
     clock: Callable[[], float] = time.time  # "now" of the status page's ages
@@ -72,6 +75,9 @@ class Routes:
         route = exact.get((ctx.method, ctx.path))
         if route is not None:
             return route
+        if (ctx.method == "POST" and ctx.path.startswith(WARNING_PATH) and self.warnings is not None
+                and self.warnings.enabled()):
+            return self.warning
         if not self.only_callbacks and ctx.path.startswith("/api/v1/tasks/") and ctx.method in ("DELETE", "GET"):
             return self.delete_task if ctx.method == "DELETE" else self.get_task
         if any(path == ctx.path for _, path in exact):
@@ -92,6 +98,11 @@ class Routes:
         status, document = self.callbacks.handle(ctx.read_body())
         return json_response(status, document)
 
+    def warning(self, ctx: RequestContext) -> Response:
+        assert self.warnings is not None  # routed only when set
+        status, document = self.warnings.handle(unquote(ctx.path[len(WARNING_PATH):]), ctx.read_body())
+        return json_response(status, document)
+
     def readiness(self, ctx: RequestContext) -> Response:
         if self.ready():
             return Response(HTTPStatus.OK, [b"Ready.\n"], "text/plain")
@@ -99,7 +110,7 @@ class Routes:
                         "text/plain")
 
     def landing(self, ctx: RequestContext) -> Response:
-        page = landing_page(self.store.snapshot(), self.clock(), ctx.query)
+        page = landing_page(self.store.snapshot(), self.clock(), ctx.query, queued=self.queued())
         return Response(HTTPStatus.OK, [page], "text/html; charset=utf-8")
 
     def list_tasks(self, ctx: RequestContext) -> Response:
