@@ -1,7 +1,8 @@
 """``tiw-exporter demo``: the simulator with a realistic task mix and the exporter against it.
 
 The exporter is given no task list: it learns the tasks the way a production deployment would,
-from signed TIW push callbacks and from ``DescribeRunningTasks`` discovery. One task id that does
+from signed TIW push callbacks, TIW's warning callbacks (queued pushes) and ``DescribeRunningTasks``
+discovery. One task id that does
 not exist is tracked explicitly, to show an error code.
 """
 
@@ -24,18 +25,20 @@ NOT_FOUND_TASK = "demo_task_not_found"
 
 
 def run_demo(settings: Settings, simulator_listen: tuple[str, int], seed: int, spawn_every: float = 20.0) -> None:
-    callback_key = secrets.token_hex(16)
+    callback_key, warning_token = secrets.token_hex(16), secrets.token_hex(16)
     simulator = Simulator(credentials={DEMO_SECRET_ID: DEMO_SECRET_KEY}, sdk_app_ids=(DEMO_SDK_APP_ID,),
                           listen=simulator_listen, seed=seed).start()
     exporter: Exporter | None = None
     try:
         settings = settings.with_options(endpoint=simulator.url, tasks=((DEMO_SDK_APP_ID, NOT_FOUND_TASK),),
-                                         callback_key=callback_key, discover_sdk_app_ids=(DEMO_SDK_APP_ID,),
+                                         callback_key=callback_key, warning_callback_token=warning_token,
+                                         discover_sdk_app_ids=(DEMO_SDK_APP_ID,),
                                          discover_interval=min(settings.sources.discover_interval, 10.0))
         exporter = Exporter(settings, credentials=StaticCredentials(Credential(DEMO_SECRET_ID, DEMO_SECRET_KEY)))
         exporter.install_signal_handlers()  # before start() logs "listening"
         exporter.start()
         simulator.configure_callbacks(f"{exporter.url}/callbacks/tiw", callback_key)
+        simulator.configure_warning_callbacks(f"{exporter.url}/callbacks/tiw/warnings/{warning_token}")
         task_ids = simulator.populate_demo()
         simulator.spawn_every(spawn_every)
         click.echo(banner(simulator.url, exporter.url, task_ids[0]))
