@@ -211,8 +211,21 @@ def task_alerts(cfg: Config) -> list[dict[str, Any]]:
     ]
 
 
+def queued_expr(cfg: Config) -> str:
+    """TiwPushTasksQueued: queued through 5 minutes of samples, or any queue warning in 10 minutes.
+
+    The warnings counter has no series until an SdkAppId's first warning, which creates it at 1: a plain
+    ``increase()`` never sees that first warning (it needs two samples), so a series that did not exist
+    10 minutes ago counts with its whole value. ``or`` ignores the metric name: a series is counted once."""
+    queued = cfg.sel("tiw_push_tasks_queued")
+    warnings = cfg.sel("tiw_push_queue_warnings_total")
+    return (f"min_over_time({queued}[5m]) > 0\nor\n"
+            f"sum without (event_type) (\n  ({warnings} unless {warnings} offset 10m)\n  or\n"
+            f"  increase({warnings}[10m])\n) > 0")
+
+
 def account_alerts(cfg: Config) -> list[dict[str, Any]]:
-    """Accounts, credentials, callbacks: what makes part of the fleet invisible."""
+    """Accounts, credentials, callbacks, TIW's capacity: what makes part of the fleet invisible or stuck."""
     return [
         alert(cfg, "TiwPushCredentialPaused",
               f"max_over_time({cfg.sel('tiw_exporter_credential_paused')}[5m]) == 1", "critical",
@@ -239,6 +252,15 @@ def account_alerts(cfg: Config) -> list[dict[str, Any]]:
               "{{ $value | printf \"%.0f\" }} callbacks were rejected with a bad signature in 15 minutes: the "
               "callback key was probably rotated on one side only. Stops are then only learned by polling.",
               "5m", INSTANCE_VIEW),
+        # A ticket, not a page: the fix is on Tencent's side (quota, ticket), nothing to do at 3 a.m.
+        alert(cfg, "TiwPushTasksQueued", queued_expr(cfg), "warning",
+              "Whiteboard pushes of SdkAppId {{ $labels.sdk_app_id }} wait in TIW's queue.",
+              "SdkAppId {{ $labels.sdk_app_id }} has push tasks waiting for TIW's capacity: {{ $labels.instance }}"
+              " counts {{ $value | printf \"%.0f\" }}, the tasks QUEUED in TIW's running list through the last 5 "
+              "minutes or, if none stayed queued that long, the queue warnings TIW sent in the last 10 minutes. A "
+              "queued push is a class without its whiteboard. The cause is TIW's capacity or the account's "
+              "concurrency quota, not the exporter: raise the quota or open a ticket with Tencent Cloud.",
+              "2m", APP_VIEW),
     ]
 
 

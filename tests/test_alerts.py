@@ -40,7 +40,8 @@ def _rules() -> list[dict[str, Any]]:
 
 ALERTS = [rule for rule in _rules() if "alert" in rule]
 ALERT_NAMES = [rule["alert"] for rule in ALERTS]
-PER_TASK_ALERTS = [rule for rule in ALERTS if rule["alert"].startswith("TiwPushTask")]
+# TiwPushTask<Something>: TiwPushTasksQueued is about an SdkAppId's queue at TIW, not one task.
+PER_TASK_ALERTS = [rule for rule in ALERTS if re.match(r"TiwPushTask[A-Z]", rule["alert"])]
 
 
 def by_name(rules: list[dict[str, Any]]) -> Any:
@@ -339,13 +340,28 @@ def test_inhibit_rule_selects_alerts_that_share_its_equal_labels(rule: dict[str,
             assert set(rule["equal"]) <= labels.keys(), f"{name} lacks {rule['equal']}"
 
 
-def test_blindness_and_a_paused_account_inhibit_every_per_task_alert() -> None:
+def inhibitions() -> dict[str, set[str]]:
+    """Alert name -> the alerts it mutes, per the example's inhibit rules."""
     inhibited_by: dict[str, set[str]] = defaultdict(set)
     for rule in INHIBIT_RULES:
         for source in alerts_selected(rule["source_matchers"]):
             inhibited_by[source].update(alerts_selected(rule["target_matchers"]))
+    return inhibited_by
+
+
+def test_blindness_and_a_paused_account_inhibit_every_per_task_alert() -> None:
+    inhibited_by = inhibitions()
     per_task = {rule["alert"] for rule in PER_TASK_ALERTS}
     assert per_task <= inhibited_by["TiwPushExporterDown"]
     assert per_task <= inhibited_by["TiwPushExporterBlind"]
     assert per_task <= inhibited_by["TiwPushCredentialPaused"]
     assert per_task <= inhibited_by["TiwPushAccountPaused"]
+
+
+def test_queued_pushes_are_muted_while_no_liveness_runs_and_explain_stuck_prepared_tasks() -> None:
+    # Without answers (exporter down or blind, credential or SdkAppId paused) no liveness pass runs and
+    # tiw_push_tasks_queued keeps its last value; a push waiting in TIW's queue shows as PREPARED.
+    inhibited_by = inhibitions()
+    for source in ("TiwPushExporterDown", "TiwPushExporterBlind", "TiwPushCredentialPaused", "TiwPushAccountPaused"):
+        assert "TiwPushTasksQueued" in inhibited_by[source], source
+    assert inhibited_by["TiwPushTasksQueued"] == {"TiwPushTaskStuckPrepared"}
