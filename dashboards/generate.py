@@ -171,11 +171,27 @@ def fleet_panels() -> list[Any]:
                          "{{reason}}")),
             series("Exceptions per SdkAppId", "New exceptions per minute over all tasks of an SdkAppId.", "cpm",
                    query(f"sum by (sdk_app_id) (rate({sel('tiw_push_task_exceptions_total')}[$__rate_interval]))"
-                         " * 60", "{{sdk_app_id}}")),
+                         " * 60", "{{sdk_app_id}}"), width=8),
             series("API errors by code", "Error answers of the TIW API per second by SdkAppId and code "
                    "(tiw_push_api_errors_total), including ClientError.* for network and bad answers.", "reqps",
                    query(f"sum by (sdk_app_id, code) (rate({sel('tiw_push_api_errors_total')}[$__rate_interval]))",
-                         "{{sdk_app_id}} {{code}}"))]
+                         "{{sdk_app_id}} {{code}}"), width=8),
+            queued_panel()]
+
+
+def queued_panel() -> Any:
+    """Pushes waiting for TIW's capacity: the running list's QUEUED count and TIW's queue warnings."""
+    warnings = sel("tiw_push_queue_warnings_total")
+    return series("Push tasks queued at TIW", "Push tasks waiting for TIW's capacity, each a class without its "
+                  "whiteboard: QUEUED in TIW's running list at the last liveness pass (tiw_push_tasks_queued; "
+                  "only SdkAppIds the exporter tracks tasks of), and TIW's queue warnings per interval "
+                  "(tiw_push_queue_warnings_total; SdkAppId 0: the warning named none). A counter's first "
+                  "warning creates its series, so a series younger than the interval counts whole. "
+                  "TiwPushTasksQueued alerts (a ticket: the fix is Tencent's quota or capacity).", "short",
+                  query(f"sum by (sdk_app_id) ({sel('tiw_push_tasks_queued')})", "{{sdk_app_id}} queued"),
+                  query(f"sum by (sdk_app_id, event_type) (\n  ({warnings} unless {warnings} offset "
+                        f"$__rate_interval)\n  or increase({warnings}[$__rate_interval])\n)",
+                        "{{sdk_app_id}} {{event_type}}", "B"), width=8)
 
 
 # --------------------------------------------------------------------------- exporter health

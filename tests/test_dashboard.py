@@ -312,6 +312,8 @@ def test_drill_down_row_has_a_status_timeline_per_task() -> None:
         "tiw_push_task_duration_seconds",
         "tiw_push_task_exceptions_total",
         "tiw_push_task_error",
+        "tiw_push_tasks_queued",
+        "tiw_push_queue_warnings_total",
     ],
 )
 def test_dashboard_shows_metric(metric: str) -> None:
