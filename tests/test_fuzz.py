@@ -228,9 +228,10 @@ class Probes:
         except ConfigError as error:
             assert error.problems and all(error.problems)
         else:
-            check_keys(loaded.tasks)
-            assert min(loaded.interval, loaded.read_timeout, loaded.connect_timeout, loaded.rate_limit) > 0
-            assert 1 <= loaded.concurrency <= 256
+            check_keys(loaded.sources.tasks)
+            api = loaded.api
+            assert min(loaded.polling.interval, api.read_timeout, api.connect_timeout, api.rate_limit) > 0
+            assert 1 <= api.concurrency <= 256
 
 
 @pytest.fixture(scope="module")
