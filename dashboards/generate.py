@@ -19,8 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from grafana_foundation_sdk.builders import dashboard, prometheus, stat, statetimeline, table, timeseries
+from grafana_foundation_sdk.builders import common, dashboard, prometheus, stat, statetimeline, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as common_model
 from grafana_foundation_sdk.models import dashboard as model
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
@@ -40,9 +41,16 @@ ACTIVE = 'status=~"PREPARED|PUSHING"'
 PREPARED = 'status="PREPARED"'
 STUCK_WINDOW = "5m"  # alerts/generate.py TiwPushTaskStuckPrepared
 KEY = "job, instance, sdk_app_id, task_id"
+# The task_id variable's "All": a task id no task has, so the drill-down stays empty until tasks are
+# chosen (at 10k+ tasks, drawing every task would not render and says nothing).
+NO_TASK = "__no_task_chosen__"
+SLO_PERIOD = "30d"  # the error budget's period (TiwPushErrorBudgetBurn: "the 30-day error budget")
+# Colours of the ways a push ends badly, wherever a finish reason is shown.
+FAILURE_COLOURS = {"EXCEPTION": "red", "FAILED": "dark-red", "NOT_FOUND": "semi-dark-red"}
 
 
-# alerts/generate.py: the rules' Config (the dashboard follows their job selector) and write-or-check.
+# alerts/generate.py: the rules' Config (the dashboard follows their job selector and SLO), its burn-rate
+# windows and write-or-check.
 ALERTS = runpy.run_path(str(REPO / "alerts" / "generate.py"), run_name="alerts_generate")
 
 
@@ -51,9 +59,29 @@ def sel(metric: str, *matchers: str, scope: tuple[str, ...] = TASKS) -> str:
     return f"{metric}{{{', '.join((*scope, *matchers))}}}"
 
 
-def query(expr: str, legend: str = "", ref: str = "A", instant: bool = False) -> prometheus.Dataquery:
+def query(expr: str, legend: str = "", ref: str = "A", instant: bool = False,
+          table_format: bool = True) -> prometheus.Dataquery:
     q = prometheus.Dataquery().expr(expr).legend_format(legend).ref_id(ref).datasource(DS)
-    return q.instant().format(PromQueryFormat.TABLE) if instant else q.range()
+    if not instant:
+        return q.range()
+    return q.instant().format(PromQueryFormat.TABLE) if table_format else q.instant()
+
+
+def thresholds(base: str, *steps: tuple[float, str]) -> dashboard.ThresholdsConfig:
+    """Absolute thresholds: ``base`` below the first step, each (value, colour) from its value up."""
+    return dashboard.ThresholdsConfig().mode(model.ThresholdsMode.ABSOLUTE).steps(
+        [model.Threshold(value=None, color=base), *(model.Threshold(value=v, color=c) for v, c in steps)])
+
+
+def value_texts(*values: tuple[int, str, str]) -> list[Any]:
+    """Value mappings: (value, text, colour)."""
+    return [model.ValueMap(options={str(v): model.ValueMappingResult(text=text, color=colour, index=i)
+                                    for i, (v, text, colour) in enumerate(values)})]
+
+
+NEUTRAL = thresholds("blue")  # a count with no good or bad value: one colour, never a false green
+UP_DOWN = value_texts((0, "down", "red"), (1, "up", "green"))
+OK_FAILED = value_texts((0, "failed", "red"), (1, "ok", "green"))
 
 
 def _common(panel: Any, title: str, description: str, unit: str, width: int, height: int,
@@ -64,8 +92,14 @@ def _common(panel: Any, title: str, description: str, unit: str, width: int, hei
     return panel
 
 
-def stat_panel(title: str, description: str, expr: str, unit: str = "short", width: int = 4) -> stat.Panel:
-    return _common(stat.Panel(), title, description, unit, width, 4, query(expr, title))
+def stat_panel(title: str, description: str, expr: str | list[prometheus.Dataquery], colours: Any,
+               unit: str = "short", width: int = 4, mappings: list[Any] | None = None,
+               legend: str = "") -> stat.Panel:
+    """A stat with its colours: thresholds (and value mappings for states); one query, or several.
+    A single-series sum() may be named by the title; anything per label names the label."""
+    targets = [query(expr, legend or title)] if isinstance(expr, str) else expr
+    panel = _common(stat.Panel(), title, description, unit, width, 4, *targets).thresholds(colours)
+    return panel.mappings(mappings) if mappings else panel
 
 
 def series(title: str, description: str, unit: str, *targets: prometheus.Dataquery, width: int = 12) -> Any:
@@ -103,7 +137,9 @@ BROKEN_WITH_ROOM = (f"(({BROKEN_WITH_STATUS}) * on ({KEY}) group_left (room_id) 
 
 
 def broken_table() -> table.Panel:
-    drill = f"/d/{UID}/tiw-push?var-sdk_app_id=${{__data.fields.sdk_app_id}}&var-task_id=${{__value.raw}}"
+    # The drill-down of the clicked task, keeping the time range, the data source, job and instance.
+    drill = (f"/d/{UID}/tiw-push?${{__url_time_range}}&${{datasource:queryparam}}&${{job:queryparam}}"
+             f"&${{instance:queryparam}}&var-sdk_app_id=${{__data.fields.sdk_app_id}}&var-task_id=${{__value.raw}}")
     panel = _common(table.Panel(), "Broken push tasks now",
                     "Tasks that need a look now, with why: a failing query (active tasks), ended with EXCEPTION, "
                     "a failed push, not found, exceptions rising while pushing, PREPARED for 5 minutes or more, or "
@@ -129,10 +165,54 @@ def alert_list() -> dashboard.Panel:
 
 # --------------------------------------------------------------------------- SLO and fleet
 
+def recorded(metric: str) -> str:
+    """A recorded series of alerts/generate.py: summed over replicas (no instance), so filtered by job and
+    SdkAppId only."""
+    return f'{metric}{{job=~"$job", sdk_app_id=~"$sdk_app_id"}}'
+
+
+def burn_panel() -> Any:
+    """Each burn-rate alert's long window (the rules' recorded bad ratio over the budget) against its line."""
+    cfg = ALERTS["Config"]()
+    budget = cfg.budget()
+    burns = [(*burn, "pages") for burn in ALERTS["PAGE_BURNS"]]
+    burns += [(*burn, "tickets") for burn in ALERTS["TICKET_BURNS"]]
+    targets = [query(f"{recorded('sdk_app_id:tiw_push_tasks_finished_bad:ratio_rate' + long)} / {budget:g}",
+                     f"{{{{sdk_app_id}}}} {long} ({what} above {factor:g}x)", chr(ord("A") + i))
+               for i, (long, _short, factor, what) in enumerate(burns)]
+    lines = sorted({factor for _long, _short, factor, _what in burns})
+    colours = ["yellow", "orange", "red"][-len(lines):] if len(lines) <= 3 else ["red"] * len(lines)
+    panel = series("Error budget burn rate, per SdkAppId", f"How fast each SdkAppId spends its error budget "
+                   f"({cfg.slo_target * 100:g}% of finished pushes end without EXCEPTION or FAILED; 1x spends it in "
+                   f"exactly {SLO_PERIOD}), over the long window of each burn-rate alert, from the rules' recorded "
+                   "ratios (sdk_app_id:tiw_push_tasks_finished_bad:ratio_rate*). The dashed lines are the alerts' "
+                   "factors: TiwPushErrorBudgetBurn pages when the long and the short window are both above theirs "
+                   "with enough pushes; TiwPushErrorBudgetBurnSlow tickets. No data: no push finished in the "
+                   "window.", "none", *targets, width=16)
+    return (panel.thresholds(thresholds("transparent", *zip(lines, colours, strict=True)))
+            .thresholds_style(common.GraphThresholdsStyleConfig().mode(common_model.GraphThresholdsStyleMode.DASHED)))
+
+
+def budget_panel() -> stat.Panel:
+    cfg = ALERTS["Config"]()
+    finished = f"increase({sel('tiw_push_tasks_finished_total')}[{SLO_PERIOD}])"
+    bad = f"increase({sel('tiw_push_tasks_finished_total', BAD)}[{SLO_PERIOD}])"
+    return stat_panel(
+        f"Error budget left ({SLO_PERIOD})", f"Share of the {SLO_PERIOD} error budget each SdkAppId has left: 1 - "
+        f"(EXCEPTION + FAILED endings / finished pushes over {SLO_PERIOD}) / {cfg.budget():g} "
+        "(tiw_push_tasks_finished_total). Red: spent (below 0); orange: under a quarter left. No data: no push "
+        f"finished in {SLO_PERIOD}.",
+        [query(f"1 - (\n  sum by (sdk_app_id) ({bad})\n  / sum by (sdk_app_id) ({finished})\n) / {cfg.budget():g}",
+               "{{sdk_app_id}}", instant=True, table_format=False)],
+        thresholds("red", (0, "orange"), (0.25, "green")), "percentunit", 8)
+
+
 def slo_panels() -> list[Any]:
     finished = sel("tiw_push_tasks_finished_total")
     bad = sel("tiw_push_tasks_finished_total", BAD)
     return [
+        burn_panel(),
+        budget_panel(),
         series("Pushes that ended badly, per SdkAppId", "Share of finished pushes that ended with EXCEPTION or "
                "FAILED (tiw_push_tasks_finished_total). The SLO allows 1%; TiwPushErrorBudgetBurn pages at "
                "14.4x that over 1h.", "percentunit",
@@ -147,28 +227,36 @@ def slo_panels() -> list[Any]:
     ]
 
 
-FLEET_STATS = (
-    ("Tracked tasks", "All tasks the exporters track (tiw_push_tasks).", ""),
-    ("Pushing", "Tasks whose latest answer is PUSHING.", 'status="PUSHING"'),
-    ("Prepared", "Tasks still starting (PREPARED).", 'status="PREPARED"'),
-    ("Stopped (retained)", "Final tasks, kept for --finished-retention.", 'status="STOPPED"'),
-    ("No answer yet", "Tasks no query has answered yet (UNKNOWN).", 'status="UNKNOWN"'),
+WARN_ABOVE_ZERO = thresholds("green", (1, "orange"))
+FLEET_STATS = (  # title, description, status matcher, colours
+    ("Tracked tasks", "All tasks the exporters track (tiw_push_tasks).", "", NEUTRAL),
+    ("Pushing", "Tasks whose latest answer is PUSHING.", 'status="PUSHING"', NEUTRAL),
+    ("Prepared", "Tasks still starting (PREPARED).", 'status="PREPARED"', NEUTRAL),
+    ("Stopped (retained)", "Final tasks, kept for --finished-retention.", 'status="STOPPED"', NEUTRAL),
+    ("No answer yet", "Tasks no query has answered yet (UNKNOWN); orange from 1.", 'status="UNKNOWN"',
+     WARN_ABOVE_ZERO),
 )
 
 
 def fleet_panels() -> list[Any]:
     stats = [stat_panel(title, description + " No data means no exporter reports it (not zero).",
-                        f"sum({sel('tiw_push_tasks', *([m] if m else []))})") for title, description, m in FLEET_STATS]
+                        f"sum({sel('tiw_push_tasks', *([m] if m else []))})", colours)
+             for title, description, m, colours in FLEET_STATS]
     stats.append(stat_panel("Ended with EXCEPTION (retained)", "Final tasks that ended with EXCEPTION, kept for "
-                            "--finished-retention. No data means no exporter reports it (not zero).",
-                            "sum(" + sel("tiw_push_task_finish_reason", EXCEPTION) + ")"))
+                            "--finished-retention; orange from 1. No data means no exporter reports it (not zero).",
+                            "sum(" + sel("tiw_push_task_finish_reason", EXCEPTION) + ")", WARN_ABOVE_ZERO))
+    reasons = series("Finish reasons", "Pushes that became final per interval, by finish reason "
+                     "(tiw_push_tasks_finished_total; each task counted once). EXCEPTION, FAILED and NOT_FOUND "
+                     "are failures, in reds.", "short",
+                     query(f"sum by (reason) (increase({sel('tiw_push_tasks_finished_total')}[$__rate_interval]))",
+                           "{{reason}}"))
+    for reason, colour in FAILURE_COLOURS.items():
+        reasons = reasons.override_by_name(reason, [model.DynamicConfigValue(
+            id_val="color", value={"mode": "fixed", "fixedColor": colour})])
     return [*stats,
             series("Tasks by status", "Tracked tasks by status (tiw_push_tasks).", "short",
                    query(f"sum by (status) ({sel('tiw_push_tasks')})", "{{status}}")),
-            series("Finish reasons", "Pushes that became final per interval, by finish reason "
-                   "(tiw_push_tasks_finished_total; each task counted once).", "short",
-                   query(f"sum by (reason) (increase({sel('tiw_push_tasks_finished_total')}[$__rate_interval]))",
-                         "{{reason}}")),
+            reasons,
             series("Exceptions per SdkAppId", "New exceptions per minute over all tasks of an SdkAppId.", "cpm",
                    query(f"sum by (sdk_app_id) (rate({sel('tiw_push_task_exceptions_total')}[$__rate_interval]))"
                          " * 60", "{{sdk_app_id}}"), width=8),
@@ -199,16 +287,29 @@ def queued_panel() -> Any:
 def health_panels() -> list[Any]:
     own = SCOPE
     return [
-        stat_panel("Exporter up", "Whether Prometheus scrapes each exporter (up).",
-                   f"up{{{', '.join(own)}}}", "none", 6),
+        stat_panel("Exporter up", "Whether Prometheus scrapes each exporter (up): down in red.",
+                   f"up{{{', '.join(own)}}}", thresholds("red", (1, "green")), "none", 4, UP_DOWN,
+                   "{{instance}}"),
         stat_panel("Accounts and SdkAppIds paused", "SdkAppIds whose polling is paused after an app-level or "
-                   "credential error (tiw_exporter_account_paused); TiwPushAccountPaused alerts.",
-                   f"count by (code) ({sel('tiw_exporter_account_paused', scope=own)})", "short", 6),
-        stat_panel("Config reloads", "Last reload of --tasks-file and --web-config-file: 1 worked, 0 failed.",
-                   f"min({sel('tiw_exporter_tasks_file_reload_success', scope=own)}) * "
-                   f"min({sel('tiw_exporter_web_config_last_reload_successful', scope=own)})", "none", 6),
-        stat_panel("Poll lag", "How overdue the most overdue active task is.",
-                   f"max({sel('tiw_exporter_poll_lag_seconds', scope=own)})", "s", 6),
+                   "credential error, by error code (tiw_exporter_account_paused); red from 1. "
+                   "TiwPushAccountPaused alerts. No data: nothing is paused.",
+                   f"count by (code) ({sel('tiw_exporter_account_paused', scope=own)})",
+                   thresholds("green", (1, "red")), "short", 5, legend="{{code}}"),
+        stat_panel("Config reloads", "Last reload of --tasks-file and --web-config-file per exporter: ok or "
+                   "failed (red).", [
+                       query(f"min by (instance) ({sel('tiw_exporter_tasks_file_reload_success', scope=own)})",
+                             "{{instance}} tasks file"),
+                       query(f"min by (instance) ({sel('tiw_exporter_web_config_last_reload_successful', scope=own)})",
+                             "{{instance}} web config", "B")],
+                   thresholds("red", (1, "green")), "none", 5, OK_FAILED),
+        stat_panel("Coverage", "Share of each exporter's active tasks with a fresh answer, from the running list "
+                   "or a detail query (tiw_exporter_coverage_ratio); red below 90%: tasks are blind.",
+                   f"min by (instance) ({sel('tiw_exporter_coverage_ratio', scope=own)})",
+                   thresholds("red", (0.9, "green")), "percentunit", 5, legend="{{instance}}"),
+        stat_panel("Poll lag", "How overdue the most overdue active task of each exporter is; orange from 30 s, "
+                   "red from 60 s (TiwPushExporterPollLagHigh's threshold).",
+                   f"max by (instance) ({sel('tiw_exporter_poll_lag_seconds', scope=own)})",
+                   thresholds("green", (30, "orange"), (60, "red")), "s", 5, legend="{{instance}}"),
         series("API requests by outcome", "TIW API requests per second by outcome.", "reqps",
                query(f"sum by (outcome) (rate({sel('tiw_exporter_api_requests_total', scope=own)}"
                      "[$__rate_interval]))", "{{outcome}}")),
@@ -233,14 +334,17 @@ def health_panels() -> list[Any]:
 def drill_panels() -> list[Any]:
     status = " or ".join("(" + sel("tiw_push_task_status", f'status="{s}"', scope=DRILL) + f" == 1) * {n}"
                          for n, s in ((1, "PREPARED"), (2, "PUSHING"), (3, "STOPPED")))
-    timeline = _common(statetimeline.Panel(), "Status timeline", "Each selected task's status over time "
-                       "(EXCEPTION: stopped with FinishReason=EXCEPTION).", "none", 24, 8,
-                       query(f"max by (sdk_app_id, task_id) ({status} or "
-                             f'({sel("tiw_push_task_finish_reason", EXCEPTION, scope=DRILL)} == 1) * 4)',
-                             "{{task_id}}"))
-    timeline = timeline.mappings([model.ValueMap(options={
-        str(n): model.ValueMappingResult(text=text, color=color, index=n) for n, text, color in (
-            (1, "PREPARED", "yellow"), (2, "PUSHING", "green"), (3, "STOPPED", "blue"), (4, "EXCEPTION", "red"))})])
+    reasons = {n: sel("tiw_push_task_finish_reason", f'reason="{reason}"', scope=DRILL)
+               for n, reason in enumerate(FAILURE_COLOURS, start=4)}
+    ended = " or ".join(f"({selector} == 1) * {n}" for n, selector in reasons.items())
+    timeline = _common(statetimeline.Panel(), "Status timeline", "Each selected task's status over time; a task "
+                       "that ended badly shows its finish reason (EXCEPTION, FAILED, NOT_FOUND) in reds instead of "
+                       "STOPPED. Empty until a task is chosen in the Task variable (or clicked in the broken "
+                       "tasks table).", "none", 24, 8,
+                       query(f"max by (sdk_app_id, task_id) ({status} or {ended})", "{{task_id}}"))
+    timeline = timeline.mappings(value_texts(
+        (1, "PREPARED", "yellow"), (2, "PUSHING", "green"), (3, "STOPPED", "blue"),
+        *((n, reason, FAILURE_COLOURS[reason]) for n, reason in enumerate(FAILURE_COLOURS, start=4))))
     return [
         timeline,
         series("Push duration", "Stop minus start when stopped; last answer minus start while pushing.", "s",
@@ -277,8 +381,15 @@ def variables(job: str) -> list[Any]:
         label_values("job", f"tiw_exporter_build_info{{{job}}}"),
         label_values("instance", 'tiw_exporter_build_info{job=~"$job"}'),
         label_values("sdk_app_id", sel("tiw_push_tasks", scope=SCOPE)),
-        label_values("task_id", sel("tiw_push_task_status", scope=TASKS)),
+        label_values("task_id", sel("tiw_push_task_status", scope=TASKS)).all_value(NO_TASK)
+        .current(model.VariableOption(text="All", value="$__all"))
+        .description("The tasks of the drill-down row. All (the default) selects none: pick tasks, or click "
+                     "one in the broken tasks table."),
     ]
+
+
+# Pages only: warnings and info are tickets and notes, which would bury the incidents in marks.
+CRITICAL_ALERTS = 'ALERTS{alertname=~"TiwPush.+", alertstate="firing", severity="critical", job=~"$job"}'
 
 
 def build(job: str) -> dict[str, Any]:
@@ -290,8 +401,8 @@ def build(job: str) -> dict[str, Any]:
              .link(dashboard.DashboardLink("Runbook").type(model.DashboardLinkType.LINK).icon("doc")
                    .target_blank(True).url("https://github.com/tiw-push-exporter/tiw-push-exporter/blob/main/"
                                            "alerts/runbook.md"))
-             .annotation(dashboard.AnnotationQuery().name("TiwPush alerts").datasource(DS).enable(True)
-                         .icon_color("red").expr('ALERTS{alertname=~"TiwPush.+", alertstate="firing"}')))
+             .annotation(dashboard.AnnotationQuery().name("Critical TiwPush alerts").datasource(DS).enable(True)
+                         .icon_color("red").expr(CRITICAL_ALERTS)))
     for variable in variables(job):
         board = board.with_variable(variable)
     rows = (("Broken now", [broken_table(), alert_list()]), ("SLO and fleet", slo_panels() + fleet_panels()),
@@ -303,7 +414,12 @@ def build(job: str) -> dict[str, Any]:
         for panel in panels:
             panel_id += 1
             board = board.with_panel(panel.id(panel_id))
-    return json.loads(JSONEncoder(sort_keys=True, indent=2).encode(board.build()))
+    built = json.loads(JSONEncoder(sort_keys=True, indent=2).encode(board.build()))
+    for item in built["annotations"]["list"]:  # the builder has no title/text format: name the alert
+        if item.get("expr") == CRITICAL_ALERTS:
+            item.update(titleFormat="{{alertname}}", textFormat="{{sdk_app_id}} {{instance}} {{code}}",
+                        useValueForTime=False)
+    return built
 
 
 def render() -> str:

@@ -23,12 +23,14 @@ from tests.monitoring import (
     PANELS_AND_ROWS,
     PROVISIONING_DIR,
     QUERY_PANELS,
+    RULES_FILE,
     VARIABLES,
     invalid_promql,
     known_metrics,
     label_values_selector,
     load_yaml,
     metric_names,
+    recording_rule_names,
     run_tool_ok,
     variable_query,
 )
@@ -114,15 +116,17 @@ def test_query_variables_and_annotations_use_the_datasource_variable() -> None:
         assert item["datasource"] == DATASOURCE, item.get("name")
 
 
-# A fixed window is allowed only where it is a duration threshold that an alert shares, not a rate.
-THRESHOLD_WINDOWS = {"min_over_time": "5m"}
+# A fixed window is allowed only where it is a duration threshold that an alert shares, not a rate, or
+# the SLO's period (the error budget left over 30 days, of the SLI counter only).
+THRESHOLD_WINDOWS = {r"min_over_time\((.*?)\[5m\]\)": r"min_over_time(\1)",
+                     r"increase\((tiw_push_tasks_finished_total\{[^{}]*\})\[30d\]\)": r"slo_period_increase(\1)"}
 
 
 @by_title(PANELS)
 def test_every_range_uses_rate_interval(panel: dict[str, Any]) -> None:
     for expr in panel_exprs(panel):
-        for function, window in THRESHOLD_WINDOWS.items():
-            expr = re.sub(rf"\b{function}\((.*?)\[{window}\]\)", rf"{function}(\1)", expr)
+        for fixed, unwindowed in THRESHOLD_WINDOWS.items():
+            expr = re.sub(fixed, unwindowed, expr)
         ranges = re.findall(r"\[([^\]]*)\]", expr)
         if re.search(r"\b(?:rate|irate|increase)\(", expr):
             assert ranges, expr
@@ -205,10 +209,12 @@ def test_job_variable_follows_the_rules_job_selector() -> None:
 @by_title(QUERY_PANELS)
 def test_every_selector_filters_by_job_and_instance(panel: dict[str, Any]) -> None:  # target-job/-instance
     for expr in panel_exprs(panel):
-        selectors = re.findall(r"\b[a-z_:]+\{([^{}]*)\}", expr)
+        selectors = re.findall(r"(?<![\w:])([a-zA-Z_:][\w:]*)\{([^{}]*)\}", expr)
         assert selectors, expr
-        for matchers in selectors:
-            assert 'job=~"$job"' in matchers and 'instance=~"$instance"' in matchers, expr
+        for metric, matchers in selectors:
+            assert 'job=~"$job"' in matchers, expr
+            # The rules' recorded series are summed over replicas: no instance label to filter by.
+            assert 'instance=~"$instance"' in matchers or metric in recording_rule_names(), expr
 
 
 def test_top_row_is_broken_tasks_beside_the_alert_list() -> None:
@@ -284,6 +290,146 @@ def test_drill_down_variables_filter_by_sdk_app_id_and_task_id() -> None:
         assert label_values_selector(variable_query(variable))
     # Picking an SdkAppId narrows the task list.
     assert "$sdk_app_id" in variable_query(VARIABLES["task_id"])
+
+
+# Task ids of the tests and the simulator's demo: TIW's 20 lowercase characters, and test names.
+SAMPLE_TASK_IDS = ("ru15rlq353g9wd09oylh", "demo_task_not_found", "stuck", "a", "")
+
+
+def test_drill_down_is_empty_until_a_task_is_chosen() -> None:
+    """task_id defaults to All, and All selects no task: at 10k+ tasks, drawing all of them says nothing."""
+    variable = VARIABLES["task_id"]
+    assert variable["current"]["value"] in ("$__all", ["$__all"])
+    all_value = variable["allValue"]
+    assert all_value and not any(re.fullmatch(all_value, task_id) for task_id in SAMPLE_TASK_IDS[:-1])
+    assert re.fullmatch(r"[\w]+", all_value), "a literal id, not a regex that could match a task"
+
+
+def test_drill_down_link_keeps_time_range_and_variables() -> None:
+    (panel,) = [p for p in PANELS if p["title"] == "Broken push tasks now"]
+    links = [link["url"] for override in panel["fieldConfig"]["overrides"] for prop in override["properties"]
+             if prop["id"] == "links" for link in prop["value"]]
+    assert links
+    for url in links:
+        assert url.startswith(f"/d/{DASHBOARD['uid']}/")
+        for part in ("${__url_time_range}", "${datasource:queryparam}", "${job:queryparam}",
+                     "${instance:queryparam}", "var-sdk_app_id=", "var-task_id=${__value.raw}"):
+            assert part in url, (part, url)
+
+
+# --------------------------------------------------------------------------- colours and names
+
+STATS = [panel for panel in PANELS if panel["type"] == "stat"]
+FAILURE_COLOURS = {"red", "dark-red", "semi-dark-red", "light-red", "super-light-red"}
+
+
+def colour_at(panel: dict[str, Any], value: float) -> str:
+    """The colour a stat shows for a value: its value mapping's, else its threshold step's."""
+    defaults = panel["fieldConfig"]["defaults"]
+    for mapping in defaults.get("mappings", []):
+        if mapping["type"] == "value" and str(int(value)) in mapping["options"] and value == int(value):
+            return mapping["options"][str(int(value))]["color"]
+    steps = defaults["thresholds"]["steps"]
+    return [step["color"] for step in steps if step["value"] is None or value >= step["value"]][-1]
+
+
+@by_title(STATS)
+def test_every_stat_has_thresholds(panel: dict[str, Any]) -> None:
+    """Explicit colours: Grafana's default (green, red from 80) colours a down exporter green."""
+    config = panel["fieldConfig"]["defaults"].get("thresholds")
+    assert config and config["mode"] == "absolute"
+    steps = config["steps"]
+    assert steps and steps[0]["value"] is None and all(step["color"] for step in steps)
+    assert [step["value"] for step in steps[1:]] == sorted(step["value"] for step in steps[1:])
+
+
+@pytest.mark.parametrize(("title", "value", "colour"), [
+    ("Exporter up", 0, "red"), ("Exporter up", 1, "green"),
+    ("Config reloads", 0, "red"), ("Config reloads", 1, "green"),
+    ("Accounts and SdkAppIds paused", 1, "red"),
+    ("Coverage", 0.89, "red"), ("Coverage", 0.9, "green"),
+    ("Poll lag", 5, "green"), ("Poll lag", 60, "red"),
+    ("No answer yet", 0, "green"), ("No answer yet", 1, "orange"),
+    ("Error budget left (30d)", -0.1, "red"), ("Error budget left (30d)", 0.9, "green"),
+])
+def test_stat_colours_say_good_or_bad(title: str, value: float, colour: str) -> None:
+    (panel,) = [p for p in STATS if p["title"] == title]
+    assert colour_at(panel, value) == colour
+
+
+@pytest.mark.parametrize(("title", "texts"), [("Exporter up", {"0": "down", "1": "up"}),
+                                              ("Config reloads", {"0": "failed", "1": "ok"})])
+def test_state_stats_map_values_to_words(title: str, texts: dict[str, str]) -> None:
+    (panel,) = [p for p in STATS if p["title"] == title]
+    options = {k: v["text"] for m in panel["fieldConfig"]["defaults"]["mappings"] for k, v in m["options"].items()}
+    assert options == texts
+
+
+# An aggregation without `by`: one series, which a fixed legend may name.
+SINGLE_SERIES = re.compile(r"\s*(?:sum|min|max|count|avg)\s*\(")
+
+
+@by_title([panel for panel in QUERY_PANELS if panel["type"] != "table"])
+def test_every_legend_names_its_series(panel: dict[str, Any]) -> None:
+    """Never an unnamed series nor several with one name: a legend names the label (instance, code,
+    sdk_app_id...) unless its query yields one series."""
+    for target in panel["targets"]:
+        legend = target.get("legendFormat", "")
+        assert legend.strip(), target["expr"]
+        if not SINGLE_SERIES.match(target["expr"]):
+            assert re.search(r"\{\{\s*\w+\s*\}\}", legend), (legend, target["expr"])
+        for label in re.findall(r"\{\{\s*(\w+)\s*\}\}", legend):  # a label the query keeps
+            grouped = re.findall(r"\b(?:by|without)\s*\(([^()]*)\)", target["expr"])
+            if grouped and target["expr"].lstrip().startswith(("sum by", "max by", "min by", "count by")):
+                assert label in grouped[0], (label, target["expr"])
+
+
+def test_annotations_mark_critical_alerts_only() -> None:
+    annotations = [item for item in DASHBOARD["annotations"]["list"] if "expr" in item]
+    assert annotations
+    for item in annotations:
+        assert item["expr"].startswith("ALERTS{"), item["expr"]
+        assert 'severity="critical"' in item["expr"] and 'alertstate="firing"' in item["expr"]
+        assert item["titleFormat"] == "{{alertname}}"
+
+
+def test_failed_and_not_found_are_coloured_as_failures() -> None:
+    (reasons,) = [p for p in PANELS if p["title"] == "Finish reasons"]
+    colours = {override["matcher"]["options"]: prop["value"]["fixedColor"]
+               for override in reasons["fieldConfig"]["overrides"] for prop in override["properties"]
+               if prop["id"] == "color"}
+    (timeline,) = [p for p in PANELS if p["title"] == "Status timeline"]
+    mapped = {result["text"]: result["color"] for mapping in timeline["fieldConfig"]["defaults"]["mappings"]
+              for result in mapping["options"].values()}
+    for reason in ("EXCEPTION", "FAILED", "NOT_FOUND"):
+        assert colours.get(reason) in FAILURE_COLOURS, reason
+        assert mapped.get(reason) in FAILURE_COLOURS, reason
+        # The timeline's query can show it.
+        assert f'reason="{reason}"' in timeline["targets"][0]["expr"]
+    assert mapped["PUSHING"] not in FAILURE_COLOURS
+
+
+def test_slo_panels_show_each_burn_rate_against_its_line_and_the_budget_left() -> None:
+    """Burn rates from the rules' recorded ratios, one per burn-rate alert's long window, with threshold
+    lines at the alerts' factors; the budget left from the SLI counter."""
+    alerts = [rule for group in load_yaml(RULES_FILE)["groups"] for rule in group["rules"] if "alert" in rule]
+    burn_rules = " ".join(rule["expr"] for rule in alerts if rule["alert"].startswith("TiwPushErrorBudgetBurn"))
+    used = set(re.findall(r"(sdk_app_id:tiw_push_tasks_finished_bad:ratio_rate\w+) > ([\d.]+) \*", burn_rules))
+    assert used
+    (burn,) = [p for p in PANELS if p["title"] == "Error budget burn rate, per SdkAppId"]
+    exprs = " ".join(panel_exprs(burn))
+    lines = {step["value"] for step in burn["fieldConfig"]["defaults"]["thresholds"]["steps"][1:]}
+    assert burn["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] in ("line", "dashed")
+    long_windows = {re.sub(r".*ratio_rate", "", record) for record, _ in used} & {"1h", "6h", "3d"}
+    assert long_windows
+    for record, factor in used:
+        if re.sub(r".*ratio_rate", "", record) in long_windows:
+            assert record in exprs
+            assert float(factor) in lines
+    assert {name for expr in panel_exprs(burn) for name in metric_names(expr)} <= recording_rule_names()
+    (budget,) = [p for p in STATS if p["title"].startswith("Error budget left")]
+    assert "tiw_push_tasks_finished_total" in " ".join(panel_exprs(budget))
+    assert 'reason=~"EXCEPTION|FAILED"' in " ".join(panel_exprs(budget))
 
 
 def test_drill_down_row_has_a_status_timeline_per_task() -> None:
