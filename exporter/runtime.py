@@ -37,6 +37,7 @@ from exporter.tasksfile import TasksFileWatcher
 from exporter.tencentcloud.credentials import CredentialProvider
 from exporter.web.http import ExporterHTTPServer, ListenError
 from exporter.web.routes import Routes
+from exporter.web.status import exporter_health
 from exporter.web.webconfig import WebSecurity
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,9 @@ class Exporter:
         self._serving = threading.Event()  # ready means serving: the store is loaded and the listeners answer
         self.routes = Routes(self.store, self.exposition, ready=self._serving.is_set,
                              api_token=self.api_token.get, callbacks=self.callbacks, warnings=self.warnings,
-                             authorize=self.web.authorize, queued=self.accounts.states.queued)
+                             authorize=self.web.authorize, queued=self.accounts.states.queued,
+                             health=lambda now: exporter_health(states, self.freshness, settings.polling.interval,
+                                                                now))
         self.server = _listen("--listen", settings.web.listen, self.routes, self.web.ssl_context)
         # TIW cannot send basic auth: the callback-only listener has TLS from the web config, no basic auth.
         try:

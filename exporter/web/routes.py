@@ -27,6 +27,7 @@ from exporter.store import TaskStore
 from exporter.web.auth import ApiToken
 from exporter.web.http import HttpError, RequestContext, Response, Route, json_response
 from exporter.web.landing import landing_page
+from exporter.web.status import Health
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class Routes:
     authorize: Callable[[RequestContext], None] = lambda ctx: None  # raises HttpError (basic auth)
     only_callbacks: bool = False  # the --callback-listen server: nothing but the callback endpoint
     clock: Callable[[], float] = time.time  # "now" of the status page's ages
+    # the exporter's health at a given "now" for the status page's banner, from published snapshots only
+    health: Callable[[float], Health] = lambda now: Health()
 
     def __post_init__(self) -> None:
         self.token = ApiToken(self.api_token)
@@ -110,7 +113,8 @@ class Routes:
                         "text/plain")
 
     def landing(self, ctx: RequestContext) -> Response:
-        page = landing_page(self.store.snapshot(), self.clock(), ctx.query, queued=self.queued())
+        now = self.clock()
+        page = landing_page(self.store.snapshot(), now, ctx.query, queued=self.queued(), health=self.health(now))
         return Response(HTTPStatus.OK, [page], "text/html; charset=utf-8")
 
     def list_tasks(self, ctx: RequestContext) -> Response:
