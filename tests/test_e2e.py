@@ -166,6 +166,9 @@ NO_DATA_EXPECTED: dict[str, str] = {
     "panel 'Callbacks and credentials'": "no callbacks and no temporary (CVM role) credentials in this scenario",
     "panel 'Push tasks queued at TIW'": "no queue warnings in this scenario (no warning callback token); the queued "
                                         "count has data (0)",
+    "annotation 'Critical TiwPush alerts'": "the calm scenario pages no one (critical only); the burst pages later",
+    "panel 'Error budget burn rate, per SdkAppId'": "the recorded ratios need a push that finished while Prometheus "
+                                                    "watched; the calm pushes end first; the burst fills them",
 }
 # The fleet stat panels (by title) for $sdk_app_id: the 8 tracked tasks of SDK_APP_ID by state.
 FLEET_STATS = {
@@ -463,6 +466,17 @@ def test_dashboard_variables_offer_the_scenario(scenario: Scenario) -> None:
     eventually(offers_all, TIMEOUT, 0.5, explain=lambda: f"variables offer {offered}, expected at least {wanted}")
 
 
+def test_drill_down_is_empty_until_a_task_is_chosen(scenario: Scenario) -> None:
+    """With task_id at its default (All), every drill-down query selects nothing, although the scenario's
+    tasks have data (test_every_dashboard_query_returns_data)."""
+    all_tasks = VARIABLES["task_id"]["allValue"]
+    drill = [(panel["title"], target["expr"].replace("$task_id", all_tasks)) for panel in PANELS
+             for target in panel.get("targets", []) if "$task_id" in target["expr"]]
+    assert drill
+    shown = {title: len(over_the_run(scenario, substitute(expr))) for title, expr in drill}
+    assert not any(shown.values()), shown
+
+
 def test_fleet_stat_panels_count_the_scenario(scenario: Scenario) -> None:
     exprs = {panel["title"]: substitute(panel["targets"][0]["expr"]) for panel in PANELS
              if panel["title"] in FLEET_STATS}
@@ -587,6 +601,12 @@ def test_a_fleet_wide_failure_burst_pages(scenario: Scenario) -> None:
                                "TiwPushErrorBudgetBurn" and a["labels"]["sdk_app_id"] == SDK_APP_ID], TIMEOUT, 0.5,
                       explain=lambda: f"no TiwPushErrorBudgetBurn: {prometheus_alerts(scenario)}")
     assert burn[0]["labels"]["severity"] == "critical"
+    # The dashboard marks the pages (its annotation is for critical alerts only) and shows the burn.
+    (marks,) = [item["expr"] for item in DASHBOARD["annotations"]["list"] if "expr" in item]
+    (burn_rates,) = [panel for panel in PANELS if panel["title"] == "Error budget burn rate, per SdkAppId"]
+    for expr in (marks, *(target["expr"] for target in burn_rates["targets"])):
+        eventually(lambda expr=expr: instant(scenario, substitute(expr)), TIMEOUT, 0.5,
+                   explain=lambda expr=expr: f"no data after the burst: {expr}")
     eventually(lambda: [a for a in alertmanager_alerts(scenario) if a["labels"]["alertname"] ==
                         "TiwPushErrorBudgetBurn" and a["status"]["state"] == "suppressed"], TIMEOUT, 0.5,
                explain=lambda: f"TiwPushErrorBudgetBurn not inhibited: {alertmanager_alerts(scenario)}")
