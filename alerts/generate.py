@@ -38,17 +38,43 @@ FLEET = f"sum without ({REPLICA}, sdk_app_id, reason)"  # over every exporter an
 # SRE Workbook ch. 5, multiwindow multi-burn-rate: (long window, short window, burn rate factor).
 PAGE_BURNS = (("1h", "5m", 14.4), ("6h", "30m", 6.0))
 TICKET_BURNS = (("3d", "6h", 1.0),)
-SLI_WINDOWS = ("5m", "30m", "1h", "6h", "3d")
+SLI_WINDOWS = ("5m", "10m", "30m", "1h", "6h", "3d")
+# Windows where a FAILED push's cause is known: the per-task tiw_push_task_failure_info series (with
+# TRTC's code) lives for --finished-retention (default 1h) after the push failed, so the customer-side
+# failures of a window up to 1h can be counted; longer windows cannot tell the causes apart.
+SPLIT_WINDOWS = ("5m", "10m", "30m", "1h")
+FLEET_WINDOWS = ("5m", "30m", "1h", "6h")
+GAP = "5m"  # the range every gauge under a `for:` is read through (a failed scrape leaves a hole)
 
 
 @dataclass(frozen=True)
 class Config:
-    """Everything a site changes; the defaults are what the project ships."""
+    """Everything a site changes; the defaults are what the project ships (reasoning: alerts/runbook.md,
+    "How these alerts are built")."""
 
     job_selector: str = 'job="tiw-push-exporter"'  # exact, like the mixins' nodeExporterSelector
     slo_target: float = 0.99  # of finished pushes end without EXCEPTION or FAILED
-    min_finished: int = 10  # burn-rate alerts need this many finished pushes in the long window
-    many_failing: int = 10  # bad endings in 10m over the fleet that page at once
+    # Evidence a burn-rate alert needs: this many bad (TIW-side) endings in the long window...
+    min_bad: int = 5
+    # ...and, to page for one SdkAppId, this many finished pushes per hour (1h window; 6x in the 6h one).
+    # Below it the per-app burn is a ticket (TiwPushErrorBudgetBurnSlow); the fleet burn still pages.
+    page_volume_per_hour: int = 100
+    # Keep a burn alert firing this long after its condition last held: at low volume the short window
+    # is often empty, and without it one real burn fires and resolves over and over.
+    keep_firing_for: str = "15m"
+    many_failing: int = 10  # TIW-side bad endings in 10m over the fleet that page at once...
+    many_failing_ratio: float = 0.1  # ...when more than this share of all endings
+    # TRTC codes (from a FAILED push's message) that are the customer's own mistake: UserSig and
+    # identity (Chat/IM 700xx and TRTC's room-entry codes), the SdkAppId's arrears. Never a page.
+    customer_trtc_codes: tuple[str, ...] = (
+        "-70001", "-70003", "-70009", "-70013", "-70014", "-70016", "-70020", "-70052",
+        "-3317", "-3319", "-3320", "-100006", "-100013", "-100018")
+    # Detail answers of steady PUSHING tasks come every (listed tasks / this rate) s under liveness
+    # (README "Sizing": 20 req/s x 92 % pacing x 90 % steady share = 16.6 req/s per account).
+    steady_detail_rate: float = 16.6
+    stale_floor_seconds: int = 600  # a task's detail answer older than this and...
+    stale_intervals: float = 2.0  # ...than this many steady intervals is stale
+    coverage_min: float = 0.95  # share of active tasks with a fresh answer (liveness or detail)
     grafana_url: str = "http://localhost:3000"
     runbook_url: str = RUNBOOK
 
@@ -61,6 +87,9 @@ class Config:
     def budget(self) -> float:
         return round(1 - self.slo_target, 6)
 
+    def customer_codes(self) -> str:
+        return "|".join(self.customer_trtc_codes)
+
 
 # The room of a task, looked up in the description rather than joined in the expression: a missing
 # info series must never silence an alert.
@@ -70,11 +99,13 @@ TASK = "Push task {{ $labels.task_id }} of SdkAppId {{ $labels.sdk_app_id }}" + 
 
 
 def alert(cfg: Config, name: str, expr: str, severity: str, summary: str, description: str,
-          for_: str | None = None, view: str = "") -> dict[str, Any]:
-    """One alerting rule with the annotations every alert carries (STYLE.md, blackbox-mixin)."""
+          for_: str | None = None, view: str = "", keep_firing_for: str | None = None) -> dict[str, Any]:
+    """One alerting rule with the annotations every alert carries (blackbox-mixin's pattern)."""
     rule: dict[str, Any] = {"alert": name, "expr": expr}
     if for_:
         rule["for"] = for_
+    if keep_firing_for:
+        rule["keep_firing_for"] = keep_firing_for
     rule["labels"] = {"severity": severity}
     dashboard = f"{cfg.grafana_url}/d/{DASHBOARD_UID}/tiw-push?orgId=1"
     rule["annotations"] = {
@@ -103,8 +134,19 @@ def recording_rules(cfg: Config) -> list[dict[str, Any]]:
     ]
 
 
+def customer_failures(cfg: Config, window: str) -> str:
+    """FAILED pushes of the last ``window`` whose TRTC code is the customer's own mistake, per SdkAppId:
+    the ``tiw_push_task_failure_info`` series that exist now and did not ``window`` ago (each read
+    through ``last_over_time``, so a failed scrape neither hides a failure nor makes an old one new)."""
+    info = cfg.sel("tiw_push_task_failure_info", trtc_code="~" + cfg.customer_codes())
+    return (f"count without ({REPLICA}, task_id, code, trtc_code) (\n"
+            f"  last_over_time({info}[{window}])\n  unless\n  last_over_time({info}[{GAP}] offset {window})\n)")
+
+
 def slo_rules(cfg: Config) -> list[dict[str, Any]]:
-    """The SLI per SdkAppId over the Workbook's windows: finished pushes, and the share that ended bad.
+    """The SLI per SdkAppId over the Workbook's windows: finished pushes, bad ones, the bad share; over the
+    windows where the cause of FAILED is known, the TIW-side bad ones (customer-side FAILED taken out);
+    and the same summed over SdkAppIds (the fleet: ``job`` and site labels kept).
 
     Counted from ``tiw_push_tasks_finished_total`` (each task once, when it becomes final), so the
     ratio over 3 days is honest although per-task series leave after --finished-retention.
@@ -112,83 +154,134 @@ def slo_rules(cfg: Config) -> list[dict[str, Any]]:
     rules: list[dict[str, Any]] = []
     for window in SLI_WINDOWS:
         finished = f"sdk_app_id:tiw_push_tasks_finished:increase{window}"
+        bad = f"sdk_app_id:tiw_push_tasks_finished_bad:increase{window}"
         rules.append({"record": finished, "expr": f"sum without ({REPLICA}, reason) "
                       f"(increase({cfg.sel('tiw_push_tasks_finished_total')}[{window}]))"})
-        rules.append({"record": f"sdk_app_id:tiw_push_tasks_finished_bad:ratio_rate{window}", "expr": (
-            f"sum without ({REPLICA}, reason) "
-            f"(increase({cfg.sel('tiw_push_tasks_finished_total', reason=BAD)}[{window}]))\n"
-            f"  /\n({finished} > 0)")})
+        rules.append({"record": bad, "expr": f"sum without ({REPLICA}, reason) "
+                      f"(increase({cfg.sel('tiw_push_tasks_finished_total', reason=BAD)}[{window}]))"})
+        rules.append({"record": f"sdk_app_id:tiw_push_tasks_finished_bad:ratio_rate{window}",
+                      "expr": f"{bad}\n  /\n({finished} > 0)"})
+    for window in SPLIT_WINDOWS:
+        customer = f"sdk_app_id:tiw_push_task_failure_customer:count{window}"
+        bad = f"sdk_app_id:tiw_push_tasks_finished_bad:increase{window}"
+        tiw_bad = f"sdk_app_id:tiw_push_tasks_finished_tiw_bad:increase{window}"
+        rules.append({"record": customer, "expr": customer_failures(cfg, window)})
+        rules.append({"record": tiw_bad, "expr": f"clamp_min({bad} - {customer}, 0)\nor\n{bad}"})
+        rules.append({"record": f"sdk_app_id:tiw_push_tasks_finished_tiw_bad:ratio_rate{window}",
+                      "expr": f"{tiw_bad}\n  /\n(sdk_app_id:tiw_push_tasks_finished:increase{window} > 0)"})
+    for window in FLEET_WINDOWS:
+        # Over 6h the causes of FAILED are not known: the 6h term counts every bad ending, and the burn
+        # alerts pair it with the TIW-side 30m window.
+        kind = "tiw_bad" if window in SPLIT_WINDOWS else "bad"
+        rules.append({"record": f"job:tiw_push_tasks_finished:increase{window}",
+                      "expr": f"sum without (sdk_app_id) (sdk_app_id:tiw_push_tasks_finished:increase{window})"})
+        rules.append({"record": f"job:tiw_push_tasks_finished_{kind}:increase{window}",
+                      "expr": f"sum without (sdk_app_id) (sdk_app_id:tiw_push_tasks_finished_{kind}:increase{window})"})
+        rules.append({"record": f"job:tiw_push_tasks_finished_{kind}:ratio_rate{window}",
+                      "expr": f"job:tiw_push_tasks_finished_{kind}:increase{window}\n  /\n"
+                              f"(job:tiw_push_tasks_finished:increase{window} > 0)"})
     return rules
 
 
-def _burn(cfg: Config, burns: tuple[tuple[str, str, float], ...]) -> str:
-    """Both windows of each pair above factor x budget, with enough finished pushes in the long window."""
-    ratio = "sdk_app_id:tiw_push_tasks_finished_bad:ratio_rate"
-    terms = [
-        f"(\n  {ratio}{long} > {factor:g} * {cfg.budget():g}\n  and\n  {ratio}{short} > {factor:g} * {cfg.budget():g}\n"
-        f"  and\n  sdk_app_id:tiw_push_tasks_finished:increase{long} >= {cfg.min_finished}\n)"
-        for long, short, factor in burns
-    ]
+def _kind(window: str) -> str:
+    return "tiw_bad" if window in SPLIT_WINDOWS else "bad"
+
+
+def _burn(cfg: Config, level: str, burns: tuple[tuple[str, str, float], ...], volume: bool) -> str:
+    """Both windows of each pair above factor x budget, with at least ``min_bad`` bad endings in the long
+    window and (``volume``) ``page_volume_per_hour`` finished pushes per hour of it. The ratios are
+    TIW-side wherever the window allows (customer-side FAILED taken out)."""
+    terms = []
+    for long, short, factor in burns:
+        limit = f"{factor:g} * {cfg.budget():g}"
+        lines = [f"{level}:tiw_push_tasks_finished_{_kind(long)}:ratio_rate{long} > {limit}",
+                 f"{level}:tiw_push_tasks_finished_{_kind(short)}:ratio_rate{short} > {limit}",
+                 f"{level}:tiw_push_tasks_finished_{_kind(long)}:increase{long} >= {cfg.min_bad}"]
+        if volume:
+            hours = {"1h": 1, "6h": 6, "3d": 72}[long]
+            lines.append(f"{level}:tiw_push_tasks_finished:increase{long} >= {hours * cfg.page_volume_per_hour}")
+        terms.append("(\n  " + "\n  and\n  ".join(lines) + "\n)")
     return "\n or \n".join(terms)
 
 
 def fleet_alerts(cfg: Config) -> list[dict[str, Any]]:
-    """Symptoms of many pushes at once: these page."""
+    """Symptoms of many pushes at once page; one SdkAppId pages only with real volume."""
     slo = f"{cfg.slo_target * 100:g}%"
-    bad_10m = f"increase({cfg.sel('tiw_push_tasks_finished_total', reason=BAD)}[10m])"
-    all_10m = f"increase({cfg.sel('tiw_push_tasks_finished_total')}[10m])"
+    volume = cfg.page_volume_per_hour
+    tiw_bad_10m = "sdk_app_id:tiw_push_tasks_finished_tiw_bad:increase10m"
+    all_10m = "sdk_app_id:tiw_push_tasks_finished:increase10m"
+    windows = "14.4x over 1h and 5m, or 6x over 6h and 30m"
     return [
-        alert(cfg, "TiwPushErrorBudgetBurn", _burn(cfg, PAGE_BURNS), "critical",
+        alert(cfg, "TiwPushFleetErrorBudgetBurn", _burn(cfg, "job", PAGE_BURNS, volume=True), "critical",
+              "Whiteboard pushes of job {{ $labels.job }} fail fast enough to spend the monthly error budget.",
+              f"{{{{ $value | humanizePercentage }}}} of the finished pushes over all SdkAppIds of job "
+              f"{{{{ $labels.job }}}} ended with EXCEPTION or a TIW-side FAILED (SLO: {slo} end well), in the long "
+              f"window of the pair that fired ({windows}; customer-side TRTC codes do not count): a fleet-wide "
+              "failure, not one customer.", "2m", keep_firing_for=cfg.keep_firing_for),
+        alert(cfg, "TiwPushErrorBudgetBurn", _burn(cfg, "sdk_app_id", PAGE_BURNS, volume=True), "critical",
               "Pushes of SdkAppId {{ $labels.sdk_app_id }} fail fast enough to spend the monthly error budget.",
               f"{{{{ $value | humanizePercentage }}}} of the finished pushes of SdkAppId {{{{ $labels.sdk_app_id }}}}"
-              f" ended with EXCEPTION or FAILED (SLO: {slo} end well). At this burn rate the 30-day error "
-              "budget is gone in days: 14.4x over 1h and 5m, or 6x over 6h and 30m.", "2m", APP_VIEW),
-        alert(cfg, "TiwPushErrorBudgetBurnSlow", _burn(cfg, TICKET_BURNS), "warning",
-              "Pushes of SdkAppId {{ $labels.sdk_app_id }} slowly spend the error budget.",
+              f" ended with EXCEPTION or a TIW-side FAILED (SLO: {slo} end well), in the long window of the pair "
+              f"that fired ({windows}). It has at least {volume} pushes an hour, so this is many classes, not "
+              "noise; customer-side TRTC codes do not count.", "2m", APP_VIEW, keep_firing_for=cfg.keep_firing_for),
+        alert(cfg, "TiwPushErrorBudgetBurnSlow", _burn(cfg, "sdk_app_id", TICKET_BURNS, volume=False), "warning",
+              "Pushes of SdkAppId {{ $labels.sdk_app_id }} spend the error budget.",
               f"{{{{ $value | humanizePercentage }}}} of the finished pushes of SdkAppId {{{{ $labels.sdk_app_id }}}}"
-              f" ended with EXCEPTION or FAILED over 3 days and 6 hours, above the {slo} SLO's budget.",
+              f" ended with EXCEPTION or FAILED over 3 days and 6 hours, above the {slo} SLO's budget (at least "
+              f"{cfg.min_bad} bad endings; any volume: the ticket for SdkAppIds too small to page).",
               "1h", APP_VIEW),
         alert(cfg, "TiwPushManyTasksFailing",
-              f"{FLEET} ({bad_10m}) >= {cfg.many_failing}\n"
-              f"and\n{FLEET} ({bad_10m})\n  / {FLEET} ({all_10m})"
-              " > 0.2", "critical",
-              "{{ $value | printf \"%.0f\" }} whiteboard pushes ended with EXCEPTION or FAILED in 10 minutes.",
-              f"At least {cfg.many_failing} pushes over all SdkAppIds ended badly in the last 10 minutes, more than "
-              "20% of all that ended: a fleet-wide failure (TIW, TRTC or our side), not one customer."),
+              f"sum without (sdk_app_id) ({tiw_bad_10m}) >= {cfg.many_failing}\n"
+              f"and\nsum without (sdk_app_id) ({tiw_bad_10m})\n  / sum without (sdk_app_id) ({all_10m})"
+              f" > {cfg.many_failing_ratio:g}", "critical",
+              "{{ $value | printf \"%.0f\" }} whiteboard pushes ended with EXCEPTION or a TIW-side FAILED in 10 "
+              "minutes.",
+              f"At least {cfg.many_failing} pushes over all SdkAppIds of job {{{{ $labels.job }}}} ended badly "
+              f"(EXCEPTION, or FAILED with a TRTC code that is not the customer's) in the last 10 minutes, more "
+              f"than {cfg.many_failing_ratio:.0%} of all that ended: a fleet-wide failure (TIW, TRTC or our side), "
+              "not one customer."),
         alert(cfg, "TiwPushAppAllPushesFailing",
-              "sdk_app_id:tiw_push_tasks_finished_bad:ratio_rate30m >= 0.999\n"
-              "and\nsdk_app_id:tiw_push_tasks_finished:increase30m >= 3", "critical",
+              "sdk_app_id:tiw_push_tasks_finished_tiw_bad:ratio_rate30m >= 0.999\n"
+              "and\nsdk_app_id:tiw_push_tasks_finished_tiw_bad:increase30m >= 3", "warning",
               "Every push of SdkAppId {{ $labels.sdk_app_id }} ends badly.",
               "Every push of SdkAppId {{ $labels.sdk_app_id }} that finished in the last 30 minutes (at least 3) "
-              "ended with EXCEPTION or FAILED: the customer's whiteboard pushes do not work at all.",
-              "5m", APP_VIEW),
+              "ended with EXCEPTION or a TIW-side FAILED: the customer's whiteboard pushes do not work at all. "
+              "A ticket: TiwPushErrorBudgetBurn pages when the SdkAppId has the volume.",
+              "5m", APP_VIEW, keep_firing_for=cfg.keep_firing_for),
     ]
 
 
 def task_alerts(cfg: Config) -> list[dict[str, Any]]:
-    """One push task: warnings for the ticket queue, never pages (one customer's task is not an outage)."""
+    """One push task: how it ended is information (dashboard, status page); active problems are tickets.
+    Never pages: one customer's task is not an outage."""
     active = cfg.sel("tiw_push_task_status", status="~" + ACTIVE)
+    stopped = cfg.sel("tiw_push_task_status", status="STOPPED")
+    last_success = cfg.sel("tiw_push_task_last_success_timestamp_seconds")
+    listed = cfg.sel("tiw_exporter_liveness_tasks", mode="listed")
+    floor = cfg.stale_floor_seconds
+    stale_after = (f"clamp_min(\n    sum without (mode) (last_over_time({listed}[{GAP}]))\n"
+                   f"      * {cfg.stale_intervals:g} / {cfg.steady_detail_rate:g},\n    {floor}\n  )")
     return [
         alert(cfg, "TiwPushTaskEndedWithException",
-              cfg.sel("tiw_push_task_finish_reason", reason="EXCEPTION") + " == 1", "warning",
+              cfg.sel("tiw_push_task_finish_reason", reason="EXCEPTION") + " == 1", "info",
               "Whiteboard push {{ $labels.task_id }} ended with FinishReason=EXCEPTION.",
               f"{TASK} stopped abnormally: TIW reports FinishReason=EXCEPTION. Viewers of the pushed stream lost "
               "the whiteboard; restart the push if the class is still running.", None, TASK_VIEW),
         alert(cfg, "TiwPushTaskFailed",
-              cfg.sel("tiw_push_task_finish_reason", reason="FAILED") + " == 1", "warning",
+              cfg.sel("tiw_push_task_finish_reason", reason="FAILED") + " == 1", "info",
               "Whiteboard push {{ $labels.task_id }} failed.",
               f"{TASK} failed: TIW answered FailedOperation.WhiteboardPush twice in a row. The "
               "TRTC error code is in tiw_push_task_failure_info, the message in GET /api/v1/tasks.",
               None, TASK_VIEW),
         alert(cfg, "TiwPushTaskNotFound",
-              cfg.sel("tiw_push_task_finish_reason", reason="NOT_FOUND") + " == 1", "warning",
+              cfg.sel("tiw_push_task_finish_reason", reason="NOT_FOUND") + " == 1", "info",
               "Tracked push task {{ $labels.task_id }} does not exist.",
               "DescribeWhiteboardPush kept answering InvalidParameter.TaskNotFound for task {{ $labels.task_id }} "
               "of SdkAppId {{ $labels.sdk_app_id }} beyond the exporter's grace period: the exporter tracked a task "
               "TIW does not know, and has stopped polling it.", None, TASK_VIEW),
         alert(cfg, "TiwPushTaskExceptionsIncreasing",
               f"(increase({cfg.sel('tiw_push_task_exceptions_total')}[5m]) > 0)\nand ignoring(status)\n"
-              f"({cfg.sel('tiw_push_task_status', status='PUSHING')} == 1)", "warning",
+              f"(last_over_time({cfg.sel('tiw_push_task_status', status='PUSHING')}[{GAP}]) == 1)", "warning",
               "Whiteboard push {{ $labels.task_id }} keeps reporting exceptions.",
               f"{TASK} is PUSHING and its ExceptionCnt grew by {{{{ $value | printf \"%.0f\" }}}} in the last 5 "
               "minutes, continuously for 10 minutes. The stream is probably stuttering.", "10m", TASK_VIEW),
@@ -198,16 +291,21 @@ def task_alerts(cfg: Config) -> list[dict[str, Any]]:
               f"{TASK} has been PREPARED for more than 5 minutes: the push service has not started pushing.",
               "5m", TASK_VIEW),
         alert(cfg, "TiwPushTaskNeverAnswered",
-              f"max without (status) ({cfg.sel('tiw_push_task_status')}) == 0", "warning",
-              "Tracked push task {{ $labels.task_id }} has never been answered.",
-              f"{TASK} is tracked but no query has answered its status for 15 minutes (status UNKNOWN): "
-              "nothing is known about it, and no other task alert can fire for it.", "15m", TASK_VIEW),
+              f"max without (status) (last_over_time({stopped}[{GAP}])) == 0\n"
+              f"unless\nmax_over_time({last_success}[15m])", "warning",
+              "Tracked push task {{ $labels.task_id }} has no successful answer.",
+              f"{TASK} is tracked and not stopped, but no DescribeWhiteboardPush has answered it successfully "
+              "for 15 minutes. Its status, if any, comes only from a push callback: its exceptions and end are "
+              "unknown, and DataStale cannot fire for it.", "15m", TASK_VIEW),
         alert(cfg, "TiwPushTaskDataStale",
-              f"(time() - max_over_time({cfg.sel('tiw_push_task_last_success_timestamp_seconds')}[10m]) > 600)\n"
-              f"and ignoring(status)\n({active} == 1)", "warning",
+              f"(\n  time() - max_over_time({last_success}[10m])\n  > on (job, instance) group_left ()\n"
+              f"  {stale_after}\n)"
+              f"\nand ignoring(status)\n(last_over_time({active}[{GAP}]) == 1)", "warning",
               "No fresh data for whiteboard push {{ $labels.task_id }}.",
-              f"The last successful query of active p{TASK[1:]} was {{{{ $value | humanizeDuration }}}} ago; its "
-              "status and exception count are stale.", "5m", TASK_VIEW),
+              f"The last successful query of active p{TASK[1:]} was {{{{ $value | humanizeDuration }}}} ago, longer "
+              f"than {floor // 60} minutes and than {cfg.stale_intervals:g} steady detail intervals of its exporter "
+              "(liveness spreads the detail polls of confirmed tasks over the budget): its exception count and "
+              "finish reason are stale.", "5m", TASK_VIEW),
     ]
 
 
@@ -240,7 +338,7 @@ def account_alerts(cfg: Config) -> list[dict[str, Any]]:
               " (activation, arrears, ownership): none of its push tasks is monitored.", "10m", APP_VIEW),
         alert(cfg, "TiwPushCredentialExpiring",
               f"(min_over_time({cfg.sel('tiw_exporter_credential_expiry_timestamp_seconds')}[5m]) - time() < 900)\n"
-              f"and\n{cfg.sel('tiw_exporter_credential_refresh_failures')} > 0", "warning",
+              f"and\nmax_over_time({cfg.sel('tiw_exporter_credential_refresh_failures')}[{GAP}]) > 0", "warning",
               "Temporary credentials of account {{ $labels.account }} expire soon and do not refresh.",
               "The CVM role credentials of account {{ $labels.account }} on {{ $labels.instance }} expire in "
               "{{ $value | humanizeDuration }} and the last refreshes failed: when they expire the exporter "
@@ -278,7 +376,8 @@ def exporter_alerts(cfg: Config) -> list[dict[str, Any]]:
               f"No `up` series for {cfg.job_selector} has existed for 10 minutes: whiteboard pushes are not "
               "monitored at all.", "10m"),
         alert(cfg, "TiwPushExporterBlind",
-              f"sum without (sdk_app_id, status) ({cfg.sel('tiw_push_tasks', status='~UNKNOWN|' + ACTIVE)}) > 0\n"
+              "sum without (sdk_app_id, status) "
+              f"(max_over_time({cfg.sel('tiw_push_tasks', status='~UNKNOWN|' + ACTIVE)}[{GAP}])) > 0\n"
               "unless on (job, instance)\n"
               f"sum without (action, outcome) (increase({cfg.sel(requests, outcome='success')}[10m])) > 0",
               "critical", "tiw-push-exporter {{ $labels.instance }} has had no successful API answer for 10 minutes.",
@@ -309,6 +408,19 @@ def exporter_alerts(cfg: Config) -> list[dict[str, Any]]:
               "tiw-push-exporter {{ $labels.instance }} cannot reload its tasks file.",
               "The last reload of --tasks-file on {{ $labels.instance }} failed; the exporter still tracks the "
               "previous task set and ignores the file's changes.", "1m", INSTANCE_VIEW),
+        alert(cfg, "TiwPushExporterSecretReloadFailed",
+              f"max_over_time({cfg.sel('tiw_exporter_secret_reload_success')}[{GAP}]) == 0", "warning",
+              "tiw-push-exporter {{ $labels.instance }} cannot reload its secret file {{ $labels.secret }}.",
+              "The last read of the secret file {{ $labels.secret }} on {{ $labels.instance }} failed; the "
+              "exporter keeps using the previous value, so a rotated key is not in effect and the old one stops "
+              "working when it is revoked.", "1m", INSTANCE_VIEW),
+        alert(cfg, "TiwPushExporterCoverageLow",
+              f"max_over_time({cfg.sel('tiw_exporter_coverage_ratio')}[10m]) < {cfg.coverage_min:g}", "warning",
+              "tiw-push-exporter {{ $labels.instance }} has no fresh answer for part of its active tasks.",
+              "Only {{ $value | humanizePercentage }} of the active tasks of {{ $labels.instance }} had a fresh "
+              "answer (the running list or a detail query) at any point of the last 10 minutes, for 10 minutes "
+              f"(threshold {cfg.coverage_min:.0%}): the others' status may be wrong. Blind pages when nothing "
+              "is answered at all.", "5m", INSTANCE_VIEW),
         alert(cfg, "TiwPushExporterWebConfigReloadFailed",
               f"max_over_time({cfg.sel('tiw_exporter_web_config_last_reload_successful')}[5m]) == 0", "warning",
               "tiw-push-exporter {{ $labels.instance }} cannot reload its web config.",

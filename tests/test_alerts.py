@@ -1,6 +1,6 @@
 """The alerting rules, their unit tests, the runbook and the Alertmanager example.
 
-Checked with the real tools (promtool, amtool) and against the conventions of STYLE.md: every
+Checked with the real tools (promtool, amtool) and against the project's alerting conventions: every
 alert is `TiwPush...`, has a severity, summary, description and a runbook section, and is shown
 both firing and silent by a promtool unit test.
 """
@@ -198,7 +198,7 @@ def test_rules_use_only_metrics_of_the_contract() -> None:
 JOB_SELECTOR = 'job="tiw-push-exporter"'
 # The paging policy: only fleet symptoms and "we are blind" wake someone up (alerts/runbook.md).
 PAGING = {
-    "TiwPushErrorBudgetBurn", "TiwPushManyTasksFailing", "TiwPushAppAllPushesFailing",
+    "TiwPushFleetErrorBudgetBurn", "TiwPushErrorBudgetBurn", "TiwPushManyTasksFailing",
     "TiwPushExporterDown", "TiwPushExporterAbsent", "TiwPushExporterBlind", "TiwPushCredentialPaused",
 }
 _SELECTOR = re.compile(r"\b([a-z_]+)\{([^{}]*)\}")
@@ -250,6 +250,54 @@ def test_another_runbook_and_grafana_url_reach_every_alert(tmp_path) -> None:
 @by_name(ALERTS)
 def test_only_fleet_symptoms_and_blindness_page(alert: dict[str, Any]) -> None:
     assert (alert["labels"]["severity"] == "critical") == (alert["alert"] in PAGING)
+
+
+# How a task ended is information (dashboard, status page), not a ticket stream.
+INFO = {"TiwPushTaskEndedWithException", "TiwPushTaskFailed", "TiwPushTaskNotFound", "TiwPushExporterThrottled"}
+
+
+@by_name(ALERTS)
+def test_ended_tasks_and_throttling_are_information(alert: dict[str, Any]) -> None:
+    assert (alert["labels"]["severity"] == "info") == (alert["alert"] in INFO)
+
+
+def paging_policy_table() -> dict[str, tuple[str, str, str]]:
+    """The runbook's paging-policy table: alert -> (severity, `for`, `keep_firing_for`)."""
+    text = RUNBOOK_FILE.read_text(encoding="utf-8")
+    section = text.split("**Paging policy", 1)[1]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if line.startswith("| TiwPush"):
+            rows[cells[0]] = (cells[1], cells[-2], cells[-1])
+        elif rows and not line.startswith("|"):
+            break
+    return rows
+
+
+def test_runbook_paging_policy_table_matches_the_rules() -> None:
+    def shown(value: str | None) -> str:
+        return value or "none"
+    rules = {alert["alert"]: (alert["labels"]["severity"], shown(alert.get("for")), shown(alert.get("keep_firing_for")))
+             for alert in ALERTS}
+    assert paging_policy_table() == rules
+
+
+@by_name(ALERTS)
+def test_gauges_under_for_are_read_through_over_time(alert: dict[str, Any]) -> None:
+    # A gauge read as an instant vector under `for:` is reset (or hidden) by one failed scrape.
+    gauges = {"tiw_push_task_status", "tiw_push_tasks", "tiw_exporter_credential_refresh_failures",
+              "tiw_exporter_coverage_ratio", "tiw_exporter_secret_reload_success", "tiw_exporter_poll_lag_seconds",
+              "tiw_exporter_credential_paused", "tiw_exporter_account_paused", "tiw_push_tasks_queued",
+              "tiw_exporter_liveness_tasks", "tiw_push_task_last_success_timestamp_seconds",
+              "tiw_push_task_failure_info", "tiw_exporter_tasks_file_reload_success",
+              "tiw_exporter_web_config_last_reload_successful", "tiw_exporter_credential_expiry_timestamp_seconds"}
+    if not alert.get("for"):
+        return
+    for match in re.finditer(r"\b([a-z_]+)\{", alert["expr"]):
+        if match.group(1) in gauges:
+            before = alert["expr"][:match.start()]
+            assert re.search(r"(min|max|last)_over_time\($", before), f"{match.group(1)} read without *_over_time"
 
 
 @by_name(ALERTS)

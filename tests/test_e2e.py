@@ -89,6 +89,7 @@ THROTTLING = {"kind": "request_limit", "ratio": 0.2, "action": "DescribeWhiteboa
 # change: every window the expressions use ([5m], [10m]) already shows the scenario's changes after a
 # few scrapes, and the thresholds are what the scenario must cross, or must not for the silent ones.
 SHORT_FOR: dict[str, str | None] = {
+    "TiwPushFleetErrorBudgetBurn": "3s",
     "TiwPushErrorBudgetBurn": "3s",
     "TiwPushErrorBudgetBurnSlow": "3s",
     "TiwPushManyTasksFailing": None,
@@ -117,6 +118,8 @@ SHORT_FOR: dict[str, str | None] = {
     "TiwPushExporterThrottled": "3s",
     "TiwPushExporterApiRequestsFailing": "3s",
     "TiwPushExporterTasksFileReloadFailed": "3s",
+    "TiwPushExporterSecretReloadFailed": "3s",
+    "TiwPushExporterCoverageLow": "3s",
 }
 # Alertmanager's waits: notifications within a second instead of minutes.
 SHORT_WAITS = {"group_wait": "1s", "group_interval": "1s"}
