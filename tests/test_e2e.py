@@ -134,23 +134,26 @@ class ExpectedAlert:
 
 
 EXPECTED_ALERTS = (
-    # One failing task does not page: each is a ticket.
-    ExpectedAlert("TiwPushTaskEndedWithException", "ticket", {
-        "sdk_app_id": SDK_APP_ID, "task_id": EXCEPTION, "reason": "EXCEPTION", "severity": "warning"}),
-    ExpectedAlert("TiwPushTaskFailed", "ticket", {
-        "sdk_app_id": SDK_APP_ID, "task_id": FAILED, "reason": "FAILED", "severity": "warning"}),
+    # One task that ended badly does not page, nor open a ticket: it is information (dashboards, the status page).
+    ExpectedAlert("TiwPushTaskEndedWithException", "low-priority", {
+        "sdk_app_id": SDK_APP_ID, "task_id": EXCEPTION, "reason": "EXCEPTION", "severity": "info"}),
+    ExpectedAlert("TiwPushTaskFailed", "low-priority", {
+        "sdk_app_id": SDK_APP_ID, "task_id": FAILED, "reason": "FAILED", "severity": "info"}),
     ExpectedAlert("TiwPushTaskExceptionsIncreasing", "ticket", {
         "sdk_app_id": SDK_APP_ID, "task_id": EXCEPTIONS_GROWING, "severity": "warning"}),
     ExpectedAlert("TiwPushTaskStuckPrepared", "ticket", {
         "sdk_app_id": SDK_APP_ID, "task_id": STUCK_PREPARED, "status": "PREPARED", "severity": "warning"}),
-    ExpectedAlert("TiwPushTaskNotFound", "ticket", {
-        "sdk_app_id": SDK_APP_ID, "task_id": NOT_FOUND, "reason": "NOT_FOUND", "severity": "warning"}),
+    ExpectedAlert("TiwPushTaskNotFound", "low-priority", {
+        "sdk_app_id": SDK_APP_ID, "task_id": NOT_FOUND, "reason": "NOT_FOUND", "severity": "info"}),
     ExpectedAlert("TiwPushAccountPaused", "ticket", {
         "sdk_app_id": UNKNOWN_SDK_APP_ID, "code": "UnauthorizedOperation.SdkAppId", "severity": "warning"}),
     # Its task never got an answer; the paused SdkAppId explains it (inhibition).
     ExpectedAlert("TiwPushTaskNeverAnswered", None, {
         "sdk_app_id": UNKNOWN_SDK_APP_ID, "task_id": UNKNOWN_APP_TASK, "severity": "warning"}),
     ExpectedAlert("TiwPushExporterThrottled", "low-priority", {"severity": "info"}),
+    # The paused SdkAppId's task has no fresh answer: a quarter of the active tasks here. True, and a
+    # ticket; muting it under any paused SdkAppId would hide coverage lost to the budget on a big fleet.
+    ExpectedAlert("TiwPushExporterCoverageLow", "ticket", {"severity": "warning"}),
 )
 
 # Grafana's values for the dashboard variables: the drill-down shows one task that pushes and one whose
@@ -585,7 +588,8 @@ def pages(scenario: Scenario) -> set[tuple[str, str | None]]:
 
 
 def test_a_fleet_wide_failure_burst_pages(scenario: Scenario) -> None:
-    """A dozen pushes die at once: the fleet symptom and the SdkAppId's error budget page.
+    """A dozen pushes die at once: the fleet symptom pages; the SdkAppId's own error budget does not (a
+    dozen pushes are not the volume the per-app burn needs to page).
 
     Runs after the tests of the calm scenario (pytest keeps file order), which saw no page.
     """
@@ -599,20 +603,13 @@ def test_a_fleet_wide_failure_burst_pages(scenario: Scenario) -> None:
         assert answer.status_code == 201, answer.text
     eventually(lambda: ("TiwPushManyTasksFailing", None) in pages(scenario), TIMEOUT, 0.5,
                explain=lambda: f"pages {pages(scenario)}, expected TiwPushManyTasksFailing")
-    # The SdkAppId's error budget burns too; one incident, one page: the fleet alert inhibits it.
-    burn = eventually(lambda: [a for a in prometheus_alerts(scenario) if a["labels"]["alertname"] ==
-                               "TiwPushErrorBudgetBurn" and a["labels"]["sdk_app_id"] == SDK_APP_ID], TIMEOUT, 0.5,
-                      explain=lambda: f"no TiwPushErrorBudgetBurn: {prometheus_alerts(scenario)}")
-    assert burn[0]["labels"]["severity"] == "critical"
     # The dashboard marks the pages (its annotation is for critical alerts only) and shows the burn.
     (marks,) = [item["expr"] for item in DASHBOARD["annotations"]["list"] if "expr" in item]
     (burn_rates,) = [panel for panel in PANELS if panel["title"] == "Error budget burn rate, per SdkAppId"]
     for expr in (marks, *(target["expr"] for target in burn_rates["targets"])):
         eventually(lambda expr=expr: instant(scenario, substitute(expr)), TIMEOUT, 0.5,
                    explain=lambda expr=expr: f"no data after the burst: {expr}")
-    eventually(lambda: [a for a in alertmanager_alerts(scenario) if a["labels"]["alertname"] ==
-                        "TiwPushErrorBudgetBurn" and a["status"]["state"] == "suppressed"], TIMEOUT, 0.5,
-               explain=lambda: f"TiwPushErrorBudgetBurn not inhibited: {alertmanager_alerts(scenario)}")
+    assert ("TiwPushErrorBudgetBurn", SDK_APP_ID) not in pages(scenario)  # too few pushes for a per-app page
 
 
 def test_a_blind_exporter_pages_and_inhibits_per_task_alerts(scenario: Scenario) -> None:
