@@ -1,6 +1,6 @@
 """The Grafana dashboard and its provisioning examples.
 
-Re-implements the dashboard-linter rules STYLE.md names (datasource variable, `${datasource}` on
+Re-implements the dashboard-linter rules the monitoring mixins keep (datasource variable, `${datasource}` on
 every panel, `$__rate_interval`, units and descriptions, grid layout, stable uid, no import
 inputs) and checks that every query is valid PromQL with Prometheus' own parser.
 """
