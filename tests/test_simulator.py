@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,7 @@ from exporter.simulator import (
 )
 from exporter.simulator.mixes import demo_scripts
 from exporter.tencentcloud import signing
-from tests.fakes import FakeClock
+from tests.fakes import CallbackReceiver, FakeClock
 from tests.harness import eventually
 from tests.procs import Process, exporter_cmd
 
@@ -508,53 +507,15 @@ def test_spawn_every_keeps_adding_tasks(sim: Simulator) -> None:
 # --------------------------------------------------------------------------- callbacks
 
 
-class _Receiver:
-    """A local HTTP server recording callback bodies."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        received = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers["Content-Length"])
-                assert self.headers["Content-Type"] == "application/json"
-                received.append(json.loads(self.rfile.read(length)))
-                answer = b'{"error_code": 0}'
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/callbacks/tiw"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
-        self.thread.start()
-
-    def wait_for(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.bodies) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return list(self.bodies)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
-
-
 @pytest.fixture
-def receiver() -> Iterator[_Receiver]:
-    receiver = _Receiver()
+def receiver() -> Iterator[CallbackReceiver]:
+    receiver = CallbackReceiver()
     yield receiver
     receiver.close()
 
 
 def test_callbacks_announce_start_and_stop_signed_with_the_callback_key(
-    make_sim: Callable[..., Simulator], receiver: _Receiver
+    make_sim: Callable[..., Simulator], receiver: CallbackReceiver
 ) -> None:
     clock = FakeClock(1_588_036_509)
     sim = make_sim(clock=clock, callback_url=receiver.url, callback_key=CALLBACK_KEY)
@@ -588,7 +549,7 @@ def test_callbacks_announce_start_and_stop_signed_with_the_callback_key(
 
 
 def test_a_task_ending_in_exception_reports_an_error_in_its_stop_callback(
-    make_sim: Callable[..., Simulator], receiver: _Receiver
+    make_sim: Callable[..., Simulator], receiver: CallbackReceiver
 ) -> None:
     clock = FakeClock(1_700_000_000.0)
     sim = make_sim(clock=clock, callback_url=receiver.url, callback_key=CALLBACK_KEY)
@@ -605,7 +566,7 @@ def test_a_task_ending_in_exception_reports_an_error_in_its_stop_callback(
 
 
 def test_the_stop_api_triggers_a_user_call_stop_callback(
-    make_sim: Callable[..., Simulator], receiver: _Receiver
+    make_sim: Callable[..., Simulator], receiver: CallbackReceiver
 ) -> None:
     sim = make_sim(callback_url=receiver.url, callback_key=CALLBACK_KEY)
     task_id = sim.add_task(APP, TaskScript(prepare_seconds=0))
@@ -619,7 +580,7 @@ def test_the_stop_api_triggers_a_user_call_stop_callback(
 
 
 def test_backdated_tasks_do_not_replay_old_callbacks(
-    make_sim: Callable[..., Simulator], receiver: _Receiver
+    make_sim: Callable[..., Simulator], receiver: CallbackReceiver
 ) -> None:
     sim = make_sim(callback_url=receiver.url, callback_key=CALLBACK_KEY)
     sim.add_task(APP, TaskScript(prepare_seconds=1, push_seconds=5), created_at=time.time() - 600)

@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -40,6 +38,7 @@ from exporter.simulator import (
 from exporter.simulator.mixes import demo_scripts
 from exporter.simulator.protocol import ACTIONS
 from exporter.tencentcloud import signing
+from tests.fakes import CallbackReceiver as Receiver
 from tests.fakes import FakeClock
 
 APP = 1400000001
@@ -99,50 +98,6 @@ def listed(sim: Simulator, sdk_app_id: int = APP) -> dict[str, str]:
     """The running list as TaskID -> Status."""
     answer = call(sim, "DescribeRunningTasks", {"SdkAppID": sdk_app_id, "TaskType": "WhiteboardPush", "Limit": 500})
     return {item["TaskID"]: item["Status"] for item in answer["Tasks"]}
-
-
-class Receiver:
-    """A local HTTP server recording callback bodies (answers ``{"error_code": 0}`` like a TIW receiver)."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        received = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                answer = b'{"error_code": 0}'
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/callbacks/tiw"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05})
-        self.thread.start()
-
-    def events(self, event_type: str | None = None) -> list[dict[str, Any]]:
-        return [body for body in list(self.bodies) if event_type in (None, body["EventType"])]
-
-    def wait_for(self, count: int, event_type: str | None = None, timeout: float = 5.0) -> list[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while len(self.events(event_type)) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
-        return self.events(event_type)
-
-    def settle(self) -> list[dict[str, Any]]:
-        """Everything received once the ticker has had a few passes (for "nothing more arrives")."""
-        time.sleep(0.8)
-        return self.events()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
 
 
 @pytest.fixture
