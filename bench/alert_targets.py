@@ -1,4 +1,5 @@
-"""The alerting targets of issue 20, measured on the shipped rules (alerts/tiw-push.rules.yml) with promtool.
+"""The paging policy's targets, measured on the shipped rules (alerts/tiw-push.rules.yml) with promtool:
+a fleet of small SdkAppIds meeting the SLO, fleet and app burns, a customer's own FAILED pushes.
 
     python -m bench.alert_targets                   # every scenario, 2 seeds for the Monte Carlo
     python -m bench.alert_targets --seeds 5 --only a
