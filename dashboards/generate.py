@@ -171,24 +171,41 @@ def recorded(metric: str) -> str:
     return f'{metric}{{job=~"$job", sdk_app_id=~"$sdk_app_id"}}'
 
 
+def burn_series(level: str, long: str) -> str:
+    """The recorded ratio a burn-rate alert of alerts/generate.py reads over ``long`` at ``level``
+    (``sdk_app_id`` or ``job``): TIW-side where the window can tell the causes of FAILED apart (its
+    ``_kind``), every bad ending otherwise."""
+    return f"{level}:tiw_push_tasks_finished_{ALERTS['_kind'](long)}:ratio_rate{long}"
+
+
 def burn_panel() -> Any:
-    """Each burn-rate alert's long window (the rules' recorded bad ratio over the budget) against its line."""
+    """Each burn-rate alert's long window (the very recorded ratio the alert reads, over the budget) against
+    its line: per SdkAppId (TiwPushErrorBudgetBurn, TiwPushErrorBudgetBurnSlow) and over the fleet
+    (TiwPushFleetErrorBudgetBurn, from the ``job:`` rules: filtered by $job only)."""
     cfg = ALERTS["Config"]()
     budget = cfg.budget()
-    burns = [(*burn, "pages") for burn in ALERTS["PAGE_BURNS"]]
-    burns += [(*burn, "tickets") for burn in ALERTS["TICKET_BURNS"]]
-    targets = [query(f"{recorded('sdk_app_id:tiw_push_tasks_finished_bad:ratio_rate' + long)} / {budget:g}",
-                     f"{{{{sdk_app_id}}}} {long} ({what} above {factor:g}x)", chr(ord("A") + i))
-               for i, (long, _short, factor, what) in enumerate(burns)]
-    lines = sorted({factor for _long, _short, factor, _what in burns})
+    burns = [("sdk_app_id", long, factor, "pages") for long, _short, factor in ALERTS["PAGE_BURNS"]]
+    burns += [("sdk_app_id", long, factor, "tickets") for long, _short, factor in ALERTS["TICKET_BURNS"]]
+    burns += [("job", long, factor, "pages") for long, _short, factor in ALERTS["PAGE_BURNS"]]
+    targets = []
+    for i, (level, long, factor, what) in enumerate(burns):
+        record = burn_series(level, long)
+        if level == "job":
+            expr, legend = f'{record}{{job=~"$job"}}', f"fleet {{{{job}}}} {long} ({what} above {factor:g}x)"
+        else:
+            expr, legend = recorded(record), f"{{{{sdk_app_id}}}} {long} ({what} above {factor:g}x)"
+        targets.append(query(f"{expr} / {budget:g}", legend, chr(ord("A") + i)))
+    lines = sorted({factor for _level, _long, factor, _what in burns})
     colours = ["yellow", "orange", "red"][-len(lines):] if len(lines) <= 3 else ["red"] * len(lines)
-    panel = series("Error budget burn rate, per SdkAppId", f"How fast each SdkAppId spends its error budget "
-                   f"({cfg.slo_target * 100:g}% of finished pushes end without EXCEPTION or FAILED; 1x spends it in "
-                   f"exactly {SLO_PERIOD}), over the long window of each burn-rate alert, from the rules' recorded "
-                   "ratios (sdk_app_id:tiw_push_tasks_finished_bad:ratio_rate*). The dashed lines are the alerts' "
-                   "factors: TiwPushErrorBudgetBurn pages when the long and the short window are both above theirs "
-                   "with enough pushes; TiwPushErrorBudgetBurnSlow tickets. No data: no push finished in the "
-                   "window.", "none", *targets, width=16)
+    panel = series("Error budget burn rate, per SdkAppId", f"How fast each SdkAppId, and the fleet (all SdkAppIds "
+                   f"of a job), spends its error budget ({cfg.slo_target * 100:g}% of finished pushes end without "
+                   f"EXCEPTION or FAILED; 1x spends it in exactly {SLO_PERIOD}), over the long window of each "
+                   "burn-rate alert, from the recorded ratio that alert reads: TIW-side (customer-side FAILED "
+                   "taken out, *_tiw_bad:ratio_rate*) over the windows where the cause of FAILED is known, every "
+                   "bad ending (*_bad:ratio_rate*) over longer ones. The dashed lines are the alerts' factors: "
+                   "TiwPushErrorBudgetBurn (per SdkAppId) and TiwPushFleetErrorBudgetBurn (fleet) page when the "
+                   "long and the short window are both above theirs with enough pushes; TiwPushErrorBudgetBurnSlow "
+                   "tickets. No data: no push finished in the window.", "none", *targets, width=16)
     return (panel.thresholds(thresholds("transparent", *zip(lines, colours, strict=True)))
             .thresholds_style(common.GraphThresholdsStyleConfig().mode(common_model.GraphThresholdsStyleMode.DASHED)))
 

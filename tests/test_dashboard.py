@@ -409,24 +409,43 @@ def test_failed_and_not_found_are_coloured_as_failures() -> None:
     assert mapped["PUSHING"] not in FAILURE_COLOURS
 
 
-def test_slo_panels_show_each_burn_rate_against_its_line_and_the_budget_left() -> None:
-    """Burn rates from the rules' recorded ratios, one per burn-rate alert's long window, with threshold
-    lines at the alerts' factors; the budget left from the SLI counter."""
+def burn_alert_long_windows() -> set[tuple[str, float]]:
+    """(recorded ratio, factor) of the long window of every term of every burn-rate alert of the rules
+    file: each term is ``(long ratio > factor * budget and short ratio > ... )``, the long ratio first."""
     alerts = [rule for group in load_yaml(RULES_FILE)["groups"] for rule in group["rules"] if "alert" in rule]
-    burn_rules = " ".join(rule["expr"] for rule in alerts if rule["alert"].startswith("TiwPushErrorBudgetBurn"))
-    used = set(re.findall(r"(sdk_app_id:tiw_push_tasks_finished_bad:ratio_rate\w+) > ([\d.]+) \*", burn_rules))
-    assert used
+    burns = [rule for rule in alerts if re.fullmatch(r"TiwPush(Fleet)?ErrorBudgetBurn(Slow)?", rule["alert"])]
+    assert {rule["alert"] for rule in burns} == {
+        "TiwPushErrorBudgetBurn", "TiwPushErrorBudgetBurnSlow", "TiwPushFleetErrorBudgetBurn"}
+    used = set()
+    for rule in burns:
+        for term in re.split(r"\n\s*or\s*\n", rule["expr"]):
+            (long, factor), *_short = re.findall(r"(\w+:tiw_push_tasks_finished_\w+:ratio_rate\w+) > ([\d.]+) \*", term)
+            used.add((long, float(factor)))
+    return used
+
+
+def test_slo_panels_show_each_burn_rate_against_its_line_and_the_budget_left() -> None:
+    """Burn rates from exactly the recorded ratios the burn-rate alerts read over their long windows (TIW-side
+    where the window allows, per SdkAppId and over the fleet), with threshold lines at the alerts' factors;
+    the budget left from the SLI counter."""
+    used = burn_alert_long_windows()
+    # The per-app page, the ticket and the fleet page; TIW-side (tiw_bad) over 1h, every bad ending beyond.
+    assert {record.split(":")[0] for record, _ in used} == {"sdk_app_id", "job"}
+    assert any("_tiw_bad:" in record for record, _ in used) and any("_finished_bad:" in record for record, _ in used)
     (burn,) = [p for p in PANELS if p["title"] == "Error budget burn rate, per SdkAppId"]
-    exprs = " ".join(panel_exprs(burn))
+    shown = {name for expr in panel_exprs(burn) for name in metric_names(expr)}
+    assert shown == {record for record, _ in used}
+    assert len(panel_exprs(burn)) == len(shown)  # one line per long window, none twice
     lines = {step["value"] for step in burn["fieldConfig"]["defaults"]["thresholds"]["steps"][1:]}
+    assert lines == {factor for _, factor in used}
     assert burn["fieldConfig"]["defaults"]["custom"]["thresholdsStyle"]["mode"] in ("line", "dashed")
-    long_windows = {re.sub(r".*ratio_rate", "", record) for record, _ in used} & {"1h", "6h", "3d"}
-    assert long_windows
-    for record, factor in used:
-        if re.sub(r".*ratio_rate", "", record) in long_windows:
-            assert record in exprs
-            assert float(factor) in lines
-    assert {name for expr in panel_exprs(burn) for name in metric_names(expr)} <= recording_rule_names()
+    for expr in panel_exprs(burn):
+        (name,) = metric_names(expr)
+        if name.startswith("job:"):  # the fleet: summed over SdkAppIds, filtered by $job only
+            assert f'{name}{{job=~"$job"}} /' in expr, expr
+        else:
+            assert f'{name}{{job=~"$job", sdk_app_id=~"$sdk_app_id"}} /' in expr, expr
+    assert shown <= recording_rule_names()
     (budget,) = [p for p in STATS if p["title"].startswith("Error budget left")]
     assert "tiw_push_tasks_finished_total" in " ".join(panel_exprs(budget))
     assert 'reason=~"EXCEPTION|FAILED"' in " ".join(panel_exprs(budget))
