@@ -169,6 +169,26 @@ def test_alert_has_a_firing_and_a_silent_unit_test(alert: dict[str, Any]) -> Non
     assert outcomes == {True, False}, "needs one test where it fires and one where it stays silent"
 
 
+# An alert on `absent()` has no series to miss a scrape of.
+NO_GAP_TEST = {"TiwPushExporterAbsent"}
+
+
+def fired_through_a_gap() -> set[str]:
+    """Alerts some unit test shows firing from input series with a missing sample (`_`)."""
+    names = set()
+    for group in load_yaml(RULES_TEST_FILE)["tests"]:
+        values = [str(series.get("values", "")) for series in group.get("input_series", [])]
+        if any(re.search(r"(^|\s)_(x\d+)?(\s|$)", value) for value in values):
+            names |= {case["alertname"] for case in group.get("alert_rule_test", []) if case.get("exp_alerts")}
+    return names
+
+
+@by_name([rule for rule in ALERTS if "for" in rule and rule["alert"] not in NO_GAP_TEST])
+def test_alert_with_for_fires_through_a_scrape_gap(alert: dict[str, Any]) -> None:
+    # A missed scrape must neither hide the condition nor restart its `for` (issue 20).
+    assert alert["alert"] in fired_through_a_gap(), "needs a unit test firing through a `_` in its input"
+
+
 def test_unit_tests_only_name_existing_alerts() -> None:
     # A test expecting silence from a misspelt alert name would pass without testing anything.
     tested = {case["alertname"] for _, case in unit_test_cases()}
