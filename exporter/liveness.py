@@ -105,6 +105,10 @@ class Liveness:
     def unsupported(self) -> dict[int, str]:
         return dict(self.state.unsupported)
 
+    def _with_refusals(self, state: LivenessState) -> LivenessState:
+        """``state`` naming the SdkAppIds whose list is refused for good (``refusals`` is their one home)."""
+        return replace(state, unsupported=MappingProxyType(self.refusals.current()))
+
     def _replace(self, state: LivenessState) -> None:
         self.state = state
         self.publish(liveness=state)
@@ -154,11 +158,7 @@ class Liveness:
                 elif key in before:
                     left.append(key)
             queued = sum(1 for task in running if task.status.upper() == "QUEUED")
-            state = self.state.with_app(sdk_app_id, seen, queued)
-            if sdk_app_id in state.unsupported:
-                unsupported = {app: code for app, code in state.unsupported.items() if app != sdk_app_id}
-                state = replace(state, unsupported=MappingProxyType(unsupported))
-            self._replace(state)
+            self._replace(self._with_refusals(self.state.with_app(sdk_app_id, seen, queued)))
         for key in left:
             self.urgent(key)  # it stopped or failed: learn how, now
 
@@ -168,11 +168,10 @@ class Liveness:
         if meaning.discovery is DiscoveryAction.THROTTLE:
             self.limiter.throttled()
         elif meaning.discovery is DiscoveryAction.POLL_INSTEAD:
+            news = self.refusals.refused(sdk_app_id, failure.code)
             with self._lock:
-                state = self.state.with_app(sdk_app_id, {})
-                unsupported = MappingProxyType({**state.unsupported, sdk_app_id: failure.code})
-                self._replace(replace(state, unsupported=unsupported))
-            if self.refusals.refused(sdk_app_id, failure.code):
+                self._replace(self._with_refusals(self.state.with_app(sdk_app_id, {})))
+            if news:
                 log.warning("SdkAppId %s: DescribeRunningTasks answers %s (no such action on international "
                             "accounts, or a CAM policy without it); its tasks are polled one by one instead (no "
                             "liveness), and the list is asked again every %.0f minutes", sdk_app_id, failure.code,
