@@ -89,10 +89,8 @@ class SdkAppIdPauses:
         True when a pause ended."""
         with self._lock:
             app = self._pauses.pop(sdk_app_id, None)
-            credential = self._pauses.pop(CREDENTIAL, None)
-        if credential is not None:
-            log.info("account %s: the API accepts this credential again; polling resumes", self.account)
-        return app is not None or credential is not None
+        credential = self.lift_credential()  # an answer is also the key at work
+        return app is not None or credential
 
     def probe_done(self, sdk_app_id: int) -> None:
         """Whatever the probe found, the next probe may go."""

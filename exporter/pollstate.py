@@ -44,12 +44,6 @@ class LivenessState:
         at = self.last_seen(key)
         return at is not None and now - at <= self.stale_after
 
-    def all_seen(self) -> dict[TaskKey, float]:
-        merged: dict[TaskKey, float] = {}
-        for by_task in self.seen.values():
-            merged.update(by_task)
-        return merged
-
     def with_app(self, sdk_app_id: int, by_task: Mapping[TaskKey, float], queued: int | None = None) -> LivenessState:
         """This state with ``sdk_app_id``'s seen-times (and, when given, its queued count) replaced: copy on
         write of that one app's entries. An app without entries leaves the state, queued count included."""
