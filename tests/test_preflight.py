@@ -271,12 +271,15 @@ def test_without_liveness_and_discovery_the_running_list_is_not_asked(sim, key_f
     assert sim.stats()["requests"].get("DescribeRunningTasks", 0) == 0
 
 
-def test_a_cam_denied_callback_setting_names_its_permission(sim, key_file, monkeypatch) -> None:
-    refusing(monkeypatch, "DescribeWhiteboardPushCallback", "UnauthorizedOperation")
+@pytest.mark.parametrize(("action", "check_name"), [("DescribeWhiteboardPushCallback", f"push callback {APP}"),
+                                                    ("DescribeWarningCallback", f"warning callback {APP}")])
+def test_a_callback_setting_the_account_may_not_read_is_a_warning_naming_its_permission(
+        sim, key_file, monkeypatch, action, check_name) -> None:
+    refusing(monkeypatch, action, "UnauthorizedOperation")
     status, report = check(sim, key_file)
-    push = by_name(report)[f"push callback {APP}"]
-    assert status == 0 and push["status"] == "warn"
-    assert "CAM denies tiw:DescribeWhiteboardPushCallback" in push["detail"]
+    setting = by_name(report)[check_name]
+    assert status == 0 and setting["status"] == "warn"
+    assert f"CAM denies tiw:{action}" in setting["detail"]
 
 
 def test_a_cam_denied_probe_fails_naming_its_permission(sim, key_file, monkeypatch) -> None:
@@ -333,14 +336,6 @@ def test_a_warning_callback_pointing_here_with_our_token_is_ok(sim, key_file) ->
     sim.configure_warning_callbacks(f"{public}/warnings/another-token")
     _, report = check(sim, key_file, "--callback-public-url", public, env=env)
     assert "another token than this exporter's" in by_name(report)[f"warning callback {APP}"]["detail"]
-
-
-def test_a_warning_callback_setting_the_account_may_not_read_is_a_warning(sim, key_file, monkeypatch) -> None:
-    refusing(monkeypatch, "DescribeWarningCallback", "UnauthorizedOperation")
-    status, report = check(sim, key_file)
-    warning = by_name(report)[f"warning callback {APP}"]
-    assert status == 0 and warning["status"] == "warn"
-    assert "CAM denies tiw:DescribeWarningCallback" in warning["detail"]
 
 
 def test_securitys_least_privilege_policy_lists_every_action_the_exporter_calls() -> None:
