@@ -12,6 +12,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from functools import partial
 
 from exporter.errors import DiscoveryAction, disposition
 from exporter.logs import counted, task_fields
@@ -24,7 +26,9 @@ from exporter.tencentcloud.errors import CallFailure
 log = logging.getLogger(__name__)
 
 PAGE_SIZE = 500  # the API's maximum Limit
-MAX_PAGES = 200  # 100k tasks: a runaway Total never loops forever
+PAGE_OVERLAP = 25  # pages start this many places before the last one ended (``list_running``)
+PAGE_STEP = PAGE_SIZE - PAGE_OVERLAP
+MAX_PAGES = 200  # ~95k tasks: a runaway Total never loops forever
 
 ListPage = Callable[[int, int, int], tuple[list[RunningTask], int]]
 REPROBE_SECONDS = 600.0  # a permanent refusal (no such action, CAM denial) is asked again this rarely
@@ -134,21 +138,42 @@ class Discoverer:
                     extra=task_fields(sdk_app_id, code=failure.code))
 
 
-def list_running(list_page: ListPage, limiter: PacedLimiter, sdk_app_id: int,
-                 stop: threading.Event) -> list[RunningTask] | None:
-    """Every page of ``sdk_app_id``'s running tasks, each page paced by ``limiter``.
+def list_running(list_page: ListPage, limiter: PacedLimiter, sdk_app_id: int, stop: threading.Event,
+                 pages: Executor | None = None) -> list[RunningTask] | None:
+    """Every running task of ``sdk_app_id`` (each once), each page paced by ``limiter``.
+
+    The first page tells the total; with ``pages`` (a thread pool) the others are fetched at once,
+    each still waiting for its own slot, so a pass takes the budget's time rather than the sum of
+    the answers' latencies. Pages overlap by ``PAGE_OVERLAP``: a task that ends while the pass runs
+    moves every later task up one place, and without the overlap the task at a page's edge would be
+    missed and taken for one that left the list.
 
     None when ``stop`` was set while waiting for budget (the list is incomplete); raises the
     ``CallFailure`` of a failed page. Shared by discovery and liveness: one way to page.
     """
-    running: list[RunningTask] = []
-    offset = 0
-    for _ in range(MAX_PAGES):
-        if not limiter.acquire(stop):
-            return None
-        tasks, total = list_page(sdk_app_id, offset, PAGE_SIZE)
-        running.extend(tasks)
-        offset += len(tasks)
-        if not tasks or offset >= total:
-            break
-    return running
+    first = _page(list_page, limiter, sdk_app_id, 0, stop)
+    if first is None:
+        return None
+    found = {task.task_id: task for task in first[0]}
+    served, total = len(first[0]), first[1]  # a page holds what the API serves, PAGE_SIZE at most
+    step = served - min(PAGE_OVERLAP, served // 4)
+    offset, asked = step, 1
+    fetch = partial(_page, list_page, limiter, sdk_app_id, stop=stop)
+    while served and offset < total and asked < MAX_PAGES:
+        offsets = range(offset, total, step)[: MAX_PAGES - asked]
+        answers = pages.map(fetch, offsets) if pages is not None and len(offsets) > 1 else map(fetch, offsets)
+        for answer in list(answers):
+            if answer is None:
+                return None
+            found.update((task.task_id, task) for task in answer[0])
+            total = max(total, answer[1])  # tasks started during the pass: ask on
+        offset, asked = offsets[-1] + step, asked + len(offsets)
+    return list(found.values())
+
+
+def _page(list_page: ListPage, limiter: PacedLimiter, sdk_app_id: int, offset: int,
+          stop: threading.Event) -> tuple[list[RunningTask], int] | None:
+    """One page once its slot comes; None if ``stop`` was set while waiting."""
+    if not limiter.acquire(stop):
+        return None
+    return list_page(sdk_app_id, offset, PAGE_SIZE)

@@ -24,7 +24,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
@@ -33,7 +34,8 @@ from exporter.discovery import REPROBE_SECONDS, ListPage, ListRefusals, list_run
 from exporter.errors import CollectorAction, DiscoveryAction, disposition
 from exporter.model import TaskKey
 from exporter.periodic import Periodic
-from exporter.pollstate import LivenessState
+from exporter.pollable import PollableByApp
+from exporter.pollstate import EMPTY, LivenessState
 from exporter.ratelimit import PacedLimiter
 from exporter.store import TaskStore
 from exporter.tencentcloud.errors import CallFailure
@@ -41,6 +43,7 @@ from exporter.tencentcloud.errors import CallFailure
 log = logging.getLogger(__name__)
 
 STALE_AFTER_PASSES = 3  # a task not confirmed for this many intervals is polled as if uncovered
+PAGE_CONCURRENCY = 4  # pages of one list in flight at once, each on its own slot of the list's budget
 COUNT_REUSE_SECONDS = 1.0  # covered_count is asked on every detail poll; a count this old is still good
 
 
@@ -76,7 +79,11 @@ class Liveness:
         self.state = LivenessState(stale_after=STALE_AFTER_PASSES * interval)
         self._covered: tuple[LivenessState, int, float] | None = None  # covered_count's last count
         self._lock = threading.Lock()  # one writer at a time (the loop, or a test calling check_app)
-        self._loop = Periodic("liveness", interval, self.run_pass, run_first=True)
+        self.pollable = PollableByApp(store, in_account)
+        self.started_at = clock()
+        self._checked: set[int] = set()  # SdkAppIds checked since the start
+        self._pages = ThreadPoolExecutor(max_workers=PAGE_CONCURRENCY, thread_name_prefix="liveness-page")
+        self._loop = Periodic("liveness", interval, self.run_pass, run_first=True, fixed_rate=True)
         publish(liveness=self.state)
 
     def start(self) -> None:
@@ -84,6 +91,7 @@ class Liveness:
 
     def stop(self) -> None:
         self._loop.stop()
+        self._pages.shutdown(wait=False, cancel_futures=True)
 
     # --- what the cadence reads -------------------------------------------------------------------
     def covered(self, key: TaskKey) -> bool:
@@ -115,52 +123,61 @@ class Liveness:
 
     # --- one pass --------------------------------------------------------------------------------
     def run_pass(self) -> None:
-        by_app: dict[int, list[TaskKey]] = {}
-        for record in self.store.snapshot():
-            if record.pollable and self.in_account(record.key):
-                by_app.setdefault(record.sdk_app_id, []).append(record.key)
+        by_app = self.pollable.current()
         with self._lock:  # final or removed tasks, and apps without tasks: no longer ours to confirm
             state = self.state
             for app, by_task in state.seen.items():
-                tracked = set(by_app.get(app, ()))
-                if not tracked.issuperset(by_task):
-                    state = state.with_app(app, {k: at for k, at in by_task.items() if k in tracked})
+                tracked = by_app.get(app, EMPTY)
+                if any(key[1] not in tracked for key in by_task):
+                    state = state.with_app(app, {k: at for k, at in by_task.items() if k[1] in tracked})
             if state is not self.state:
                 self._replace(state)
         if self.credential_paused():
             return  # the key is refused and its pause runs: 5-second retries here would only add noise
-        for app, keys in sorted(by_app.items()):
+        for app in sorted(by_app):
             if self.refusals.may_ask(app) and not self._loop.stopping.is_set():
-                self.check_app(app, keys)
+                self._check(app, by_app[app])
 
-    def check_app(self, sdk_app_id: int, keys: list[TaskKey]) -> None:
+    def check_app(self, sdk_app_id: int, keys: Iterable[TaskKey]) -> None:
         """Confirm ``keys`` (tracked tasks of ``sdk_app_id``) against its running list."""
+        self._check(sdk_app_id, {key[1]: key for key in keys})
+
+    def _check(self, sdk_app_id: int, tracked: Mapping[str, TaskKey]) -> None:
         try:
-            running = list_running(self.list_page, self.limiter, sdk_app_id, self._loop.stopping)
+            running = list_running(self.list_page, self.limiter, sdk_app_id, self._loop.stopping, self._pages)
         except CallFailure as failure:
             self._failed(sdk_app_id, failure)
             return
         if running is None:
             return  # stopping
         now = self.clock()
-        listed = {task.task_id: task for task in running}
-        left: list[TaskKey] = []
+        alive = {task.task_id for task in running if not task.ended}
         self.credential_answered()
         if self.refusals.answered(sdk_app_id):
             log.info("SdkAppId %s: DescribeRunningTasks answers again; liveness resumes", sdk_app_id)
         with self._lock:
-            before = self.state.seen.get(sdk_app_id, {})
-            seen: dict[TaskKey, float] = {}
-            for key in keys:
-                entry = listed.get(key[1])
-                if entry is not None and not entry.ended:
-                    seen[key] = now  # alive; never a status (see the module docstring)
-                elif key in before:
-                    left.append(key)
+            before = self.state.seen.get(sdk_app_id, EMPTY)
+            # alive, never a status (see the module docstring); compared as sets of TaskIDs, in C
+            seen = dict.fromkeys(map(tracked.__getitem__, alive & tracked.keys()), now)
+            left = [key for key in before if key not in seen and key[1] in tracked]
+            if sdk_app_id not in self._checked:
+                self._checked.add(sdk_app_id)
+                left += self._gone_while_away(tracked, seen)
             queued = sum(1 for task in running if task.status.upper() == "QUEUED")
             self._replace(self._with_refusals(self.state.with_app(sdk_app_id, seen, queued)))
         for key in left:
             self.urgent(key)  # it stopped or failed: learn how, now
+
+    def _gone_while_away(self, tracked: Mapping[str, TaskKey], seen: Mapping[TaskKey, float]) -> list[TaskKey]:
+        """On an SdkAppId's first pass, its tasks last answered before this process started and not
+        on the list: most stopped while the exporter was down (a restart has no earlier pass to
+        compare with), the rest are older than the list's 3 days. Either way, ask them first."""
+        gone = []
+        for key in tracked.values():
+            record = None if key in seen else self.store.get(key)
+            if record is not None and record.last_success is not None and record.last_success < self.started_at:
+                gone.append(key)
+        return gone
 
     def _failed(self, sdk_app_id: int, failure: CallFailure) -> None:
         self.on_api_error(sdk_app_id, failure.code)

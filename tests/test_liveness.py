@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
 
 from exporter.collector import Collector
-from exporter.discovery import REPROBE_SECONDS
+from exporter.discovery import PAGE_OVERLAP, PAGE_SIZE, REPROBE_SECONDS, list_running
 from exporter.freshness import Freshness, FreshnessIndex, quantiles
 from exporter.lifecycle import TaskRecord, answer_anomalies, merge_result
-from exporter.liveness import STALE_AFTER_PASSES, Liveness
+from exporter.liveness import PAGE_CONCURRENCY, STALE_AFTER_PASSES, Liveness
 from exporter.model import PushTask, RunningTask
+from exporter.periodic import Periodic
 from exporter.ratelimit import HEADROOM, PacedLimiter
 from exporter.simulator import Simulator, TaskScript
 from exporter.store import TaskStore
@@ -273,3 +276,79 @@ def test_liveness_asks_nothing_while_the_accounts_key_is_refused():
     clock.advance(10.0)  # the pause ran out: one probe, and the key works again
     liveness.run_pass()
     assert listing.requests == 2 and collector.credential_pause() is None
+
+
+class ShiftingList:
+    """A running list of ``count`` tasks in a fixed order, where ``ending`` tasks near the front end
+    just after the first page is answered: every later task moves up, as on the real API."""
+
+    def __init__(self, count: int, ending: int) -> None:
+        self.tasks = [RunningTask(APP, f"t{n:05d}", "PROCESSING") for n in range(count)]
+        self.ending = ending
+        self.offsets: list[int] = []
+
+    def __call__(self, app: int, offset: int, limit: int) -> tuple[list[RunningTask], int]:
+        self.offsets.append(offset)
+        page = self.tasks[offset: offset + limit]
+        if offset == 0:
+            del self.tasks[10: 10 + self.ending]
+        return page, len(self.tasks)
+
+
+@pytest.mark.parametrize("ending", [1, 7, PAGE_OVERLAP])
+def test_tasks_that_end_during_a_pass_make_no_other_task_look_gone(ending):
+    listing = ShiftingList(2600, ending)
+    found = list_running(listing, PacedLimiter(1000.0), APP, threading.Event())
+    names = {task.task_id for task in found}
+    assert {task.task_id for task in listing.tasks} <= names  # every task still running was listed
+    assert len(found) == len(names)  # the overlap lists a task twice: it is returned once
+
+
+def test_a_list_longer_than_the_overlap_can_cover_says_so_by_a_missing_task():
+    """The overlap is a bound, not magic: a shift past it loses the edge task (what the test above
+    guards against is exactly this shift, up to ``PAGE_OVERLAP`` endings between two pages)."""
+    listing = ShiftingList(1000, PAGE_OVERLAP + 5)
+    found = {task.task_id for task in list_running(listing, PacedLimiter(1000.0), APP, threading.Event())}
+    assert not {task.task_id for task in listing.tasks} <= found
+
+
+def test_the_pages_after_the_first_are_asked_concurrently():
+    """Each page waits for its own slot, but no page waits for another's answer: with a pool, the
+    pages after the first meet at a barrier that sequential paging would never reach."""
+    tasks = [RunningTask(APP, f"t{n}", "PROCESSING") for n in range(2 * PAGE_SIZE)]  # two pages after the first
+    barrier = threading.Barrier(2, timeout=10)
+
+    def page(app: int, offset: int, limit: int) -> tuple[list[RunningTask], int]:
+        if offset:
+            barrier.wait()  # two pages in flight at once, or BrokenBarrierError
+        return tasks[offset: offset + limit], len(tasks)
+
+    with ThreadPoolExecutor(max_workers=PAGE_CONCURRENCY) as pool:
+        found = list_running(page, PacedLimiter(1000.0), APP, threading.Event(), pool)
+    assert len(found) == len(tasks)
+
+
+def test_a_restarted_exporter_asks_first_for_tasks_answered_before_it_started_and_no_longer_listed():
+    clock = FakeClock(1000.0)
+    store = TaskStore()
+    for name in ("listed", "gone"):
+        store.add((APP, name), "api")
+        store.update((APP, name), lambda r, name=name: merge_result(r, PushTask(APP, name, "PUSHING"), 900.0))
+    store.add((APP, "new"), "api")  # never answered: due now anyway, and not taken for gone
+    urgent: list = []
+    liveness = Liveness(store, lambda app, offset, limit: ([RunningTask(APP, "listed", "PROCESSING")], 1),
+                        PacedLimiter(1000.0), urgent=urgent.append, clock=clock)
+    liveness.run_pass()
+    assert urgent == [(APP, "gone")]
+    liveness.run_pass()  # the next pass compares with this one: "gone" is not news twice
+    assert urgent == [(APP, "gone")]
+
+
+def test_a_fixed_rate_loop_starts_every_period_however_long_its_work_takes():
+    clock = FakeClock(100.0)
+    loop = Periodic("p", 5.0, lambda: None, fixed_rate=True, clock=clock)
+    clock.advance(1.5)  # the pass took 1.5 s: the next starts 3.5 s later, 5 s after this one began
+    assert loop.wait_after(100.0) == 3.5
+    clock.advance(10.0)  # overran: at once
+    assert loop.wait_after(100.0) == 0.0
+    assert Periodic("gap", 5.0, lambda: None, clock=clock).wait_after(100.0) == 5.0
