@@ -56,6 +56,7 @@ CONTRACT_METRICS = frozenset(
 EXTENSION_METRICS = frozenset(
     {
         "tiw_exporter_account_paused",
+        "tiw_exporter_sdk_app_info",
         "tiw_exporter_callbacks_total",
         "tiw_exporter_web_config_last_reload_successful",
         "tiw_exporter_credential_refresh_failures",

@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter.appinfo import SdkAppInfoCollector
 from exporter.exposition import Exposition
 from exporter.freshness import FreshnessIndex
 from exporter.lifecycle import FAILED, Milestones, TaskError, TaskRecord, end, merge_error, merge_result
@@ -232,6 +233,7 @@ def _every_family(tmp_path) -> str:
     registry.register(PausedAccountsCollector(states))
     registry.register(QueueCollector(states))
     registry.register(CredentialsCollector(lambda: [("default", RoleLike())]))
+    registry.register(SdkAppInfoCollector(fleet, lambda app: "default"))
     (tmp_path / "token").write_text("token\n")
     token = WatchedSecret("api_token", "API token", tmp_path / "token")
     registry.register(SecretsCollector(lambda: [("api_token", token)]))
