@@ -13,6 +13,7 @@ import threading
 import zlib
 from collections import Counter as Tally
 from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
@@ -137,13 +138,19 @@ class Exposition:
         self._cursor = 0  # our place in the store's change feed
         self._lock = threading.Lock()  # serialises scrapes; the collector never takes it
         self._headers = tuple(family_header(f).encode("utf-8") for f in TASK_FAMILIES)
+        self._text: list[bytes] = []  # the task text as last rendered...
+        self._generation = 0  # ...bumped whenever it changes
+        self._gzipped: tuple[int, list[bytes], Any] | None = None  # (generation, compressed task text, compressor)
 
-    def _task_text(self) -> list[bytes]:
-        """Per-task families as a list of chunks: joining 10 MB once more costs more than sending it."""
+    def _task_text(self) -> tuple[int, list[bytes]]:
+        """Per-task families as a list of chunks (joining 10 MB once more costs more than sending it),
+        and their generation: unchanged text keeps its generation, so its gzip is reused."""
         with self._lock:
             columns = self._cache
             changes = self.store.changed_since(self._cursor)
             self._cursor = changes.cursor
+            if not changes.records and not changes.resync and self._generation:
+                return self._generation, self._text
             if changes.resync:
                 columns = self._cache = RenderCache()
             for key, record in changes.records.items():
@@ -169,22 +176,39 @@ class Exposition:
             tail.append(family_header(TRACKED_FAMILY))
             tail.append(f"{TRACKED_FAMILY.name} {floatToGoString(float(len(columns.slots)))}\n")
             out.append("".join(tail).encode("utf-8"))
-        return out
+            self._generation += 1
+            self._text = out
+            return self._generation, out
 
     def render_text(self) -> list[bytes]:
-        """Prometheus text format 0.0.4, as chunks to write in order."""
-        return [generate_latest(self.own), *self._task_text()]
+        """Prometheus text format 0.0.4, as chunks to write in order: the task families, then the
+        exporter's own (so the compressed task text can be reused while only the latter changed)."""
+        return [*self._task_text()[1], generate_latest(self.own)]
+
+    def _render_gzip(self) -> list[bytes]:
+        """``render_text`` gzipped, one gzip stream. The task text is compressed once per generation:
+        the compressor's state after it is kept and copied for each scrape, which adds only the
+        exporter's own families (a second scraper, or a scrape with no answer since, pays no gzip)."""
+        generation, text = self._task_text()
+        with self._lock:
+            cached = self._gzipped
+            if cached is None or cached[0] != generation:
+                compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: gzip framing; level 1: speed
+                cached = self._gzipped = (generation, [compressor.compress(c) for c in text], compressor)
+            compressor = cached[2].copy()
+        return [*cached[1], compressor.compress(generate_latest(self.own)), compressor.flush()]
 
     def render_openmetrics(self) -> list[bytes]:
         return [openmetrics.generate_latest(self.openmetrics_registry)]
 
     def render(self, accept: str, accept_encoding: str) -> tuple[list[bytes], str, bool]:
         """Body chunks, content type and whether they are gzipped, negotiated from request headers."""
+        gzipped = "gzip" in accept_encoding
         if "application/openmetrics-text" in accept:
             chunks, content_type = self.render_openmetrics(), openmetrics.CONTENT_TYPE_LATEST
-        else:
-            chunks, content_type = self.render_text(), "text/plain; version=0.0.4; charset=utf-8"
-        if "gzip" not in accept_encoding:
-            return chunks, content_type, False
-        compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: gzip framing; level 1: speed
-        return [*(compressor.compress(c) for c in chunks), compressor.flush()], content_type, True
+            if gzipped:
+                compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+                chunks = [*(compressor.compress(c) for c in chunks), compressor.flush()]
+            return chunks, content_type, gzipped
+        content_type = "text/plain; version=0.0.4; charset=utf-8"
+        return (self._render_gzip() if gzipped else self.render_text()), content_type, gzipped

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from exporter.lifecycle import TaskRecord
 from exporter.model import TaskKey
+from exporter.periodic import Periodic
+from exporter.pollstate import PollStates
 from exporter.store import TaskStore
 
 QUANTILES = (0.5, 0.95, 1.0)
@@ -113,3 +116,45 @@ def _count_since(times: Iterable[float], horizon: float) -> int:
     """How many of ``times`` are at or after ``horizon`` (sorting in C beats a Python loop)."""
     ordered = sorted(times)
     return len(ordered) - bisect.bisect_left(ordered, horizon)
+
+
+class FreshnessSnapshots:
+    """Freshness measured on its own thread every ``period``; scrapes and the status page read the last.
+
+    Measuring sorts every active task's answer times and intersects the covered keys: 3-7 ms at
+    10,000 tasks and 50-70 ms at 50,000, two thirds of a scrape when each scrape did it. Ages move by
+    whole liveness passes anyway, so one measure per pass (``period``: the liveness interval) costs a
+    scrape nothing and makes the ages at most one pass older. Without the thread (``start`` not
+    called), or when it is late by more than ``reuse_within``, ``current`` measures on the spot.
+    """
+
+    def __init__(self, index: FreshnessIndex, states: PollStates, detail_fresh_within: float, *,
+                 period: float = 5.0, clock: Callable[[], float] = time.time) -> None:
+        self.index = index
+        self.states = states
+        self.detail_fresh_within = detail_fresh_within  # two poll intervals
+        self.clock = clock
+        self.reuse_within = 2 * period
+        self._latest: tuple[float, Freshness] | None = None
+        self._loop = Periodic("freshness", period, self.refresh, run_first=True, fixed_rate=True)
+        self._started = False
+
+    def start(self) -> None:
+        self._started = True
+        self._loop.start()
+
+    def stop(self) -> None:
+        self._loop.stop()
+
+    def refresh(self) -> Freshness:
+        now = self.clock()
+        seen, covered = self.states.liveness_seen(now)
+        measured = self.index.measure(seen, covered, now, self.detail_fresh_within)
+        self._latest = (now, measured)
+        return measured
+
+    def current(self) -> Freshness:
+        latest = self._latest
+        if self._started and latest is not None and 0 <= self.clock() - latest[0] <= self.reuse_within:
+            return latest[1]
+        return self.refresh()

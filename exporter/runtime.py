@@ -19,7 +19,7 @@ from exporter.callbacks import CallbackEndpoint
 from exporter.config import Settings
 from exporter.exposition import Exposition
 from exporter.fdlimit import raise_open_files_limit
-from exporter.freshness import FreshnessIndex
+from exporter.freshness import FreshnessIndex, FreshnessSnapshots
 from exporter.logs import counted
 from exporter.preflight import run_checks
 from exporter.queue_warnings import WarningEndpoint
@@ -86,9 +86,10 @@ class Exporter:
                                            settings.sources.warning_callback_token_file,
                                            settings.sources.warning_callback_token)
         self.registry.register(SecretsCollector(self._secrets))
-        self.freshness = FreshnessIndex(self.store)  # follows the change feed: a scrape walks only what changed
-        self.registry.register(FreshnessCollector(self.freshness, states,
-                                                  detail_fresh_within=2 * settings.polling.interval))
+        # follows the change feed, measured once per liveness pass on its own thread: a scrape only reads it
+        self.freshness = FreshnessSnapshots(FreshnessIndex(self.store), states, 2 * settings.polling.interval,
+                                            period=min(settings.polling.liveness_interval or 5.0, 5.0))
+        self.registry.register(FreshnessCollector(self.freshness))
         self.callbacks = CallbackEndpoint(
             self.store, self.callback_key.get, self.metrics.count_callback,
             app_keys={app: s.get for app, s in self.app_callback_keys.items()}, previous_key=self.callback_key.previous,
@@ -156,6 +157,7 @@ class Exporter:
                                                         on_failure=self.metrics.count_state_write_failure)
         for account in self.accounts:
             account.start()
+        self.freshness.start()
         if self.state_writer:
             self.state_writer.start()
         self.server.start()
@@ -206,6 +208,7 @@ class Exporter:
             self.callback_server.stop()
         for account in self.accounts:
             account.stop()
+        self.freshness.stop()
         if self.tasks_watcher:
             self.tasks_watcher.stop()
         if self.state_writer:

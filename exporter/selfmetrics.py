@@ -9,7 +9,6 @@ poller or the API. What is exported per task is ``metrics.py``.
 from __future__ import annotations
 
 import platform
-import time
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import (
@@ -25,7 +24,7 @@ from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from exporter import __version__
-from exporter.freshness import FreshnessIndex
+from exporter.freshness import FreshnessSnapshots
 from exporter.lifecycle import ANOMALY_KINDS, Milestones, TaskRecord
 from exporter.metrics import FINISH_STATES
 from exporter.pollstate import PollStates
@@ -252,14 +251,11 @@ class QueueCollector(ScrapeTimeCollector):
 
 class FreshnessCollector(ScrapeTimeCollector):
     """Data age per kind, tasks per liveness mode, coverage, and apps without liveness; read at scrape time
-    from the tasks' answers (``FreshnessIndex``) and the accounts' published liveness (``PollStates``)."""
+    from the last measured freshness (``FreshnessSnapshots``) and the accounts' published liveness."""
 
-    def __init__(self, index: FreshnessIndex, states: PollStates, detail_fresh_within: float,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.index = index
-        self.states = states
-        self.detail_fresh_within = detail_fresh_within  # two poll intervals
-        self.clock = clock
+    def __init__(self, snapshots: FreshnessSnapshots) -> None:
+        self.snapshots = snapshots
+        self.states = snapshots.states
 
     @staticmethod
     def _families() -> tuple[Metric, GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
@@ -283,9 +279,7 @@ class FreshnessCollector(ScrapeTimeCollector):
 
     def collect(self) -> Iterator[Metric]:
         ages, modes, coverage, unsupported = self._families()
-        now = self.clock()
-        seen, covered = self.states.liveness_seen(now)
-        freshness = self.index.measure(seen, covered, now, self.detail_fresh_within)
+        freshness = self.snapshots.current()
         for kind, values in sorted(freshness.ages.items()):
             for q, age in values.items():
                 ages.add_sample(ages.name, {"kind": kind, "quantile": f"{q:g}"}, age)

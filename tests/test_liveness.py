@@ -12,11 +12,12 @@ import pytest
 
 from exporter.collector import Collector
 from exporter.discovery import PAGE_OVERLAP, PAGE_SIZE, REPROBE_SECONDS, list_running
-from exporter.freshness import Freshness, FreshnessIndex, quantiles
+from exporter.freshness import Freshness, FreshnessIndex, FreshnessSnapshots, quantiles
 from exporter.lifecycle import TaskRecord, answer_anomalies, merge_result
 from exporter.liveness import PAGE_CONCURRENCY, STALE_AFTER_PASSES, Liveness
 from exporter.model import PushTask, RunningTask
 from exporter.periodic import Periodic
+from exporter.pollstate import PollStates
 from exporter.ratelimit import HEADROOM, PacedLimiter
 from exporter.simulator import Simulator, TaskScript
 from exporter.store import TaskStore
@@ -352,3 +353,27 @@ def test_a_fixed_rate_loop_starts_every_period_however_long_its_work_takes():
     clock.advance(10.0)  # overran: at once
     assert loop.wait_after(100.0) == 0.0
     assert Periodic("gap", 5.0, lambda: None, clock=clock).wait_after(100.0) == 5.0
+
+
+def test_scrapes_read_the_freshness_measured_on_its_own_thread_and_measure_only_when_it_is_late():
+    class CountingIndex(FreshnessIndex):
+        measured = 0
+
+        def measure(self, *args, **kwargs) -> Freshness:
+            self.measured += 1
+            return super().measure(*args, **kwargs)
+
+    clock = FakeClock(1000.0)
+    store = TaskStore()
+    store.add((APP, "t"), "api")
+    index = CountingIndex(store)
+    snapshots = FreshnessSnapshots(index, PollStates(["default"]), 30.0, period=3600.0, clock=clock)
+    snapshots.start()
+    try:
+        eventually(lambda: index.measured == 1, timeout=10)  # the thread's first measure
+        assert all(snapshots.current().active == 1 for _ in range(20)) and index.measured == 1
+        clock.advance(2 * 3600.0 + 1)  # the thread is late (stalled): a reader measures itself
+        snapshots.current()
+        assert index.measured == 2
+    finally:
+        snapshots.stop()

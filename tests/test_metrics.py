@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.appinfo import SdkAppInfoCollector
 from exporter.exposition import Exposition
-from exporter.freshness import FreshnessIndex
+from exporter.freshness import FreshnessIndex, FreshnessSnapshots
 from exporter.lifecycle import FAILED, Milestones, TaskError, TaskRecord, end, merge_error, merge_result
 from exporter.model import PushTask
 from exporter.pollstate import LivenessState, PollStates
@@ -203,6 +203,19 @@ def test_gzip_is_served_when_accepted():
     assert gzip.decompress(b"".join(chunks)) == b"".join(exposition.render_text())
 
 
+def test_the_gzipped_task_text_is_compressed_once_per_change_and_stays_one_valid_stream():
+    store = _fleet(50)
+    exposition = Exposition(store, CollectorRegistry())
+    first, _, _ = exposition.render("text/plain", "gzip")
+    again, _, _ = exposition.render("text/plain", "gzip")
+    assert all(a is b for a, b in zip(first[:-2], again[:-2]))  # no answer since: the same compressed bytes
+    assert gzip.decompress(b"".join(again)) == b"".join(exposition.render_text())
+    tracked(store, "task00001", "STOPPED", exception_cnt=99)
+    changed, _, _ = exposition.render("text/plain", "gzip")
+    text = gzip.decompress(b"".join(changed))
+    assert text == b"".join(exposition.render_text()) and b'task_id="task00001"} 99.0' in text
+
+
 def test_openmetrics_output_when_asked():
     store = _fleet(10)
     exposition = Exposition(store, CollectorRegistry())
@@ -237,7 +250,7 @@ def _every_family(tmp_path) -> str:
     (tmp_path / "token").write_text("token\n")
     token = WatchedSecret("api_token", "API token", tmp_path / "token")
     registry.register(SecretsCollector(lambda: [("api_token", token)]))
-    registry.register(FreshnessCollector(FreshnessIndex(fleet), states, 30.0, clock=lambda: 2.0))
+    registry.register(FreshnessCollector(FreshnessSnapshots(FreshnessIndex(fleet), states, 30.0, clock=lambda: 2.0)))
     return b"".join(Exposition(fleet, registry).render_text()).decode()
 
 
@@ -266,7 +279,7 @@ def test_data_age_is_a_summary_whose_quantiles_keep_their_label():
     states.publish("default", liveness=LivenessState(seen={APP: {r.key: 1.0 for r in store.snapshot()}},
                                                      stale_after=15.0))
     registry = CollectorRegistry()
-    registry.register(FreshnessCollector(FreshnessIndex(store), states, 30.0, clock=lambda: 2.0))
+    registry.register(FreshnessCollector(FreshnessSnapshots(FreshnessIndex(store), states, 30.0, clock=lambda: 2.0)))
     text = generate_latest(registry).decode()
     assert "# TYPE tiw_exporter_data_age_seconds summary" in text
     assert "tiw_exporter_data_age_seconds_count" not in text and "tiw_exporter_data_age_seconds_sum" not in text

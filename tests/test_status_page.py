@@ -23,7 +23,7 @@ import requests
 from prometheus_client import CollectorRegistry
 
 from exporter.exposition import Exposition
-from exporter.freshness import FreshnessIndex
+from exporter.freshness import FreshnessIndex, FreshnessSnapshots
 from exporter.lifecycle import FAILED, NOT_FOUND, TaskError, TaskRecord, end, merge_error, merge_result
 from exporter.model import PushTask
 from exporter.pollstate import LivenessState, PollStates
@@ -164,7 +164,7 @@ def test_never_answered_is_flagged_only_when_it_is_news() -> None:
     def list_alive(at: float, keys: list[tuple[int, str]]) -> None:  # a liveness pass, as liveness.py publishes
         states.publish("default", liveness=LivenessState(stale_after=15.0).with_app(APP, {k: at for k in keys}))
 
-    freshness = FreshnessIndex(store)
+    freshness = FreshnessSnapshots(FreshnessIndex(store), states, 30.0, clock=clock)
     routes = Routes(store, Exposition(store, CollectorRegistry()), ready=lambda: True, clock=clock,
                     health=lambda now: exporter_health(states, freshness, 15.0, now))
     http = ExporterHTTPServer(("127.0.0.1", 0), routes).start()
@@ -309,7 +309,8 @@ def test_the_health_comes_from_the_published_poll_states_and_the_freshness_index
                    liveness=LivenessState(stale_after=15.0).with_app(APP, {(APP, "listed"): NOW - 2}))
     states.publish("second", paused_sdk_app_ids=MappingProxyType({OTHER_APP: "ResourceUnavailable.ServiceExpired"}),
                    lag=42.0)
-    health = exporter_health(states, FreshnessIndex(store), 15.0, NOW)
+    health = exporter_health(states, FreshnessSnapshots(FreshnessIndex(store), states, 30.0, clock=lambda: NOW), 15.0,
+                             NOW)
     assert health.paused_credentials == (CredentialPause("default", "AuthFailure.SecretIdNotFound", (APP,)),)
     assert health.paused_sdk_app_ids == ((OTHER_APP, "ResourceUnavailable.ServiceExpired"),)
     assert (health.fresh, health.active, health.coverage) == (2, 4, 0.5)  # listed + answered, as the metric

@@ -29,7 +29,7 @@ from exporter.model import TaskKey
 from exporter.settings import PollingSettings
 
 if TYPE_CHECKING:
-    from exporter.freshness import FreshnessIndex
+    from exporter.freshness import FreshnessSnapshots
     from exporter.pollstate import PollStates
 
 PAGE_SIZE = 200
@@ -136,7 +136,7 @@ class Health:
         return self.fresh / self.active if self.active else 1.0
 
 
-def exporter_health(states: PollStates, freshness: FreshnessIndex | None, poll_interval: float,
+def exporter_health(states: PollStates, freshness: FreshnessSnapshots | None, poll_interval: float,
                     now: float) -> Health:
     """``Health`` from the accounts' published poll states and the freshness index: the same figures as
     ``PausedAccountsCollector``, ``tiw_exporter_poll_lag_seconds`` and ``FreshnessCollector``."""
@@ -152,10 +152,10 @@ def exporter_health(states: PollStates, freshness: FreshnessIndex | None, poll_i
         apps.update(own)
         if state.liveness is not None:
             listed_within = max(listed_within, state.liveness.stale_after)
-    seen, covered = states.liveness_seen(now)
+    seen, _ = states.liveness_seen(now)
     fresh = active = None
     if freshness is not None:
-        measured = freshness.measure(seen, covered, now, 2 * poll_interval)
+        measured = freshness.current()
         fresh, active = measured.fresh, measured.active
     return Health(tuple(credentials), tuple(sorted(apps.items())), fresh, active, states.lag(),
                   MappingProxyType(seen), listed_within or LISTED_WITHIN, poll_interval)
