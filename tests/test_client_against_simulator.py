@@ -7,11 +7,15 @@ clock so nothing sleeps.
 
 from __future__ import annotations
 
+import http.client
 import json
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -32,6 +36,7 @@ from exporter.tencentcloud.errors import (
     ApiError,
     BadResponse,
     CallFailure,
+    CredentialFailure,
     HttpStatusFailure,
     StaleConnection,
     TimeoutFailure,
@@ -413,6 +418,13 @@ def test_temporary_credentials_with_the_right_token_are_accepted(
     assert h.describe(task_id, token="session-token").task_id == task_id
 
 
+def test_a_token_that_cannot_be_a_header_fails_the_call_without_showing_the_token(h: Harness) -> None:
+    with pytest.raises(CredentialFailure) as caught:
+        h.describe(h.task(), token="s3cret-token\r\nX-Injected: 1")
+    assert caught.value.code == "ClientError.Credential" and "s3cret" not in str(caught.value)
+    assert h.answers() == {}
+
+
 # ------------------------------------------------------------------ what TIW documents (fidelity audit)
 
 
@@ -455,3 +467,79 @@ def test_the_warning_callback_actions_answer_what_was_set(h: Harness) -> None:
         client.call("SetWarningCallback", {"SdkAppId": APP, "Callback": "ftp://x", "CallbackKey": ""})
     assert caught.value.code == "InvalidParameter.CallbackAddressFormatError"
 
+
+
+# --------------------------------------------------------------------------- proxies from the environment
+
+
+class ForwardingProxy:
+    """A plain HTTP proxy (absolute-form requests, no CONNECT): notes each request's target and forwards it."""
+
+    def __init__(self) -> None:
+        self.targets: list[str] = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                proxy.targets.append(self.path)
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                target = urlsplit(self.path)
+                upstream = http.client.HTTPConnection(target.netloc, timeout=5)
+                upstream.request("POST", target.path or "/", body,
+                                 {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP})
+                answer = upstream.getresponse()
+                data = answer.read()
+                upstream.close()
+                self.send_response_only(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in HOP_BY_HOP | {"content-length"}:
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+HOP_BY_HOP = {"connection", "proxy-connection", "keep-alive", "transfer-encoding"}
+
+
+@pytest.fixture
+def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[ForwardingProxy]:
+    """A proxy named by HTTP_PROXY, and no other proxy setting in the environment."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    forwarding = ForwardingProxy()
+    monkeypatch.setenv("HTTP_PROXY", forwarding.url)
+    yield forwarding
+    forwarding.close()
+
+
+def test_calls_go_through_the_proxy_the_environment_names(h: Harness, proxy: ForwardingProxy) -> None:
+    task = h.task()
+    client = h.client()
+    for _ in range(2):
+        assert h.describe(task, client=client).status == "PREPARED"
+    assert proxy.targets == [f"{h.sim.url}/"] * 2
+    assert h.answers() == {"success": 2}
+
+
+def test_no_proxy_sends_calls_to_the_endpoint_directly(
+        h: Harness, proxy: ForwardingProxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    task = h.task()
+    assert h.describe(task).status == "PREPARED"
+    assert proxy.targets == []
+    assert h.answers() == {"success": 1}

@@ -1,4 +1,4 @@
-"""Tencent Cloud API 3.0 client: signed JSON POSTs over one pooled ``requests.Session``.
+"""Tencent Cloud API 3.0 client: signed JSON POSTs over one pooled ``requests`` adapter.
 
 Every way a call can fail ends as a ``CallFailure`` with a ``code`` (Tencent's own error code, or
 one of ours under ``ClientError.*``) and an ``outcome`` (the label of
@@ -103,12 +103,19 @@ class TencentCloudClient:
         parts = urlsplit(self.endpoint)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"endpoint {self.endpoint!r} is not an http(s) URL")
-        self._url = f"{parts.scheme}://{parts.netloc}/"
+        self._url = requests.Request("POST", f"{parts.scheme}://{parts.netloc}/").prepare().url or ""
         self._host = parts.netloc
         self._session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
+        self._adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=self.pool_size)
+        self._session.mount("http://", self._adapter)
+        self._session.mount("https://", self._adapter)
+        # What Session.request works out again for every call, once: the session's default headers, the
+        # proxy for this one URL (HTTP(S)_PROXY, ALL_PROXY, NO_PROXY) and the CA bundle (REQUESTS_CA_BUNDLE,
+        # CURL_CA_BUNDLE). Each call then goes straight to the adapter: no cookies, redirects or hooks to merge.
+        self._base_headers = dict(self._session.headers)
+        settings = self._session.merge_environment_settings(self._url, {}, True, True, None)
+        self._send_options = {"stream": True, "verify": settings["verify"], "cert": settings["cert"],
+                              "proxies": settings["proxies"]}
         self._watchdog = SocketWatchdog("api-deadlines")  # bounds a whole answer, not only each read
         self._rng = random.Random()
         self._rng_lock = threading.Lock()
@@ -169,6 +176,7 @@ class TencentCloudClient:
             raise CredentialFailure("ClientError.Credential", str(exc)) from None
         timestamp = int(self.clock() + self.clock_offset)
         headers = {
+            **self._base_headers,
             "Content-Type": "application/json",
             "Host": self._host,
             "X-TC-Action": action,
@@ -194,15 +202,18 @@ class TencentCloudClient:
         headers = self._headers(action, body)
         started = time.monotonic()
         try:
-            with self._session.post(
-                self._url,
-                data=body,
-                headers=headers,
-                timeout=(self.connect_timeout, self.read_timeout),
-                stream=True,
-            ) as http:
+            request = requests.PreparedRequest()  # the parts of prepare() a fixed URL without cookies or auth needs
+            request.prepare_method("POST")
+            request.url = self._url
+            request.prepare_headers(headers)  # refuses a value with a line break (InvalidHeader, a RequestException)
+            request.prepare_body(body, None)
+            timeout = (self.connect_timeout, self.read_timeout)
+            with self._adapter.send(request, timeout=timeout, **self._send_options) as http:
                 raw = self._read_within(http, started + self.connect_timeout + self.read_timeout)
                 status, date_header = http.status_code, http.headers.get("Date")
+        except requests.exceptions.InvalidHeader:  # its message quotes the value: the token, a secret
+            raise CredentialFailure("ClientError.Credential", "a line break or control character in the "
+                                    "credential's token or the region; not sent") from None
         except requests.Timeout as exc:
             raise TimeoutFailure("ClientError.Timeout", _short(exc)) from None
         except requests.ConnectionError as exc:
