@@ -7,6 +7,10 @@ as in production. The processes run side by side and are scraped in turn (text, 
 The restored tasks are unknown to the simulators, so their polls answer TaskNotFound (a few dozen
 tasks change between two scrapes, as a real fleet's would).
 
+The floor is a bare aiohttp server (the exporter's own server library) answering a body captured from the
+first exporter, pre-rendered and pre-compressed: what a scrape would cost if the exporter did nothing but
+send bytes. Its column is scraped in the same rounds as the exporters'.
+
 Run: python -m bench.bench_scrape_http [--tree=PATH ...] [--scrapes=20] [tasks]   (default 10000)
 
 Measured at 10,000 tasks (10.1 MB of text), two runs, p50 / p95, 2 shared cores, four versions side by side:
@@ -43,6 +47,35 @@ db = StateDB(Path(sys.argv[2]))
 db.write(records, [])
 db.close()
 """
+
+
+FLOOR = """
+import asyncio, gzip, sys
+from aiohttp import web
+
+text = open(sys.argv[1], "rb").read()
+packed = gzip.compress(text, 1)
+
+
+async def metrics(request):
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        return web.Response(body=packed, headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"})
+    return web.Response(body=text, content_type="text/plain")
+
+
+async def main():
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    print(f"floor listening on http://127.0.0.1:{runner.addresses[0][1]}", flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+FLOOR_URL = r"floor listening on (?P<url>http://\S+)"
 
 
 def write_state(tree: Path, size: int, path: Path) -> None:
@@ -99,6 +132,14 @@ def main(trees: list[Path], size: int, scrapes: int) -> None:
             stack.callback(process.stop)
             urls.append(url)
         sizes = [wait_exported(url, size) for url in urls]
+        body = Path(tmp) / "body"
+        captured = requests.get(f"{urls[0]}/metrics", headers={"Accept-Encoding": "identity"}, timeout=60)
+        body.write_bytes(captured.content)
+        floor = Process([sys.executable, "-c", FLOOR, str(body)])
+        stack.callback(floor.stop)
+        urls.append(floor.wait_for(FLOOR_URL, timeout=60).group("url"))
+        sizes.append(body.stat().st_size)
+        names = [*map(str, trees), "floor (pre-rendered bytes)"]
         session = requests.Session()
         times: dict[tuple[int, str], list[float]] = {}
         for round_ in range(scrapes + 2):
@@ -108,9 +149,11 @@ def main(trees: list[Path], size: int, scrapes: int) -> None:
                     if round_ >= 2:  # two warm-up rounds
                         times.setdefault((index, encoding), []).append(elapsed)
         print(f"{size:,} tasks, {scrapes} scrapes each, p50 / p95:")
-        for index, tree in enumerate(trees):
-            print(f"  {tree}: text {percentiles(times[index, 'identity'])}   gzip {percentiles(times[index, 'gzip'])}"
-                  f"   ({sizes[index] / 1e6:.1f} MB)")
+        floor = statistics.median(times[len(trees), "identity"])
+        for index, name in enumerate(names):
+            text = times[index, "identity"]
+            print(f"  {name}: text {percentiles(text)} ({statistics.median(text) / floor:.2f}x the floor)   "
+                  f"gzip {percentiles(times[index, 'gzip'])}   ({sizes[index] / 1e6:.1f} MB)")
 
 
 if __name__ == "__main__":

@@ -377,3 +377,53 @@ def test_scrapes_read_the_freshness_measured_on_its_own_thread_and_measure_only_
         assert index.measured == 2
     finally:
         snapshots.stop()
+
+
+def test_a_spare_slot_polls_the_stalest_steady_task_ahead_of_time_but_never_before_the_interval():
+    clock = FakeClock(1000.0)
+    store = TaskStore()
+    for name in ("due", "stale", "fresh", "recent"):
+        store.add((APP, name), "api")
+    collector = Collector(store, lambda app, task: None, PacedLimiter(20.0), interval=15.0, clock=clock)
+    scheduler = collector.scheduler
+    scheduler.schedule((APP, "fresh"), 1500.0, early=990.0)
+    scheduler.schedule((APP, "stale"), 1200.0, early=900.0)
+    scheduler.schedule((APP, "recent"), 1100.0, early=1010.0)  # answered 5 s ago: not before the interval
+    scheduler.schedule((APP, "due"), 999.0)
+    assert collector._next_task() == ((APP, "due"), 999.0)  # what is due goes first
+    assert collector._next_task() == ((APP, "stale"), 1200.0)  # then the stalest, ahead of its time
+    assert collector._next_task() == ((APP, "fresh"), 1500.0)
+    assert collector._next_task() is None  # "recent" may not be polled ahead yet
+    clock.advance(10.0)
+    assert collector._next_task() == ((APP, "recent"), 1100.0)
+
+
+def test_a_steady_task_answered_is_rescheduled_stretched_and_may_be_polled_early_after_the_interval():
+    store = TaskStore()
+    key = (APP, "steady")
+    store.add(key, "api")
+    collector = Collector(store, lambda app, task: PushTask(APP, "steady", "PUSHING"), PacedLimiter(20.0),
+                          interval=15.0, clock=lambda: 100.0)
+    collector.liveness = FakeLiveness(covered=10_000)
+    collector.poll(key, 0.0)
+    assert collector.scheduler.pop_ahead(114.0) is None
+    assert collector.scheduler.pop_ahead(115.0) == (key, pytest.approx(100.0 + collector.cadence.steady_interval()))
+
+
+def test_restored_tasks_are_due_from_their_last_answer_not_all_at_once():
+    clock = FakeClock(10_000.0)
+    store = TaskStore()
+    answered = {"pushing-just-now": ("PUSHING", 9_990.0), "pushing-long-ago": ("PUSHING", 1_000.0),
+                "prepared": ("PREPARED", 9_995.0)}
+    for name, (status, at) in answered.items():
+        store.add((APP, name), "api")
+        store.update((APP, name), lambda r, n=name, s=status, t=at: merge_result(r, PushTask(APP, n, s), t))
+    store.add((APP, "never-answered"), "api")
+    collector = Collector(store, lambda app, task: None, PacedLimiter(20.0), interval=15.0, clock=clock)
+    collector.liveness = FakeLiveness(covered=0)
+    collector._schedule_all_restored()
+    due = {key[1]: at for key, at in iter(lambda: collector.scheduler.pop_due(clock.now + 3600), None)}
+    assert due["never-answered"] == 10_000.0
+    assert due["prepared"] == 9_995.0 + 15.0  # not steady: the interval after its last answer
+    assert due["pushing-long-ago"] < 10_000.0  # overdue: first in line
+    assert due["pushing-just-now"] == 9_990.0 + max(15.0, 2 / (20 * HEADROOM * 0.9))
