@@ -89,7 +89,7 @@ def run_mode(n: int, liveness: bool) -> dict[str, float]:
                 time.sleep(0.5)
             elapsed = time.time() - t0
             after = control.stats()
-            fresh = exporter.accounts.freshness(exporter.freshness, time.time(), settings.polling.interval)
+            fresh = exporter.freshness.refresh()
             rss = rss_mib()
         finally:
             exporter.stop()

@@ -7,9 +7,9 @@ as in production. The processes run side by side and are scraped in turn (text, 
 The restored tasks are unknown to the simulators, so their polls answer TaskNotFound (a few dozen
 tasks change between two scrapes, as a real fleet's would).
 
-The floor is a bare aiohttp server (the exporter's own server library) answering a body captured from the
-first exporter, pre-rendered and pre-compressed: what a scrape would cost if the exporter did nothing but
-send bytes. Its column is scraped in the same rounds as the exporters'.
+The floor is a bare asyncio server answering a body captured from the first exporter, pre-rendered and
+pre-compressed, as one prepared response: what a scrape would cost if the exporter did nothing but send
+bytes. Its column is scraped in the same rounds as the exporters'.
 
 Run: python -m bench.bench_scrape_http [--tree=PATH ...] [--scrapes=20] [tasks]   (default 10000)
 
@@ -51,26 +51,28 @@ db.close()
 
 FLOOR = """
 import asyncio, gzip, sys
-from aiohttp import web
 
 text = open(sys.argv[1], "rb").read()
+head = "HTTP/1.1 200 OK\\r\\nContent-Type: text/plain; version=0.0.4\\r\\n{}Content-Length: {}\\r\\n\\r\\n"
+plain = head.format("", len(text)).encode() + text
 packed = gzip.compress(text, 1)
+packed = head.format("Content-Encoding: gzip\\r\\n", len(packed)).encode() + packed
 
 
-async def metrics(request):
-    if "gzip" in request.headers.get("Accept-Encoding", ""):
-        return web.Response(body=packed, headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"})
-    return web.Response(body=text, content_type="text/plain")
+class Floor(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport, self.buffer = transport, b""
+
+    def data_received(self, data):
+        self.buffer += data
+        while b"\\r\\n\\r\\n" in self.buffer:
+            request, self.buffer = self.buffer.split(b"\\r\\n\\r\\n", 1)
+            self.transport.write(packed if b"gzip" in request.lower() else plain)
 
 
 async def main():
-    app = web.Application()
-    app.router.add_get("/metrics", metrics)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    print(f"floor listening on http://127.0.0.1:{runner.addresses[0][1]}", flush=True)
+    server = await asyncio.get_running_loop().create_server(Floor, "127.0.0.1", 0)
+    print(f"floor listening on http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
     await asyncio.Event().wait()
 
 asyncio.run(main())

@@ -1,10 +1,10 @@
 """How /metrics is made fast: per-task text rendered once per change, format negotiation, gzip.
 
-``Exposition.render_text()`` keeps each task's exposition text in a ``RenderCache`` and re-renders
-only the tasks the store's change feed names — at 10k tasks that is what keeps a scrape in
-milliseconds instead of the ~1 s a registry of labelled ``Gauge``s spends re-formatting every
-sample. What the samples are is ``metrics.py``'s business; the text here is byte-identical to
-prometheus_client's (tests compare them).
+``Exposition`` keeps each task's exposition text in a ``RenderCache`` and re-renders only the tasks
+the store's change feed names, every second on its own thread (``catch_up``) — at 10k tasks that is
+what keeps a scrape at joining and sending bytes instead of the ~1 s a registry of labelled
+``Gauge``s spends re-formatting every sample. What the samples are is ``metrics.py``'s business; the
+text here is byte-identical to prometheus_client's (tests compare them).
 """
 
 from __future__ import annotations
@@ -138,19 +138,22 @@ class Exposition:
         self._cursor = 0  # our place in the store's change feed
         self._lock = threading.Lock()  # serialises scrapes; the collector never takes it
         self._headers = tuple(family_header(f).encode("utf-8") for f in TASK_FAMILIES)
-        self._text: list[bytes] = []  # the task text as last rendered...
+        self._text: list[bytes] = []  # the task text as last joined...
         self._generation = 0  # ...bumped whenever it changes
+        self._stale = True  # the cache changed since the text was last joined
         self._gzipped: tuple[int, list[bytes], Any] | None = None  # (generation, compressed task text, compressor)
 
-    def _task_text(self) -> tuple[int, list[bytes]]:
-        """Per-task families as a list of chunks (joining 10 MB once more costs more than sending it),
-        and their generation: unchanged text keeps its generation, so its gzip is reused."""
+    def catch_up(self) -> bool:
+        """Render the tasks changed since the last catch-up into the cache; True when any changed.
+
+        The exporter calls it every second on a thread of its own, so a scrape finds at most a
+        second of changes left to render (rendering is per change, not per scrape)."""
         with self._lock:
-            columns = self._cache
             changes = self.store.changed_since(self._cursor)
             self._cursor = changes.cursor
-            if not changes.records and not changes.resync and self._generation:
-                return self._generation, self._text
+            if not changes.records and not changes.resync:
+                return False
+            columns = self._cache
             if changes.resync:
                 columns = self._cache = RenderCache()
             for key, record in changes.records.items():
@@ -162,6 +165,17 @@ class Exposition:
                     columns.drop(key)  # removed, retired, or unrenderable (logged): no other task is affected
                 else:
                     columns.put(key, chunks, (record.sdk_app_id, record.status))
+            self._stale = True
+            return True
+
+    def _task_text(self) -> tuple[int, list[bytes]]:
+        """Per-task families as a list of chunks (joining 10 MB once more costs more than sending it),
+        and their generation: unchanged text keeps its generation, so its gzip is reused."""
+        self.catch_up()
+        with self._lock:
+            if not self._stale:
+                return self._generation, self._text
+            columns = self._cache
             out: list[bytes] = []
             for header, column in zip(self._headers, columns.columns):
                 body = b"".join(column)
@@ -178,6 +192,7 @@ class Exposition:
             out.append("".join(tail).encode("utf-8"))
             self._generation += 1
             self._text = out
+            self._stale = False
             return self._generation, out
 
     def render_text(self) -> list[bytes]:

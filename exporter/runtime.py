@@ -21,6 +21,7 @@ from exporter.exposition import Exposition
 from exporter.fdlimit import raise_open_files_limit
 from exporter.freshness import FreshnessIndex, FreshnessSnapshots
 from exporter.logs import counted
+from exporter.periodic import Periodic
 from exporter.preflight import run_checks
 from exporter.queue_warnings import WarningEndpoint
 from exporter.secretfile import WatchedSecret
@@ -96,6 +97,7 @@ class Exporter:
             app_previous_keys={app: s.previous for app, s in self.app_callback_keys.items()})
         self.warnings = WarningEndpoint(self.store, self.warning_token.get, self.metrics.count_queue_warning)
         self.exposition = Exposition(self.store, self.registry)
+        self.renderer = Periodic("render", 1.0, self.exposition.catch_up, fixed_rate=True)  # per change, not scrape
         self.web = WebSecurity(settings.web.web_config_file)  # raises WebConfigError: a broken file is a startup error
         self._serving = threading.Event()  # ready means serving: the store is loaded and the listeners answer
         self.routes = Routes(self.store, self.exposition, ready=self._serving.is_set,
@@ -158,6 +160,7 @@ class Exporter:
         for account in self.accounts:
             account.start()
         self.freshness.start()
+        self.renderer.start()
         if self.state_writer:
             self.state_writer.start()
         self.server.start()
@@ -209,6 +212,7 @@ class Exporter:
         for account in self.accounts:
             account.stop()
         self.freshness.stop()
+        self.renderer.stop()
         if self.tasks_watcher:
             self.tasks_watcher.stop()
         if self.state_writer:

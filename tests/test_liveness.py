@@ -56,8 +56,8 @@ def test_a_task_leaving_the_running_list_is_queried_at_once_and_ends(simulator):
         describes = simulator.stats()["describes_by_task"]
         assert describes[stopping] == 2  # the first query, then the one the list's change asked for
         assert describes[steady] == 1  # the steady one waits for its (adaptive) interval
-        found = scrape(exporter.url)
-        assert metric(found, "tiw_exporter_liveness_tasks", mode="listed") == 1
+        found = eventually(lambda: (text := scrape(exporter.url)) and  # measured once per liveness pass
+                           metric(text, "tiw_exporter_liveness_tasks", mode="listed") == 1 and text, timeout=5)
         assert metric(found, "tiw_exporter_coverage_ratio") == 1
         assert metric(found, "tiw_exporter_data_age_seconds", kind="liveness", quantile="0.5") is not None
 
@@ -79,7 +79,8 @@ def test_an_account_without_the_action_falls_back_to_polling_visibly(simulator, 
         eventually(lambda: (r := exporter.store.get((APP, task))) and r.final, timeout=15)
         found = scrape(exporter.url)
         assert metric(found, "tiw_exporter_liveness_unsupported", sdk_app_id=APP, code="InvalidAction") == 1
-        assert metric(found, "tiw_exporter_liveness_tasks", mode="polled") == 0  # it is final now
+        # it is final now, from the next freshness measure on (once per liveness pass)
+        eventually(lambda: metric(scrape(exporter.url), "tiw_exporter_liveness_tasks", mode="polled") == 0, timeout=5)
     fallbacks = [r for r in caplog.records if "polled one by one instead" in r.getMessage()]
     assert len(fallbacks) == 1  # one line, not one per pass
 

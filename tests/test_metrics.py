@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from exporter import exposition as exposition_module
 from exporter.appinfo import SdkAppInfoCollector
 from exporter.exposition import Exposition
 from exporter.freshness import FreshnessIndex, FreshnessSnapshots
@@ -214,6 +215,22 @@ def test_the_gzipped_task_text_is_compressed_once_per_change_and_stays_one_valid
     changed, _, _ = exposition.render("text/plain", "gzip")
     text = gzip.decompress(b"".join(changed))
     assert text == b"".join(exposition.render_text()) and b'task_id="task00001"} 99.0' in text
+
+
+def test_changes_are_rendered_by_catch_up_between_scrapes_and_a_scrape_renders_only_what_is_left():
+    store = _fleet(20)
+    exposition = Exposition(store, CollectorRegistry())
+    assert exposition.catch_up() and not exposition.catch_up()  # the first renders all, then nothing is new
+    tracked(store, "task00001", "STOPPED", exception_cnt=99)
+    assert exposition.catch_up()  # what the exporter's render thread does every second
+    rendered = []
+    original = exposition_module.render_task
+    exposition_module.render_task = lambda record, problems: rendered.append(record.key) or original(record, problems)
+    try:
+        text = b"".join(exposition.render_text())
+    finally:
+        exposition_module.render_task = original
+    assert rendered == [] and b'task_id="task00001"} 99.0' in text
 
 
 def test_openmetrics_output_when_asked():
