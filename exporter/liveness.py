@@ -1,7 +1,8 @@
 """Liveness from ``DescribeRunningTasks``: one list query confirms up to 500 running tasks at once.
 
-Every ``--liveness-interval`` (default 5 s) it pages through the running push tasks of each SdkAppId
-this account tracks (and each ``--discover-sdk-app-id``) on the ``DescribeRunningTasks`` budget:
+Every ``--liveness-interval`` (default 5 s, from one pass's start to the next) it pages through the
+running push tasks of each SdkAppId this account tracks (and each ``--discover-sdk-app-id``) on the
+``DescribeRunningTasks`` budget, up to ``PAGE_CONCURRENCY`` pages in flight (``discovery.list_running``):
 
 * a tracked task on the list is alive: its liveness time is refreshed (published as an immutable
   ``pollstate.LivenessState``, not in the store, so 10,000 confirmations every 5 s cost no store
