@@ -4,6 +4,7 @@
     python deploy/generate.py           # rewrite the generated files
     python deploy/generate.py --check   # exit 1 if a committed file is stale
     python deploy/generate.py --description my-groups.yaml --output-dir my-deploy/
+    python deploy/generate.py --resources 50000 5   # requests and limits for 50,000 tasks on 5 accounts
 
 Tencent Cloud counts its 20 requests/s per API action per account, so the exporter scales out by
 account: each group of accounts gets its own process (a StatefulSet with one replica, or one Compose
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import hashlib
+import math
 import os
 import re
 import runpy
@@ -73,7 +75,26 @@ GROUP_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 GROUP_NAME_MAX = 30  # tiw-exporter-<name>-<revision hash> must stay a 63-character label value
 ACCOUNT_NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")  # exporter/config.py's rule; also a Secret key
 
-GROUP_KEYS = {"name", "callback_public_url", "accounts", "config", "host_ports"}
+GROUP_KEYS = {"name", "callback_public_url", "accounts", "config", "host_ports", "max_tasks"}
+
+# Sizing (README, "Sizing"): measured, a process's RSS is ~53 MiB + 5.8-6.8 KB per tracked task and its CPU
+# ~4.5 % of a core per account + 2.2 us per task per second, plus ~0.5 us per task per second for two
+# Prometheus scraping every 15 s. Requests and limits with headroom over that, per group from max_tasks:
+MEMORY_BASE_MIB = 128          # memory request = limit = 128 MiB + 8 KB per task, up to a multiple of 16 MiB
+MEMORY_PER_TASK_BYTES = 8_000
+CPU_PER_ACCOUNT_MILLICORES = 45
+CPU_PER_1000_TASKS_MILLICORES = 3  # CPU request = 45m per account + 3m per 1,000 tasks
+CPU_LIMIT_MIN_MILLICORES = 1_000   # CPU limit = twice the request, at least one core
+DESIGN_TASKS = 50_000  # max_tasks of a group that does not say; deploy/kubernetes/statefulset.yaml's size
+MAX_TASKS_CAP = 200_000  # past this one process needs most of a core (see Sizing): split the group
+
+
+def resources(tasks: int, accounts: int) -> dict[str, dict[str, str]]:
+    """Kubernetes requests and limits of one exporter tracking up to ``tasks`` tasks of ``accounts`` accounts."""
+    memory = math.ceil((MEMORY_BASE_MIB * 2**20 + MEMORY_PER_TASK_BYTES * tasks) / (16 * 2**20)) * 16
+    cpu = CPU_PER_ACCOUNT_MILLICORES * accounts + math.ceil(CPU_PER_1000_TASKS_MILLICORES * tasks / 1000)
+    return {"requests": {"cpu": f"{cpu}m", "memory": f"{memory}Mi"},
+            "limits": {"cpu": f"{max(CPU_LIMIT_MIN_MILLICORES, 2 * cpu)}m", "memory": f"{memory}Mi"}}
 # Config keys the generator writes itself, and keys naming files it does not mount.
 OWNED = {"listen": "the generator sets it", "callback_listen": "the generator sets it",
          "state_file": "the generator sets it (a volume per group)",
@@ -114,7 +135,12 @@ class Group:
     accounts: list[dict[str, Any]]
     config: dict[str, Any]
     host_ports: dict[str, int]
+    max_tasks: int = DESIGN_TASKS
     sdk_app_ids: dict[int, str] = field(default_factory=dict)  # SdkAppId -> account name
+
+    @property
+    def resources(self) -> dict[str, dict[str, str]]:
+        return resources(self.max_tasks, len(self.accounts))
 
     @property
     def key_files(self) -> list[str]:
@@ -186,6 +212,7 @@ def _group(index: int, raw: Any) -> Group:
     for i, account in enumerate(accounts):
         group.accounts.append(_account(where, i, account, group))
     group.host_ports = _host_ports(where, index, raw.get("host_ports"))
+    group.max_tasks = _max_tasks(where, raw.get("max_tasks", DESIGN_TASKS))
     _validate_with_exporter(group)
     return group
 
@@ -254,6 +281,13 @@ def _host_ports(where: str, index: int, raw: Any) -> dict[str, int]:
     if ports["metrics"] == ports["callbacks"]:
         raise DescriptionError(f"{where}: host_ports.metrics and host_ports.callbacks must differ")
     return ports
+
+
+def _max_tasks(where: str, raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 1 <= raw <= MAX_TASKS_CAP:
+        raise DescriptionError(f"{where}: max_tasks must be a whole number of tracked tasks from 1 to "
+                               f"{MAX_TASKS_CAP:,} (more than that: split the group), got {raw!r}")
+    return raw
 
 
 def _validate_with_exporter(group: Group) -> None:
@@ -379,7 +413,7 @@ def kubernetes_group(group: Group, image: str, text: str) -> list[dict[str, Any]
                           "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 3},
         "readinessProbe": {"httpGet": {"path": "/-/ready", "port": "metrics"},
                            "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3},
-        "resources": {"requests": {"cpu": "50m", "memory": "96Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+        "resources": group.resources,
         "securityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                             "capabilities": {"drop": ["ALL"]}},
         "volumeMounts": [
@@ -428,9 +462,12 @@ def kubernetes_group_text(group: Group, image: str, text: str, source: str) -> s
               f"# with its own state volume. Service {name} serves /metrics and the task API on {PORT}, and on\n"
               f"# {CALLBACK_PORT} only POST /callbacks/tiw: route {group.callback_public_url}\n"
               f"# to that port (your Ingress), and nothing else from the internet. It is also the StatefulSet's\n"
-              "# governing Service (one pod: no per-pod DNS needed). Memory limit 512Mi: RSS ~ 54 MiB + 5.6 KB\n"
-              "# per tracked task, ~334 MiB at 50,000. State volume 1Gi: SQLite, ~42 MB at 50,000 tasks plus\n"
-              f"# its WAL. Secret {name}-credentials: see kustomization.yaml.\n")
+              "# governing Service (one pod: no per-pod DNS needed). State volume 1Gi: SQLite, ~42 MB at\n"
+              f"# 50,000 tasks plus its WAL. Secret {name}-credentials: see kustomization.yaml.\n"
+              f"# Resources for max_tasks {group.max_tasks:,} and {len(group.accounts)} account(s) (README, Sizing): "
+              f"memory {MEMORY_BASE_MIB} MiB\n"
+              f"# + {MEMORY_PER_TASK_BYTES // 1000} KB per task, CPU {CPU_PER_ACCOUNT_MILLICORES}m per account "
+              f"+ {CPU_PER_1000_TASKS_MILLICORES}m per 1,000 tasks (limit: twice that, at least one core).\n")
     return header + "---\n".join(dump(doc) for doc in kubernetes_group(group, image, text))
 
 
@@ -509,6 +546,8 @@ def compose(description: Description, output: Path = DEPLOY) -> dict[str, Any]:
             "ports": [f"{group.host_ports['metrics']}:{PORT}", f"{group.host_ports['callbacks']}:{CALLBACK_PORT}"],
             "volumes": [f"./groups/{group.name}/config.yaml:{CONFIG_FILE}:ro", f"{name}-state:{STATE_DIR}"],
             "secrets": [{"source": f"{name}-{key}", "target": f"{SECRETS_DIR}/{key}"} for key in group.key_files],
+            "mem_limit": group.resources["limits"]["memory"].replace("Mi", "m"),  # Compose's m is MiB
+            "cpus": int(group.resources["limits"]["cpu"].removesuffix("m")) / 1000,
             "restart": "unless-stopped",
         }
         volumes[f"{name}-state"] = {}
@@ -566,7 +605,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if a committed file is stale")
     parser.add_argument("--description", type=Path, default=DESCRIPTION, help="the account groups (YAML)")
     parser.add_argument("--output-dir", type=Path, default=DEPLOY, help="where the files go (default deploy/)")
+    parser.add_argument("--resources", nargs=2, type=int, metavar=("TASKS", "ACCOUNTS"),
+                        help="only print the requests and limits for that many tracked tasks and accounts")
     args = parser.parse_args(argv)
+    if args.resources:
+        print(dump({"resources": resources(*args.resources)}), end="")
+        return 0
     try:
         description = load(args.description)
     except DescriptionError as exc:
