@@ -6,6 +6,7 @@
     python alerts/generate.py --job-selector 'job="push"' --slo-target 0.995 --output my.rules.yml
     python alerts/generate.py --grafana-url https://grafana.example.com \
         --runbook-url https://wiki.example.com/tiw-push/runbook --output my.rules.yml
+    python alerts/generate.py --site-labels region,cluster --output my.rules.yml
 
 Why code and not a hand-kept YAML file: the scrape job selector, the SLO target and the links appear
 in every rule; one value each here keeps them from drifting. The paging policy (what pages and why)
@@ -45,6 +46,9 @@ SLI_WINDOWS = ("5m", "10m", "30m", "1h", "6h", "3d")
 SPLIT_WINDOWS = ("5m", "10m", "30m", "1h")
 FLEET_WINDOWS = ("5m", "30m", "1h", "6h")
 GAP = "5m"  # the range every gauge under a `for:` is read through (a failed scrape leaves a hole)
+# The account of each SdkAppId (tiw_exporter_sdk_app_info), recorded once per SdkAppId and joined onto the
+# per-task and per-app alerts, so that Alertmanager can scope an inhibition to one account.
+ACCOUNT_INFO = "sdk_app_id:tiw_exporter_sdk_app_info:last5m"
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,10 @@ class Config:
     stale_floor_seconds: int = 600  # a task's detail answer older than this and...
     stale_intervals: float = 2.0  # ...than this many steady intervals is stale
     coverage_min: float = 0.95  # share of active tasks with a fresh answer (liveness or detail)
+    # Target labels that tell one site from another where one Prometheus sees several (external labels
+    # and relabelling): sums keep them anyway (`without`), the account join matches on them, and
+    # alerts/alertmanager.example.yml groups and inhibits by them.
+    site_labels: tuple[str, ...] = ("cluster", "namespace")
     grafana_url: str = "http://localhost:3000"
     runbook_url: str = RUNBOOK
 
@@ -90,6 +98,10 @@ class Config:
     def customer_codes(self) -> str:
         return "|".join(self.customer_trtc_codes)
 
+    def app_key(self) -> str:
+        """The labels that name one SdkAppId of one deployment: what the account join matches on."""
+        return ", ".join(("job", *self.site_labels, "sdk_app_id"))
+
 
 # The room of a task, looked up in the description rather than joined in the expression: a missing
 # info series must never silence an alert.
@@ -100,7 +112,10 @@ TASK = "Push task {{ $labels.task_id }} of SdkAppId {{ $labels.sdk_app_id }}" + 
 
 def alert(cfg: Config, name: str, expr: str, severity: str, summary: str, description: str,
           for_: str | None = None, view: str = "", keep_firing_for: str | None = None) -> dict[str, Any]:
-    """One alerting rule with the annotations every alert carries (blackbox-mixin's pattern)."""
+    """One alerting rule with the annotations every alert carries (blackbox-mixin's pattern). An alert that
+    links the view of one SdkAppId or task is about one SdkAppId: it carries its account (``with_account``)."""
+    if view in (APP_VIEW, TASK_VIEW):
+        expr = with_account(cfg, expr)
     rule: dict[str, Any] = {"alert": name, "expr": expr}
     if for_:
         rule["for"] = for_
@@ -123,8 +138,10 @@ INSTANCE_VIEW = "&var-instance={{ $labels.instance }}"
 
 
 def recording_rules(cfg: Config) -> list[dict[str, Any]]:
-    """Fleet sums for the dashboard: a handful of series per SdkAppId instead of one per task."""
+    """Fleet sums for the dashboard: a handful of series per SdkAppId instead of one per task; and the
+    account of each SdkAppId for the alerts (``account_info``)."""
     return [
+        account_info(cfg),
         {"record": "sdk_app_id_status:tiw_push_tasks:sum",
          "expr": f"sum without ({REPLICA}) ({cfg.sel('tiw_push_tasks')})"},
         {"record": "sdk_app_id:tiw_push_task_exceptions:rate5m",
@@ -132,6 +149,32 @@ def recording_rules(cfg: Config) -> list[dict[str, Any]]:
         {"record": "sdk_app_id_reason:tiw_push_task_finish_reason:sum",
          "expr": f"sum without ({REPLICA}, task_id) ({cfg.sel('tiw_push_task_finish_reason')})"},
     ]
+
+
+def account_info(cfg: Config) -> dict[str, Any]:
+    """One ``tiw_exporter_sdk_app_info`` series per SdkAppId of a job (and site): the current one, or through
+    a scrape gap the last one of 5 minutes (a failed scrape leaves a hole; the `account` label must not come
+    and go under a `for:`). ``topk`` keeps exactly one, because a join with two (an SdkAppId on two replicas,
+    or moved to another account minutes ago) is an evaluation error that silences the whole alert; the
+    replica labels go, as in every sum."""
+    key = cfg.app_key()
+    info = cfg.sel("tiw_exporter_sdk_app_info")
+    return {"record": ACCOUNT_INFO,
+            "expr": f"max without ({REPLICA}) (\n  topk by ({key}) (1,\n    {info}\n    or on ({key})\n"
+                    f"    last_over_time({info}[{GAP}])\n  )\n)"}
+
+
+def with_account(cfg: Config, expr: str) -> str:
+    """``expr`` (per task or per SdkAppId) with the ``account`` of its SdkAppId. Series of an SdkAppId without
+    the info (an exporter older than it, a relabelling that drops it) still fire, without ``account``: a
+    missing info series never silences an alert."""
+    on = f"on ({cfg.app_key()})"
+    body = f"(\n{_indent(expr)}\n)"
+    return f"{body}\n* {on} group_left (account)\n{ACCOUNT_INFO}\nor\n{body}\nunless {on}\n{ACCOUNT_INFO}"
+
+
+def _indent(expr: str) -> str:
+    return "\n".join("  " + line for line in expr.splitlines())
 
 
 def customer_failures(cfg: Config, window: str) -> str:
@@ -362,10 +405,25 @@ def account_alerts(cfg: Config) -> list[dict[str, Any]]:
     ]
 
 
+def unpaused_active(cfg: Config) -> str:
+    """Per exporter, its active (or not yet answered) tasks through 5 minutes of samples, but for those of
+    SdkAppIds whose polling is paused: a pause has its own alert (AccountPaused; for a refused key every
+    SdkAppId of the account is paused and CredentialPaused pages), and the tasks it leaves unanswered are
+    its consequence, not a second outage."""
+    active = cfg.sel("tiw_push_tasks", status="~UNKNOWN|" + ACTIVE)
+    paused = cfg.sel("tiw_exporter_account_paused")
+    return (f"sum without (sdk_app_id, status) (\n  max_over_time({active}[{GAP}])\n"
+            f"  unless ignoring (status, code)\n  max_over_time({paused}[{GAP}]) == 1\n)")
+
+
 def exporter_alerts(cfg: Config) -> list[dict[str, Any]]:
     """The exporter itself: down, absent or blind page; degraded is a ticket."""
     up = cfg.sel("up")
     requests = "tiw_exporter_api_requests_total"
+    # Every active task of the exporter belongs to a paused SdkAppId: what it has not answered is explained.
+    all_paused = (f"sum without (sdk_app_id, status) (max_over_time("
+                  f"{cfg.sel('tiw_push_tasks', status='~UNKNOWN|' + ACTIVE)}[{GAP}])) > 0\n"
+                  f"unless on (job, instance)\n{unpaused_active(cfg)} > 0")
     return [
         alert(cfg, "TiwPushExporterDown", f"{up} == 0", "critical",
               "tiw-push-exporter {{ $labels.instance }} is down.",
@@ -376,14 +434,15 @@ def exporter_alerts(cfg: Config) -> list[dict[str, Any]]:
               f"No `up` series for {cfg.job_selector} has existed for 10 minutes: whiteboard pushes are not "
               "monitored at all.", "10m"),
         alert(cfg, "TiwPushExporterBlind",
-              "sum without (sdk_app_id, status) "
-              f"(max_over_time({cfg.sel('tiw_push_tasks', status='~UNKNOWN|' + ACTIVE)}[{GAP}])) > 0\n"
+              f"{unpaused_active(cfg)} > 0\n"
               "unless on (job, instance)\n"
               f"sum without (action, outcome) (increase({cfg.sel(requests, outcome='success')}[10m])) > 0",
               "critical", "tiw-push-exporter {{ $labels.instance }} has had no successful API answer for 10 minutes.",
-              "{{ $labels.instance }} tracks {{ $value | printf \"%.0f\" }} active tasks but none of its TIW API "
-              "requests succeeded in 10 minutes (credentials refused, every account paused, network): every "
-              "task's data is old and no task alert can fire.", "5m", INSTANCE_VIEW),
+              "{{ $labels.instance }} tracks {{ $value | printf \"%.0f\" }} active tasks of SdkAppIds that are "
+              "not paused, but none of its TIW API requests succeeded in 10 minutes (network, endpoint, TIW "
+              "itself): their data is old and no task alert can fire. Tasks of paused SdkAppIds and accounts do "
+              "not count; AccountPaused and CredentialPaused name that cause.",
+              "5m", INSTANCE_VIEW),
         alert(cfg, "TiwPushExporterPollLagHigh",
               f"min_over_time({cfg.sel('tiw_exporter_poll_lag_seconds')}[5m]) > 60", "warning",
               "tiw-push-exporter {{ $labels.instance }} cannot keep up with its tasks.",
@@ -415,12 +474,14 @@ def exporter_alerts(cfg: Config) -> list[dict[str, Any]]:
               "exporter keeps using the previous value, so a rotated key is not in effect and the old one stops "
               "working when it is revoked.", "1m", INSTANCE_VIEW),
         alert(cfg, "TiwPushExporterCoverageLow",
-              f"max_over_time({cfg.sel('tiw_exporter_coverage_ratio')}[10m]) < {cfg.coverage_min:g}", "warning",
+              f"max_over_time({cfg.sel('tiw_exporter_coverage_ratio')}[10m]) < {cfg.coverage_min:g}\n"
+              f"unless on (job, instance)\n(\n{_indent(all_paused)}\n)", "warning",
               "tiw-push-exporter {{ $labels.instance }} has no fresh answer for part of its active tasks.",
               "Only {{ $value | humanizePercentage }} of the active tasks of {{ $labels.instance }} had a fresh "
               "answer (the running list or a detail query) at any point of the last 10 minutes, for 10 minutes "
               f"(threshold {cfg.coverage_min:.0%}): the others' status may be wrong. Blind pages when nothing "
-              "is answered at all.", "5m", INSTANCE_VIEW),
+              "is answered at all. Silent while every active task belongs to a paused SdkAppId (its own alert "
+              "names the cause).", "5m", INSTANCE_VIEW),
         alert(cfg, "TiwPushExporterWebConfigReloadFailed",
               f"max_over_time({cfg.sel('tiw_exporter_web_config_last_reload_successful')}[5m]) == 0", "warning",
               "tiw-push-exporter {{ $labels.instance }} cannot reload its web config.",
@@ -503,10 +564,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runbook-url", default=Config.runbook_url,
                         help="the runbook (alerts/runbook.md) as your site serves it: each alert's runbook_url is "
                              "this URL with the alert's section as #anchor")
+    parser.add_argument("--site-labels", default=",".join(Config.site_labels),
+                        help="comma-separated target labels that tell your sites apart (the account join matches "
+                             "on them; use the same in Alertmanager's group_by and inhibit_rules' equal)")
     parser.add_argument("--output", type=Path, default=TARGET)
     args = parser.parse_args(argv)
+    sites = tuple(label.strip() for label in args.site_labels.split(",") if label.strip())
     text = render(Config(job_selector=args.job_selector, slo_target=args.slo_target, grafana_url=args.grafana_url,
-                         runbook_url=args.runbook_url))
+                         runbook_url=args.runbook_url, site_labels=sites))
     return write_or_check(args.output, text, args.check, "python alerts/generate.py")
 
 
