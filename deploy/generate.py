@@ -523,6 +523,8 @@ def kustomization_text(description: Description, output: Path) -> str:
               "# both: their ServiceMonitors would scrape the groups twice. Without the Prometheus Operator drop\n"
               "# servicemonitor.yaml and prometheusrule.yaml (see deploy/kubernetes/kustomization.yaml).\n")
     document = {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "resources": files}
+    links = ("# Your Grafana as people open it, set once: every alert's dashboard_url starts with it (the\n"
+             "# replacement rewrites what comes before /d/tiw-push-exporter/). The ConfigMap is never applied.\n")
     image_name = description.image.split("@")[0]
     if ":" in image_name.rsplit("/", 1)[-1]:  # a tag, not a registry's port
         image_name = image_name.rsplit(":", 1)[0]
@@ -531,7 +533,7 @@ def kustomization_text(description: Description, output: Path) -> str:
               f"#   - name: {image_name}\n"
               f"#     newName: registry.example.com/{image_name.rsplit('/', 1)[-1]}\n"
               f"#     newTag: {__version__}\n")
-    return header + dump(document) + footer
+    return header + dump(document) + links + dump(RULE["dashboard_url_kustomization"]()) + footer
 
 
 # --- Compose ------------------------------------------------------------------------------------

@@ -386,22 +386,41 @@ def compose_binary() -> str:
     return str(binaries[0].locate())
 
 
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    """`docker compose config`: the stack validated against the Compose spec, paths resolved."""
+GRAFANA_URL_VARIABLE = "TIW_GRAFANA_URL"  # the compose value of the alerts' dashboard_url
+
+
+def compose_config(**variables: str) -> dict[str, Any]:
+    """`docker compose config`: the stack validated against the Compose spec, paths and ``variables`` resolved."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_") and k != GRAFANA_URL_VARIABLE}
     output = run_ok([compose_binary(), "--file", COMPOSE_FILE, "config", "--format", "json"], cwd=REPO,
-                    env={k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")})
+                    env={**env, **variables})
     return json.loads(output)
 
 
-def container_view(service: dict[str, Any], root: Path) -> Path:
-    """``root`` laid out as the service's container sees its bind mounts (symlinks to the host)."""
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return compose_config()
+
+
+def container_view(service: dict[str, Any], root: Path, volumes: dict[str, Path] | None = None) -> Path:
+    """``root`` laid out as the service's container sees its bind mounts, and the named ``volumes`` given
+    (symlinks to the host)."""
     for volume in service.get("volumes", []):
-        if volume["type"] == "bind":
+        source = volume["source"] if volume["type"] == "bind" else (volumes or {}).get(volume["source"])
+        if source is not None:
             link = root / volume["target"].lstrip("/")
             link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to(volume["source"])
+            link.symlink_to(source)
     return root
+
+
+def run_one_shot(service: dict[str, Any], root: Path, volumes: dict[str, Path]) -> None:
+    """A one-shot Python service of the stack run here: its entrypoint and command with container paths
+    under ``root`` (its view, ``container_view``)."""
+    view = container_view(service, root, volumes)
+    python, *argv = service["entrypoint"] + service["command"]
+    assert python == "python"
+    run_ok([sys.executable, *(str(view / arg.lstrip("/")) if arg.startswith("/") else arg for arg in argv)])
 
 
 def in_container(service: dict[str, Any], container_path: str, root: Path) -> Path:
@@ -411,7 +430,7 @@ def in_container(service: dict[str, Any], container_path: str, root: Path) -> Pa
 
 def test_compose_stack_is_valid_and_runs_the_demo(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert set(services) == {"tiw-exporter", "prometheus", "alertmanager", "grafana"}
+    assert set(services) == {"tiw-exporter", "alert-rules", "prometheus", "alertmanager", "grafana"}
     exporter = services["tiw-exporter"]
     assert exporter["command"] == ["demo", "--listen", f"0.0.0.0:{EXPORTER_PORT}"]
     assert_options_exist("demo", exporter["command"])
@@ -421,8 +440,8 @@ def test_compose_stack_is_valid_and_runs_the_demo(compose: dict[str, Any]) -> No
 
 
 def test_compose_pins_every_third_party_image(compose: dict[str, Any]) -> None:
-    for name, service in compose["services"].items():
-        if name != "tiw-exporter":
+    for service in compose["services"].values():
+        if not service["image"].startswith("tiw-push-exporter:"):  # ours, built from the Dockerfile
             assert re.fullmatch(r"v?\d+\.\d+\.\d+", image_tag(service["image"])), service["image"]
 
 
@@ -439,13 +458,30 @@ def test_prometheus_config_passes_promtool() -> None:
 
 
 def test_prometheus_container_loads_the_shipped_rules(compose: dict[str, Any], tmp_path: Path) -> None:
+    # The alert-rules service writes them into the volume Prometheus mounts: by default, the committed file.
+    volumes = {"alert-rules": tmp_path / "alert-rules"}
+    volumes["alert-rules"].mkdir()
+    run_one_shot(compose["services"]["alert-rules"], tmp_path / "generator", volumes)
     service = compose["services"]["prometheus"]
+    assert service["depends_on"]["alert-rules"]["condition"] == "service_completed_successfully"
     config_path = option_value(service["command"], "--config.file")
     assert in_container(service, config_path, tmp_path / "a") == PROMETHEUS_CONFIG
-    root = container_view(service, tmp_path / "b")
+    root = container_view(service, tmp_path / "b", volumes)
     output = run_ok([find_tool("promtool"), "check", "config", root / config_path.lstrip("/")])
     rules = [rule for group in load_yaml(RULES_FILE)["groups"] for rule in group["rules"]]
     assert "SUCCESS: 1 rule files found" in output and f"SUCCESS: {len(rules)} rules found" in output, output
+    (generated,) = (root / "etc/prometheus/rules").glob("*.yml")
+    assert generated.read_text(encoding="utf-8") == RULES_FILE.read_text(encoding="utf-8")
+
+
+def test_the_alerts_dashboard_url_is_one_compose_value(tmp_path: Path) -> None:
+    grafana = "https://grafana.example.com/monitoring"
+    service = compose_config(**{GRAFANA_URL_VARIABLE: grafana})["services"]["alert-rules"]
+    run_one_shot(service, tmp_path / "generator", {"alert-rules": tmp_path})
+    alerts = [rule for group in load_yaml(tmp_path / "tiw-push.rules.yml")["groups"] for rule in group["rules"]
+              if "alert" in rule]
+    assert alerts and all(a["annotations"]["dashboard_url"].startswith(f"{grafana}/d/tiw-push-exporter/")
+                          for a in alerts)
 
 
 def test_prometheus_scrapes_the_exporter_under_the_job_the_alerts_expect(compose: dict[str, Any]) -> None:
@@ -539,6 +575,43 @@ def test_prometheusrule_is_generated_from_the_current_alerts() -> None:
     assert rule["apiVersion"] == "monitoring.coreos.com/v1"
     assert rule["spec"]["groups"] == load_yaml(RULES_FILE)["groups"]
     assert generator.main(["--check"]) == 0
+
+
+def _at(node: Any, path: list[str]) -> list[Any]:
+    """The values a kustomize field path selects (``*``: every list item; items without the field are skipped)."""
+    if not path:
+        return [node]
+    head, rest = path[0], path[1:]
+    if head == "*":
+        return [value for item in node for value in _at(item, rest)] if isinstance(node, list) else []
+    return _at(node[head], rest) if isinstance(node, dict) and head in node else []
+
+
+@pytest.mark.parametrize("directory", [KUBERNETES_DIR, KUBERNETES_DIR / "groups"], ids=["one-exporter", "groups"])
+def test_the_grafana_url_is_one_kustomize_value_that_every_dashboard_url_starts_with(directory: Path) -> None:
+    # kustomize's replacement, as `kubectl kustomize` applies it (CI has no kubectl): each selected value is
+    # split at the delimiter and the part at `index` becomes the ConfigMap's value.
+    kustomization = load_yaml(directory / "kustomization.yaml")
+    expected = _load_generator().dashboard_url_kustomization()
+    assert {key: kustomization.get(key) for key in expected} == expected  # the same block in both directories
+    (generator,) = kustomization["configMapGenerator"]
+    assert generator["options"]["annotations"]["config.kubernetes.io/local-config"] == "true"  # never applied
+    grafana_url = dict(literal.split("=", 1) for literal in generator["literals"])["grafana-url"]
+    (replacement,) = kustomization["replacements"]
+    assert replacement["source"]["name"] == generator["name"]
+    (target,) = replacement["targets"]
+    (rule,) = [doc for name in kustomization["resources"] for doc in load_yaml_all(directory / name)
+               if doc["kind"] == target["select"]["kind"] and doc["metadata"]["name"] == target["select"]["name"]]
+    (field_path,) = target["fieldPaths"]
+    urls = _at(rule, field_path.split("."))
+    assert len(urls) == len([r for group in rule["spec"]["groups"] for r in group["rules"] if "alert" in r])
+    for url in urls:
+        parts = url.split(target["options"]["delimiter"])
+        assert len(parts) == 2 and parts[target["options"]["index"]] == grafana_url, url
+
+
+def load_yaml_all(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
 
 
 def test_generator_refuses_a_file_that_is_not_a_rule_file(tmp_path: Path) -> None:

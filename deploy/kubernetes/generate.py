@@ -45,6 +45,33 @@ def prometheus_rule(rules: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# The alerts' dashboard_url as a kustomize value: set the Grafana URL once in a local ConfigMap (never
+# applied), and a replacement rewrites every dashboard_url up to the dashboard's path. Shipped in both
+# kustomizations (deploy/kubernetes by hand, deploy/kubernetes/groups by deploy/generate.py).
+DASHBOARD_PATH = f"/d/{ALERTS['DASHBOARD_UID']}/"
+LINKS = "tiw-push-alert-links"
+
+
+def dashboard_url_kustomization() -> dict[str, Any]:
+    """The ``configMapGenerator`` and ``replacements`` of a kustomization that sets the Grafana URL."""
+    return {
+        "configMapGenerator": [{
+            "name": LINKS,
+            "literals": [f"grafana-url={ALERTS['Config'].grafana_url}"],
+            "options": {"disableNameSuffixHash": True,
+                        "annotations": {"config.kubernetes.io/local-config": "true"}},
+        }],
+        "replacements": [{
+            "source": {"kind": "ConfigMap", "name": LINKS, "fieldPath": "data.grafana-url"},
+            "targets": [{
+                "select": {"kind": "PrometheusRule", "name": "tiw-push"},
+                "fieldPaths": ["spec.groups.*.rules.*.annotations.dashboard_url"],
+                "options": {"delimiter": DASHBOARD_PATH, "index": 0},
+            }],
+        }],
+    }
+
+
 def render(source: Path = SOURCE) -> str:
     """The text of prometheusrule.yaml for the rules in ``source``."""
     document = prometheus_rule(yaml.safe_load(source.read_text(encoding="utf-8")))
