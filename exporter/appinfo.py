@@ -21,9 +21,17 @@ from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.metrics_core import GaugeMetricFamily
 
+from exporter.accounts import account_settings
+from exporter.config import Settings
 from exporter.model import TaskKey
 from exporter.selfmetrics import ScrapeTimeCollector
 from exporter.store import TaskStore
+
+
+def configured_apps(settings: Settings) -> tuple[int, ...]:
+    """The SdkAppIds the configuration names (``accounts:``, ``--discover-sdk-app-id``), before any task."""
+    return (*(app for a in account_settings(settings) for app in a.sdk_app_ids),
+            *settings.sources.discover_sdk_app_ids)
 
 
 class SdkAppInfoCollector(ScrapeTimeCollector):

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from exporter import statedb
-from exporter.accounts import Accounts, account_settings
-from exporter.appinfo import SdkAppInfoCollector
+from exporter.accounts import Accounts
+from exporter.appinfo import SdkAppInfoCollector, configured_apps
 from exporter.callbacks import CallbackEndpoint
 from exporter.config import Settings
 from exporter.exposition import Exposition
@@ -72,9 +72,7 @@ class Exporter:
         self.registry.register(PausedAccountsCollector(states))
         self.registry.register(QueueCollector(states))
         self.registry.register(CredentialsCollector(lambda: [(a.name, a.client.credentials) for a in self.accounts]))
-        configured = [app for a in account_settings(settings) for app in a.sdk_app_ids]
-        self.registry.register(SdkAppInfoCollector(self.store, self.accounts.name_for,
-                                                   [*configured, *settings.sources.discover_sdk_app_ids]))
+        self.registry.register(SdkAppInfoCollector(self.store, self.accounts.name_for, configured_apps(settings)))
         self.metrics.poll_lag.set_function(states.lag)
         self.api_token = WatchedSecret("api_token", "API token", settings.web.api_token_file, settings.web.api_token)
         grace = settings.sources.callback_key_grace  # TIW's callbacks signed with a rotated key may be in flight
