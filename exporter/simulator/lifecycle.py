@@ -28,7 +28,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 from exporter.model import FINISH_REASONS
 
@@ -59,10 +59,32 @@ def failure_message(code: str) -> str:
     return SEED_FAILURE_MESSAGE if code == "FailedOperation.WhiteboardPush" else f"simulated failure: {code}"
 
 
+def scripted_failure(fail_with: str | None, failed: bool) -> tuple[str, str] | None:
+    """(code, message) a task answers instead of itself once it ``failed`` with its script's ``fail_with``."""
+    return (fail_with, failure_message(fail_with)) if failed and fail_with else None
+
+
 def check_non_negative(name: str, value: Any) -> None:
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if not is_number or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a non-negative number, got {value!r}")
+
+
+S = TypeVar("S")
+
+
+def script_from_fields(cls: type[S], data: Mapping[str, Any]) -> S:
+    """A script dataclass from JSON-ish fields; ValueError naming the fields it does not have."""
+    unknown = sorted(set(data) - {f.name for f in fields(cls)})
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {unknown}")
+    return cls(**dict(data))
+
+
+def check_code(name: str, value: Any) -> None:
+    """None, or an API error code a script may fail with (``FailedOperation.Record``)."""
+    if value is not None and not (isinstance(value, str) and _CODE_RE.match(value)):
+        raise ValueError(f"{name} must be an API error code, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -96,18 +118,14 @@ class TaskScript:
         check_non_negative("exceptions_per_minute", self.exceptions_per_minute)
         if self.finish_reason not in FINISH_REASONS:
             raise ValueError(f"finish_reason must be one of {FINISH_REASONS}, got {self.finish_reason!r}")
-        if self.fail_with is not None and not (isinstance(self.fail_with, str) and _CODE_RE.match(self.fail_with)):
-            raise ValueError(f"fail_with must be an API error code, got {self.fail_with!r}")
+        check_code("fail_with", self.fail_with)
         if self.backup is not None and not isinstance(self.backup, str):
             raise ValueError("backup must be text (e.g. a JSON object as a string)")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> TaskScript:
         """Build from JSON-ish data (ExtraData hook, control endpoint); ValueError on bad fields."""
-        unknown = sorted(set(data) - {f.name for f in fields(cls)})
-        if unknown:
-            raise ValueError(f"unknown TaskScript fields {unknown}")
-        return cls(**dict(data))
+        return script_from_fields(cls, data)
 
 
 @dataclass(frozen=True)
