@@ -397,7 +397,7 @@ def test_warning_callbacks_can_be_configured_over_the_control_endpoint(
     sim.add_task(APP, TaskScript(queued_seconds=60))
     assert receiver.wait_for(1)[0]["EventType"] == "TaskQueuedAmountLimitWarning"
     with pytest.raises(requests.HTTPError):
-        SimulatorClient(sim.url)._call("POST", "callbacks", {"kind": "transcode", "url": receiver.url})
+        SimulatorClient(sim.url)._call("POST", "callbacks", {"kind": "snapshot", "url": receiver.url})  # no such kind
 
 
 # --------------------------------------------------------------------------- 6. settings answer what is done

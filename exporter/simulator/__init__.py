@@ -1,20 +1,23 @@
 """A simulator of the TIW API 3.0 endpoint: a real HTTP server for the demo, tests and benchmarks.
 
-It answers ``POST /`` like ``tiw.tencentcloudapi.com`` does for ``DescribeWhiteboardPush``,
-``StartWhiteboardPush``, ``StopWhiteboardPush``, ``DescribeRunningTasks``, the push-callback settings
-(``Set/DescribeWhiteboardPushCallback(Key)``) and the warning-callback settings
-(``Set/DescribeWarningCallback``): TC3-HMAC-SHA256 verification (with ``exporter.tencentcloud.signing``,
-the same code the client signs with), the region check, the error envelope, a per-(SecretId, action)
-rate limit, latency, injected faults, time-driven task lifecycles, signed ``WhiteboardPushStarted`` /
-``WhiteboardPushStopped`` callbacks and ``TaskQueued*LimitWarning`` callbacks for queued pushes.
+It answers ``POST /`` like ``tiw.tencentcloudapi.com`` does for three task kinds: whiteboard pushes
+(``Describe/Start/StopWhiteboardPush``), real-time recordings (``Describe/Start/Stop/Pause/
+ResumeOnlineRecord``) and document transcodes (``CreateTranscode``, ``DescribeTranscode``), plus
+``DescribeRunningTasks`` for each TaskType, each kind's callback settings
+(``Set/Describe<Kind>Callback(Key)``) and the warning-callback settings (``Set/DescribeWarningCallback``):
+TC3-HMAC-SHA256 verification (with ``exporter.tencentcloud.signing``, the same code the client signs
+with), the region check, the error envelope, a per-(SecretId, action) rate limit, latency, injected
+faults, time-driven task lifecycles, each kind's signed callbacks (``WhiteboardPush*``,
+``OnlineRecord*``, ``Transcode*``) and ``TaskQueued*LimitWarning`` callbacks for queued pushes.
 
 Modules, by behaviour (each keeps the decisions it implements in its docstring):
-``lifecycle`` (one task over time), ``mixes`` (seeded task mixes), ``tasks`` (the task book),
-``faults``, ``api`` (checks, signatures, rate window, the actions), ``stats``, ``push_callbacks`` (the
-callback settings per SdkAppId, the push callback body), ``warning_callbacks`` (warning settings, when
-and what to warn), ``callbacks`` (the sender), ``control`` (the ``/_sim/`` hooks and
-``SimulatorClient``), ``http`` (the server), ``core`` (the ``Simulator`` facade) and ``cli`` (the
-``simulate`` command).
+``lifecycle`` (one push over time), ``record_lifecycle`` and ``transcode_lifecycle`` (one recording,
+one transcode over time), ``mixes`` (seeded task mixes), ``tasks`` (the push book), ``kind_book`` (the
+book of another kind), ``faults``, ``api`` (checks, signatures, rate window, the push actions),
+``kind_api`` (the recording and transcode actions), ``stats``, ``task_callbacks`` (each kind's callback
+settings per SdkAppId, the callback body), ``warning_callbacks`` (warning settings, when and what to
+warn), ``callbacks`` (the sender), ``control`` (the ``/_sim/`` hooks and ``SimulatorClient``), ``http``
+(the server), ``core`` (the ``Simulator`` facade) and ``cli`` (the ``simulate`` command).
 
 Nothing in the exporter's runtime may import this package (a ruff banned-api rule enforces it);
 only ``exporter.cli``, ``exporter.demo``, tests and benchmarks do.
@@ -32,6 +35,8 @@ from exporter.simulator.lifecycle import (
     task_state,
 )
 from exporter.simulator.protocol import API_VERSION, DEFAULT_REGIONS, SimulatedError
+from exporter.simulator.record_lifecycle import RecordScript, record_state
+from exporter.simulator.transcode_lifecycle import TranscodeScript, transcode_state
 from exporter.simulator.warning_callbacks import WARNING_ENVELOPES
 
 __all__ = [
@@ -46,13 +51,17 @@ __all__ = [
     "SEED_FAILURE_MESSAGE",
     "WARNING_ENVELOPES",
     "FaultSpec",
+    "RecordScript",
     "SimulatedError",
     "Simulator",
     "SimulatorClient",
     "SimulatorOptions",
     "TaskScript",
     "TaskState",
+    "TranscodeScript",
     "parse_fault_spec",
+    "record_state",
     "run",
     "task_state",
+    "transcode_state",
 ]

@@ -1,6 +1,6 @@
 """The TIW API itself: common headers, TC3-HMAC-SHA256 verification, the rate window and the actions.
 
-Decisions where Tencent's documentation leaves room (tests/test_simulator.py pins them):
+Decisions where Tencent's documentation leaves room (tests/test_simulator*.py pin them):
 
 * Check order of an API request: body size -> common headers (Action, Version, action known,
   Region, Timestamp) -> authentication -> rate limit -> injected fault -> parameters -> the action.
@@ -20,7 +20,16 @@ Decisions where Tencent's documentation leaves room (tests/test_simulator.py pin
   (``warning_callbacks``); a Set*Callback URL that is not http(s) gets
   ``InvalidParameter.CallbackAddressFormatError``.
 * ``StopWhiteboardPush`` on a stopped task: ``UnsupportedOperation.TaskHasAlreadyStopped`` (a TIW code).
-* ``DescribeRunningTasks``: ``TaskType`` ``TranscodeH5``/``TranscodeJPG``/``OnlineRecord`` give an empty list.
+* ``DescribeRunningTasks`` pages each ``TaskType`` alike: ``WhiteboardPush`` lists pushes,
+  ``OnlineRecord`` recordings, ``TranscodeH5`` / ``TranscodeJPG`` transcodes of that type (``kind_api``;
+  each kind's lifecycle module says what it lists when).
+* Recordings and transcodes (``kind_api``, ``record_lifecycle``, ``transcode_lifecycle``) have their
+  own actions, callback settings and key per SdkAppId, and decisions. A recording or transcode scripted
+  to fail answers its error code (``FailedOperation.Record``; ``FailedOperation.Transcode``,
+  ``FailedOperation.File*``, ``InvalidParameter.UrlFormatError``,
+  ``LimitExceeded.TranscodePagesLimitation``...) as ``Response.Error`` once it ended, like a push: how
+  TIW answers a failed transcode is undocumented, and an error answer is what the Go SDK's per-action
+  list of DescribeTranscode errors suggests.
 * ``StartWhiteboardPush`` with a ``Backup`` parameter also starts a backup push: its answer's ``Backup``
   is the JSON text of that call's own answer (``{"RequestId", "TaskId"}``), and ``StopWhiteboardPush``
   of such a task answers ``Backup`` ``{"RequestId"}`` (as the API's examples show); otherwise ``""``.
@@ -42,10 +51,11 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from exporter.simulator.faults import DELAYING_FAULTS, FaultPlan, fault_outcome, fault_reply
+from exporter.simulator.kind_api import KindActions
 from exporter.simulator.lifecycle import SimTask, TaskScript, failure_message
 from exporter.simulator.mixes import random_script
 from exporter.simulator.protocol import (
@@ -70,9 +80,10 @@ from exporter.simulator.protocol import (
     missing,
     param,
     reject_unknown,
+    script_from_extra,
 )
-from exporter.simulator.push_callbacks import PushCallbackSettings
 from exporter.simulator.stats import INVALID_ACTION_KEY, Stats, deque_map, prune
+from exporter.simulator.task_callbacks import KindCallbackSettings
 from exporter.simulator.tasks import TaskBook
 from exporter.simulator.warning_callbacks import WarningCallbackSettings
 from exporter.tencentcloud import signing
@@ -85,24 +96,6 @@ _START_PARAMS = frozenset({  # the request fields of the SDK's StartWhiteboardPu
     "TRTCEnterRoomMode", "GroupId",
 })
 # fmt: on
-
-
-def _script_from_extra(extra: str | None) -> TaskScript | None:
-    """The test hook: ExtraData as JSON text with a ``simulator`` object of TaskScript fields."""
-    if not extra:
-        return None
-    try:
-        data = json.loads(extra)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or "simulator" not in data:
-        return None
-    try:
-        if not isinstance(data["simulator"], dict):
-            raise ValueError("`simulator` must be an object")
-        return TaskScript.from_mapping(data["simulator"])
-    except (TypeError, ValueError) as exc:
-        raise SimulatedError("InvalidParameter.InvalidExtra", f"ExtraData simulator script: {exc}") from None
 
 
 def check_common(headers: Mapping[str, str], regions: frozenset[str] | None = None) -> tuple[str, int]:
@@ -229,11 +222,13 @@ class TiwApi:
         faults: FaultPlan,
         stats: Stats,
         clock: Callable[[], float],
-        push_callbacks: PushCallbackSettings | None = None,
+        push_callbacks: KindCallbackSettings | None = None,
         warning_callbacks: WarningCallbackSettings | None = None,
         regions: frozenset[str] | None = frozenset(DEFAULT_REGIONS),
+        kinds: Sequence[KindActions[Any]] = (),
     ) -> None:
-        self.push_callbacks = push_callbacks or PushCallbackSettings()
+        self.kinds = tuple(kinds)
+        self.push_callbacks = push_callbacks or KindCallbackSettings()
         self.warning_callbacks = warning_callbacks or WarningCallbackSettings()
         self.regions = regions
         self._book = book
@@ -300,6 +295,8 @@ class TiwApi:
             DESCRIBE_WARNING_CALLBACK: self._with_app(self.warning_callbacks.describe),
             SET_WARNING_CALLBACK: self._with_app(self.warning_callbacks.set_warning_callback),
         }
+        for kind in self.kinds:
+            handlers |= {name: self._with_app(handler) for name, handler in kind.handlers().items()}
         try:
             if params is None:
                 raise SimulatedError("InvalidParameter", "The request body must be a JSON object.")
@@ -350,7 +347,7 @@ class TiwApi:
         push_user_id = param(params, "PushUserId", str)
         param(params, "PushUserSig", str)
         group_id = param(params, "GroupId", str, required=False)
-        script = _script_from_extra(param(params, "ExtraData", str, required=False))
+        script = script_from_extra(param(params, "ExtraData", str, required=False), TaskScript.from_mapping)
         self._check_app(sdk_app_id)
         task = self._book.start(sdk_app_id, room_id, group_id, push_user_id, script, self._clock(), random_script,
                                 with_backup="Backup" in params)
@@ -379,6 +376,11 @@ class TiwApi:
         if offset < 0 or not 1 <= limit <= 500:
             raise SimulatedError("InvalidParameterValue", "Offset must be >= 0 and Limit between 1 and 500.")
         self._check_app(sdk_app_id)
-        running = self._book.running(sdk_app_id, self._clock()) if task_type == "WhiteboardPush" else []
-        page = running[offset : offset + limit]
-        return {"Total": len(running), "Tasks": [task.running_item(state) for task, state in page]}
+        now = self._clock()
+        if task_type == "WhiteboardPush":  # items only for the page: a push fleet can be large
+            pushes = self._book.running(sdk_app_id, now)
+            page = [task.running_item(state) for task, state in pushes[offset : offset + limit]]
+            return {"Total": len(pushes), "Tasks": page}
+        listed = [item for kind in self.kinds if task_type in kind.task_types
+                  for item in kind.running(sdk_app_id, task_type, now)]
+        return {"Total": len(listed), "Tasks": listed[offset : offset + limit]}

@@ -1,12 +1,13 @@
-"""The callbacks the simulator sends: push events (``WhiteboardPushStarted`` / ``WhiteboardPushStopped``)
-and task warnings (``TaskQueued*LimitWarning``).
+"""The callbacks the simulator sends: each task kind's events (push ``WhiteboardPushStarted`` /
+``WhiteboardPushStopped``, recording ``OnlineRecordStarted`` / ``Stopped`` / ``Finished``, transcode
+``TranscodeProgressChanged`` / ``TranscodeFinished``) and task warnings (``TaskQueued*LimitWarning``).
 
-A ticker notices time-driven transitions (the task book marks them announced) and queue warnings
+A ticker notices time-driven transitions (each kind's book marks them announced) and queue warnings
 (``WarningWatch``), and queues their callbacks; one sender thread posts them in order. Each callback
-goes where the SdkAppId's settings say *at the moment it is due* (``PushCallbackSettings`` /
-``WarningCallbackSettings``: what the Describe*Callback actions answer), signed with that key; an
-SdkAppId without a URL gets none, and nothing is replayed once a URL is set later. Callback
-timestamps use the injectable clock.
+goes where the SdkAppId's settings *for that kind* say at the moment it is due (a
+``KindCallbackSettings`` per kind, ``WarningCallbackSettings``: what the Describe*Callback actions
+answer), in the same envelope signed with that kind's key; an SdkAppId without a URL gets none, and
+nothing is replayed once a URL is set later. Callback timestamps use the injectable clock.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
 from exporter.periodic import Periodic
-from exporter.simulator.push_callbacks import PushCallbackSettings, callback_body
+from exporter.simulator.kind_book import Event
 from exporter.simulator.stats import Stats
+from exporter.simulator.task_callbacks import KindCallbackSettings, callback_body
 from exporter.simulator.tasks import TaskBook
 from exporter.simulator.warning_callbacks import WarningCallbackSettings, WarningWatch
 
@@ -36,11 +38,26 @@ CALLBACK_TIMEOUT = (1.0, 3.0)
 class _Outgoing:
     url: str
     body: dict[str, Any]
-    warning: bool  # a warning callback (counted apart from push callbacks)
+    kind: str  # what it is counted as (stats.CALLBACK_KINDS)
+
+
+@dataclass(frozen=True)
+class CallbackSource:
+    """One task kind's events (``transitions(now)``) and the settings that say where they go."""
+
+    kind: str
+    settings: KindCallbackSettings
+    transitions: Callable[[float], list[Event]]
+
+
+def push_source(book: TaskBook, settings: KindCallbackSettings) -> CallbackSource:
+    def transitions(now: float) -> list[Event]:
+        return [(task.sdk_app_id, event_type, data) for task, event_type, data in book.transitions(now)]
+    return CallbackSource("push", settings, transitions)
 
 
 class CallbackSender:
-    """Ticker + sender threads; started once some SdkAppId has a push or warning callback URL."""
+    """Ticker + sender threads; started once some SdkAppId has a callback URL of some kind."""
 
     def __init__(
         self,
@@ -48,15 +65,16 @@ class CallbackSender:
         stats: Stats,
         clock: Callable[[], float],
         closing: threading.Event,
-        push: PushCallbackSettings,
+        sources: Sequence[CallbackSource],
         warnings: WarningCallbackSettings,
         watch: WarningWatch,
     ) -> None:
+        """``book`` holds the pushes the queue warnings watch; ``sources`` are the task kinds' events."""
         self._book = book
         self._stats = stats
         self._clock = clock
         self._closing = closing
-        self._push = push
+        self._sources = tuple(sources)
         self._warnings = warnings
         self._watch = watch
         self._lock = threading.Lock()
@@ -67,7 +85,7 @@ class CallbackSender:
 
     @property
     def configured(self) -> bool:
-        return self._push.any_configured() or self._warnings.any_configured()
+        return self._warnings.any_configured() or any(s.settings.any_configured() for s in self._sources)
 
     def start(self) -> None:
         """Start the threads once (a no-op until some callback URL is set)."""
@@ -91,23 +109,21 @@ class CallbackSender:
     def tick(self) -> None:
         """Detect transitions and queue warnings (time-driven) and queue their callbacks."""
         now = self._clock()
-        for task, event_type, data in self._book.transitions(now):
-            url, key = self._push.destination(task.sdk_app_id)
-            if url:
-                self._outbox.put(_Outgoing(url, callback_body(task.sdk_app_id, event_type, data, now, key), False))
+        for source in self._sources:
+            for sdk_app_id, event_type, data in source.transitions(now):
+                url, key = source.settings.destination(sdk_app_id)
+                if url:
+                    body = callback_body(sdk_app_id, event_type, data, now, key)
+                    self._outbox.put(_Outgoing(url, body, source.kind))
         for warning in self._watch.check(self._book.queued(now), now):
             url, key = self._warnings.destination(warning[0])
             if url:
-                self._outbox.put(_Outgoing(url, self._watch.limits.body(warning, now, key), True))
+                self._outbox.put(_Outgoing(url, self._watch.limits.body(warning, now, key), "warning"))
 
     def _run_sender(self) -> None:
         with requests.Session() as session:
             while (outgoing := self._outbox.get()) is not None and not self._closing.is_set():
-                ok = self._post(session, outgoing)
-                if outgoing.warning:
-                    self._stats.warning_callback(ok)
-                else:
-                    self._stats.callback(ok)
+                self._stats.callback(outgoing.kind, self._post(session, outgoing))
 
     def _post(self, session: requests.Session, outgoing: _Outgoing) -> bool:
         event_type = outgoing.body["EventType"]

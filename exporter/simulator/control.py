@@ -3,6 +3,8 @@
 ``GET /_sim/stats``, ``POST /_sim/faults``, ``DELETE /_sim/faults``, ``POST /_sim/tasks``,
 ``POST /_sim/credentials`` and ``POST /_sim/callbacks`` drive a simulator running in another process
 (tests, benchmarks, end-to-end runs). They are why the simulator binds to 127.0.0.1 by default.
+``/_sim/tasks`` and ``/_sim/callbacks`` take a ``kind``: ``push`` (the default), ``record`` or
+``transcode`` (and ``warning`` for callbacks).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import requests
 
 from exporter.simulator.lifecycle import TaskScript
 from exporter.simulator.protocol import json_object
+from exporter.simulator.record_lifecycle import RecordScript
+from exporter.simulator.transcode_lifecycle import TranscodeScript
 
 Answer = tuple[int, dict[str, Any]]
 
@@ -24,10 +28,13 @@ class Controllable(Protocol):
     def stats(self) -> dict[str, Any]: ...
     def clear_faults(self) -> None: ...
     def set_fault(self, kind: str, **options: Any) -> None: ...
-    def add_task(self, sdk_app_id: int, script: TaskScript | None = None, task_id: str | None = None) -> str: ...
+    def add_task(self, sdk_app_id: int, script: TaskScript = ..., task_id: str | None = None) -> str: ...
+    def add_record(self, sdk_app_id: int, script: RecordScript = ..., task_id: str | None = None) -> str: ...
+    def add_transcode(self, sdk_app_id: int, script: TranscodeScript = ..., task_id: str | None = None, *,
+                      url: str = ..., static_ppt: bool = ...) -> str: ...
     def revoke(self, secret_id: str) -> None: ...
     def set_credential(self, secret_id: str, secret_key: str) -> None: ...
-    def configure_callbacks(self, url: str, key: str) -> None: ...
+    def configure_callbacks(self, url: str, key: str, kind: str = "push") -> None: ...
     def configure_warning_callbacks(self, url: str, key: str = "") -> None: ...
 
 
@@ -71,14 +78,26 @@ class ControlEndpoints:
         return 200, {"ok": True}
 
     def _task(self, data: dict[str, Any]) -> Answer:
+        """``{"sdk_app_id", "task_id"?, "kind"?, <script fields>}``; a transcode also takes ``url``, ``static_ppt``."""
         data = dict(data)
         sdk_app_id = data.pop("sdk_app_id", None)
         task_id = data.pop("task_id", None)
+        kind = data.pop("kind", "push")
         if isinstance(sdk_app_id, bool) or not isinstance(sdk_app_id, int):
             raise ValueError("sdk_app_id must be an integer")
         if task_id is not None and not isinstance(task_id, str):
             raise ValueError("task_id must be a string")
-        return 201, {"task_id": self._sim.add_task(sdk_app_id, TaskScript.from_mapping(data), task_id)}
+        if kind == "push":
+            return 201, {"task_id": self._sim.add_task(sdk_app_id, TaskScript.from_mapping(data), task_id)}
+        if kind == "record":
+            return 201, {"task_id": self._sim.add_record(sdk_app_id, RecordScript.from_mapping(data), task_id)}
+        if kind != "transcode":
+            raise ValueError("kind must be push, record or transcode")
+        source = {name: data.pop(name) for name in ("url", "static_ppt") if name in data}
+        if not isinstance(source.get("url", ""), str) or not isinstance(source.get("static_ppt", False), bool):
+            raise ValueError("url must be a string and static_ppt true or false")
+        task_id = self._sim.add_transcode(sdk_app_id, TranscodeScript.from_mapping(data), task_id, **source)
+        return 201, {"task_id": task_id}
 
     def _credentials(self, data: dict[str, Any]) -> Answer:
         secret_id = data.get("secret_id")
@@ -94,16 +113,17 @@ class ControlEndpoints:
 
 
     def _callbacks(self, data: dict[str, Any]) -> Answer:
-        """``{"kind": "push" | "warning", "url": ..., "key": ...}``: as the Set*Callback actions for every SdkAppId."""
+        """``{"kind": "push" | "record" | "transcode" | "warning", "url": ..., "key": ...}``: as the kind's
+        Set*Callback actions for every SdkAppId."""
         kind, url, key = data.get("kind", "push"), data.get("url"), data.get("key", "")
         if not isinstance(url, str) or not isinstance(key, str):
             raise ValueError("url and key must be strings")
-        if kind == "push":
-            self._sim.configure_callbacks(url, key)
-        elif kind == "warning":
+        if kind == "warning":
             self._sim.configure_warning_callbacks(url, key)
+        elif kind in ("push", "record", "transcode"):
+            self._sim.configure_callbacks(url, key, kind)
         else:
-            raise ValueError("kind must be push or warning")
+            raise ValueError("kind must be push, record, transcode or warning")
         return 200, {"ok": True}
 
 
@@ -134,8 +154,21 @@ class SimulatorClient:
         return self.stats()["describes_by_task"].get(task_id, 0)
 
     def add_task(self, sdk_app_id: int, task_id: str | None = None, **script: Any) -> str:
-        """``POST /_sim/tasks``: a task with TaskScript fields ``script``; returns its id."""
+        """``POST /_sim/tasks``: a push with TaskScript fields ``script``; returns its id."""
+        return self._add("push", sdk_app_id, task_id, script)
+
+    def add_record(self, sdk_app_id: int, task_id: str | None = None, **script: Any) -> str:
+        """``POST /_sim/tasks``: a real-time recording with RecordScript fields ``script``; returns its id."""
+        return self._add("record", sdk_app_id, task_id, script)
+
+    def add_transcode(self, sdk_app_id: int, task_id: str | None = None, **script: Any) -> str:
+        """``POST /_sim/tasks``: a transcode with TranscodeScript fields (and ``url``, ``static_ppt``)."""
+        return self._add("transcode", sdk_app_id, task_id, script)
+
+    def _add(self, kind: str, sdk_app_id: int, task_id: str | None, script: dict[str, Any]) -> str:
         body: dict[str, Any] = {"sdk_app_id": sdk_app_id, **script}
+        if kind != "push":
+            body["kind"] = kind
         if task_id is not None:
             body["task_id"] = task_id
         return self._call("POST", "tasks", body)["task_id"]
@@ -156,9 +189,10 @@ class SimulatorClient:
         """``POST /_sim/credentials`` with ``revoke``: the SecretId's requests now fail authentication."""
         self._call("POST", "credentials", {"secret_id": secret_id, "revoke": True})
 
-    def configure_callbacks(self, url: str, key: str) -> None:
-        """``POST /_sim/callbacks``: every SdkAppId's push callbacks go to ``url``, signed with ``key``."""
-        self._call("POST", "callbacks", {"kind": "push", "url": url, "key": key})
+    def configure_callbacks(self, url: str, key: str, kind: str = "push") -> None:
+        """``POST /_sim/callbacks``: every SdkAppId's ``kind`` (push, record, transcode) callbacks go to ``url``,
+        signed with ``key``."""
+        self._call("POST", "callbacks", {"kind": kind, "url": url, "key": key})
 
     def configure_warning_callbacks(self, url: str, key: str = "") -> None:
         """``POST /_sim/callbacks``: every SdkAppId's task warning callbacks go to ``url``."""

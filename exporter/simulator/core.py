@@ -1,4 +1,5 @@
-"""``Simulator``: the facade that wires the task book, API, faults, callbacks and HTTP server together.
+"""``Simulator``: the facade that wires the task books (pushes, recordings, transcodes), API, faults,
+callbacks and HTTP server together.
 
 Clocks: lifecycles, signature timestamps, ``Date`` headers and callbacks use the injectable
 ``clock``; the rate limiter and delays use ``time.monotonic``, so a frozen fake clock does not
@@ -7,6 +8,7 @@ throttle every request.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -14,16 +16,20 @@ from typing import Any
 
 from exporter.periodic import Periodic
 from exporter.simulator.api import Credentials, RateWindow, TiwApi
-from exporter.simulator.callbacks import CallbackSender
+from exporter.simulator.callbacks import CallbackSender, CallbackSource, push_source
 from exporter.simulator.control import ControlEndpoints
 from exporter.simulator.faults import FaultPlan, FaultSpec
 from exporter.simulator.http import SimulatorServer, url_for
+from exporter.simulator.kind_api import RecordActions, TranscodeActions
+from exporter.simulator.kind_book import KindBook
 from exporter.simulator.lifecycle import TaskScript, check_non_negative
-from exporter.simulator.mixes import demo_scripts, populated_task, spawned_script
+from exporter.simulator.mixes import demo_scripts, populated_task, random_user_suffix, spawned_script
 from exporter.simulator.protocol import DEFAULT_REGIONS
-from exporter.simulator.push_callbacks import PushCallbackSettings
+from exporter.simulator.record_lifecycle import RECORD_STATUSES, RecordScript, SimRecord
 from exporter.simulator.stats import Stats
+from exporter.simulator.task_callbacks import KindCallbackSettings
 from exporter.simulator.tasks import TaskBook
+from exporter.simulator.transcode_lifecycle import DEFAULT_URL, TRANSCODE_STATUSES, SimTranscode, TranscodeScript
 from exporter.simulator.warning_callbacks import (
     DEFAULT_QUEUED_AMOUNT_LIMIT,
     DEFAULT_QUEUED_SECONDS_LIMIT,
@@ -37,12 +43,17 @@ DEMO_SECRET_KEY = "simulator-secret-key"  # public on purpose: the only key the 
 DEFAULT_SDK_APP_ID = 1400000001
 JOIN_TIMEOUT_SECONDS = 5.0
 _DEFAULT_SCRIPT = TaskScript()
+_DEFAULT_RECORD = RecordScript()
+_DEFAULT_TRANSCODE = TranscodeScript()
+CALLBACK_KINDS = ("push", "record", "transcode")  # whose callbacks configure_callbacks sets
 
 
 class Simulator:
     """The TIW API simulator: a real HTTP server (``url``) answering like ``tiw.tencentcloudapi.com``.
 
-    ``callback_url``/``callback_key`` (together) set every SdkAppId's push callbacks from the start, as
+    It serves pushes, real-time recordings and document transcodes, each kind with its own book,
+    callback settings and actions. ``callback_url``/``callback_key`` (together) set every SdkAppId's
+    push callbacks from the start, as
     ``SetWhiteboardPushCallback(Key)`` would. ``regions`` are the ``X-TC-Region`` values served (None:
     any). ``warning_queued_amount``/``warning_queued_seconds`` are the warning callbacks' thresholds and
     ``warning_envelope`` their body ("documented" or "push"; see ``warning_callbacks``).
@@ -77,17 +88,27 @@ class Simulator:
         self._closing = threading.Event()
         self._stats = Stats()
         self._book = TaskBook(seed, sdk_app_ids, unregistered_sdk_app_ids, expired_sdk_app_ids)
-        self.push_callbacks = PushCallbackSettings(on_change=self._start_callbacks)
+        self._records = KindBook[SimRecord](seed, "record", RECORD_STATUSES)
+        self._transcodes = KindBook[SimTranscode](seed, "transcode", TRANSCODE_STATUSES)
+        self.push_callbacks = KindCallbackSettings(on_change=self._start_callbacks)
+        self.record_callbacks = KindCallbackSettings(on_change=self._start_callbacks)
+        self.transcode_callbacks = KindCallbackSettings(on_change=self._start_callbacks)
         self.warning_callbacks = WarningCallbackSettings(on_change=self._start_callbacks)
         watch = WarningWatch(WarningLimits(warning_queued_amount, warning_queued_seconds, warning_envelope))
-        self._callbacks = CallbackSender(self._book, self._stats, clock, self._closing, self.push_callbacks,
+        sources = (push_source(self._book, self.push_callbacks),
+                   CallbackSource("record", self.record_callbacks, self._records.transitions),
+                   CallbackSource("transcode", self.transcode_callbacks, self._transcodes.transitions))
+        self._callbacks = CallbackSender(self._book, self._stats, clock, self._closing, sources,
                                          self.warning_callbacks, watch)
         keys = {DEMO_SECRET_ID: DEMO_SECRET_KEY} if credentials is None else credentials
         self._credentials = Credentials(keys, tokens or {}, clock, max_skew)
         self._window = RateWindow(rate_limit, self._stats)
         self._faults = FaultPlan(seed)
+        kinds = (RecordActions(self._records, self.record_callbacks, clock),
+                 TranscodeActions(self._transcodes, self.transcode_callbacks, clock))
         self.api = TiwApi(self._book, self._credentials, self._window, self._faults, self._stats, clock,
-                          self.push_callbacks, self.warning_callbacks, None if regions is None else frozenset(regions))
+                          self.push_callbacks, self.warning_callbacks, None if regions is None else frozenset(regions),
+                          kinds)
         self.control = ControlEndpoints(self)
         self._closed = False
         self._started = False
@@ -123,15 +144,20 @@ class Simulator:
         self._callbacks.start()
         return self
 
-    def configure_callbacks(self, url: str, key: str) -> None:
-        """Send push callbacks to ``url`` signed with ``key`` from now on (e.g. once the receiver's port is known).
+    def configure_callbacks(self, url: str, key: str, kind: str = "push") -> None:
+        """Send ``kind``'s callbacks to ``url`` signed with ``key`` from now on (e.g. once the receiver's port
+        is known); ``kind`` is ``push``, ``record`` or ``transcode``.
 
-        As if ``SetWhiteboardPushCallback`` and ``SetWhiteboardPushCallbackKey`` had been called for every
-        SdkAppId of the simulator, so ``DescribeWhiteboardPushCallback`` answers exactly where callbacks go.
-        An empty ``key`` sends them unsigned (as TIW does without a key); an empty ``url`` stops them.
+        As if ``Set<Kind>Callback`` and ``Set<Kind>CallbackKey`` (e.g. ``SetWhiteboardPushCallback(Key)``) had
+        been called for every SdkAppId of the simulator, so ``Describe<Kind>Callback`` answers exactly where
+        callbacks go. An empty ``key`` sends them unsigned (as TIW does without a key); an empty ``url`` stops them.
         """
+        settings = {"push": self.push_callbacks, "record": self.record_callbacks,
+                    "transcode": self.transcode_callbacks}.get(kind)
+        if settings is None:
+            raise ValueError(f"kind must be one of {CALLBACK_KINDS}, got {kind!r}")
         for sdk_app_id in sorted(self._book.known_app_ids):
-            self.push_callbacks.record(sdk_app_id, url=url, key=key)
+            settings.record(sdk_app_id, url=url, key=key)
 
     def configure_warning_callbacks(self, url: str, key: str = "") -> None:
         """Send the task warning callbacks to ``url`` from now on, as ``SetWarningCallback`` would for every
@@ -193,6 +219,49 @@ class Simulator:
         """Create a task (ids drawn from the seeded RNG when not given); ``created_at`` backdates it."""
         return self._book.add(sdk_app_id, script, task_id, created_at, self.clock())
 
+    def add_record(
+        self,
+        sdk_app_id: int,
+        script: RecordScript = _DEFAULT_RECORD,
+        task_id: str | None = None,
+        *,
+        created_at: float | None = None,
+    ) -> str:
+        """Create a real-time recording (a room and RecordUserId drawn from the recordings' seeded RNG)."""
+        now, created = self._created(sdk_app_id, created_at)
+
+        def make(new_id: str, rng: random.Random) -> SimRecord:
+            room = rng.randint(10000, 999999)
+            user = f"tic_record_user_{room}_{random_user_suffix(rng)}"
+            return SimRecord(sdk_app_id, new_id, script, created, room, str(room), user)
+
+        return self._records.create(make, task_id, now).task_id
+
+    def add_transcode(
+        self,
+        sdk_app_id: int,
+        script: TranscodeScript = _DEFAULT_TRANSCODE,
+        task_id: str | None = None,
+        *,
+        created_at: float | None = None,
+        url: str = DEFAULT_URL,
+        static_ppt: bool = False,
+    ) -> str:
+        """Create a document transcode of ``url`` (``TranscodeH5`` for a PowerPoint file unless ``static_ppt``)."""
+        now, created = self._created(sdk_app_id, created_at)
+
+        def make(new_id: str, _: random.Random) -> SimTranscode:
+            return SimTranscode(sdk_app_id, new_id, script, created, url, static_ppt)
+
+        return self._transcodes.create(make, task_id, now).task_id
+
+    def _created(self, sdk_app_id: int, created_at: float | None) -> tuple[float, float]:
+        """(now, creation time) of a task ``add_*`` creates; ValueError for an SdkAppId the simulator lacks."""
+        if sdk_app_id not in self._book.known_app_ids:
+            raise ValueError(f"SdkAppId {sdk_app_id} is not one of the simulator's SdkAppIds")
+        now = self.clock()
+        return now, now if created_at is None else created_at
+
     def populate(self, count: int, sdk_app_id: int = DEFAULT_SDK_APP_ID) -> list[str]:
         """``count`` tasks of a fleet seen mid-life: preparing, pushing, stopped, failing, with backups."""
         now = self.clock()
@@ -248,4 +317,6 @@ class Simulator:
 
     def stats(self) -> dict[str, Any]:
         """Counters for tests and benchmarks (a snapshot; see ``simulator.stats`` for the keys)."""
-        return self._stats.snapshot(self._book.statuses(self.clock()))
+        now = self.clock()
+        return self._stats.snapshot({"push": self._book.statuses(now), "record": self._records.statuses(now),
+                                     "transcode": self._transcodes.statuses(now)})

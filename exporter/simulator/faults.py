@@ -22,12 +22,14 @@ from exporter.simulator.protocol import (
     DESCRIBE,
     DESCRIBE_CALLBACK,
     DESCRIBE_WARNING_CALLBACK,
+    RECORD_ACTIONS,
     RUNNING,
     SET_CALLBACK,
     SET_CALLBACK_KEY,
     SET_WARNING_CALLBACK,
     START,
     STOP,
+    TRANSCODE_ACTIONS,
     Reply,
     envelope,
     error_reply,
@@ -180,7 +182,15 @@ _WRONG_TYPES: dict[str, dict[str, Any]] = {
     SET_CALLBACK: {"Error": "failed"},
     SET_CALLBACK_KEY: {"Error": "failed"},
     SET_WARNING_CALLBACK: {"Error": "failed"},
+    "DescribeOnlineRecord": {"TaskId": 3, "Status": ["RECORDING"], "ExceptionCnt": "many", "VideoInfos": "none"},
+    "StartOnlineRecord": {"TaskId": 3},
+    "DescribeTranscode": {"TaskId": 3, "Status": 3, "Progress": "half", "Pages": "many", "AssignTime": "soon"},
+    "CreateTranscode": {"TaskId": 3},
 }
+# The other kinds' callback settings answer like the push ones; Stop/Pause/Resume answer only RequestId.
+for _action in (*RECORD_ACTIONS, *TRANSCODE_ACTIONS):
+    _settings = _action.startswith("Describe") and _action.endswith("Callback")
+    _WRONG_TYPES.setdefault(_action, _WRONG_TYPES[DESCRIBE_CALLBACK if _settings else SET_CALLBACK])
 
 
 def _sample_describe(params: Mapping[str, Any] | None) -> dict[str, Any]:

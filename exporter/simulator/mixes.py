@@ -1,4 +1,5 @@
-"""Seeded task mixes: a fleet seen mid-life, the demo mix, and tasks that keep arriving.
+"""Seeded task mixes: a fleet seen mid-life, the demo mix, tasks that keep arriving, and the scripts of
+recordings and transcodes started without one.
 
 Every draw comes from a ``random.Random`` the caller owns (and locks), so a seed replays a run. Tasks
 with a backup push answer the documented Describe ``Backup`` (``"{}"``), never an invented result.
@@ -11,6 +12,8 @@ import string
 
 from exporter.model import FINISH_REASONS
 from exporter.simulator.lifecycle import DOCUMENTED_DESCRIBE_BACKUP, TaskScript
+from exporter.simulator.record_lifecycle import RecordScript
+from exporter.simulator.transcode_lifecycle import TranscodeScript
 
 _ID_ALPHABET = string.ascii_lowercase + string.digits
 
@@ -93,3 +96,31 @@ def spawned_script(rng: random.Random) -> TaskScript:
 
 def random_user_suffix(rng: random.Random) -> str:
     return "".join(rng.choices(_ID_ALPHABET, k=5))
+
+
+def random_record_script(rng: random.Random) -> RecordScript:
+    """A script for a recording started now (StartOnlineRecord without the test hook)."""
+    roll = rng.random()
+    prepare, finish = _uniform(rng, 1.0, 8.0), _uniform(rng, 5, 60)
+    if roll < 0.6:
+        return RecordScript(prepare, finish_seconds=finish)
+    if roll < 0.75:
+        return RecordScript(prepare, _uniform(rng, 300, 3600), rng.choice(("AUTO", "USER_CALL")), finish,
+                            pauses=((_uniform(rng, 30, 200), _uniform(rng, 10, 120)),))
+    if roll < 0.9:
+        return RecordScript(prepare, _uniform(rng, 60, 600), "EXCEPTION", finish,
+                            exceptions_per_minute=_uniform(rng, 2, 20), interrupts_per_minute={"teacher": 1.0})
+    return RecordScript(prepare, _uniform(rng, 5, 60), finish_seconds=finish, fail_with="FailedOperation.Record")
+
+
+TRANSCODE_FAILURES = ("FailedOperation.Transcode", "FailedOperation.FileDownloadFail",
+                      "FailedOperation.FileFormatError", "InvalidParameter.UrlFormatError",
+                      "LimitExceeded.TranscodePagesLimitation")
+
+
+def random_transcode_script(rng: random.Random) -> TranscodeScript:
+    """A script for a transcode created now (CreateTranscode without the test hook)."""
+    timing = (_uniform(rng, 0, 30), _uniform(rng, 5, 120), rng.randint(1, 80))
+    failure = rng.choice(TRANSCODE_FAILURES) if rng.random() < 0.1 else None
+    return TranscodeScript(*timing, fail_with=failure)
+

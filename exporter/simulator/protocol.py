@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 API_VERSION = "2019-09-19"
 SERVICE = "tiw"
@@ -23,8 +23,13 @@ SET_CALLBACK = "SetWhiteboardPushCallback"
 SET_CALLBACK_KEY = "SetWhiteboardPushCallbackKey"
 DESCRIBE_WARNING_CALLBACK = "DescribeWarningCallback"
 SET_WARNING_CALLBACK = "SetWarningCallback"
+RECORD_ACTIONS = ("DescribeOnlineRecord", "StartOnlineRecord", "StopOnlineRecord", "PauseOnlineRecord",
+                  "ResumeOnlineRecord", "DescribeOnlineRecordCallback", "SetOnlineRecordCallback",
+                  "SetOnlineRecordCallbackKey")
+TRANSCODE_ACTIONS = ("DescribeTranscode", "CreateTranscode", "DescribeTranscodeCallback", "SetTranscodeCallback",
+                     "SetTranscodeCallbackKey")
 ACTIONS = (DESCRIBE, START, STOP, RUNNING, DESCRIBE_CALLBACK, SET_CALLBACK, SET_CALLBACK_KEY,
-           DESCRIBE_WARNING_CALLBACK, SET_WARNING_CALLBACK)
+           DESCRIBE_WARNING_CALLBACK, SET_WARNING_CALLBACK, *RECORD_ACTIONS, *TRANSCODE_ACTIONS)
 # The regions a simulator serves by default: the domestic default and the international site's only one
 # (the intl push API pages: "only supports: ap-singapore"). The domestic region list is unconfirmed.
 DEFAULT_REGIONS = ("ap-guangzhou", "ap-singapore")
@@ -43,6 +48,10 @@ def missing(name: str) -> SimulatedError:
     return SimulatedError("MissingParameter", f"The request is missing a required parameter `{name}`.")
 
 
+_TYPE_NAMES = {int: "Integer", str: "String", bool: "Boolean"}
+T = TypeVar("T")
+
+
 def param(params: Mapping[str, Any], name: str, kind: type, required: bool = True) -> Any:
     """One parameter, type-checked like the API (JSON integers only, no booleans)."""
     value = params.get(name)
@@ -52,7 +61,7 @@ def param(params: Mapping[str, Any], name: str, kind: type, required: bool = Tru
         return None
     matches = isinstance(value, int) and not isinstance(value, bool) if kind is int else isinstance(value, kind)
     if not matches:
-        expected = "Integer" if kind is int else "String"
+        expected = _TYPE_NAMES[kind]
         raise SimulatedError(
             "InvalidParameter.BodyParameterTypeUnmatched",
             f"The type of parameter `{name}` must be {expected}.",
@@ -65,6 +74,26 @@ def reject_unknown(params: Mapping[str, Any], known: Iterable[str]) -> None:
     if unknown:
         raise SimulatedError("UnknownParameter", f"The parameter `{unknown[0]}` is not recognized.")
 
+
+def script_from_extra(extra: str | None, parse: Callable[[Mapping[str, Any]], T]) -> T | None:
+    """The test hook of a create action: ``ExtraData`` as JSON text with a ``simulator`` object of script fields.
+
+    ``parse`` builds the kind's script (e.g. ``TaskScript.from_mapping``); text without that object is no hook.
+    """
+    if not extra:
+        return None
+    try:
+        data = json.loads(extra)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or "simulator" not in data:
+        return None
+    try:
+        if not isinstance(data["simulator"], dict):
+            raise ValueError("`simulator` must be an object")
+        return parse(data["simulator"])
+    except (TypeError, ValueError) as exc:
+        raise SimulatedError("InvalidParameter.InvalidExtra", f"ExtraData simulator script: {exc}") from None
 
 
 @dataclass

@@ -7,7 +7,9 @@ count the outcome of the answer they delay); requests without a known action cou
 limit; ``max_arrivals_in_any_second`` also counts throttled ones, i.e. what the client sent.
 ``describes_by_task`` counts DescribeWhiteboardPush requests for an existing task that passed
 authentication and the rate limit (faulted ones included: the client did poll). ``callbacks_*`` count
-push callbacks, ``warning_callbacks_*`` the task warnings, each by whether the receiver answered 2xx.
+push callbacks, ``warning_callbacks_*`` the task warnings, ``record_callbacks_*`` and
+``transcode_callbacks_*`` the other kinds' events, each by whether the receiver answered 2xx.
+``tasks`` counts pushes by status, ``record_tasks`` and ``transcode_tasks`` the other kinds.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 INVALID_ACTION_KEY = "(invalid)"
+CALLBACK_KINDS = ("push", "warning", "record", "transcode")  # push callbacks count as plain ``callbacks_*``
 
 
 def prune(window: collections.deque[float], now: float) -> collections.deque[float]:
@@ -44,10 +47,7 @@ class Stats:
     max_arrivals: collections.Counter[str] = field(default_factory=collections.Counter)
     describes_by_task: collections.Counter[str] = field(default_factory=collections.Counter)
     throttled: int = 0
-    callbacks_sent: int = 0
-    callbacks_failed: int = 0
-    warning_callbacks_sent: int = 0
-    warning_callbacks_failed: int = 0
+    callbacks: collections.Counter[tuple[str, bool]] = field(default_factory=collections.Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @staticmethod
@@ -81,32 +81,26 @@ class Stats:
         with self.lock:
             self.describes_by_task[task_id] += 1
 
-    def callback(self, ok: bool) -> None:
+    def callback(self, kind: str, ok: bool) -> None:
+        """One callback of ``kind`` (one of CALLBACK_KINDS) sent, ``ok`` when the receiver answered 2xx."""
         with self.lock:
-            if ok:
-                self.callbacks_sent += 1
-            else:
-                self.callbacks_failed += 1
+            self.callbacks[(kind, ok)] += 1
 
-    def warning_callback(self, ok: bool) -> None:
+    def snapshot(self, tasks: dict[str, dict[str, int]]) -> dict[str, Any]:
+        """The stats document; ``tasks`` counts each kind's tasks by status (``push``, ``record``, ``transcode``)."""
         with self.lock:
-            if ok:
-                self.warning_callbacks_sent += 1
-            else:
-                self.warning_callbacks_failed += 1
-
-    def snapshot(self, tasks: dict[str, int]) -> dict[str, Any]:
-        """The stats document; ``tasks`` counts tasks by status."""
-        with self.lock:
+            sent = {}
+            for kind in CALLBACK_KINDS:
+                prefix = "" if kind == "push" else f"{kind}_"
+                sent |= {f"{prefix}callbacks_sent": self.callbacks[(kind, True)],
+                         f"{prefix}callbacks_failed": self.callbacks[(kind, False)]}
             return {
                 "requests": {action: dict(counts) for action, counts in self.requests.items()},
                 "max_requests_in_any_second": dict(self.max_accepted),
                 "max_arrivals_in_any_second": dict(self.max_arrivals),
                 "throttled": self.throttled,
-                "tasks": tasks,
-                "callbacks_sent": self.callbacks_sent,
-                "callbacks_failed": self.callbacks_failed,
-                "warning_callbacks_sent": self.warning_callbacks_sent,
-                "warning_callbacks_failed": self.warning_callbacks_failed,
+                "tasks": tasks["push"],
+                "record_tasks": tasks["record"],
+                "transcode_tasks": tasks["transcode"],
                 "describes_by_task": dict(self.describes_by_task),
-            }
+            } | sent

@@ -23,6 +23,11 @@ _TASK_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 T = TypeVar("T")
 
 
+def valid_task_id(task_id: str) -> bool:
+    """Whether a task id given by a test (control endpoint, ``add_task``) looks like one TIW could give."""
+    return bool(_TASK_ID_RE.match(task_id))
+
+
 class TaskBook:
     """Tasks by (SdkAppId, TaskId) and by id, plus the SdkAppIds the simulated account has."""
 
@@ -61,7 +66,7 @@ class TaskBook:
         with self._lock:
             if task_id is None:
                 task_id = self._fresh_id()
-            elif not _TASK_ID_RE.match(task_id) or task_id in self._by_id:
+            elif not valid_task_id(task_id) or task_id in self._by_id:
                 raise ValueError(f"task id {task_id!r} is malformed or already exists")
             room_id = self._rng.randint(10000, 999999)
             user = f"tic_push_user_{room_id}_{random_user_suffix(self._rng)}"

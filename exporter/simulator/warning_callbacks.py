@@ -33,7 +33,7 @@ from typing import Any
 
 from exporter.simulator.lifecycle import SimTask, check_non_negative
 from exporter.simulator.protocol import param, reject_unknown
-from exporter.simulator.push_callbacks import CallbackSettings, callback_body, check_key, check_url
+from exporter.simulator.task_callbacks import CallbackSettings, callback_body, check_key, check_url
 
 AMOUNT_EVENT = "TaskQueuedAmountLimitWarning"
 TIME_EVENT = "TaskQueuedTimeLimitWarning"

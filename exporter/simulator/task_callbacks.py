@@ -1,11 +1,12 @@
-"""The callback settings TIW keeps per SdkAppId, and the push ones: Set/DescribeWhiteboardPushCallback(Key).
+"""The callback settings TIW keeps per SdkAppId and task kind, and the body of a task callback.
 
-What ``SetWhiteboardPushCallback`` and ``SetWhiteboardPushCallbackKey`` store,
-``DescribeWhiteboardPushCallback`` answers (``Callback``, ``CallbackKey``), as the SDK's models
-have them. The callback sender reads the same settings for each callback it sends (``destination``),
-so what Describe answers is always where, and with which key, the simulator actually sends; the
-simulator's own configuration (``Simulator(callback_url=...)``, ``configure_callbacks``) is recorded
-here too, as if the Set actions had been called.
+Each kind has its own URL and key per SdkAppId: ``Set<Kind>Callback`` and ``Set<Kind>CallbackKey``
+store them, ``Describe<Kind>Callback`` answers them (``Callback``, ``CallbackKey``), as the SDK's
+models have them for the kinds ``WhiteboardPush``, ``OnlineRecord`` and ``Transcode``. The callback
+sender reads the same settings for each callback it sends (``destination``), so what Describe
+answers is always where, and with which key, the simulator actually sends; the simulator's own
+configuration (``Simulator(callback_url=...)``, ``configure_callbacks``) is recorded here too, as if
+the Set actions had been called.
 
 Decisions where the documentation leaves room: an empty ``Callback`` turns callbacks off; a URL that is
 not http(s) gets ``InvalidParameter.CallbackAddressFormatError`` (the code the Go SDK lists for
@@ -31,7 +32,9 @@ _KEY = re.compile(r"[\x21-\x7e]{1,64}")
 
 
 def callback_body(sdk_app_id: int, event_type: str, data: dict[str, Any], now: float, key: str) -> dict[str, Any]:
-    """A push callback's body (callback overview 1137/40257): ``ExpireTime`` and ``Sign`` only with a key.
+    """A task callback's body (callback overview 1137/40257): ``ExpireTime`` and ``Sign`` only with a key.
+
+    Every kind's events share it (the push, recording and transcode event pages show the same envelope).
 
     Signing uses the product's ``exporter.callbacks.sign``, so the simulator and the receiver cannot
     disagree on TIW's rule (``md5(key + str(ExpireTime))``).
@@ -93,8 +96,8 @@ class CallbackSettings:
         return {"Callback": url, "CallbackKey": key}
 
 
-class PushCallbackSettings(CallbackSettings):
-    """``SetWhiteboardPushCallback`` and ``SetWhiteboardPushCallbackKey`` (two actions, one setting each)."""
+class KindCallbackSettings(CallbackSettings):
+    """A task kind's ``Set<Kind>Callback`` and ``Set<Kind>CallbackKey`` (two actions, one setting each)."""
 
     def set_callback(self, params: dict[str, Any]) -> dict[str, Any]:
         reject_unknown(params, ("SdkAppId", "Callback"))
