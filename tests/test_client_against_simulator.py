@@ -2,13 +2,15 @@
 
 Every error code of the seed and every fault kind must reach callers as the right ``CallFailure``
 class, ``code`` and ``outcome``, retried only when that is safe; lifecycles run on a shared manual
-clock so nothing sleeps.
+clock so nothing sleeps. The official SDK's ``TiwClient`` parses every answer of the other task kinds
+(recordings, transcodes), each checked field by field against the SDK's models: names, types, nulls.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +20,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from tencentcloud.common import credential
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.tiw.v20190919 import models, tiw_client
 
 from exporter import tiw
 from exporter.errors import client_retry
@@ -27,8 +34,10 @@ from exporter.simulator import (
     DEMO_SECRET_KEY,
     FAULT_KINDS,
     SEED_FAILURE_MESSAGE,
+    RecordScript,
     Simulator,
     TaskScript,
+    TranscodeScript,
 )
 from exporter.tencentcloud.client import RetryPolicy, TencentCloudClient
 from exporter.tencentcloud.credentials import Credential, StaticCredentials
@@ -467,6 +476,143 @@ def test_the_warning_callback_actions_answer_what_was_set(h: Harness) -> None:
         client.call("SetWarningCallback", {"SdkAppId": APP, "Callback": "ftp://x", "CallbackKey": ""})
     assert caught.value.code == "InvalidParameter.CallbackAddressFormatError"
 
+
+
+# ------------------------------------------------------------- the official SDK parses the other kinds' answers
+
+
+class SdkClient(tiw_client.TiwClient):
+    """The official ``TiwClient``, keeping the raw answer of each call beside the model it parsed."""
+
+    raw: dict[str, Any] = {}
+
+    def call(self, action: str, params: Any, options: Any = None, headers: Any = None) -> Any:
+        body = super().call(action, params, options, headers)
+        self.raw = json.loads(body)["Response"]
+        return body
+
+
+def sdk_client(h: Harness) -> SdkClient:
+    profile = ClientProfile(httpProfile=HttpProfile(protocol="http", endpoint=h.sim.url.removeprefix("http://")))
+    return SdkClient(credential.Credential(DEMO_SECRET_ID, DEMO_SECRET_KEY), "ap-guangzhou", profile)
+
+
+@pytest.fixture
+def sdk_h(make_harness: Callable[..., Harness]) -> Harness:
+    """A harness whose simulator accepts the SDK's real-time signatures on the manual clock."""
+    return make_harness(max_skew=10**10)
+
+
+def _sdk_type_problems(rtype: str, value: Any, where: str) -> list[str]:
+    """How ``value`` differs from the SDK's ``:rtype:`` (``int``, ``str``, ``list of X``, a model name)."""
+    if rtype.startswith("list of "):
+        if not isinstance(value, list):
+            return [f"{where} is not a list"]
+        return [p for i, item in enumerate(value) for p in _sdk_type_problems(rtype[8:], item, f"{where}[{i}]")]
+    python = {"int": int, "str": str, "bool": bool, "float": (int, float)}.get(rtype)
+    if python is not None:
+        wrong = not isinstance(value, python) or (rtype == "int" and isinstance(value, bool))
+        return [f"{where} is {value!r}, not {rtype}"] if wrong else []
+    if not isinstance(value, dict):
+        return [f"{where} is not a {rtype} object"]
+    return sdk_shape_problems(getattr(models, rtype.split(".")[-1].strip("`")), value, f"{where}.")
+
+
+def sdk_shape_problems(model: type, answer: dict[str, Any], where: str = "") -> list[str]:
+    """What in ``answer`` the SDK's ``model`` does not have, lacks, types otherwise or does not allow as null."""
+    names = {name[1:] for name in vars(model())} - {"RequestId"}
+    problems = [f"{where}{name} is unknown to the SDK" for name in set(answer) - names - {"RequestId"}]
+    problems += [f"{where}{name} is missing" for name in names - set(answer)]
+    for name in names & set(answer):
+        doc = getattr(model, name).__doc__ or ""
+        rtype = re.search(r":rtype: (.+)", doc)
+        assert rtype, f"no :rtype: for {model.__name__}.{name}"
+        if answer[name] is None:
+            problems += [] if "null" in doc else [f"{where}{name} is null, which the SDK does not allow"]
+        else:
+            problems += _sdk_type_problems(rtype[1].strip(), answer[name], f"{where}{name}")
+    return problems
+
+
+def sdk_call(client: SdkClient, action: str, **fields: Any) -> Any:
+    """``action`` through the official client; its raw answer must match the SDK's response model exactly."""
+    request = getattr(models, f"{action}Request")()
+    request.from_json_string(json.dumps(fields))
+    parsed = getattr(client, action)(request)
+    assert sdk_shape_problems(type(parsed), client.raw) == []
+    return parsed
+
+
+def test_the_official_sdk_parses_a_recording_from_start_to_its_videos(sdk_h: Harness) -> None:
+    client = sdk_client(sdk_h)
+    script = {"simulator": {"prepare_seconds": 1, "finish_seconds": 10, "interrupts_per_minute": {"teacher": 3}}}
+    started = sdk_call(client, "StartOnlineRecord", SdkAppId=APP, RoomId=880528,
+                       RecordUserId="tic_record_user_880528_a", RecordUserSig="sig", ExtraData=json.dumps(script))
+    task = {"SdkAppId": APP, "TaskId": started.TaskId}
+    assert sdk_call(client, "DescribeOnlineRecord", **task).Interrupts is None  # null until it records
+    statuses = []
+    for action, seconds in (("PauseOnlineRecord", 20), ("ResumeOnlineRecord", 30), ("StopOnlineRecord", 40)):
+        sdk_h.clock.advance(seconds)
+        sdk_call(client, action, **task)
+        statuses.append(sdk_call(client, "DescribeOnlineRecord", **task).Status)
+    assert statuses == ["PAUSED", "RECORDING", "STOPPED"]
+    sdk_h.clock.advance(10)
+    done = sdk_call(client, "DescribeOnlineRecord", **task)
+    assert (done.Status, done.FinishReason, done.TotalTime, len(done.OmittedDurations)) == (
+        "FINISHED", "USER_CALL", 59_000, 1)
+    assert [(video.VideoType, video.UserId) for video in done.VideoInfos] == [(2, ""), (0, "teacher")]
+    assert [(one.UserId, one.Count) for one in done.Interrupts] == [("teacher", 2)]
+
+
+def test_the_official_sdk_parses_a_transcode_with_its_nulls_and_times(sdk_h: Harness) -> None:
+    client = sdk_client(sdk_h)
+    script = {"simulator": {"queued_seconds": 10, "processing_seconds": 40, "pages": 9}}
+    created = sdk_call(client, "CreateTranscode", SdkAppId=APP, Url="https://x.example.com/deck.pptx",
+                       IsStaticPPT=False, ThumbnailResolution="200x200", ExtraData=json.dumps(script))
+    task = {"SdkAppId": APP, "TaskId": created.TaskId}
+    seen = []
+    for seconds in (0, 30, 20):
+        sdk_h.clock.advance(seconds)
+        answer = sdk_call(client, "DescribeTranscode", **task)
+        seen.append((answer.Status, answer.Progress, answer.Pages, answer.AssignTime, answer.FinishedTime))
+    start = int(sdk_h.clock()) - 50
+    assert seen == [("QUEUED", 0, 0, None, None), ("PROCESSING", 50, 9, start + 10, None),
+                    ("FINISHED", 100, 9, start + 10, start + 50)]
+    assert answer.ResultUrl and answer.ThumbnailUrl and answer.ResourceListUrl is None
+
+
+@pytest.mark.parametrize("task_type", ["WhiteboardPush", "OnlineRecord", "TranscodeH5", "TranscodeJPG"])
+def test_the_official_sdk_parses_the_running_list_of_each_task_type(sdk_h: Harness, task_type: str) -> None:
+    sdk_h.task(TaskScript(prepare_seconds=0))
+    sdk_h.sim.add_record(APP, RecordScript(queued_seconds=5))
+    sdk_h.sim.add_transcode(APP, TranscodeScript(queued_seconds=0))
+    sdk_h.sim.add_transcode(APP, url="https://x.example.com/notes.pdf")
+    listed = sdk_call(sdk_client(sdk_h), "DescribeRunningTasks", SdkAppID=APP, TaskType=task_type, Limit=10)
+    assert listed.Total == 1 and [item.TaskType for item in listed.Tasks] == [task_type]
+
+
+@pytest.mark.parametrize("kind", ["OnlineRecord", "Transcode"])
+def test_the_official_sdk_sets_and_describes_each_kinds_callback(sdk_h: Harness, kind: str) -> None:
+    client = sdk_client(sdk_h)
+    sdk_call(client, f"Set{kind}Callback", SdkAppId=APP, Callback=f"https://cb.example.com/{kind}")
+    sdk_call(client, f"Set{kind}CallbackKey", SdkAppId=APP, CallbackKey=f"{kind}-key")
+    described = sdk_call(client, f"Describe{kind}Callback", SdkAppId=APP)
+    assert (described.Callback, described.CallbackKey) == (f"https://cb.example.com/{kind}", f"{kind}-key")
+
+
+@pytest.mark.parametrize("code", ["FailedOperation.Record", "FailedOperation.Transcode",
+                                  "LimitExceeded.TranscodePagesLimitation"])
+def test_the_official_sdk_and_our_client_see_a_failed_task_as_its_error(sdk_h: Harness, code: str) -> None:
+    if code == "FailedOperation.Record":
+        action, task_id = "DescribeOnlineRecord", sdk_h.sim.add_record(APP, RecordScript(0, fail_with=code))
+    else:
+        action, task_id = "DescribeTranscode", sdk_h.sim.add_transcode(APP, TranscodeScript(0, 0, fail_with=code))
+    with pytest.raises(TencentCloudSDKException) as caught:
+        sdk_call(sdk_client(sdk_h), action, SdkAppId=APP, TaskId=task_id)
+    assert caught.value.get_code() == code and caught.value.get_request_id()
+    with pytest.raises(ApiError) as ours:
+        sdk_h.client().call(action, {"SdkAppId": APP, "TaskId": task_id})
+    assert ours.value.code == code
 
 
 # --------------------------------------------------------------------------- proxies from the environment
