@@ -2,14 +2,16 @@
 
 Pinned here: each kind's lifecycle (a recording goes RECORDING <-> PAUSED both ways, STOPPED is not
 final and FINISHED follows; a transcode's progress and times), each failure code answered once the
-task ended, the running list per TaskType, each kind's callbacks signed with its own key, faults and
-the control hooks.
+task ended, the running list per TaskType, each kind's callbacks signed with its own key, faults, the
+control hooks, and the demo's recordings and transcodes (only when asked for). The official SDK
+parses these answers in tests/test_client_against_simulator.py.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,17 +24,20 @@ from exporter.simulator import (
     RecordScript,
     Simulator,
     SimulatorClient,
+    SimulatorOptions,
     TaskScript,
     TranscodeScript,
     record_state,
+    run,
     transcode_state,
 )
-from exporter.simulator.mixes import TRANSCODE_FAILURES
-from exporter.simulator.record_lifecycle import Controls
-from exporter.simulator.transcode_lifecycle import task_type_of
+from exporter.simulator.mixes import TRANSCODE_FAILURES, demo_records, demo_scripts, demo_transcodes
+from exporter.simulator.record_lifecycle import RECORD_STATUSES, Controls
+from exporter.simulator.transcode_lifecycle import TRANSCODE_STATUSES, task_type_of
 from exporter.tencentcloud import signing
 from tests.fakes import CallbackReceiver as Receiver
 from tests.fakes import FakeClock
+from tests.harness import eventually
 
 APP = 1400000001
 OTHER_APP = 1400000002
@@ -542,3 +547,41 @@ def test_the_same_seed_gives_the_same_ids_per_kind_and_other_kinds_leave_push_id
     params = {"SdkAppId": APP, "RoomId": 1, "RecordUserId": "tic_record_user_1_a", "RecordUserSig": "s"}
     assert call(first, "StartOnlineRecord", params)["TaskId"] == call(second, "StartOnlineRecord", params)["TaskId"]
 
+
+# --------------------------------------------------------------------------- the demo, when asked
+
+
+def test_the_demo_shows_every_recording_and_transcode_state_within_two_minutes(
+    sim: Simulator, clock: FakeClock,
+) -> None:
+    ids = sim.populate_demo_kinds()
+    records, transcodes = ids[:len(demo_records())], ids[len(demo_records()):]
+    assert len(transcodes) == len(demo_transcodes())
+    seen: set[str] = set()
+    for _ in range(12):
+        for answer in [record(sim, task_id) for task_id in records] + [transcode(sim, i) for i in transcodes]:
+            seen |= {answer.get("Status", ""), answer.get("FinishReason", ""), code(answer)}
+        clock.advance(10)
+    assert seen >= {*RECORD_STATUSES, *TRANSCODE_STATUSES, "AUTO", "USER_CALL", "EXCEPTION", "FORCE_STOP",
+                    "FailedOperation.Record", "FailedOperation.FileFormatError",
+                    "LimitExceeded.TranscodePagesLimitation"}
+
+
+@pytest.mark.parametrize("demo_kinds", [False, True])
+def test_simulate_adds_recordings_and_transcodes_to_the_demo_only_with_the_option(demo_kinds: bool) -> None:
+    lines: list[str] = []
+    stop = threading.Event()
+    options = SimulatorOptions(demo=True, spawn_every=0, demo_kinds=demo_kinds)
+    runner = threading.Thread(target=run, args=(options,), kwargs={"stop": stop, "out": lines.append})
+    runner.start()
+    try:
+        url = eventually(lambda: lines and lines[0].rsplit(" ", 1)[-1], timeout=5)
+        stats = eventually(lambda: SimulatorClient(url).stats() if len(lines) > 2 else None, timeout=5)
+    finally:
+        stop.set()
+        runner.join(5)
+    others = sum(stats["record_tasks"].values()) + sum(stats["transcode_tasks"].values())
+    assert others == (len(demo_records()) + len(demo_transcodes()) if demo_kinds else 0)
+    assert sum(stats["tasks"].values()) == len(demo_scripts())  # the pushes are the demo's either way
+    assert any("recordings and transcodes" in line for line in lines) == demo_kinds
+    assert SimulatorOptions().demo_kinds is False

@@ -23,7 +23,9 @@ class SimulatorOptions:
 
     ``faults`` are ``parse_fault_spec`` texts, (kind, ratio) pairs or FaultSpecs. With ``demo``, the
     demo mix is created and new tasks keep arriving every 30 s unless ``spawn_every`` says otherwise
-    (0 disables). ``regions``: the ``X-TC-Region`` values served (None: any).
+    (0 disables). With ``demo_kinds`` too, the demo also shows a class's recordings and courseware
+    transcodes (off by default, so the demo's pushes alone stay what they were). ``regions``: the
+    ``X-TC-Region`` values served (None: any).
     """
 
     listen: tuple[str, int] = ("127.0.0.1", 0)
@@ -42,6 +44,7 @@ class SimulatorOptions:
     expired_sdk_app_ids: Sequence[int] = ()
     spawn_every: float | None = None
     regions: Sequence[str] | None = DEFAULT_REGIONS
+    demo_kinds: bool = False
 
     def __post_init__(self) -> None:
         self.fault_specs()
@@ -87,9 +90,12 @@ def run(options: SimulatorOptions, stop: threading.Event | None = None, out: Cal
             created += simulator.populate(options.tasks, options.sdk_app_ids[0])
         if options.demo:
             created += simulator.populate_demo()
+        others = simulator.populate_demo_kinds() if options.demo and options.demo_kinds else []
         if options.spawn_seconds:
             simulator.spawn_every(options.spawn_seconds)
         _announce(simulator, options, created, out)
+        if others:
+            out(f"... and {len(others)} recordings and transcodes (GET {simulator.url}/_sim/stats)")
         while not stop.wait(0.5):
             pass
         out("simulator stopping")

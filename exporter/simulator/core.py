@@ -23,7 +23,14 @@ from exporter.simulator.http import SimulatorServer, url_for
 from exporter.simulator.kind_api import RecordActions, TranscodeActions
 from exporter.simulator.kind_book import KindBook
 from exporter.simulator.lifecycle import TaskScript, check_non_negative
-from exporter.simulator.mixes import demo_scripts, populated_task, random_user_suffix, spawned_script
+from exporter.simulator.mixes import (
+    demo_records,
+    demo_scripts,
+    demo_transcodes,
+    populated_task,
+    random_user_suffix,
+    spawned_script,
+)
 from exporter.simulator.protocol import DEFAULT_REGIONS
 from exporter.simulator.record_lifecycle import RECORD_STATUSES, RecordScript, SimRecord
 from exporter.simulator.stats import Stats
@@ -276,6 +283,15 @@ class Simulator:
         app = min(self._book.sdk_app_ids) if self._book.sdk_app_ids else DEFAULT_SDK_APP_ID
         now = self.clock()
         return [self.add_task(app, script, created_at=now - age) for age, script in demo_scripts()]
+
+    def populate_demo_kinds(self) -> list[str]:
+        """The demo's recordings and transcodes (``mixes.demo_records``, ``demo_transcodes``) under the first
+        SdkAppId, beside ``populate_demo``'s pushes; returns their ids, recordings first."""
+        app = min(self._book.sdk_app_ids) if self._book.sdk_app_ids else DEFAULT_SDK_APP_ID
+        now = self.clock()
+        ids = [self.add_record(app, script, created_at=now - age) for age, script in demo_records()]
+        return ids + [self.add_transcode(app, script, created_at=now - age, url=url)
+                      for age, script, url in demo_transcodes()]
 
     def spawn_every(self, seconds: float) -> None:
         """Keep creating short demo-like tasks every ``seconds`` (seeded) until close()."""

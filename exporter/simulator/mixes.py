@@ -124,3 +124,29 @@ def random_transcode_script(rng: random.Random) -> TranscodeScript:
     failure = rng.choice(TRANSCODE_FAILURES) if rng.random() < 0.1 else None
     return TranscodeScript(*timing, fail_with=failure)
 
+
+def demo_records() -> list[tuple[float, RecordScript]]:
+    """The demo's recordings as (age, script): every status and finish reason within two minutes."""
+    return [
+        (0, RecordScript(1)),
+        (0, RecordScript(3, queued_seconds=20)),
+        (0, RecordScript(2, 90, "AUTO", 20, pauses=((20, 15),))),
+        (0, RecordScript(3, 60, "USER_CALL", 30)),
+        (0, RecordScript(2, 50, "EXCEPTION", 15, exceptions_per_minute=12,
+                         interrupts_per_minute={"teacher": 4, "student_1": 2})),
+        (0, RecordScript(2, 40, finish_seconds=10, fail_with="FailedOperation.Record")),
+        (5430, RecordScript(0, finish_seconds=60, pauses=((0, None),))),  # paused 90 min: FORCE_STOP
+    ]
+
+
+def demo_transcodes() -> list[tuple[float, TranscodeScript, str]]:
+    """The demo's transcodes as (age, script, document URL): queued, processing, finished and failing."""
+    deck, handout = "https://courseware.example.com/lesson-1.pptx", "https://courseware.example.com/handout.pdf"
+    return [
+        (0, TranscodeScript(5, 60, 24), deck),
+        (0, TranscodeScript(0, 30, 8), handout),
+        (0, TranscodeScript(40, 40, 12), deck),
+        (0, TranscodeScript(2, 20, fail_with="FailedOperation.FileFormatError"), handout),
+        (0, TranscodeScript(0, 10, 300, fail_with="LimitExceeded.TranscodePagesLimitation"), deck),
+        (600, TranscodeScript(1, 30, 16), deck),
+    ]
