@@ -37,9 +37,9 @@ from exporter.simulator import (
 )
 from exporter.simulator.mixes import demo_scripts
 from exporter.simulator.protocol import ACTIONS
-from exporter.tencentcloud import signing
 from tests.fakes import CallbackReceiver as Receiver
 from tests.fakes import FakeClock
+from tests.simcalls import call, code
 
 APP = 1400000001
 OTHER_APP = 1400000002
@@ -69,25 +69,6 @@ def make_sim() -> Iterator[Callable[..., Simulator]]:
 @pytest.fixture
 def sim(make_sim: Callable[..., Simulator]) -> Simulator:
     return make_sim()
-
-
-def call(sim: Simulator, action: str, params: dict[str, Any], region: str = "ap-guangzhou") -> dict[str, Any]:
-    """One TC3-signed request at the simulator's own time; the answer's ``Response``."""
-    body = json.dumps(params).encode()
-    timestamp = int(sim.clock())
-    headers = {"Content-Type": "application/json", "Host": sim.url.removeprefix("http://"), "X-TC-Action": action,
-               "X-TC-Version": "2019-09-19", "X-TC-Timestamp": str(timestamp), "X-TC-Region": region}
-    signed = ("content-type", "host")
-    canonical = signing.canonical_request("POST", "/", "", headers, signed, body)
-    headers["Authorization"] = signing.authorization(DEMO_SECRET_ID, DEMO_SECRET_KEY, timestamp, "tiw", canonical,
-                                                     signed)
-    answer = requests.post(sim.url + "/", data=body, headers=headers, timeout=5)
-    assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/json"
-    return answer.json()["Response"]
-
-
-def code(answer: dict[str, Any]) -> str:
-    return answer.get("Error", {}).get("Code", "success")
 
 
 def describe(sim: Simulator, task_id: str, sdk_app_id: int = APP) -> dict[str, Any]:

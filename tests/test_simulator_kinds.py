@@ -19,8 +19,6 @@ import pytest
 import requests
 
 from exporter.simulator import (
-    DEMO_SECRET_ID,
-    DEMO_SECRET_KEY,
     RecordScript,
     Simulator,
     SimulatorClient,
@@ -34,10 +32,10 @@ from exporter.simulator import (
 from exporter.simulator.mixes import TRANSCODE_FAILURES, demo_records, demo_scripts, demo_transcodes
 from exporter.simulator.record_lifecycle import RECORD_STATUSES, Controls
 from exporter.simulator.transcode_lifecycle import TRANSCODE_STATUSES, task_type_of
-from exporter.tencentcloud import signing
 from tests.fakes import CallbackReceiver as Receiver
 from tests.fakes import FakeClock
 from tests.harness import eventually
+from tests.simcalls import call, code
 
 APP = 1400000001
 OTHER_APP = 1400000002
@@ -75,25 +73,6 @@ def receiver() -> Iterator[Receiver]:
     receiver = Receiver()
     yield receiver
     receiver.close()
-
-
-def call(sim: Simulator, action: str, params: dict[str, Any]) -> dict[str, Any]:
-    """One TC3-signed request at the simulator's own time; the answer's ``Response``."""
-    body = json.dumps(params).encode()
-    timestamp = int(sim.clock())
-    headers = {"Content-Type": "application/json", "Host": sim.url.removeprefix("http://"), "X-TC-Action": action,
-               "X-TC-Version": "2019-09-19", "X-TC-Timestamp": str(timestamp), "X-TC-Region": "ap-guangzhou"}
-    signed = ("content-type", "host")
-    canonical = signing.canonical_request("POST", "/", "", headers, signed, body)
-    headers["Authorization"] = signing.authorization(DEMO_SECRET_ID, DEMO_SECRET_KEY, timestamp, "tiw", canonical,
-                                                     signed)
-    answer = requests.post(sim.url + "/", data=body, headers=headers, timeout=5)
-    assert answer.status_code == 200
-    return answer.json()["Response"]
-
-
-def code(answer: dict[str, Any]) -> str:
-    return answer.get("Error", {}).get("Code", "success")
 
 
 def record(sim: Simulator, task_id: str) -> dict[str, Any]:
