@@ -14,6 +14,7 @@ at 10,000 needs a window of ~10 minutes, hence ``--liveness-only``)
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 import requests
 
 from exporter.config import build_settings
+from exporter.discovery import PAGE_SIZE, PAGE_STEP
 from exporter.ratelimit import HEADROOM
 from exporter.runtime import Exporter
 from exporter.simulator import DEFAULT_SDK_APP_ID, DEMO_SECRET_ID, DEMO_SECRET_KEY, SimulatorClient
@@ -100,20 +102,27 @@ def run_mode(n: int, liveness: bool) -> dict[str, float]:
             "max": max(delays, default=float("nan")), "detail_p50": fresh.ages["detail"].get(0.5, float("nan")),
             "detail_p95": fresh.ages["detail"].get(0.95, float("nan")), "push_rps": rates["DescribeWhiteboardPush"],
             "list_rps": rates["DescribeRunningTasks"], "throttled": after["throttled"] - before["throttled"],
-            "coverage": fresh.coverage, "rss": rss}
+            "coverage": fresh.coverage, "rss": rss,
+            "period": pages_per_pass(n) / rates["DescribeRunningTasks"] if liveness else float("nan")}
+
+
+def pages_per_pass(n: int) -> int:
+    """DescribeRunningTasks pages one pass asks for N listed tasks (``discovery.list_running``)."""
+    return 1 + max(0, math.ceil((n - PAGE_SIZE) / PAGE_STEP))
 
 
 def main(sizes: list[int], designs: tuple[bool, ...] = (True, False)) -> None:
     print("| N | design | stops seen | stop -> /metrics p50 / p95 / max (s) | ExceptionCnt age p50 / p95 (s) "
-          "| DescribeWhiteboardPush req/s | DescribeRunningTasks req/s | throttled | coverage | RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| DescribeWhiteboardPush req/s | DescribeRunningTasks req/s | pass period (s) | throttled | coverage "
+          "| RSS MiB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for n in sizes:
         for liveness in designs:
             r = run_mode(n, liveness)
             name = "liveness + adaptive" if liveness else "polling only"
             print(f"| {n:,} | {name} | {r['seen']}/{STOPS} | {r['p50']:.1f} / {r['p95']:.1f} / {r['max']:.1f} "
                   f"| {r['detail_p50']:.0f} / {r['detail_p95']:.0f} | {r['push_rps']:.2f} | {r['list_rps']:.2f} "
-                  f"| {r['throttled']} | {r['coverage']:.2f} | {r['rss']:.0f} |", flush=True)
+                  f"| {r['period']:.2f} | {r['throttled']} | {r['coverage']:.2f} | {r['rss']:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
