@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -50,3 +51,29 @@ def unlimited_sim() -> Iterator[Simulator]:
         yield simulator
     finally:
         simulator.close()
+
+
+@pytest.fixture
+def sim_options() -> dict[str, Any]:
+    """Options every simulator of ``make_sim`` starts with; a test module overrides this fixture."""
+    return {}
+
+
+@pytest.fixture
+def make_sim(sim_options: dict[str, Any]) -> Iterator[Callable[..., Simulator]]:
+    """Start simulators with ``sim_options`` and the given options; all are closed after the test."""
+    started: list[Simulator] = []
+
+    def make(**options: Any) -> Simulator:
+        sim = Simulator(**{**sim_options, **options}).start()
+        started.append(sim)
+        return sim
+
+    yield make
+    for sim in started:
+        sim.close()
+
+
+@pytest.fixture
+def sim(make_sim: Callable[..., Simulator]) -> Simulator:
+    return make_sim()

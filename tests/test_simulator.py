@@ -49,24 +49,6 @@ APP = 1400000001
 CALLBACK_KEY = "Xz4ZgayTr7rMgWQrH"
 
 
-@pytest.fixture
-def make_sim() -> Iterator[Callable[..., Simulator]]:
-    """Start simulators with the given options; all are closed after the test."""
-    started: list[Simulator] = []
-
-    def make(**options: Any) -> Simulator:
-        sim = Simulator(**options).start()
-        started.append(sim)
-        return sim
-
-    yield make
-    for sim in started:
-        sim.close()
-
-
-@pytest.fixture
-def sim(make_sim: Callable[..., Simulator]) -> Simulator:
-    return make_sim()
 
 
 def post(

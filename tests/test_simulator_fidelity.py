@@ -52,23 +52,9 @@ FAILED_AT_START = TaskScript(prepare_seconds=2, fail_with="FailedOperation.White
 
 
 @pytest.fixture
-def make_sim() -> Iterator[Callable[..., Simulator]]:
-    """Simulators on a manual clock (``FakeClock(T0)`` unless given); all closed after the test."""
-    started: list[Simulator] = []
-
-    def make(**options: Any) -> Simulator:
-        options.setdefault("clock", FakeClock(T0))
-        started.append(Simulator(rate_limit=0, **options).start())
-        return started[-1]
-
-    yield make
-    for sim in started:
-        sim.close()
-
-
-@pytest.fixture
-def sim(make_sim: Callable[..., Simulator]) -> Simulator:
-    return make_sim()
+def sim_options() -> dict[str, Any]:
+    """Every simulator here runs on a manual clock (``FakeClock(T0)`` unless given) and without a rate limit."""
+    return {"clock": FakeClock(T0), "rate_limit": 0}
 
 
 def describe(sim: Simulator, task_id: str, sdk_app_id: int = APP) -> dict[str, Any]:

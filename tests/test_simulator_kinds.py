@@ -49,23 +49,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def make_sim(clock: FakeClock) -> Iterator[Callable[..., Simulator]]:
-    """Simulators on the test's manual clock (unless given another); all closed after the test."""
-    started: list[Simulator] = []
-
-    def make(**options: Any) -> Simulator:
-        options.setdefault("clock", clock)
-        started.append(Simulator(rate_limit=0, **options).start())
-        return started[-1]
-
-    yield make
-    for sim in started:
-        sim.close()
-
-
-@pytest.fixture
-def sim(make_sim: Callable[..., Simulator]) -> Simulator:
-    return make_sim()
+def sim_options(clock: FakeClock) -> dict[str, Any]:
+    """Every simulator here runs on the test's manual clock (unless given another), without a rate limit."""
+    return {"clock": clock, "rate_limit": 0}
 
 
 @pytest.fixture
