@@ -19,7 +19,7 @@ from exporter.config import AccountSettings, Settings
 from exporter.discovery import Discoverer
 from exporter.liveness import Liveness
 from exporter.pollstate import PollStates
-from exporter.ratelimit import ActionBudgets
+from exporter.ratelimit import ActionBudgets, checked_at_send
 from exporter.selfmetrics import ExporterMetrics
 from exporter.store import TaskStore
 from exporter.tencentcloud.chain import resolve_chain
@@ -92,8 +92,12 @@ class Accounts:
         )
         budgets = ActionBudgets(account.rate_limit, shared=settings.api.shared_rate_limit)
         limiter = budgets.for_action(DESCRIBE_PUSH)
+        # Each send first passes its action's send-time window, in the thread that sends (ratelimit.py)
+        describe = checked_at_send(limiter, lambda app, task: describe_whiteboard_push(client, app, task))
+        list_page = checked_at_send(budgets.for_action(DESCRIBE_RUNNING),
+                                    lambda app, offset, limit: describe_running_tasks(client, app, offset, limit))
         collector = Collector(
-            store, lambda app, task: describe_whiteboard_push(client, app, task), limiter,
+            store, describe, limiter,
             interval=settings.polling.interval, concurrency=settings.api.concurrency,
             finished_retention=settings.polling.finished_retention, on_api_error=metrics.count_api_error,
             on_anomaly=metrics.count_anomaly,
@@ -103,8 +107,8 @@ class Accounts:
         )
         liveness = None
         if settings.polling.liveness_interval > 0:
-            liveness = Liveness(store, lambda app, offset, limit: describe_running_tasks(client, app, offset, limit),
-                                budgets.for_action(DESCRIBE_RUNNING), interval=settings.polling.liveness_interval,
+            liveness = Liveness(store, list_page, budgets.for_action(DESCRIBE_RUNNING),
+                                interval=settings.polling.liveness_interval,
                                 in_account=collector.in_account, urgent=collector.urgent,
                                 on_api_error=metrics.count_api_error,
                                 publish=lambda **changes: self.states.publish(account.name, **changes),
@@ -114,8 +118,7 @@ class Accounts:
             collector.liveness = liveness
         discover = tuple(app for app in settings.sources.discover_sdk_app_ids if self.name_for(app) == account.name)
         discoverer = Discoverer(
-            store, lambda app, offset, limit: describe_running_tasks(client, app, offset, limit),
-            budgets.for_action(DESCRIBE_RUNNING),
+            store, list_page, budgets.for_action(DESCRIBE_RUNNING),
             discover, settings.sources.discover_interval, on_api_error=metrics.count_api_error,
             credential_paused=collector.credential_waiting,
         )

@@ -9,16 +9,66 @@ arrivals may bunch by ~90 ms before the API sees one too many (at 96 % only ~40 
 strict window throttled a few requests per run under load). ``RequestLimitExceeded``
 halves the pace; each calm second wins back 5% of the nominal rate (AIMD), so the budget recovers
 within seconds once the API calms down.
+
+The pace is kept where a slot is taken (the collector's dispatcher), but a request leaves later, from
+another thread (a poll worker); on a starved machine the workers' sends bunch however evenly the slots
+were spaced. So the thread that sends passes a ``SendWindow`` first (``PacedLimiter.before_send``, wired
+around the describe calls in ``accounts.py``): at most ``send_cap`` sends (18 of 20) in any one second
+by the monotonic clock, and no two closer than the pace's spacing (54 ms at 20 req/s). Any 21 sends
+then span at least 1 s plus two spacings (~1.11 s), whatever the threads did before sending; what is
+left is a thread stalled between the check and its socket write, or jitter on the way to the API.
 """
 
 from __future__ import annotations
 
+import collections
+import math
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import ParamSpec, TypeVar
 
 HEADROOM = 0.92  # the share of the published limit the pace uses (module docstring)
+SEND_SPACING = 1.0  # the least time between two sends at send time, in the pace's spacings (module docstring)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def send_cap(rate: float, headroom: float) -> int:
+    """Sends allowed in any one second at send time: the paced share of the limit, rounded down."""
+    return max(1, math.floor(rate * headroom))
+
+
+class SendWindow:
+    """At most ``cap`` sends in any ``span`` seconds and ``gap`` between two, checked by the thread that sends."""
+
+    def __init__(self, cap: int, span: float = 1.0, gap: float = 0.0, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if cap < 1 or span <= 0 or gap < 0:
+            raise ValueError("cap and span must be positive, gap not negative")
+        self.cap, self.span, self.gap = cap, span, gap
+        self._clock, self._sleep = clock, sleep
+        self._sent: collections.deque[float] = collections.deque()  # admission times within span, oldest first
+        self._last = -math.inf
+        self._lock = threading.Lock()
+
+    def admit(self) -> float:
+        """Wait until one more send fits; returns the clock time it was admitted at."""
+        while True:
+            with self._lock:
+                now = self._clock()
+                while self._sent and self._sent[0] + self.span <= now:
+                    self._sent.popleft()
+                if len(self._sent) < self.cap and self._last + self.gap <= now:
+                    self._sent.append(now)
+                    self._last = now
+                    return now
+                wait = self._last + self.gap - now
+                if len(self._sent) >= self.cap:
+                    wait = max(wait, self._sent[0] + self.span - now)
+            self._sleep(wait)
 
 
 class PacedLimiter:
@@ -40,6 +90,7 @@ class PacedLimiter:
         self._lock = threading.Lock()
         self._next_slot = clock()
         self._last_adjust = clock()
+        self.sends = SendWindow(send_cap(rate, headroom), gap=SEND_SPACING / self.nominal, clock=clock, sleep=sleep)
 
     @property
     def current_rate(self) -> float:
@@ -74,6 +125,10 @@ class PacedLimiter:
         self._sleep(wait)
         return True
 
+    def before_send(self) -> float:
+        """Called by the thread that sends, immediately before it sends: waits for room in ``sends``."""
+        return self.sends.admit()
+
     def throttled(self) -> None:
         """The API said RequestLimitExceeded: halve the pace (not below the floor)."""
         with self._lock:
@@ -81,6 +136,16 @@ class PacedLimiter:
             self._current = max(self._floor, self._current / 2)
             self._last_adjust = now
             self._next_slot = max(self._next_slot, now + 1.0 / self._current)
+
+
+def checked_at_send(limiter: PacedLimiter, call: Callable[P, R]) -> Callable[P, R]:
+    """``call``, preceded in the calling thread by ``limiter.before_send()``."""
+
+    def send(*args: P.args, **kwargs: P.kwargs) -> R:
+        limiter.before_send()
+        return call(*args, **kwargs)
+
+    return send
 
 
 @dataclass
