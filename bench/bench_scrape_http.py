@@ -11,7 +11,10 @@ The floor is a bare asyncio server answering a body captured from the first expo
 pre-compressed, as one prepared response: what a scrape would cost if the exporter did nothing but send
 bytes. Its column is scraped in the same rounds as the exporters'.
 
-Run: python -m bench.bench_scrape_http [--tree=PATH ...] [--scrapes=20] [tasks]   (default 10000)
+With ``--live`` every task is also added to the simulators as a PUSHING push: liveness then lists them
+all and polls answer, as in production (without it the restored tasks are unknown to the simulators).
+
+Run: python -m bench.bench_scrape_http [--tree=PATH ...] [--scrapes=20] [--live] [tasks]   (default 10000)
 
 Measured at 10,000 tasks (10.1 MB of text), two runs, p50 / p95, 2 shared cores, four versions side by side:
 an earlier version without liveness, still on the thread-pool HTTP server, text 29 / 44 and 27 / 137 ms,
@@ -34,6 +37,8 @@ from pathlib import Path
 
 import requests
 
+from bench.fleet import task_id
+from exporter.simulator import SimulatorClient
 from tests.procs import EXPORTER_URL, REPO, SIMULATOR_URL, Process, running
 
 WRITE_STATE = """
@@ -119,7 +124,14 @@ def percentiles(samples: list[float]) -> str:
     return f"{statistics.median(ordered) * 1000:6.0f} / {p95 * 1000:4.0f} ms"
 
 
-def main(trees: list[Path], size: int, scrapes: int) -> None:
+def make_live(simulator: str, size: int) -> None:
+    """Every task of the fleet's state, PUSHING in ``simulator`` (``bench.fleet``'s ids and SdkAppIds)."""
+    control = SimulatorClient(simulator, session=requests.Session())
+    for i in range(size):
+        control.add_task(1400000001 + i % 4, task_id=task_id(i), prepare_seconds=0)
+
+
+def main(trees: list[Path], size: int, scrapes: int, live: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         key_file = Path(tmp) / "key"
         key_file.write_text("simulator-secret-key\n")
@@ -128,8 +140,11 @@ def main(trees: list[Path], size: int, scrapes: int) -> None:
             state = Path(tmp) / f"state-{index}.db"
             write_state(tree, size, state)
             _, simulator = stack.enter_context(running(
-                [sys.executable, "-m", "exporter", "simulate", "--listen", "127.0.0.1:0", "--no-demo-mix"],
+                [sys.executable, "-m", "exporter", "simulate", "--listen", "127.0.0.1:0", "--no-demo-mix",
+                 *(f"--sdk-app-id={1400000001 + n}" for n in range(4))],
                 SIMULATOR_URL))
+            if live:
+                make_live(simulator, size)
             process, url = start_exporter(tree, simulator, state, key_file)
             stack.callback(process.stop)
             urls.append(url)
@@ -162,4 +177,4 @@ if __name__ == "__main__":
     options = [a for a in sys.argv[1:] if a.startswith("--")]
     main([Path(a.split("=", 1)[1]) for a in options if a.startswith("--tree=")] or [REPO],
          next((int(a) for a in sys.argv[1:] if a.isdigit()), 10_000),
-         next((int(a.split("=", 1)[1]) for a in options if a.startswith("--scrapes=")), 20))
+         next((int(a.split("=", 1)[1]) for a in options if a.startswith("--scrapes=")), 20), "--live" in options)
