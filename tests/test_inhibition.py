@@ -23,8 +23,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.harness import eventually
-from tests.test_e2e import (
+from tests.alerting_rig import (
     DEBIAN_ALERTMANAGER_TEMPLATE,
     WebhookReceiver,
     fast_alertmanager_config,
@@ -32,6 +31,7 @@ from tests.test_e2e import (
     start_service,
     write_yaml,
 )
+from tests.harness import eventually
 from tests.tools import find_tool
 
 pytestmark = pytest.mark.slow  # an Alertmanager process, and its inhibitor catching up: seconds
