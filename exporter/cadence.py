@@ -78,7 +78,10 @@ class Cadence:
         if liveness is None:
             return self.interval
         covered = liveness.covered_count()
-        uncovered = max(0, len(self.scheduler) - covered)
+        return self.stretched(covered, max(0, len(self.scheduler) - covered))
+
+    def stretched(self, covered: int, uncovered: int) -> float:
+        """The steady interval for ``covered`` confirmed tasks beside ``uncovered`` ones polled every interval."""
         spare = self.limiter.nominal * STEADY_SHARE - uncovered / self.interval
         spare = max(spare, self.limiter.nominal * (1 - STEADY_SHARE))
         return max(self.interval, covered / spare)

@@ -29,7 +29,7 @@ from types import MappingProxyType
 from typing import Any
 
 from exporter.backoff import exponential_backoff
-from exporter.cadence import STEADY_SHARE, Cadence, LivenessView
+from exporter.cadence import Cadence, LivenessView
 from exporter.errors import CollectorAction, disposition
 from exporter.lifecycle import (
     FAILED,
@@ -137,7 +137,7 @@ class Collector:
         interval once liveness confirms them (without liveness, the interval)."""
         if self.cadence.liveness is None:
             return self.interval
-        return max(self.interval, pushing / (self.limiter.nominal * STEADY_SHARE))
+        return self.cadence.stretched(pushing, 0)
 
     def _schedule_restored(self, record: TaskRecord, now: float, steady: float) -> None:
         """Due from its last answer, as if the exporter had never stopped: a restart re-polls what is
@@ -146,9 +146,13 @@ class Collector:
         if record.last_success is None:
             self.scheduler.schedule(record.key, now)
             return
-        interval = steady if record.status == "PUSHING" else self.interval
-        early = record.last_success + self.interval if interval > self.interval else None
-        self.scheduler.schedule(record.key, record.last_success + interval, early=early)
+        self._schedule_after(record.key, record.last_success, steady if record.status == "PUSHING" else self.interval)
+
+    def _schedule_after(self, key: TaskKey, answered_at: float, interval: float) -> None:
+        """Due ``interval`` after an answer; a steady task stretched past the interval may be polled
+        early, from an interval after its answer on, when a request slot would idle."""
+        early = answered_at + self.interval if interval > self.interval else None
+        self.scheduler.schedule(key, answered_at + interval, early=early)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -248,10 +252,7 @@ class Collector:
             if left:
                 log.info("task %s:%s left the running list but is still %s (created over 3 days ago?); "
                          "polled one by one instead", sdk_app_id, key[1], updated.status)
-            interval = self.cadence.next_interval(key, updated, now)
-            # a steady task stretched past the interval may be polled early, when a slot would idle
-            early = now + self.interval if interval > self.interval else None
-            self.scheduler.schedule(key, now + interval, early=early)
+            self._schedule_after(key, now, self.cadence.next_interval(key, updated, now))
 
     # --- adaptive detail polling -----------------------------------------------------------------
     def urgent(self, key: TaskKey) -> None:

@@ -62,17 +62,24 @@ class Scheduler:
             heapq.heappop(self._heap)
         return None
 
+    def _ahead_current(self, early: float, due: float, key: TaskKey) -> bool:
+        """Whether an ``_ahead`` entry is still the key's schedule (lazy deletion, as in ``_heap``)."""
+        return self._due.get(key) == (1, due) and self._early.get(key) == early
+
     def _clean_ahead(self) -> tuple[float, float, int, TaskKey] | None:
         while self._ahead:
             early, due, _, key = self._ahead[0]
-            if self._due.get(key) == (1, due) and self._early.get(key) == early:
+            if self._ahead_current(early, due, key):
                 return self._ahead[0]
             heapq.heappop(self._ahead)
         return None
 
-    def _ahead_ready(self, now: float) -> bool:
-        top = self._clean_ahead()
-        return top is not None and top[0] <= now
+    def _next_work_at(self) -> float | None:
+        """When the next task is due or may be polled ahead, whichever is sooner (None: nothing scheduled)."""
+        top, ahead = self._clean_top(), self._clean_ahead()
+        if top is None or ahead is None:
+            return top[1] if top else ahead[0] if ahead else None
+        return min(top[1], ahead[0])
 
     def earliest(self) -> float | None:
         with self.cond:
@@ -82,18 +89,12 @@ class Scheduler:
     def wait_work(self, now_fn: Callable[[], float], stop: threading.Event, max_wait: float = 1.0) -> bool:
         """Block until some task is due or may be polled ahead (True), or ``max_wait`` passed / stop was set."""
         with self.cond:
-            top = self._clean_top()
-            now = now_fn()
-            if (top is not None and top[1] <= now) or self._ahead_ready(now):
+            at, now = self._next_work_at(), now_fn()
+            if at is not None and at <= now:
                 return True
-            wait = max_wait if top is None else min(max_wait, top[1] - now)
-            ahead = self._clean_ahead()
-            if ahead is not None:
-                wait = min(wait, ahead[0] - now)
-            self.cond.wait(timeout=max(wait, 0.001))
-            top = self._clean_top()
-            now = now_fn()
-            return ((top is not None and top[1] <= now) or self._ahead_ready(now)) and not stop.is_set()
+            self.cond.wait(timeout=max(max_wait if at is None else min(max_wait, at - now), 0.001))
+            at = self._next_work_at()
+            return at is not None and at <= now_fn() and not stop.is_set()
 
     def pop_due(self, now: float) -> tuple[TaskKey, float] | None:
         """The most overdue task, removed from the schedule until rescheduled."""
@@ -124,6 +125,5 @@ class Scheduler:
                 self._heap = [(r, d, s, k) for r, d, s, k in self._heap if self._due.get(k) == (r, d)]
                 heapq.heapify(self._heap)
             if len(self._ahead) > 2 * len(self._early) + 1024:
-                self._ahead = [(e, d, s, k) for e, d, s, k in self._ahead
-                               if self._due.get(k) == (1, d) and self._early.get(k) == e]
+                self._ahead = [(e, d, s, k) for e, d, s, k in self._ahead if self._ahead_current(e, d, k)]
                 heapq.heapify(self._ahead)
