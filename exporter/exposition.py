@@ -65,6 +65,11 @@ def render_task(record: TaskRecord, problems: TaskProblemLog) -> tuple[bytes, ..
     return tuple(p.encode("utf-8") for p in parts)
 
 
+def _gzip_compressor() -> Any:
+    """A gzip stream (wbits 31: gzip framing) at level 1: a scrape's speed matters more than its size."""
+    return zlib.compressobj(1, zlib.DEFLATED, 31)
+
+
 class _RegistryAsCollector(Collector):
     def __init__(self, registry: CollectorRegistry) -> None:
         self.registry = registry
@@ -167,11 +172,9 @@ class Exposition:
             self._stale = True
             return True
 
-    def _task_text(self) -> tuple[int, list[bytes]]:
-        """Per-task families as a list of chunks (joining 10 MB once more costs more than sending it),
-        and their generation, which moves only when a task changed: its gzip is reused until then.
-        The joined text is not kept between scrapes: 1 KB per task of memory for a join of ~3 ms."""
-        generation = self._current_generation()
+    def _task_text(self) -> list[bytes]:
+        """Per-task families as rendered, a list of chunks (joining 10 MB once more costs more than
+        sending it). Not kept between scrapes: 1 KB per task of memory for a join of ~3 ms."""
         with self._lock:
             columns = self._cache
             out: list[bytes] = []
@@ -188,9 +191,11 @@ class Exposition:
             tail.append(family_header(TRACKED_FAMILY))
             tail.append(f"{TRACKED_FAMILY.name} {floatToGoString(float(len(columns.slots)))}\n")
             out.append("".join(tail).encode("utf-8"))
-            return generation, out
+            return out
 
     def _current_generation(self) -> int:
+        """Catch up, then the task text's generation: it moves only when a task changed (the gzip of
+        the text is reused until then)."""
         self.catch_up()
         with self._lock:
             if self._stale:
@@ -201,17 +206,17 @@ class Exposition:
     def render_text(self) -> list[bytes]:
         """Prometheus text format 0.0.4, as chunks to write in order: the task families, then the
         exporter's own (so the compressed task text can be reused while only the latter changed)."""
-        return [*self._task_text()[1], generate_latest(self.own)]
+        self.catch_up()
+        return [*self._task_text(), generate_latest(self.own)]
 
     def _render_gzip(self) -> list[bytes]:
         """``render_text`` gzipped, one gzip stream. The task text is compressed once per generation:
         the compressor's state after it is kept and copied for each scrape, which adds only the
         exporter's own families (a second scraper, or a scrape with no answer since, pays no gzip)."""
-        cached = self._gzipped
-        if cached is None or cached[0] != self._current_generation():
-            generation, text = self._task_text()
-            compressor = zlib.compressobj(1, zlib.DEFLATED, 31)  # wbits 31: gzip framing; level 1: speed
-            cached = self._gzipped = (generation, [compressor.compress(c) for c in text], compressor)
+        cached, generation = self._gzipped, self._current_generation()
+        if cached is None or cached[0] != generation:
+            compressor = _gzip_compressor()
+            cached = self._gzipped = (generation, [compressor.compress(c) for c in self._task_text()], compressor)
         compressor = cached[2].copy()
         return [*cached[1], compressor.compress(generate_latest(self.own)), compressor.flush()]
 
@@ -224,7 +229,7 @@ class Exposition:
         if "application/openmetrics-text" in accept:
             chunks, content_type = self.render_openmetrics(), openmetrics.CONTENT_TYPE_LATEST
             if gzipped:
-                compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+                compressor = _gzip_compressor()
                 chunks = [*(compressor.compress(c) for c in chunks), compressor.flush()]
             return chunks, content_type, gzipped
         content_type = "text/plain; version=0.0.4; charset=utf-8"

@@ -137,10 +137,8 @@ class FreshnessSnapshots:
         self.reuse_within = 2 * period
         self._latest: tuple[float, Freshness] | None = None
         self._loop = Periodic("freshness", period, self.refresh, run_first=True, fixed_rate=True)
-        self._started = False
 
     def start(self) -> None:
-        self._started = True
         self._loop.start()
 
     def stop(self) -> None:
@@ -155,6 +153,6 @@ class FreshnessSnapshots:
 
     def current(self) -> Freshness:
         latest = self._latest
-        if self._started and latest is not None and 0 <= self.clock() - latest[0] <= self.reuse_within:
+        if self._loop.alive and latest is not None and 0 <= self.clock() - latest[0] <= self.reuse_within:
             return latest[1]
         return self.refresh()
