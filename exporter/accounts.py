@@ -11,13 +11,17 @@ account): to scale out, run one process per group of accounts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
 
 from exporter.collector import Collector
 from exporter.config import AccountSettings, Settings
 from exporter.discovery import Discoverer
+from exporter.kinds import KINDS
 from exporter.liveness import Liveness
+from exporter.model import TaskKey, key_kind
+from exporter.pauses import SdkAppIdPauses
 from exporter.pollstate import PollStates
 from exporter.ratelimit import ActionBudgets, checked_at_send
 from exporter.selfmetrics import ExporterMetrics
@@ -25,17 +29,14 @@ from exporter.store import TaskStore
 from exporter.tencentcloud.chain import resolve_chain
 from exporter.tencentcloud.client import RetryPolicy, TencentCloudClient
 from exporter.tencentcloud.credentials import CredentialProvider
-from exporter.tiw import DESCRIBE_PUSH, DESCRIBE_RUNNING, describe_running_tasks, describe_whiteboard_push
+from exporter.tiw import DESCRIBE_RUNNING, describe_running_tasks, describe_task
 
 
 @dataclass
-class Account:
-    """One credential's client, paced budget, poller and discoverer."""
+class KindLoops:
+    """One watched kind of one account: its poller on its Describe action's budget, its discoverer and
+    its liveness on the shared ``DescribeRunningTasks`` budget."""
 
-    name: str
-    sdk_app_ids: tuple[int, ...]
-    client: TencentCloudClient
-    budgets: ActionBudgets
     collector: Collector
     discoverer: Discoverer
     liveness: Liveness | None
@@ -51,6 +52,49 @@ class Account:
             self.liveness.stop()
         self.discoverer.stop()
         self.collector.stop()
+
+
+@dataclass
+class Account:
+    """One credential's client, paced budgets, and the loops of each watched kind (``--kinds``)."""
+
+    name: str
+    sdk_app_ids: tuple[int, ...]
+    client: TencentCloudClient
+    budgets: ActionBudgets
+    kinds: dict[str, KindLoops] = field(default_factory=dict)  # in KINDS order: pushes first
+
+    @property
+    def main(self) -> KindLoops:
+        """The first watched kind's loops (pushes, unless they are not watched): it publishes the account's
+        pauses and lag, which every kind's collector shares."""
+        return next(iter(self.kinds.values()))
+
+    @property
+    def collector(self) -> Collector:
+        return self.main.collector
+
+    @property
+    def discoverer(self) -> Discoverer:
+        return self.main.discoverer
+
+    @property
+    def liveness(self) -> Liveness | None:
+        return self.main.liveness
+
+    def urgent(self, key: TaskKey) -> None:
+        """Liveness found ``key`` gone from the running list: its kind's collector asks it first."""
+        loops = self.kinds.get(key_kind(key))
+        if loops is not None:
+            loops.collector.urgent(key)
+
+    def start(self) -> None:
+        for loops in self.kinds.values():
+            loops.start()
+
+    def stop(self) -> None:
+        for loops in reversed(self.kinds.values()):
+            loops.stop()
         self.client.close()
 
 
@@ -91,38 +135,51 @@ class Accounts:
             on_attempt=metrics.observe_attempt, pool_size=settings.api.concurrency + 4,
         )
         budgets = ActionBudgets(account.rate_limit, shared=settings.api.shared_rate_limit)
-        limiter = budgets.for_action(DESCRIBE_PUSH)
+        built = Account(account.name, account.sdk_app_ids, client, budgets)
+        pauses = SdkAppIdPauses(settings.polling.interval, 300.0, account.name)
+        for kind in settings.polling.kinds:
+            built.kinds[kind] = self._kind_loops(settings, account.name, kind, built, pauses, metrics, store)
+        return built
+
+    def _kind_loops(self, settings: Settings, account: str, kind: str, built: Account, pauses: SdkAppIdPauses,
+                    metrics: ExporterMetrics, store: TaskStore) -> KindLoops:
+        spec, client, budgets = KINDS[kind], built.client, built.budgets
+        main = not built.kinds  # the first kind publishes the account's pauses and lag
+        limiter = budgets.for_action(spec.describe_action)
         # Each send first passes its action's send-time window, in the thread that sends (ratelimit.py)
-        describe = checked_at_send(limiter, lambda app, task: describe_whiteboard_push(client, app, task))
-        list_page = checked_at_send(budgets.for_action(DESCRIBE_RUNNING),
-                                    lambda app, offset, limit: describe_running_tasks(client, app, offset, limit))
+        describe = checked_at_send(limiter, partial(describe_task, client, kind))
+        list_budget = budgets.for_action(DESCRIBE_RUNNING)
+        list_pages = tuple(checked_at_send(list_budget, partial(_list_page, client, task_type))
+                           for task_type in spec.running_task_types)
+        publish: Callable[..., None] = partial(self.states.publish, account) if main else _ignore
         collector = Collector(
             store, describe, limiter,
             interval=settings.polling.interval, concurrency=settings.api.concurrency,
             finished_retention=settings.polling.finished_retention, on_api_error=metrics.count_api_error,
             on_anomaly=metrics.count_anomaly,
-            in_account=lambda key: self.name_for(key[0]) == account.name,
-            account=account.name, not_found_grace=settings.polling.not_found_grace,
-            publish=lambda **changes: self.states.publish(account.name, **changes),
+            in_account=lambda key: key_kind(key) == kind and self.name_for(key[0]) == account,
+            account=account, not_found_grace=settings.polling.not_found_grace, publish=publish, pauses=pauses,
         )
         liveness = None
         if settings.polling.liveness_interval > 0:
-            liveness = Liveness(store, list_page, budgets.for_action(DESCRIBE_RUNNING),
+            publish_liveness = publish if main else (
+                lambda liveness: self.states.publish_kind_liveness(account, kind, liveness))
+            liveness = Liveness(store, list_pages, list_budget,
                                 interval=settings.polling.liveness_interval,
-                                in_account=collector.in_account, urgent=collector.urgent,
+                                in_account=collector.in_account, urgent=built.urgent,
                                 on_api_error=metrics.count_api_error,
-                                publish=lambda **changes: self.states.publish(account.name, **changes),
+                                publish=publish_liveness,
                                 credential_paused=collector.credential_waiting,
                                 credential_refused=collector.credential_refused,
                                 credential_answered=collector.credential_answered)
             collector.liveness = liveness
-        discover = tuple(app for app in settings.sources.discover_sdk_app_ids if self.name_for(app) == account.name)
+        discover = tuple(app for app in settings.sources.discover_sdk_app_ids if self.name_for(app) == account)
         discoverer = Discoverer(
-            store, list_page, budgets.for_action(DESCRIBE_RUNNING),
+            store, list_pages, list_budget,
             discover, settings.sources.discover_interval, on_api_error=metrics.count_api_error,
-            credential_paused=collector.credential_waiting,
+            credential_paused=collector.credential_waiting, kind=kind,
         )
-        return Account(account.name, account.sdk_app_ids, client, budgets, collector, discoverer, liveness)
+        return KindLoops(collector, discoverer, liveness)
 
     def name_for(self, sdk_app_id: int) -> str:
         return self._route.get(sdk_app_id, self._fallback)
@@ -132,4 +189,14 @@ class Accounts:
 
     @property
     def collectors(self) -> Iterable[Collector]:
-        return [a.collector for a in self]
+        """Every kind's collector of every account."""
+        return [loops.collector for a in self for loops in a.kinds.values()]
+
+
+def _list_page(client: TencentCloudClient, task_type: str, sdk_app_id: int, offset: int,
+               limit: int) -> tuple[list, int]:
+    return describe_running_tasks(client, sdk_app_id, offset, limit, task_type=task_type)
+
+
+def _ignore(**changes: object) -> None:
+    """A kind's collector beside the first: its pauses are the first's (shared), its lag is not published."""

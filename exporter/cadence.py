@@ -68,7 +68,7 @@ class Cadence:
             if not hot:
                 self._hot_until.pop(key, None)
         liveness = self.liveness
-        if hot or liveness is None or record.status != "PUSHING" or not liveness.covered(key):
+        if hot or liveness is None or not record.steady or not liveness.covered(key):
             return self.interval
         return self.steady_interval()
 

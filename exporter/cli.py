@@ -105,6 +105,8 @@ RUN_OPTIONS: tuple[Callable[[Any], Any], ...] = (
     _option("--discover-sdk-app-id", dest="discover_sdk_app_ids", multiple=True,
              help="Discover running push tasks of this SdkAppId (repeatable)."),
     _option("--discover-interval", help="How often to discover."),
+    _option("--kinds", help="Which TIW task kinds to watch, comma-separated: push, record (real-time recordings), "
+            "transcode (document transcodes)."),
     _option("--liveness-interval", help="How often to confirm running tasks with DescribeRunningTasks "
              "(0: off, poll every task)."),
     # removed in 0.2.0, parsed for one release so an old deployment is told what to do (config.REMOVED_OPTIONS)

@@ -42,7 +42,7 @@ from exporter.lifecycle import (
     merge_result,
 )
 from exporter.logs import task_fields
-from exporter.model import PushTask, TaskKey
+from exporter.model import Answer, TaskKey
 from exporter.pauses import SdkAppIdPauses
 from exporter.periodic import Periodic
 from exporter.ratelimit import PacedLimiter
@@ -53,7 +53,7 @@ from exporter.tencentcloud.errors import CallFailure
 
 log = logging.getLogger(__name__)
 
-Describe = Callable[[int, str], PushTask]
+Describe = Callable[[int, str], Answer]  # (SdkAppId, TaskId): the Describe action of this collector's kind
 
 MAX_DEFERRED_PER_SLOT = 1000  # paused tasks put back before a request slot is given up
 NOT_FOUND_GRACE = 120.0  # a task just started may not be visible yet: TaskNotFound is final only after this
@@ -79,6 +79,7 @@ class Collector:
         account: str = "default",
         not_found_grace: float = NOT_FOUND_GRACE,
         publish: Callable[..., Any] = lambda **changes: None,
+        pauses: SdkAppIdPauses | None = None,
     ) -> None:
         self.store = store
         self.in_account = in_account  # which tracked tasks are this collector's account's: it polls and expires those
@@ -95,7 +96,8 @@ class Collector:
         self.publish = publish  # this account's PollState: pauses and lag, each housekeeping tick
         self.scheduler = Scheduler()
         self.cadence = Cadence(interval, limiter, self.scheduler)
-        self.pauses = SdkAppIdPauses(interval, max_backoff, account)
+        # one account's collectors (one per kind) share their pauses: one credential, one SdkAppId, whatever the action
+        self.pauses = pauses if pauses is not None else SdkAppIdPauses(interval, max_backoff, account)
         self._task_backoff: dict[TaskKey, int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -128,16 +130,16 @@ class Collector:
     def _schedule_all_restored(self) -> None:
         now = self.clock()
         restored = [r for r in self.store.snapshot() if r.pollable and self.in_account(r.key)]
-        steady = self._restored_steady_interval(sum(1 for r in restored if r.status == "PUSHING"))
+        steady = self._restored_steady_interval(sum(1 for r in restored if r.steady))
         for record in restored:
             self._schedule_restored(record, now, steady)
 
-    def _restored_steady_interval(self, pushing: int) -> float:
-        """What a restored PUSHING task's detail interval will most likely be: the cadence's steady
-        interval once liveness confirms them (without liveness, the interval)."""
+    def _restored_steady_interval(self, steady: int) -> float:
+        """What a restored steady task's (PUSHING, RECORDING) detail interval will most likely be: the
+        cadence's steady interval once liveness confirms them (without liveness, the interval)."""
         if self.cadence.liveness is None:
             return self.interval
-        return self.cadence.stretched(pushing, 0)
+        return self.cadence.stretched(steady, 0)
 
     def _schedule_restored(self, record: TaskRecord, now: float, steady: float) -> None:
         """Due from its last answer, as if the exporter had never stopped: a restart re-polls what is
@@ -146,7 +148,7 @@ class Collector:
         if record.last_success is None:
             self.scheduler.schedule(record.key, now)
             return
-        self._schedule_after(record.key, record.last_success, steady if record.status == "PUSHING" else self.interval)
+        self._schedule_after(record.key, record.last_success, steady if record.steady else self.interval)
 
     def _schedule_after(self, key: TaskKey, answered_at: float, interval: float) -> None:
         """Due ``interval`` after an answer; a steady task stretched past the interval may be polled
@@ -212,7 +214,7 @@ class Collector:
         try:
             self.poll(key, due)
         except Exception:
-            log.exception("unexpected error polling task %s:%s (continuing)", *key)
+            log.exception("unexpected error polling task %s:%s (continuing)", key[0], key[1])
             if self.store.get(key) is not None:
                 self.scheduler.schedule(key, self.clock() + self.interval)
         finally:
@@ -231,9 +233,9 @@ class Collector:
         record = self.store.get(key)
         if record is None or not record.pollable:
             return
-        sdk_app_id, task_id = key
+        sdk_app_id = key[0]
         try:
-            task = self.describe(sdk_app_id, task_id)
+            task = self.describe(sdk_app_id, key[1])
         except CallFailure as failure:
             if not self._stop.is_set():  # a failure while stopping is ours (connections closing), not the task's
                 self._on_failure(key, due, failure)
@@ -250,8 +252,8 @@ class Collector:
         self._lift(sdk_app_id)
         if updated is not None and updated.active:
             if left:
-                log.info("task %s:%s left the running list but is still %s (created over 3 days ago?); "
-                         "polled one by one instead", sdk_app_id, key[1], updated.status)
+                log.info("%s %s:%s left the running list but is still %s (created over 3 days ago?); "
+                         "polled one by one instead", updated.spec.noun, sdk_app_id, key[1], updated.status)
             self._schedule_after(key, now, self.cadence.next_interval(key, updated, now))
 
     # --- adaptive detail polling -----------------------------------------------------------------

@@ -16,7 +16,18 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from exporter.model import InvalidTaskRef, TaskKey, decimal_int, validate_sdk_app_id, validate_task_id
+from exporter.kinds import DEFAULT_KINDS, parse_kinds
+from exporter.model import (
+    KIND_NAMES,
+    PUSH,
+    InvalidTaskRef,
+    TaskKey,
+    decimal_int,
+    key_kind,
+    task_key,
+    validate_sdk_app_id,
+    validate_task_id,
+)
 from exporter.secretfile import SecretFileError, read_secret_file
 from exporter.settings import DURATIONS, OPTION_NAMES, SECRET_VALUES, AccountSettings, Settings
 from exporter.statedb import refusal, symlink_at
@@ -71,14 +82,20 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def parse_task_ref(value: str, default_sdk_app_id: int | None) -> TaskKey:
-    """'SDKAPPID:TASKID', or 'TASKID' with the default SdkAppId."""
+    """'SDKAPPID:TASKID', or 'TASKID' with the default SdkAppId; either after 'KIND:' for a task of another
+    kind than a push ('record:1400000001:TASKID')."""
     text = str(value).strip()
+    kind, sep, rest = text.partition(":")
+    if sep and kind in KIND_NAMES:
+        text = rest
+    else:
+        kind = PUSH
     if ":" in text:
         sdk_text, _, task_text = text.partition(":")
-        return validate_sdk_app_id(sdk_text), validate_task_id(task_text)
+        return task_key(validate_sdk_app_id(sdk_text), validate_task_id(task_text), kind)
     if default_sdk_app_id is None:
         raise InvalidTaskRef(f"task {text[:70]!r} has no SdkAppId: write SDKAPPID:TASKID or set --sdk-app-id")
-    return default_sdk_app_id, validate_task_id(text)
+    return task_key(default_sdk_app_id, validate_task_id(text), kind)
 
 
 _LIST_OPTIONS = {"tasks": "task", "discover_sdk_app_ids": "discover_sdk_app_id"}
@@ -366,6 +383,8 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None,
     b.convert("rate_limit", _positive_float)
     b.convert("shared_rate_limit", _boolean)
     b.convert("concurrency", _positive_int)
+    b.convert("kinds", lambda v: parse_kinds(",".join(map(str, _as_list(v)))))
+    _check_task_kinds(b)
     _refuse_sharding(b)
     b.convert("callback_public_url", _public_url)
     b.convert("accounts", _accounts)
@@ -384,13 +403,23 @@ def build_settings(flags: Mapping[str, Any], config_file: Path | None = None,
     return Settings.from_options(b.values, warnings=tuple(b.warnings))
 
 
+def _check_task_kinds(b: _Builder) -> None:
+    """A configured task of a kind ``--kinds`` does not watch would never be polled: say so at start."""
+    watched = b.values.get("kinds", DEFAULT_KINDS)
+    for key in b.values.get("tasks", ()):
+        if key_kind(key) not in watched:
+            b.problems.append(f"{b.origin('tasks')}: task {key[0]}:{key[1]} is a {key_kind(key)} task, which "
+                              f"--kinds ({','.join(watched)}) does not watch")
+
+
 def _check_tasks_file(b: _Builder) -> None:
     """At start a tasks file that is missing or invalid is an error (a reload later keeps the last good set)."""
     path = b.values.get("tasks_file")
     if path is None:
         return
     try:
-        load_tasks_file(path)  # validation only: the watcher (run) and check-config say what repeats
+        # validation only: the watcher (run) and check-config say what repeats
+        load_tasks_file(path, watched=b.values.get("kinds", DEFAULT_KINDS))
     except TasksFileError as exc:
         b.problems.append(f"{b.origin('tasks_file')}: {exc}")
 

@@ -1,6 +1,7 @@
-"""Discovery of running push tasks through ``DescribeRunningTasks``, inside that action's budget.
+"""Discovery of running tasks through ``DescribeRunningTasks``, inside that action's budget.
 
-Every ``--discover-interval`` it pages through the running ``WhiteboardPush`` tasks of each
+One ``Discoverer`` per watched kind. Every ``--discover-interval`` it pages through the running tasks of
+its kind's TaskTypes (``WhiteboardPush``; ``OnlineRecord``; ``TranscodeH5`` and ``TranscodeJPG``) of each
 ``--discover-sdk-app-id`` and starts tracking new ones. Each page takes a slot from the
 ``DescribeRunningTasks`` limiter (shared with liveness; with ``--shared-rate-limit`` also with polling).
 A task that leaves the running list is not dropped: it is polled until it reports STOPPED.
@@ -16,8 +17,9 @@ from concurrent.futures import Executor
 from functools import partial
 
 from exporter.errors import DiscoveryAction, disposition
+from exporter.kinds import KINDS
 from exporter.logs import counted, task_fields
-from exporter.model import InvalidTaskRef, RunningTask, validate_task_id
+from exporter.model import PUSH, InvalidTaskRef, RunningTask, task_key, validate_task_id
 from exporter.periodic import Periodic
 from exporter.ratelimit import PacedLimiter
 from exporter.store import TaskStore
@@ -30,7 +32,8 @@ PAGE_OVERLAP = 25  # pages start this many places before the last one ended (``l
 PAGE_STEP = PAGE_SIZE - PAGE_OVERLAP
 MAX_PAGES = 200  # ~95k tasks: a runaway Total never loops forever
 
-ListPage = Callable[[int, int, int], tuple[list[RunningTask], int]]
+ListPage = Callable[[int, int, int], tuple[list[RunningTask], int]]  # (SdkAppId, Offset, Limit) of one TaskType
+ListPages = ListPage | Sequence[ListPage]  # one per TaskType of a kind (transcodes have two)
 REPROBE_SECONDS = 600.0  # a permanent refusal (no such action, CAM denial) is asked again this rarely
 
 
@@ -69,10 +72,11 @@ class ListRefusals:
 class Discoverer:
     """One discovery loop per SdkAppId, so one app's failures never hold up another's."""
 
-    def __init__(self, store: TaskStore, list_page: ListPage, limiter: PacedLimiter, sdk_app_ids: Sequence[int],
+    def __init__(self, store: TaskStore, list_page: ListPages, limiter: PacedLimiter, sdk_app_ids: Sequence[int],
                  interval: float = 60.0, on_api_error: Callable[[int, str], None] = lambda app, code: None,
-                 credential_paused: Callable[[], bool] = lambda: False) -> None:
+                 credential_paused: Callable[[], bool] = lambda: False, kind: str = PUSH) -> None:
         self.store = store
+        self.kind = kind
         self.credential_paused = credential_paused  # the collector found the key refused: ask nothing
         self.refusals = ListRefusals()
         self.list_page = list_page
@@ -100,7 +104,7 @@ class Discoverer:
         if self.credential_paused() or not self.refusals.may_ask(sdk_app_id):
             return 0
         try:
-            running = list_running(self.list_page, self.limiter, sdk_app_id, stop)
+            running = list_running_types(self.list_page, self.limiter, sdk_app_id, stop)
         except CallFailure as failure:
             self._failed(sdk_app_id, failure)
             return 0
@@ -111,13 +115,13 @@ class Discoverer:
             if task.ended:
                 continue
             try:
-                key = (sdk_app_id, validate_task_id(task.task_id))
+                key = task_key(sdk_app_id, validate_task_id(task.task_id), self.kind)
             except InvalidTaskRef as exc:
                 log.warning("discovery skipped a task: %s", exc)
                 continue
             new += self.store.add(key, "discovery")
         if new:
-            log.info("discovered %s of SdkAppId %s", counted(new, "new push task"), sdk_app_id,
+            log.info("discovered %s of SdkAppId %s", counted(new, f"new {KINDS[self.kind].noun} task"), sdk_app_id,
                      extra=task_fields(sdk_app_id))
         return new
 
@@ -136,6 +140,18 @@ class Discoverer:
             return
         log.warning("discovery of SdkAppId %s failed: %s", sdk_app_id, failure,
                     extra=task_fields(sdk_app_id, code=failure.code))
+
+
+def list_running_types(list_pages: ListPages, limiter: PacedLimiter, sdk_app_id: int, stop: threading.Event,
+                       pages: Executor | None = None) -> list[RunningTask] | None:
+    """``list_running`` of each TaskType's pager in turn (a kind may have several), concatenated."""
+    found: list[RunningTask] = []
+    for list_page in (list_pages,) if callable(list_pages) else list_pages:
+        part = list_running(list_page, limiter, sdk_app_id, stop, pages)
+        if part is None:
+            return None
+        found += part
+    return found
 
 
 def list_running(list_page: ListPage, limiter: PacedLimiter, sdk_app_id: int, stop: threading.Event,

@@ -24,8 +24,7 @@ from prometheus_client.utils import floatToGoString
 
 from exporter.lifecycle import TaskRecord
 from exporter.metrics import (
-    TASK_FAMILIES,
-    TASKS_FAMILY,
+    EXPORTS,
     TRACKED_FAMILY,
     Family,
     Labels,
@@ -34,7 +33,7 @@ from exporter.metrics import (
     renderable_samples,
     tasks_by_status_samples,
 )
-from exporter.model import TaskKey
+from exporter.model import PUSH, TaskKey, key_kind
 from exporter.store import TaskStore
 
 
@@ -55,13 +54,15 @@ def family_header(family: Family) -> str:
 
 
 def render_task(record: TaskRecord, problems: TaskProblemLog) -> tuple[bytes, ...] | None:
-    """The task's exposition text (UTF-8), one chunk per family of ``TASK_FAMILIES``; None if unrenderable."""
+    """The task's exposition text (UTF-8), one chunk per family of its kind (``metrics.EXPORTS``); None if
+    unrenderable."""
     samples = renderable_samples(record, problems)
     if samples is None:
         return None
-    parts: list[str] = [""] * len(TASK_FAMILIES)
+    families = EXPORTS[record.kind].families
+    parts: list[str] = [""] * len(families)
     for index, labels, value in samples:
-        parts[index] += format_sample(TASK_FAMILIES[index].name, labels, value)
+        parts[index] += format_sample(families[index].name, labels, value)
     return tuple(p.encode("utf-8") for p in parts)
 
 
@@ -79,16 +80,16 @@ class _RegistryAsCollector(Collector):
 
 
 class RenderCache:
-    """Per-family lists of rendered task text, updated in place for changed tasks only.
+    """Per-family lists of rendered task text of one kind, updated in place for changed tasks only.
 
     A removed task leaves an empty chunk in its slot, reused by the next new task, so a scrape
     is one ``"".join`` per family however large the fleet.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, families: int) -> None:
         self.slots: dict[TaskKey, int] = {}
-        self.columns: list[list[bytes]] = [[] for _ in TASK_FAMILIES]
-        self.groups: list[tuple[int, str] | None] = []  # (sdk_app_id, status) per slot, for tiw_push_tasks
+        self.columns: list[list[bytes]] = [[] for _ in range(families)]
+        self.groups: list[tuple[int, str] | None] = []  # (sdk_app_id, status) per slot, for <prefix>_tasks
         self.tally: Tally[tuple[int, str]] = Tally()
         self.free: list[int] = []
 
@@ -139,13 +140,18 @@ class Exposition:
         self.openmetrics_registry = CollectorRegistry(auto_describe=True)  # own + tasks, for OpenMetrics
         self.openmetrics_registry.register(_RegistryAsCollector(own))
         self.openmetrics_registry.register(self.task_collector)
-        self._cache = RenderCache()
+        self._caches = self._new_caches()  # one per kind, pushes first
         self._cursor = 0  # our place in the store's change feed
         self._lock = threading.Lock()  # serialises scrapes; the collector never takes it
-        self._headers = tuple(family_header(f).encode("utf-8") for f in TASK_FAMILIES)
+        self._headers = {kind: tuple(family_header(f).encode("utf-8") for f in export.families)
+                         for kind, export in EXPORTS.items()}
         self._generation = 0  # of the task text: bumped when a task changed
         self._stale = True  # a task changed since the generation was last bumped
         self._gzipped: tuple[int, list[bytes], Any] | None = None  # (generation, compressed task text, compressor)
+
+    @staticmethod
+    def _new_caches() -> dict[str, RenderCache]:
+        return {kind: RenderCache(len(export.families)) for kind, export in EXPORTS.items()}
 
     def catch_up(self) -> bool:
         """Render the tasks changed since the last catch-up into the cache; True when any changed.
@@ -157,14 +163,15 @@ class Exposition:
             self._cursor = changes.cursor
             if not changes.records and not changes.resync:
                 return False
-            columns = self._cache
             if changes.resync:
-                columns = self._cache = RenderCache()
+                self._caches = self._new_caches()
+            caches = self._caches
             for key, record in changes.records.items():
                 if record is None:
                     self.problems.forget(key)  # removed: a task tracked again later may log its problems again
                 exported = record is not None and not record.retired
                 chunks = render_task(record, self.problems) if exported else None
+                columns = caches[key_kind(key)]
                 if chunks is None:
                     columns.drop(key)  # removed, retired, or unrenderable (logged): no other task is affected
                 else:
@@ -176,20 +183,22 @@ class Exposition:
         """Per-task families as rendered, a list of chunks (joining 10 MB once more costs more than
         sending it). Not kept between scrapes: 1 KB per task of memory for a join of ~3 ms."""
         with self._lock:
-            columns = self._cache
             out: list[bytes] = []
-            for header, column in zip(self._headers, columns.columns):
-                body = b"".join(column)
-                if body:
-                    out.append(header)
-                    out.append(body)
+            for kind, columns in self._caches.items():
+                for header, column in zip(self._headers[kind], columns.columns):
+                    body = b"".join(column)
+                    if body:
+                        out.append(header)
+                        out.append(body)
             tail = []
-            aggregates = tasks_by_status_samples(columns.tally)
-            if aggregates:
-                tail.append(family_header(TASKS_FAMILY))
-                tail.extend(format_sample(TASKS_FAMILY.name, labels, value) for labels, value in aggregates)
+            for kind, columns in self._caches.items():
+                family = EXPORTS[kind].aggregate
+                aggregates = tasks_by_status_samples(columns.tally, EXPORTS[kind].statuses)
+                if aggregates:
+                    tail.append(family_header(family))
+                    tail.extend(format_sample(family.name, labels, value) for labels, value in aggregates)
             tail.append(family_header(TRACKED_FAMILY))
-            tail.append(f"{TRACKED_FAMILY.name} {floatToGoString(float(len(columns.slots)))}\n")
+            tail.append(f"{TRACKED_FAMILY.name} {floatToGoString(float(len(self._caches[PUSH].slots)))}\n")
             out.append("".join(tail).encode("utf-8"))
             return out
 

@@ -30,15 +30,23 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any
 
+from exporter.kind_answers import RecordTask, TranscodeTask
+from exporter.kinds import KINDS, TaskKind
 from exporter.model import (
-    STATUS_RANK,
+    PUSH,
+    Answer,
     PushTask,
     TaskKey,
     backup_exception_cnt,
     parse_backup,
+    task_key,
+    validate_kind,
     validate_sdk_app_id,
     validate_task_id,
 )
+
+ANSWER_TYPES: dict[str, type[Answer]] = {"push": PushTask, "record": RecordTask, "transcode": TranscodeTask}
+KIND_OF_ANSWER = {answer_type: kind for kind, answer_type in ANSWER_TYPES.items()}
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +82,7 @@ class TaskRecord:
     task_id: str
     sources: frozenset[str]
     added_at: float
-    latest: PushTask | None = None
+    latest: Any = None  # the kind's validated answer (PushTask, RecordTask, TranscodeTask), None before one
     last_success: float | None = None
     last_error: TaskError | None = None
     final_at: float | None = None  # when we first learned it is final (drives retention)
@@ -86,31 +94,44 @@ class TaskRecord:
     counted_start: bool = False  # tiw_push_tasks_started_total has counted it (kept across restarts)
     counted_final: bool = False  # tiw_push_tasks_finished_total has counted it (kept across restarts)
     exceptions_rose_at: float | None = None  # the last answer whose ExceptionCnt was higher than before
+    kind: str = PUSH  # which TIW task kind (kinds.KINDS); part of the key for every kind but push
 
     @property
     def key(self) -> TaskKey:
-        return self.sdk_app_id, self.task_id
+        return task_key(self.sdk_app_id, self.task_id, self.kind)
+
+    @property
+    def spec(self) -> TaskKind:
+        return KINDS[self.kind]
 
     @property
     def status(self) -> str:
-        """PREPARED/PUSHING/STOPPED, or UNKNOWN before the first answer (or an unknown value)."""
+        """One of the kind's statuses, or UNKNOWN before the first answer (or an unknown value); a task
+        ended by a confirmed error reports the kind's ``ended_status`` (STOPPED for a push)."""
         if self.ended:
-            return "STOPPED"
-        if self.latest is None or self.latest.known_status is None:
+            return self.spec.ended_status
+        if self.latest is None or self.latest.status not in self.spec.rank:
             return "UNKNOWN"
         return self.latest.status
 
     @property
     def finish_reason(self) -> str:
-        """Why a final task ended: TIW's FinishReason, or FAILED / NOT_FOUND; "" while it is active."""
+        """TIW's FinishReason once the task is in one of its kind's ``reason_statuses`` (a push: STOPPED;
+        a recording: STOPPED or FINISHED), or FAILED / NOT_FOUND; "" before."""
         if self.ended:
             return self.ended
-        return self.latest.finish_reason if self.latest is not None and self.latest.stopped else ""
+        latest = self.latest
+        return latest.finish_reason if latest is not None and latest.status in self.spec.reason_statuses else ""
 
     @property
     def final(self) -> bool:
-        """``status == "STOPPED"``, spelled out: every scrape and pass asks it of every task."""
-        return bool(self.ended) or (self.latest is not None and self.latest.status == "STOPPED")
+        """In one of the kind's final statuses, or ended: every scrape and pass asks it of every task."""
+        return bool(self.ended) or (self.latest is not None and self.latest.status in self.spec.final_statuses)
+
+    @property
+    def steady(self) -> bool:
+        """Running as it should (a push PUSHING, a recording RECORDING or PAUSED): the cadence may stretch it."""
+        return self.status in self.spec.steady_statuses
 
     @property
     def active(self) -> bool:
@@ -141,6 +162,7 @@ class TaskRecord:
             "counted_start": self.counted_start,
             "counted_final": self.counted_final,
             "exceptions_rose_at": self.exceptions_rose_at,
+            "kind": self.kind,
         }
 
     @classmethod
@@ -154,12 +176,14 @@ class TaskRecord:
         ended = str(data.get("ended") or "")
         if ended and ended not in ENDINGS:
             raise ValueError(f"unknown ending {ended[:20]!r}")
+        kind = validate_kind(data.get("kind", PUSH))
         record = cls(
+            kind=kind,
             sdk_app_id=validate_sdk_app_id(data["sdk_app_id"]),
             task_id=validate_task_id(data["task_id"]),
             sources=sources,
             added_at=float(data["added_at"]),
-            latest=PushTask.from_dict(latest) if latest else None,
+            latest=ANSWER_TYPES[kind].from_dict(latest) if latest else None,
             last_success=_opt_float(data.get("last_success")),
             last_error=_error_from_json(data.get("last_error")),
             final_at=_opt_float(data.get("final_at", data.get("stopped_seen_at"))),
@@ -191,42 +215,49 @@ def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def merge_result(record: TaskRecord, task: PushTask, now: float) -> TaskRecord:
-    """Apply a successful answer: status never backwards, exceptions never down (module docstring).
+def merge_result(record: TaskRecord, task: Answer, now: float) -> TaskRecord:
+    """Apply a successful answer: status never backwards, counters never down (module docstring).
 
     A late answer that says PUSHING for a task we already know is STOPPED (e.g. from a stop
     callback) keeps the stopped state but still refreshes ``last_success``.
     """
+    spec = record.spec
     previous = record.latest
-    if previous is not None and _regresses(previous, task):
-        log.info("ignoring out-of-order status %s for task %s (already %s)", task.status, task.task_id,
+    if previous is not None and _regresses(spec, previous, task):
+        log.info("ignoring out-of-order status %s for %s %s (already %s)", task.status, spec.noun, task.task_id,
                  previous.status)
-        task = replace(previous, exception_cnt=max(previous.exception_cnt, task.exception_cnt),
-                       request_id=task.request_id)
-    elif previous is not None and task.exception_cnt < previous.exception_cnt:
-        task = replace(task, exception_cnt=previous.exception_cnt)
-    if previous is not None:
+        task = replace(previous, request_id=task.request_id, **_highest(spec, previous, task))
+    elif previous is not None:
+        task = replace(task, **_highest(spec, previous, task))
+    if previous is not None and isinstance(task, PushTask):
         task = _keep_backup_exceptions(previous, task)
     final_at = record.final_at
-    if task.stopped and final_at is None:
+    if task.status in spec.final_statuses and final_at is None:
         final_at = now
     rose = previous is not None and task.exception_cnt > previous.exception_cnt
     return replace(record, latest=task, last_success=now, last_error=None, final_at=final_at, error_streak=0,
                    error_since=None, exceptions_rose_at=now if rose else record.exceptions_rose_at)
 
 
-def answer_anomalies(previous: PushTask | None, answer: PushTask, now: float) -> list[str]:
+def _highest(spec: TaskKind, previous: Answer, task: Answer) -> dict[str, int]:
+    """The kind's counters as the highest seen (a fresh answer with fewer never fakes a reset)."""
+    return {name: max(getattr(previous, name), getattr(task, name)) for name in spec.counters}
+
+
+def answer_anomalies(previous: Answer | None, answer: Answer, now: float) -> list[str]:
     """What in ``answer`` cannot be true as answered (the kinds of ``tiw_exporter_answer_anomalies_total``)."""
+    spec = KINDS[KIND_OF_ANSWER[type(answer)]]
     kinds = []
-    if previous is not None and _regresses(previous, answer):
+    if previous is not None and _regresses(spec, previous, answer):
         kinds.append("status_regressed")
     if previous is not None and answer.exception_cnt < previous.exception_cnt:
         kinds.append("exceptions_decreased")
-    if previous is not None and _backup_exceptions_dropped(previous, answer) is not None:
+    if isinstance(previous, PushTask) and _backup_exceptions_dropped(previous, answer) is not None:
         kinds.append("backup_exceptions_decreased")
-    if answer.push_start_time and answer.push_stop_time and answer.push_stop_time < answer.push_start_time:
+    start, stop = (getattr(answer, name) for name in spec.times)
+    if start and stop and stop < start:
         kinds.append("stop_before_start")
-    if answer.push_start_time > now + FUTURE_TOLERANCE:
+    if start > now + FUTURE_TOLERANCE:
         kinds.append("start_in_future")
     return kinds
 
@@ -254,9 +285,9 @@ def _keep_backup_exceptions(previous: PushTask, task: PushTask) -> PushTask:
     return replace(task, backup=json.dumps(backup, ensure_ascii=False, separators=(",", ":")))
 
 
-def _regresses(previous: PushTask, new: PushTask) -> bool:
-    old_rank = STATUS_RANK.get(previous.status)
-    new_rank = STATUS_RANK.get(new.status)
+def _regresses(spec: TaskKind, previous: Answer, new: Answer) -> bool:
+    old_rank = spec.rank.get(previous.status)
+    new_rank = spec.rank.get(new.status)
     return old_rank is not None and new_rank is not None and new_rank < old_rank
 
 

@@ -1,7 +1,9 @@
 """Liveness from ``DescribeRunningTasks``: one list query confirms up to 500 running tasks at once.
 
-Every ``--liveness-interval`` (default 5 s, from one pass's start to the next) it pages through the
-running push tasks of each SdkAppId this account tracks (and each ``--discover-sdk-app-id``) on the
+One ``Liveness`` per watched kind of an account (its TaskTypes: ``WhiteboardPush``; ``OnlineRecord``;
+``TranscodeH5`` and ``TranscodeJPG``). Every ``--liveness-interval`` (default 5 s, from one pass's start to
+the next) it pages through the running tasks of its kind of each SdkAppId this account tracks (and each
+``--discover-sdk-app-id``) on the
 ``DescribeRunningTasks`` budget, up to ``PAGE_CONCURRENCY`` pages in flight (``discovery.list_running``):
 
 * a tracked task on the list is alive: its liveness time is refreshed (published as an immutable
@@ -31,7 +33,7 @@ from dataclasses import replace
 from types import MappingProxyType
 from typing import Any
 
-from exporter.discovery import REPROBE_SECONDS, ListPage, ListRefusals, list_running
+from exporter.discovery import REPROBE_SECONDS, ListPages, ListRefusals, list_running_types
 from exporter.errors import CollectorAction, DiscoveryAction, disposition
 from exporter.model import TaskKey
 from exporter.periodic import Periodic
@@ -55,7 +57,7 @@ class Liveness:
     (and ``publish``es) after each SdkAppId it checks; nobody else writes it.
     """
 
-    def __init__(self, store: TaskStore, list_page: ListPage, limiter: PacedLimiter, *, interval: float = 5.0,
+    def __init__(self, store: TaskStore, list_page: ListPages, limiter: PacedLimiter, *, interval: float = 5.0,
                  in_account: Callable[[TaskKey], bool] = lambda key: True,
                  urgent: Callable[[TaskKey], None] = lambda key: None,
                  on_api_error: Callable[[int, str], None] = lambda app, code: None,
@@ -145,7 +147,7 @@ class Liveness:
 
     def _check(self, sdk_app_id: int, tracked: Mapping[str, TaskKey]) -> None:
         try:
-            running = list_running(self.list_page, self.limiter, sdk_app_id, self._loop.stopping, self._pages)
+            running = list_running_types(self.list_page, self.limiter, sdk_app_id, self._loop.stopping, self._pages)
         except CallFailure as failure:
             self._failed(sdk_app_id, failure)
             return

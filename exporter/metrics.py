@@ -7,6 +7,10 @@ Every per-task sample comes from one function, ``per_task_samples``. Two consume
   made fast lives there).
 
 Both produce byte-identical text (tests compare them), so the fast path cannot drift.
+
+Each task kind has its families (``EXPORTS``: pushes here, recordings and transcodes in
+``kind_metrics``); a task's samples index into its kind's families. Pushes come first, so a push-only
+exporter's text is what it always was.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ import logging
 import threading
 from collections import Counter as Tally
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 
 from prometheus_client import (
     disable_created_metrics,
@@ -24,22 +27,17 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample as ClientSample
 
+from exporter.families import Family, KindFamilies, Labels, Sample
+from exporter.families import state_set as _state_set
+from exporter.kind_metrics import RECORD_EXPORT, TRANSCODE_EXPORT
 from exporter.lifecycle import ENDINGS, FAILED, TaskRecord, push_duration, trtc_code
-from exporter.model import FINISH_REASONS, STATUSES, TaskKey, backup_exception_cnt, parse_backup
+from exporter.model import FINISH_REASONS, PUSH, STATUSES, TaskKey, backup_exception_cnt, parse_backup
 from exporter.store import TaskStore
 
 log = logging.getLogger(__name__)
 disable_created_metrics()  # *_created series double the output and nobody alerts on them
 
-Labels = tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class Family:
-    name: str  # the exposed name (counters include _total)
-    kind: str  # "gauge" | "counter"
-    help: str
-
+__all__ = ["Family", "Labels", "Sample"]  # re-exported: the shapes live in ``families``
 
 # Per-task families, in exposition order. Indexes below refer to this tuple.
 TASK_FAMILIES = (
@@ -68,8 +66,6 @@ TASKS_FAMILY = Family("tiw_push_tasks", "gauge", "Tracked push tasks by SdkAppId
                       "first answer).")
 TRACKED_FAMILY = Family("tiw_exporter_tracked_tasks", "gauge", "Push tasks tracked by this exporter.")
 
-Sample = tuple[int, Labels, float]
-
 
 class TaskProblemLog:
     """Logs a problem of a task's data once per task and kind, not on every scrape; a task that leaves
@@ -95,10 +91,6 @@ class TaskProblemLog:
     def tasks(self) -> int:
         """How many tasks have a problem logged (not ``__len__``: an empty log must stay truthy)."""
         return len(self._seen)
-
-
-def _state_set(family: int, base: Labels, label: str, states: Iterable[str], current: str) -> list[Sample]:
-    return [(family, (*base, (label, state)), 1.0 if state == current else 0.0) for state in states]
 
 
 def per_task_samples(record: TaskRecord, problems: TaskProblemLog | None = None) -> list[Sample]:
@@ -159,7 +151,7 @@ def renderable_samples(record: TaskRecord, problems: TaskProblemLog) -> list[Sam
     rendered is left out of the scrape, never the whole scrape with every other task.
     """
     try:
-        samples = per_task_samples(record, problems)
+        samples = EXPORTS[record.kind].samples(record, problems)
         for _, labels, value in samples:
             for _, text in labels:
                 text.encode("utf-8")
@@ -176,19 +168,26 @@ def _new_family(family: Family) -> Metric:
     return GaugeMetricFamily(family.name, family.help)
 
 
-def tasks_by_status_samples(tally: Mapping[tuple[int, str], int]) -> list[tuple[Labels, float]]:
-    """``tiw_push_tasks``: every status (0 included) for every SdkAppId in ``tally``."""
+def tasks_by_status_samples(tally: Mapping[tuple[int, str], int],
+                            statuses: tuple[str, ...] = AGGREGATE_STATUSES) -> list[tuple[Labels, float]]:
+    """``tiw_push_tasks`` (or another kind's ``<prefix>_tasks``, with its ``statuses``): every status (0
+    included) for every SdkAppId in ``tally``."""
     return [
         ((("sdk_app_id", str(app)), ("status", status)), float(tally.get((app, status), 0)))
         for app in sorted({app for app, _ in tally})
-        for status in AGGREGATE_STATUSES
+        for status in statuses
     ]
 
 
-def aggregate_samples(records: Iterable[TaskRecord]) -> tuple[list[tuple[Labels, float]], int]:
-    """``tiw_push_tasks`` samples and the tracked count, counted from ``records``."""
+def aggregate_samples(records: Iterable[TaskRecord],
+                      statuses: tuple[str, ...] = AGGREGATE_STATUSES) -> tuple[list[tuple[Labels, float]], int]:
+    """``<prefix>_tasks`` samples and the tracked count, counted from ``records`` (of one kind)."""
     tally = Tally((record.sdk_app_id, record.status) for record in records)
-    return tasks_by_status_samples(tally), sum(tally.values())
+    return tasks_by_status_samples(tally, statuses), sum(tally.values())
+
+
+PUSH_EXPORT = KindFamilies(PUSH, TASK_FAMILIES, per_task_samples, TASKS_FAMILY, AGGREGATE_STATUSES)
+EXPORTS: dict[str, KindFamilies] = {PUSH: PUSH_EXPORT, "record": RECORD_EXPORT, "transcode": TRANSCODE_EXPORT}
 
 
 def not_retired(records: Iterable[TaskRecord]) -> list[TaskRecord]:
@@ -209,23 +208,27 @@ class TaskCollector(Collector):
         self.problems = problems if problems is not None else TaskProblemLog()
 
     def describe(self) -> list[Metric]:
-        return [_new_family(f) for f in (*TASK_FAMILIES, TASKS_FAMILY, TRACKED_FAMILY)]
+        return [_new_family(f) for export in EXPORTS.values() for f in (*export.families, export.aggregate)] + [
+            _new_family(TRACKED_FAMILY)]
 
     def collect(self) -> Iterator[Metric]:
-        records = list(not_retired(self.store.snapshot()))
-        families = [_new_family(f) for f in TASK_FAMILIES]
-        for record in records:
-            for index, labels, value in renderable_samples(record, self.problems) or ():
-                family = families[index]
-                family.samples.append(_sample(TASK_FAMILIES[index].name, labels, value))
-        yield from (f for f in families if f.samples)
-        aggregates, tracked = aggregate_samples(records)
-        tasks = _new_family(TASKS_FAMILY)
-        for labels, value in aggregates:
-            tasks.samples.append(_sample(TASKS_FAMILY.name, labels, value))
-        if tasks.samples:
-            yield tasks
-        yield GaugeMetricFamily(TRACKED_FAMILY.name, TRACKED_FAMILY.help, value=tracked)
+        by_kind: dict[str, list[TaskRecord]] = {kind: [] for kind in EXPORTS}
+        for record in not_retired(self.store.snapshot()):
+            by_kind[record.kind].append(record)
+        for kind, export in EXPORTS.items():
+            families = [_new_family(f) for f in export.families]
+            for record in by_kind[kind]:
+                for index, labels, value in renderable_samples(record, self.problems) or ():
+                    families[index].samples.append(_sample(export.families[index].name, labels, value))
+            yield from (f for f in families if f.samples)
+        for kind, export in EXPORTS.items():
+            aggregates, _ = aggregate_samples(by_kind[kind], export.statuses)
+            tasks = _new_family(export.aggregate)
+            for labels, value in aggregates:
+                tasks.samples.append(_sample(export.aggregate.name, labels, value))
+            if tasks.samples:
+                yield tasks
+        yield GaugeMetricFamily(TRACKED_FAMILY.name, TRACKED_FAMILY.help, value=len(by_kind[PUSH]))
 
 
 def _sample(name: str, labels: Labels, value: float) -> ClientSample:

@@ -28,7 +28,11 @@ STATUSES = ("PREPARED", "PUSHING", "STOPPED")
 FINISH_REASONS = ("AUTO", "USER_CALL", "EXCEPTION")
 STATUS_RANK = {status: rank for rank, status in enumerate(STATUSES)}
 
-TaskKey = tuple[int, str]  # (sdk_app_id, task_id): how every part of the exporter names a task
+# How every part of the exporter names a task: (sdk_app_id, task_id) for a push, the kind as a third item
+# for any other kind (``task_key``). A push's key stays the 2-tuple it always was, so every state file,
+# URL and caller that names pushes keeps working; ``key_kind`` reads the kind back.
+TaskKey = tuple[int, str] | tuple[int, str, str]
+PUSH = "push"
 
 TASK_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")  # used with fullmatch: "$" would accept a final newline
 MAX_INT64 = 2**63 - 1  # the API's integers are int64; a larger one is no real answer
@@ -41,6 +45,37 @@ def decimal_int(text: str) -> int | None:
     """The integer a short ASCII decimal text spells, else None."""
     match = _DECIMAL_RE.fullmatch(text)
     return int(match[1]) if match else None
+
+
+def task_key(sdk_app_id: int, task_id: str, kind: str = PUSH) -> TaskKey:
+    """The key of a task of ``kind`` (see ``TaskKey``)."""
+    return (sdk_app_id, task_id) if kind == PUSH else (sdk_app_id, task_id, kind)
+
+
+def key_kind(key: TaskKey) -> str:
+    return key[2] if len(key) > 2 else PUSH  # type: ignore[misc]
+
+
+def row_id(key: TaskKey) -> str:
+    """The task's id column in the state file: the TaskId of a push, ``<kind>/<TaskId>`` otherwise ("/"
+    is not in any TaskId, so a push and a recording of one id never share a row)."""
+    return key[1] if len(key) == 2 else f"{key[2]}/{key[1]}"  # type: ignore[misc]
+
+
+def key_from_row(sdk_app_id: int, text: str) -> TaskKey:
+    """Inverse of ``row_id``; raises ``InvalidTaskRef`` for a row no version wrote."""
+    kind, _, task_id = text.rpartition("/")
+    return task_key(validate_sdk_app_id(sdk_app_id), validate_task_id(task_id), validate_kind(kind or PUSH))
+
+
+def validate_kind(value: Any) -> str:
+    """A task kind name this exporter knows (``kinds.KINDS``)."""
+    if value not in KIND_NAMES:
+        raise InvalidTaskRef(f"kind must be one of {', '.join(KIND_NAMES)}, got {str(value)[:40]!r}")
+    return value
+
+
+KIND_NAMES = (PUSH, "record", "transcode")  # the rows of kinds.KINDS, in that order (a test keeps them equal)
 
 
 class InvalidTaskRef(ValueError):
@@ -66,8 +101,43 @@ def validate_task_id(value: Any) -> str:
     return value
 
 
+class Answer:
+    """What every kind's validated Describe answer shares: plain int/str fields that round-trip through the
+    state file, a ``status``, and the counters lifecycle keeps from going down."""
+
+    __slots__ = ()
+    sdk_app_id: int
+    task_id: str
+    status: str
+    request_id: str
+
+    @property
+    def exception_cnt(self) -> int:
+        return 0  # a kind without the field (transcodes) has no exceptions to count
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field (all int or str): ``dataclasses.asdict`` deep-copied each value, and the state
+        writer and the task API call this for every task they write."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Any:
+        """Inverse of ``to_dict`` for the state file; raises ValueError/TypeError on bad data."""
+        fields = cls.__dataclass_fields__  # type: ignore[attr-defined]
+        unknown = set(data) - set(fields)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}")
+        task = cls(**data)
+        for name, field_ in fields.items():
+            expected = int if field_.type in ("int", int) else str
+            value = getattr(task, name)
+            if not isinstance(value, expected) or isinstance(value, bool):
+                raise TypeError(f"{cls.__name__}.{name} must be {expected.__name__}")
+        return task
+
+
 @dataclass(frozen=True, slots=True)
-class PushTask:
+class PushTask(Answer):
     """One ``DescribeWhiteboardPush`` answer, validated."""
 
     sdk_app_id: int
@@ -79,7 +149,7 @@ class PushTask:
     push_user_id: str = ""
     push_start_time: int = 0
     push_stop_time: int = 0
-    exception_cnt: int = 0
+    exception_cnt: int = 0  # type: ignore[assignment]
     im_sync_time: int = 0
     backup: str = ""
     request_id: str = ""
@@ -92,26 +162,6 @@ class PushTask:
     @property
     def stopped(self) -> bool:
         return self.status == "STOPPED"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Every field (all int or str): ``dataclasses.asdict`` deep-copied each value, and the state
-        writer and the task API call this for every task they write."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PushTask:
-        """Inverse of ``to_dict`` for the state file; raises ValueError/TypeError on bad data."""
-        names = {f for f in cls.__dataclass_fields__}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown PushTask fields {sorted(unknown)}")
-        task = cls(**data)
-        for name, field_ in cls.__dataclass_fields__.items():
-            expected = int if field_.type in ("int", int) else str
-            value = getattr(task, name)
-            if not isinstance(value, expected) or isinstance(value, bool):
-                raise TypeError(f"PushTask.{name} must be {expected.__name__}")
-        return task
 
 
 class FieldError(ValueError):

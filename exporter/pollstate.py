@@ -68,7 +68,12 @@ class PollState:
     credential_pause: str | None = None  # the code that paused the whole credential
     paused_sdk_app_ids: Mapping[int, str] = field(default_factory=_empty)  # a credential pause: all
     lag: float = 0.0  # how overdue the most overdue active task was
-    liveness: LivenessState | None = None  # None: liveness is off for this account
+    liveness: LivenessState | None = None  # None: liveness is off for this account (or it watches no pushes)
+    kind_liveness: Mapping[str, LivenessState] = field(default_factory=_empty)  # the other kinds' liveness
+
+    def every_liveness(self) -> list[LivenessState]:
+        """The liveness of every kind of this account (pushes first)."""
+        return ([] if self.liveness is None else [self.liveness]) + list(self.kind_liveness.values())
 
 
 @dataclass
@@ -99,8 +104,17 @@ class PollStates:
     def paused_credentials(self) -> dict[str, str]:
         return {s.account: s.credential_pause for s in self._states.values() if s.credential_pause is not None}
 
+    def publish_kind_liveness(self, account: str, kind: str, liveness: LivenessState) -> None:
+        """A kind's liveness beside pushes (its own loop, its own TaskTypes) publishes here."""
+        with self._lock:
+            states = dict(self._states)
+            state = states[account]
+            states[account] = replace(state, kind_liveness=MappingProxyType({**state.kind_liveness, kind: liveness}))
+            self._states = MappingProxyType(states)
+
     def liveness_unsupported(self) -> dict[int, str]:
-        return {app: code for s in self._states.values() if s.liveness for app, code in s.liveness.unsupported.items()}
+        return {app: code for s in self._states.values() for live in s.every_liveness()
+                for app, code in live.unsupported.items()}
 
     def queued(self) -> dict[int, int]:
         """Push tasks each SdkAppId's running list showed QUEUED at its last liveness pass."""
@@ -110,11 +124,9 @@ class PollStates:
         """Every account's seen-times merged, and the keys covered at ``now``."""
         seen: dict[TaskKey, float] = {}
         covered: set[TaskKey] = set()
-        for state in self._states.values():
-            if state.liveness is None:
-                continue
-            for by_task in state.liveness.seen.values():
+        for live in (live for state in self._states.values() for live in state.every_liveness()):
+            horizon = now - live.stale_after
+            for by_task in live.seen.values():
                 seen.update(by_task)
-                horizon = now - state.liveness.stale_after
                 covered.update(key for key, at in by_task.items() if at >= horizon)
         return seen, covered

@@ -39,7 +39,7 @@ from exporter.tasksfile import TasksFileWatcher
 from exporter.tencentcloud.credentials import CredentialProvider
 from exporter.web.http import ExporterHTTPServer, ListenError
 from exporter.web.routes import Routes
-from exporter.web.status import exporter_health
+from exporter.web.status import Health, exporter_health
 from exporter.web.webconfig import WebSecurity
 
 log = logging.getLogger(__name__)
@@ -101,8 +101,7 @@ class Exporter:
         self.routes = Routes(self.store, self.exposition, ready=self._serving.is_set,
                              api_token=self.api_token.get, callbacks=self.callbacks, warnings=self.warnings,
                              authorize=self.web.authorize, queued=self.accounts.states.queued,
-                             health=lambda now: exporter_health(states, self.freshness, settings.polling.interval,
-                                                                now))
+                             kinds=settings.polling.kinds, health=self._health)
         self.server = _listen("--listen", settings.web.listen, self.routes, self.web.ssl_context)
         # TIW cannot send basic auth: the callback-only listener has TLS from the web config, no basic auth.
         try:
@@ -117,10 +116,15 @@ class Exporter:
             raise
         self.state_writer: statedb.StateWriter | None = None
         self.tasks_watcher = (
-            TasksFileWatcher(settings.sources.tasks_file, self.store, self.metrics.tasks_file_reload_success.set)
+            TasksFileWatcher(settings.sources.tasks_file, self.store, self.metrics.tasks_file_reload_success.set,
+                             watched=settings.polling.kinds)
             if settings.sources.tasks_file else None
         )
         self._stopped = threading.Event()
+
+    def _health(self, now: float) -> Health:
+        """The status page's banner, from published snapshots only."""
+        return exporter_health(self.accounts.states, self.freshness, self.settings.polling.interval, now)
 
     def _secrets(self) -> list[tuple[str, WatchedSecret]]:
         """Every secret kept in a file, with its metric label."""

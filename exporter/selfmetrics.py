@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 
 from exporter import __version__
 from exporter.freshness import FreshnessSnapshots
+from exporter.kind_sli import kind_counters
 from exporter.lifecycle import ANOMALY_KINDS, Milestones, TaskRecord
 from exporter.metrics import FINISH_STATES
 from exporter.pollstate import PollStates
@@ -82,6 +83,7 @@ class ExporterMetrics:
             "finish reason (AUTO, USER_CALL, EXCEPTION, FAILED, NOT_FOUND; OTHER for a reason TIW did not "
             "document).", ["sdk_app_id", "reason"],
             registry=registry)
+        self.kinds = kind_counters(registry)  # recordings' and transcodes' SLI (kind_sli.py)
         self.state_write_failures = Counter(
             "tiw_exporter_state_file_write_failures", "Saves of --state-file that failed or were skipped, by reason: "
             "error (SQLite or the file system refused the write) or symlink (the path became a symbolic link: the "
@@ -103,6 +105,10 @@ class ExporterMetrics:
     def count_milestones(self, record: TaskRecord, milestones: Milestones) -> None:
         """Count what ``record`` just reached; every reason of its SdkAppId starts at 0 so that
         ``increase()`` sees the first EXCEPTION too."""
+        other = self.kinds.get(record.kind)
+        if other is not None:
+            other.count(record, milestones)
+            return
         app = str(record.sdk_app_id)
         started = self.tasks_started.labels(app)
         for reason in FINISH_STATES:

@@ -13,6 +13,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from exporter.kinds import DEFAULT_KINDS
 from exporter.model import TaskKey
 from exporter.tencentcloud import DEFAULT_ENDPOINT, DEFAULT_REGION
 
@@ -56,6 +57,7 @@ class PollingSettings:
     liveness_interval: float = 5.0
     finished_retention: float = 3600.0
     not_found_grace: float = 120.0
+    kinds: tuple[str, ...] = DEFAULT_KINDS  # which TIW task kinds are watched (kinds.py)
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,8 @@ def default_text(name: str) -> str | None:
         return None
     if name in DURATIONS:
         return format_duration(value)
+    if name == "kinds":
+        return ",".join(value)
     if isinstance(value, tuple):  # a listen address
         return f"{value[0]}:{value[1]}"
     return f"{value:g}" if isinstance(value, float) else str(value)

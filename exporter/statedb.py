@@ -30,7 +30,7 @@ from pathlib import Path
 
 from exporter import legacy_statefile
 from exporter.lifecycle import TaskRecord
-from exporter.model import InvalidTaskRef, TaskKey, validate_sdk_app_id, validate_task_id
+from exporter.model import InvalidTaskRef, TaskKey, key_from_row, row_id
 from exporter.periodic import Periodic
 from exporter.store import Changes, TaskStore
 
@@ -157,16 +157,18 @@ class StateDB:
         found = []
         for app, task, at in rows:
             try:
-                found.append(((validate_sdk_app_id(app), validate_task_id(task)), float(at)))
+                found.append((key_from_row(app, task), float(at)))
             except (InvalidTaskRef, TypeError, ValueError):
                 log.error("state file %s: skipped an unreadable ended-task row", self.path)
         return found
 
-    def write(self, upserts: list[TaskRecord], deletes: list[tuple[int, str]], replace_all: bool = False,
+    def write(self, upserts: list[TaskRecord], deletes: list[TaskKey], replace_all: bool = False,
               ended: list[tuple[TaskKey, float]] = (), ended_before: float | None = None) -> None:
         """One transaction: ``replace_all`` empties the tables first (a resync of the change feed); ``ended``
-        rows are remembered endings, and those older than ``ended_before`` are dropped."""
-        rows = [(r.sdk_app_id, r.task_id, ENCODER.encode(r.to_json())) for r in upserts]
+        rows are remembered endings, and those older than ``ended_before`` are dropped. A task's row is named
+        by its SdkAppId and ``model.row_id`` (the TaskId of a push, ``<kind>/<TaskId>`` of another kind)."""
+        rows = [(r.sdk_app_id, row_id(r.key), ENCODER.encode(r.to_json())) for r in upserts]
+        deletes = [(key[0], row_id(key)) for key in deletes]
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -177,7 +179,7 @@ class StateDB:
                 self._db.executemany("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?)", rows)
                 self._db.executemany("DELETE FROM ended WHERE sdk_app_id = ? AND task_id = ?", [r[:2] for r in rows])
                 self._db.executemany("INSERT OR REPLACE INTO ended VALUES (?, ?, ?)",
-                                     [(key[0], key[1], at) for key, at in ended])
+                                     [(key[0], row_id(key), at) for key, at in ended])
                 if ended_before is not None:
                     self._db.execute("DELETE FROM ended WHERE final_at < ?", (ended_before,))
                 self._db.execute("COMMIT")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from exporter.ended import ENDED_MEMORY, EndedTasks
 from exporter.lifecycle import CONFIG_SOURCES, Milestones, TaskRecord, take_milestones
-from exporter.model import TaskKey
+from exporter.model import TaskKey, key_kind
 
 log = logging.getLogger(__name__)
 
@@ -154,11 +154,12 @@ class TaskStore:
         """A new record for ``key`` (lock held); None when an ended task would come back by itself. One the
         user names again (the task API, configuration) is tracked, its milestones already counted."""
         if self._ended.ended_at(key, now) is None:
-            return TaskRecord(key[0], key[1], frozenset({source}), now)
+            return TaskRecord(key[0], key[1], frozenset({source}), now, kind=key_kind(key))
         if source in REDISCOVERING_SOURCES:
             return None
         self._ended.forget(key)
-        return TaskRecord(key[0], key[1], frozenset({source}), now, counted_start=True, counted_final=True)
+        return TaskRecord(key[0], key[1], frozenset({source}), now, counted_start=True, counted_final=True,
+                          kind=key_kind(key))
 
     def remove(self, key: TaskKey) -> bool:
         """Forget ``key`` (an API delete, retention); False when it was not tracked. A final task is

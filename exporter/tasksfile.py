@@ -11,7 +11,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from exporter.logs import counted
-from exporter.model import InvalidTaskRef, TaskKey, validate_sdk_app_id, validate_task_id
+from exporter.model import (
+    KIND_NAMES,
+    PUSH,
+    InvalidTaskRef,
+    TaskKey,
+    task_key,
+    validate_kind,
+    validate_sdk_app_id,
+    validate_task_id,
+)
 from exporter.periodic import Periodic
 from exporter.store import TaskStore
 from exporter.yamlfile import YamlFileError, read_yaml
@@ -23,8 +32,13 @@ class TasksFileError(Exception):
     """A tasks file that cannot be used; the message is one line naming the problem."""
 
 
-def load_tasks_file(path: Path, on_repeat: Callable[[str], object] = lambda message: None) -> list[TaskKey]:
-    """Read a YAML list of ``{sdk_app_id, task_id}`` (also accepts ``{tasks: [...]}``).
+ENTRY_KEYS = frozenset({"sdk_app_id", "task_id"})
+
+
+def load_tasks_file(path: Path, on_repeat: Callable[[str], object] = lambda message: None,
+                    watched: tuple[str, ...] = KIND_NAMES) -> list[TaskKey]:
+    """Read a YAML list of ``{sdk_app_id, task_id}``, each with an optional ``kind`` (``push`` when absent;
+    ``record``, ``transcode``); also accepts ``{tasks: [...]}``. A kind not in ``watched`` is refused.
 
     A task listed twice is tracked once; ``on_repeat`` gets one line per repeat, because a repeat is
     often a copy-paste that was meant to name another task.
@@ -41,12 +55,17 @@ def load_tasks_file(path: Path, on_repeat: Callable[[str], object] = lambda mess
         raise TasksFileError(f"tasks file {path} must be a list of {{sdk_app_id, task_id}}")
     first_entry: dict[TaskKey, int] = {}
     for index, item in enumerate(document, start=1):
-        if not isinstance(item, dict) or set(item) != {"sdk_app_id", "task_id"}:
-            raise TasksFileError(f"tasks file {path}: entry {index} must have exactly sdk_app_id and task_id")
+        if not isinstance(item, dict) or set(item) - {"kind"} != ENTRY_KEYS:
+            raise TasksFileError(f"tasks file {path}: entry {index} must have exactly sdk_app_id and task_id "
+                                 "(and optionally kind)")
         try:
-            key = (validate_sdk_app_id(item["sdk_app_id"]), validate_task_id(item["task_id"]))
+            kind = validate_kind(item.get("kind", PUSH))
+            key = task_key(validate_sdk_app_id(item["sdk_app_id"]), validate_task_id(item["task_id"]), kind)
         except InvalidTaskRef as exc:
             raise TasksFileError(f"tasks file {path}: entry {index}: {exc}") from None
+        if kind not in watched:
+            raise TasksFileError(f"tasks file {path}: entry {index} is a {kind} task, which --kinds "
+                                 f"({','.join(watched)}) does not watch")
         if key in first_entry:
             on_repeat(f"tasks file {path}: entry {index} repeats entry {first_entry[key]} "
                       f"({key[0]}:{key[1]}); tracked once")
@@ -62,8 +81,9 @@ class TasksFileWatcher:
     """
 
     def __init__(self, path: Path, store: TaskStore, on_result: Callable[[bool], object] = lambda ok: None,
-                 period: float = 2.0):
+                 period: float = 2.0, watched: tuple[str, ...] = KIND_NAMES):
         self.path = path
+        self.watched = watched
         self.store = store
         self.on_result = on_result
         self._stamp: tuple[int, int] | None = None
@@ -82,7 +102,7 @@ class TasksFileWatcher:
         with self._lock:
             self._stamp = self._current_stamp()
             try:
-                keys = load_tasks_file(self.path, on_repeat=log.warning)
+                keys = load_tasks_file(self.path, on_repeat=log.warning, watched=self.watched)
             except TasksFileError as exc:
                 kept = "keeping the last good task set" if self._loaded else "no tasks from it until it is fixed"
                 log.error("%s; %s", exc, kept)

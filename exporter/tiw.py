@@ -20,31 +20,21 @@ coercion of each field is ``model.int_field``/``model.str_field``, shared with c
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
+from exporter.kind_answers import answer_status, fields_of_answer, parse_record_task, parse_transcode_task
+from exporter.kinds import KINDS
 from exporter.model import (
-    MAX_NESTING,
-    FieldError,
+    Answer,
     PushTask,
     RunningTask,
     int_field,
-    nesting_depth,
     str_field,
     valid_text,
 )
 from exporter.tencentcloud.client import TencentCloudClient
 from exporter.tencentcloud.errors import BadResponse
-
-
-@contextmanager
-def _fields_of_answer() -> Iterator[None]:
-    """A field the shared coercion refuses makes the whole answer a ``BadResponse``."""
-    try:
-        yield
-    except FieldError as exc:
-        raise BadResponse("ClientError.BadResponse", str(exc)) from None
 
 
 def _backup_field(response: dict[str, Any]) -> str:
@@ -58,13 +48,8 @@ def _backup_field(response: dict[str, Any]) -> str:
 
 def parse_push_task(sdk_app_id: int, task_id: str, response: dict[str, Any]) -> PushTask:
     """Validate a ``Response`` object into a ``PushTask`` (policy in the module docstring)."""
-    if nesting_depth(response, MAX_NESTING) > MAX_NESTING:
-        raise BadResponse("ClientError.BadResponse", f"the answer nests deeper than {MAX_NESTING} levels")
-    status = response.get("Status")
-    if not isinstance(status, str) or not status:
-        raise BadResponse("ClientError.BadResponse", "Status is missing or not a string")
-    with _fields_of_answer():
-        status = valid_text(status, "Status")
+    status = answer_status(response)
+    with fields_of_answer():
         return PushTask(
             sdk_app_id=sdk_app_id,
             task_id=task_id,
@@ -83,8 +68,18 @@ def parse_push_task(sdk_app_id: int, task_id: str, response: dict[str, Any]) -> 
         )
 
 
-DESCRIBE_PUSH = "DescribeWhiteboardPush"
+DESCRIBE_PUSH = KINDS["push"].describe_action
 DESCRIBE_RUNNING = "DescribeRunningTasks"
+PARSERS: dict[str, Callable[[int, str, dict[str, Any]], Answer]] = {
+    "push": parse_push_task, "record": parse_record_task, "transcode": parse_transcode_task}
+
+
+def describe_task(client: TencentCloudClient, kind: str, sdk_app_id: int, task_id: str) -> Answer:
+    """Query one task of ``kind`` with its Describe action. Raises ``CallFailure`` on any failure."""
+    parse = PARSERS[kind]
+    result = client.call(KINDS[kind].describe_action, {"SdkAppId": sdk_app_id, "TaskId": task_id},
+                         parse=lambda response: parse(sdk_app_id, task_id, response))
+    return result.value
 
 
 def describe_whiteboard_push(client: TencentCloudClient, sdk_app_id: int, task_id: str) -> PushTask:
@@ -95,19 +90,20 @@ def describe_whiteboard_push(client: TencentCloudClient, sdk_app_id: int, task_i
 
 
 def describe_running_tasks(
-    client: TencentCloudClient, sdk_app_id: int, offset: int = 0, limit: int = 500
+    client: TencentCloudClient, sdk_app_id: int, offset: int = 0, limit: int = 500,
+    task_type: str = "WhiteboardPush",
 ) -> tuple[list[RunningTask], int]:
-    """One page of running WhiteboardPush tasks and the total count."""
+    """One page of running tasks of ``task_type`` (a kind's ``running_task_types``) and the total count."""
     result = client.call(
         DESCRIBE_RUNNING,
-        {"SdkAppID": sdk_app_id, "TaskType": "WhiteboardPush", "Offset": offset, "Limit": limit},
+        {"SdkAppID": sdk_app_id, "TaskType": task_type, "Offset": offset, "Limit": limit},
         parse=lambda response: _running_page(sdk_app_id, response),
     )
     return result.value
 
 
 def _running_page(sdk_app_id: int, response: dict[str, Any]) -> tuple[list[RunningTask], int]:
-    with _fields_of_answer():
+    with fields_of_answer():
         total = int_field(response, "Total")
     tasks_raw = response.get("Tasks") or []
     if not isinstance(tasks_raw, list):

@@ -119,8 +119,9 @@ class CountingWindow:
 
 @pytest.mark.parametrize("shared", [False, True], ids=["per-action", "shared"])
 def test_every_describe_and_list_passes_its_accounts_window_for_that_action(tmp_path, monkeypatch, shared):
-    monkeypatch.setattr("exporter.accounts.describe_whiteboard_push", lambda client, app, task: "answer")
-    monkeypatch.setattr("exporter.accounts.describe_running_tasks", lambda client, app, offset, limit: ([], 0))
+    monkeypatch.setattr("exporter.accounts.describe_task", lambda client, kind, app, task: "answer")
+    monkeypatch.setattr("exporter.accounts.describe_running_tasks",
+                        lambda client, app, offset, limit, task_type: ([], 0))
     accounts = build_accounts(tmp_path, shared)
     try:
         for account in accounts:
@@ -132,8 +133,8 @@ def test_every_describe_and_list_passes_its_accounts_window_for_that_action(tmp_
                    for account in accounts for action in (DESCRIBE_PUSH, DESCRIBE_RUNNING)}
         a = accounts.by_name["a"]
         assert a.collector.describe(1400000001, "t") == "answer"
-        assert a.liveness is not None and a.liveness.list_page(1400000001, 0, 500) == ([], 0)
-        assert a.discoverer.list_page(1400000001, 500, 500) == ([], 0)
+        assert a.liveness is not None and a.liveness.list_page[0](1400000001, 0, 500) == ([], 0)
+        assert a.discoverer.list_page[0](1400000001, 500, 500) == ([], 0)
         if shared:  # one window for both actions of the account
             assert windows["a", DESCRIBE_PUSH].sends == 3
         else:

@@ -119,7 +119,8 @@ def test_oversized_body_is_refused(server):
 
 @pytest.mark.parametrize(("method", "path", "status"), [
     ("GET", "/nope", 404), ("PUT", "/metrics", 405), ("POST", "/metrics", 405),
-    ("DELETE", "/api/v1/tasks/abc/def", 400), ("DELETE", "/api/v1/tasks/1/2/3", 404),
+    ("DELETE", "/api/v1/tasks/abc/def", 400), ("DELETE", "/api/v1/tasks/1/2/3/4", 404),
+    ("DELETE", "/api/v1/tasks/bogus/1/abc", 400),
 ])
 def test_unknown_paths_and_methods(server, method, path, status):
     answer = requests.request(method, server.url + path, headers=auth(), timeout=5)

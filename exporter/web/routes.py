@@ -21,7 +21,16 @@ from urllib.parse import unquote
 from exporter.callbacks import CallbackEndpoint
 from exporter.exposition import Exposition
 from exporter.lifecycle import CONFIG_SOURCES
-from exporter.model import InvalidTaskRef, TaskKey, validate_sdk_app_id, validate_task_id
+from exporter.model import (
+    KIND_NAMES,
+    PUSH,
+    InvalidTaskRef,
+    TaskKey,
+    task_key,
+    validate_kind,
+    validate_sdk_app_id,
+    validate_task_id,
+)
 from exporter.queue_warnings import WARNING_PATH, WarningEndpoint
 from exporter.store import TaskStore
 from exporter.web.auth import ApiToken
@@ -48,6 +57,7 @@ class Routes:
     queued: Callable[[], dict[int, int]] = dict  # push tasks queued at TIW per SdkAppId (the status page says so)
     authorize: Callable[[RequestContext], None] = lambda ctx: None  # raises HttpError (basic auth)
     only_callbacks: bool = False  # the --callback-listen server: nothing but the callback endpoint
+    kinds: tuple[str, ...] = KIND_NAMES  # the watched kinds (--kinds): the task API adds no other
     clock: Callable[[], float] = time.time  # "now" of the status page's ages
     # the exporter's health at a given "now" for the status page's banner, from published snapshots only
     health: Callable[[float], Health] = lambda now: Health()
@@ -130,15 +140,20 @@ class Routes:
     def add_task(self, ctx: RequestContext) -> Response:
         self.token.require(ctx)
         document = _json(ctx.read_body())
-        if not isinstance(document, dict) or set(document) != {"sdk_app_id", "task_id"}:
-            raise HttpError(HTTPStatus.BAD_REQUEST, 'body must be {"sdk_app_id": <int>, "task_id": "<id>"}')
+        if not isinstance(document, dict) or set(document) - {"kind"} != {"sdk_app_id", "task_id"}:
+            raise HttpError(HTTPStatus.BAD_REQUEST, 'body must be {"sdk_app_id": <int>, "task_id": "<id>"} and '
+                            'optionally "kind": "push" | "record" | "transcode"')
         try:
-            key = validate_sdk_app_id(document["sdk_app_id"]), validate_task_id(document["task_id"])
+            kind = validate_kind(document.get("kind", PUSH))
+            key = task_key(validate_sdk_app_id(document["sdk_app_id"]), validate_task_id(document["task_id"]), kind)
         except InvalidTaskRef as exc:
             raise HttpError(HTTPStatus.BAD_REQUEST, str(exc)) from None
+        if kind not in self.kinds:
+            raise HttpError(HTTPStatus.BAD_REQUEST, f"kind {kind} is not watched by this exporter (--kinds "
+                            f"{','.join(self.kinds)})")
         created = self.store.add(key, "api")
         record = self.store.get(key)
-        document = record.to_json() if record else {"sdk_app_id": key[0], "task_id": key[1]}
+        document = record.to_json() if record else {"sdk_app_id": key[0], "task_id": key[1], "kind": kind}
         return json_response(HTTPStatus.CREATED if created else HTTPStatus.OK, document)
 
     def delete_task(self, ctx: RequestContext) -> Response:
@@ -152,15 +167,19 @@ class Routes:
             raise HttpError(HTTPStatus.CONFLICT, f"task comes from {', '.join(sorted(configured))} configuration; "
                                                  "remove it there")
         self.store.remove(key)
-        return json_response(HTTPStatus.OK, {"deleted": {"sdk_app_id": key[0], "task_id": key[1]}})
+        return json_response(HTTPStatus.OK, {"deleted": {"sdk_app_id": key[0], "task_id": key[1],
+                                                         "kind": record.kind}})
 
 
 def _task_key_from_path(path: str) -> TaskKey:
-    parts = path[len("/api/v1/tasks/"):].split("/")
-    if len(parts) != 2:
-        raise HttpError(HTTPStatus.NOT_FOUND, "use /api/v1/tasks/{sdk_app_id}/{task_id}")
+    """``{sdk_app_id}/{task_id}`` names a push, ``{kind}/{sdk_app_id}/{task_id}`` a task of any kind."""
+    parts = [unquote(part) for part in path[len("/api/v1/tasks/"):].split("/")]
+    if len(parts) not in (2, 3):
+        raise HttpError(HTTPStatus.NOT_FOUND, "use /api/v1/tasks/{sdk_app_id}/{task_id} (a push) or "
+                        "/api/v1/tasks/{kind}/{sdk_app_id}/{task_id}")
     try:
-        return validate_sdk_app_id(unquote(parts[0])), validate_task_id(unquote(parts[1]))
+        kind = validate_kind(parts.pop(0)) if len(parts) == 3 else PUSH
+        return task_key(validate_sdk_app_id(parts[0]), validate_task_id(parts[1]), kind)
     except InvalidTaskRef as exc:
         raise HttpError(HTTPStatus.BAD_REQUEST, str(exc)) from None
 
