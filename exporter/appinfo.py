@@ -54,7 +54,7 @@ class SdkAppInfoCollector(ScrapeTimeCollector):
         self._add(added)
 
     def _add(self, keys: Iterable[TaskKey]) -> None:
-        apps = {sdk_app_id for sdk_app_id, _ in keys}
+        apps = {key[0] for key in keys}
         with self._lock:
             self._apps |= apps
 

@@ -289,8 +289,8 @@ class Collector:
             return
         # A task not found yet answers so on every poll of its grace period: said once, not each time
         repeated = meaning.collector is CollectorAction.TASK_NOT_FOUND and record.error_streak > 1
-        log.log(logging.DEBUG if repeated else logging.WARNING, "task %s:%s query failed: %s", sdk_app_id, key[1],
-                failure, extra=task_fields(sdk_app_id, key[1], failure.code))
+        log.log(logging.DEBUG if repeated else logging.WARNING, "%s %s:%s query failed: %s", record.spec.noun,
+                sdk_app_id, key[1], failure, extra=task_fields(sdk_app_id, key[1], failure.code))
         if meaning.collector is CollectorAction.PAUSE_CREDENTIAL:
             self.scheduler.schedule(key, self.pauses.pause_credential(failure.code, now))
             self.publish_state()  # a pause shows in the next scrape, not a housekeeping tick later
@@ -323,7 +323,7 @@ class Collector:
         ending = FAILED if action is CollectorAction.TASK_FAILED else NOT_FOUND
         self.store.update(record.key, lambda r: end(r, ending, now))
         code = record.last_error.code if record.last_error else ""
-        log.warning("task %s:%s is final: %s (%s)", record.sdk_app_id, record.task_id, ending, code,
+        log.warning("%s %s:%s is final: %s (%s)", record.spec.noun, record.sdk_app_id, record.task_id, ending, code,
                     extra=task_fields(record.sdk_app_id, record.task_id, code))
         return True
 

@@ -49,6 +49,15 @@ class Disposition:
 
 
 _C = CollectorAction
+# A transcode's failures, answered by DescribeTranscode (the Go SDK's error list for the action); the
+# transcode row of kinds.KINDS names these as its failure codes.
+TRANSCODE_FAILURES = (
+    "FailedOperation.Transcode", "FailedOperation.TranscodeServerError", "FailedOperation.FileDownloadFail",
+    "FailedOperation.FileFormatError", "FailedOperation.FileOpenFail", "FailedOperation.FileUploadFail",
+    "FailedOperation.Preprocess", "FailedOperation.PreprocessServerError", "InvalidParameter.FileFormatUnsupported",
+    "InvalidParameter.UrlFormatError", "InvalidParameter.TranscodeParameter", "InvalidParameter.PreprocessParameter",
+    "LimitExceeded.TranscodePagesLimitation",
+)
 
 TABLE: dict[str, Disposition] = {
     "RequestLimitExceeded": Disposition("the account's request rate limit was hit", True, _C.THROTTLE,
@@ -81,7 +90,12 @@ TABLE: dict[str, Disposition] = {
     "InvalidParameter.SdkAppIdNotFound": Disposition("the SdkAppId does not exist", False, _C.PAUSE_SDK_APP_ID),
     "FailedOperation.WhiteboardPush": Disposition(
         "the push failed (the message carries TRTC's error, e.g. an illegal UserSig)", False, _C.TASK_FAILED),
-    "InvalidParameter.TaskNotFound": Disposition("no such push task (or not visible yet, just after its start)",
+    # A push's Stopped callback names FailedOperation.Record too: it means "the task failed", of any kind.
+    "FailedOperation.Record": Disposition("the task failed (a recording's answer; also named in push callbacks)",
+                                          False, _C.TASK_FAILED),
+    **dict.fromkeys(TRANSCODE_FAILURES, Disposition("the transcode failed (the document could not be fetched, "
+                                                    "opened or converted)", False, _C.TASK_FAILED)),
+    "InvalidParameter.TaskNotFound": Disposition("no such task (or not visible yet, just after its start)",
                                                  False, _C.TASK_NOT_FOUND),
     "ClientError.Network": Disposition("no HTTP answer: connection refused, reset, DNS", True, _C.RETRY),
     "ClientError.Timeout": Disposition("no complete answer within the connect/read deadline", True, _C.RETRY),
@@ -118,8 +132,9 @@ ACTION_METRICS: dict[CollectorAction, str] = {
     _C.PAUSE_CREDENTIAL: "`tiw_exporter_credential_paused{account,code}`",
     _C.PAUSE_SDK_APP_ID: "`tiw_exporter_account_paused{sdk_app_id,code}`",
     _C.RETRY: "`tiw_push_task_error{code}`",
-    _C.TASK_FAILED: "`tiw_push_task_finish_reason{reason=\"FAILED\"}`, `tiw_push_task_failure_info`",
-    _C.TASK_NOT_FOUND: "`tiw_push_task_finish_reason{reason=\"NOT_FOUND\"}`",
+    _C.TASK_FAILED: "`<prefix>_task_finish_reason{reason=\"FAILED\"}`, `<prefix>_task_failure_info` (prefix: "
+                    "the kind's, e.g. `tiw_push`)",
+    _C.TASK_NOT_FOUND: "`<prefix>_task_finish_reason{reason=\"NOT_FOUND\"}`",
     _C.TASK_BACKOFF: "`tiw_push_task_error{code}`",
 }
 

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from exporter.errors import TRANSCODE_FAILURES
 from exporter.model import KIND_NAMES, PUSH, InvalidTaskRef
 
 
@@ -86,13 +87,6 @@ RECORD_KIND = TaskKind(
     metric_prefix="tiw_record",
 )
 
-TRANSCODE_FAILURE_CODES = (
-    "FailedOperation.Transcode", "FailedOperation.TranscodeServerError", "FailedOperation.FileDownloadFail",
-    "FailedOperation.FileFormatError", "FailedOperation.FileOpenFail", "FailedOperation.FileUploadFail",
-    "FailedOperation.Preprocess", "FailedOperation.PreprocessServerError", "InvalidParameter.FileFormatUnsupported",
-    "InvalidParameter.UrlFormatError", "InvalidParameter.TranscodeParameter", "InvalidParameter.PreprocessParameter",
-    "LimitExceeded.TranscodePagesLimitation",
-)
 
 TRANSCODE_KIND = TaskKind(
     name="transcode", noun="transcode", describe_action="DescribeTranscode",
@@ -102,7 +96,7 @@ TRANSCODE_KIND = TaskKind(
     final_statuses=frozenset({"FINISHED"}), reason_statuses=frozenset({"FINISHED"}),
     steady_statuses=frozenset(), ended_status="FINISHED",  # minutes long: every interval, never stretched
     finish_reasons=("FINISHED",),  # TIW gives no reason: a FINISHED answer finished
-    failure_codes=TRANSCODE_FAILURE_CODES,
+    failure_codes=TRANSCODE_FAILURES,
     counters=(), times=("assign_time", "finished_time"),
     callback_events=("TranscodeProgressChanged", "TranscodeFinished"),
     final_events=frozenset({"TranscodeFinished"}),

@@ -166,11 +166,11 @@ def sdk_app_ids(settings: Settings) -> tuple[dict[int, list[str]], list[Check]]:
                 found[app].append(source)
 
     sources = settings.sources
-    add((app for app, _ in sources.tasks), "task")
+    add((key[0] for key in sources.tasks), "task")
     problems: list[Check] = []
     if sources.tasks_file:
         try:
-            add((app for app, _ in load_tasks_file(sources.tasks_file)), "tasks file")
+            add((key[0] for key in load_tasks_file(sources.tasks_file)), "tasks file")
         except TasksFileError as exc:
             problems.append(Check("tasks file", "warn", f"{exc}: its SdkAppIds are not checked"))
     add(sources.discover_sdk_app_ids, "discovery")
