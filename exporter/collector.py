@@ -30,7 +30,7 @@ from typing import Any
 
 from exporter.backoff import exponential_backoff
 from exporter.cadence import Cadence, LivenessView
-from exporter.errors import CollectorAction, disposition
+from exporter.errors import UNKNOWN, CollectorAction, disposition
 from exporter.lifecycle import (
     FAILED,
     NOT_FOUND,
@@ -279,6 +279,10 @@ class Collector:
         now = self.clock()
         self.on_api_error(sdk_app_id, failure.code)
         meaning = disposition(failure.code)
+        record = self.store.get(key)
+        if (meaning.collector is CollectorAction.TASK_FAILED and record is not None
+                and failure.code not in record.spec.failure_codes):
+            meaning = UNKNOWN  # another kind's failure code says nothing about this task: a problem of it alone
         if meaning.collector is CollectorAction.THROTTLE:
             self.limiter.throttled()
             self.scheduler.schedule(key, due)  # keep its place at the front of the queue

@@ -1,9 +1,10 @@
 """``tiw-exporter demo``: the simulator with a realistic task mix and the exporter against it.
 
 The exporter is given no task list: it learns the tasks the way a production deployment would,
-from signed TIW push callbacks, TIW's warning callbacks (queued pushes) and ``DescribeRunningTasks``
-discovery. One task id that does
-not exist is tracked explicitly, to show an error code.
+from signed TIW callbacks, TIW's warning callbacks (queued pushes) and ``DescribeRunningTasks``
+discovery. One task id that does not exist is tracked explicitly, to show an error code. Beside the
+pushes, a class's recordings and its courseware transcodes run too: the demo watches every kind
+unless ``--kinds`` says otherwise.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import secrets
 import click
 
 from exporter.config import Settings
+from exporter.kinds import DEFAULT_KINDS, KINDS
 from exporter.runtime import Exporter
 from exporter.simulator import DEFAULT_SDK_APP_ID, DEMO_SECRET_ID, DEMO_SECRET_KEY, Simulator
 from exporter.tencentcloud.credentials import Credential, StaticCredentials
@@ -30,16 +32,19 @@ def run_demo(settings: Settings, simulator_listen: tuple[str, int], seed: int, s
                           listen=simulator_listen, seed=seed).start()
     exporter: Exporter | None = None
     try:
+        kinds = tuple(KINDS) if settings.polling.kinds == DEFAULT_KINDS else settings.polling.kinds
         settings = settings.with_options(endpoint=simulator.url, tasks=((DEMO_SDK_APP_ID, NOT_FOUND_TASK),),
-                                         callback_key=callback_key, warning_callback_token=warning_token,
+                                         kinds=kinds, callback_key=callback_key, warning_callback_token=warning_token,
                                          discover_sdk_app_ids=(DEMO_SDK_APP_ID,),
                                          discover_interval=min(settings.sources.discover_interval, 10.0))
         exporter = Exporter(settings, credentials=StaticCredentials(Credential(DEMO_SECRET_ID, DEMO_SECRET_KEY)))
         exporter.install_signal_handlers()  # before start() logs "listening"
         exporter.start()
-        simulator.configure_callbacks(f"{exporter.url}/callbacks/tiw", callback_key)
+        for kind in kinds:  # one URL and key for every kind (TIW keeps one of each per kind and SdkAppId)
+            simulator.configure_callbacks(f"{exporter.url}/callbacks/tiw", callback_key, kind=kind)
         simulator.configure_warning_callbacks(f"{exporter.url}/callbacks/tiw/warnings/{warning_token}")
         task_ids = simulator.populate_demo()
+        simulator.populate_demo_kinds()
         simulator.spawn_every(spawn_every)
         click.echo(banner(simulator.url, exporter.url, task_ids[0]))
         exporter.wait()
@@ -59,6 +64,6 @@ def banner(simulator_url: str, exporter_url: str, task_id: str) -> str:
         "Try:\n"
         f"  tiw-exporter describe --endpoint {simulator_url} --secret-id {DEMO_SECRET_ID} "
         f"--secret-key-file <(echo {DEMO_SECRET_KEY}) --sdk-app-id {DEMO_SDK_APP_ID} --task-id {task_id}\n"
-        f"  curl -s {exporter_url}/metrics | grep tiw_push_task_status\n"
+        f"  curl -s {exporter_url}/metrics | grep -E 'tiw_(push|record|transcode)_task_status'\n"
         "Tasks arrive by TIW callbacks and DescribeRunningTasks discovery; press Ctrl-C to stop."
     )

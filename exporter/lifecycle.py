@@ -334,18 +334,23 @@ def trtc_code(message: str) -> str:
 
 
 def push_duration(record: TaskRecord) -> float | None:
-    """How long the push has run, as TIW reported it; None when TIW did not say.
+    """How long the task has run, as TIW reported it; None when TIW did not say. (Named for pushes, where
+    it began; every kind has it from its row's start and end times: a recording's RecordStartTime and
+    RecordStopTime, a transcode's AssignTime and FinishedTime.)
 
-    A stopped push: ``PushStopTime - PushStartTime`` (a STOPPED answer without a stop time says
-    nothing, so nothing is made up); a pushing one: up to its last answer. Never negative: a stop
-    before the start is an anomaly, counted where it is answered. ``/metrics`` and the status page
-    both show this one figure.
+    An ended one (STOPPED push, STOPPED or FINISHED recording, FINISHED transcode): end minus start (an
+    answer without an end time says nothing, so nothing is made up); a running one (PUSHING, RECORDING,
+    PAUSED): up to its last answer. Never negative: a stop before the start is an anomaly, counted where it
+    is answered. ``/metrics`` and the status page both show this one figure.
     """
     task = record.latest
-    if task is None or not task.push_start_time:
+    start_field, stop_field = record.spec.times
+    start = getattr(task, start_field, 0) if task is not None else 0
+    if not start:
         return None
-    if task.stopped:
-        return max(0.0, float(task.push_stop_time - task.push_start_time)) if task.push_stop_time else None
-    if task.status == "PUSHING" and record.last_success is not None:
-        return max(0.0, record.last_success - task.push_start_time)
+    if task.status in record.spec.reason_statuses:
+        stop = getattr(task, stop_field)
+        return max(0.0, float(stop - start)) if stop else None
+    if task.status in record.spec.steady_statuses and record.last_success is not None:
+        return max(0.0, record.last_success - start)
     return None

@@ -259,6 +259,10 @@ def test_demo_serves_a_changing_mix_learned_without_a_task_list_and_stops_on_ctr
             return {s for t in requests.get(f"{url}/api/v1/tasks", timeout=5).json()["tasks"] for s in t["sources"]}
 
         eventually(lambda: {"callback", "discovery"} <= sources(), timeout=30)  # discovery passes every 10 s
+        # the class's recording and courseware beside its push: every kind is watched in the demo
+        eventually(lambda: (metric(scrape(url), "tiw_record_tasks", sdk_app_id=APP, status="RECORDING") or 0) >= 1)
+        eventually(lambda: (metric(scrape(url), "tiw_transcode_tasks", sdk_app_id=APP, status="FINISHED") or 0) >= 1,
+                   timeout=60)
         process.proc.send_signal(signal.SIGINT)
         assert process.proc.wait(timeout=10) == 0
     finally:

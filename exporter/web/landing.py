@@ -25,8 +25,10 @@ from exporter.web.status import ACTIVE_PROBLEM, ENDED_PROBLEM, Health, Row, Sele
 COLUMNS = ("Why", "SdkAppId", "Task", "Room", "Status", "Finish reason", "Exceptions", "Duration", "Data age",
            "Source")
 NUMBERS = frozenset({"Exceptions", "Duration", "Data age"})  # right-aligned columns
-STATUS_CHIPS = {"PUSHING": "pushing", "PREPARED": "prepared", "STOPPED": "stopped"}  # else: unknown
-BAD_ENDINGS = frozenset({"EXCEPTION", FAILED, NOT_FOUND})
+STATUS_CHIPS = {"PUSHING": "pushing", "PREPARED": "prepared", "STOPPED": "stopped",  # else: unknown
+                "RECORDING": "pushing", "PAUSED": "prepared", "FINISHED": "stopped", "QUEUED": "prepared",
+                "PROCESSING": "pushing"}
+BAD_ENDINGS = frozenset({"EXCEPTION", "FORCE_STOP", FAILED, NOT_FOUND})
 COVERAGE_WARN = 0.95  # below: amber (some active tasks have no fresh answer)
 COVERAGE_BAD = 0.5  # below: red (the exporter sees less than half of them)
 LAG_WARN = 60.0  # seconds, as TiwPushExporterPollLagHigh
@@ -184,7 +186,8 @@ def _row(row: Row) -> str:
     cells = (  # (td class, html) per column
         ("", _chip(row.why, "bad why") if row.why else ""),
         ("nowrap", f'<span class="id">{row.sdk_app_id}</span>'),
-        ("nowrap", f'<span class="id">{escape(row.task_id)}</span>'),
+        ("nowrap", f'<span class="id">{escape(row.task_id)}</span>'
+                   + ("" if row.kind == "push" else " " + _chip(row.kind, "s-unknown"))),
         ("", escape(row.room)),
         ("nowrap", status),
         ("nowrap", ending),

@@ -42,7 +42,8 @@ STATUS_ORDER = ("UNKNOWN", "PREPARED", "PUSHING", "STOPPED")
 
 # Urgency within each group (lower first): what hurts a class now before what we merely cannot see.
 RISING, STUCK, SILENT, QUERY_ERROR, NO_ANSWER_YET = range(5)
-ENDED_URGENCY = {FAILED: 0, "EXCEPTION": 1, NOT_FOUND: 2}
+ENDED_URGENCY = {FAILED: 0, "EXCEPTION": 1, "FORCE_STOP": 1, NOT_FOUND: 2}  # FORCE_STOP: a recording cut off
+STUCK_QUEUED = 600.0  # a transcode QUEUED this long after tracking began (alerts: its per-task queue alert)
 ACTIVE_PROBLEM, ENDED_PROBLEM, HEALTHY = range(3)  # the row groups, in page order
 
 
@@ -59,19 +60,21 @@ def triage(record: TaskRecord, now: float, listed_at: float | None = None,
     """
     if record.final:
         reason = record.finish_reason
-        if reason == "EXCEPTION":
-            return Verdict("ended with EXCEPTION", ENDED_URGENCY[reason])
+        if reason in ("EXCEPTION", "FORCE_STOP"):
+            return Verdict(f"ended with {reason}", ENDED_URGENCY[reason])
         if reason == FAILED:
             return Verdict(_failed(record), ENDED_URGENCY[reason])
         if reason == NOT_FOUND:
             return Verdict("not found", ENDED_URGENCY[reason])
-        return Verdict("", STATUS_ORDER.index("STOPPED"))
+        return Verdict("", _order(record))
     rose = record.exceptions_rose_at
-    if record.status == "PUSHING" and rose is not None and now - rose <= RISING_WINDOW:
+    if record.steady and rose is not None and now - rose <= RISING_WINDOW:
         return Verdict("exceptions rising", RISING)
     if record.status == "PREPARED" and now - record.added_at >= STUCK_PREPARED:
         # the status only moves forward: PREPARED now means PREPARED all along
         return Verdict("stuck PREPARED for 5m+", STUCK)
+    if record.status == "QUEUED" and now - record.added_at >= STUCK_QUEUED:
+        return Verdict(f"queued for {int(STUCK_QUEUED // 60)}m+", STUCK)
     if record.last_success is None and now - record.added_at >= NEVER_ANSWERED:
         error = f" ({record.last_error.code})" if record.last_error is not None else ""
         return Verdict(f"no answer for {int(NEVER_ANSWERED // 60)}m+{error}", SILENT)
@@ -79,7 +82,13 @@ def triage(record: TaskRecord, now: float, listed_at: float | None = None,
         return Verdict(f"query error: {record.last_error.code}", QUERY_ERROR)
     if record.last_success is None and not _news_pending(record, now, listed_at, poll_interval, listed_within):
         return Verdict("no answer yet", NO_ANSWER_YET)
-    return Verdict("", STATUS_ORDER.index(record.status) if record.status in STATUS_ORDER else 0)
+    return Verdict("", _order(record))
+
+
+def _order(record: TaskRecord) -> int:
+    """A healthy row's place: UNKNOWN first, then its kind's statuses in lifecycle order."""
+    statuses = record.spec.statuses
+    return statuses.index(record.status) + 1 if record.status in statuses else 0
 
 
 def _news_pending(record: TaskRecord, now: float, listed_at: float | None, poll_interval: float,
@@ -92,10 +101,11 @@ def _news_pending(record: TaskRecord, now: float, listed_at: float | None, poll_
 
 def _failed(record: TaskRecord) -> str:
     error = record.last_error
+    noun = record.spec.noun
     if error is None:
-        return "push failed"
+        return f"{noun} failed"
     code = trtc_code(error.message)
-    return f"push failed: TRTC {code}" if code else f"push failed: {error.code}"
+    return f"{noun} failed: TRTC {code}" if code else f"{noun} failed: {error.code}"
 
 
 def why_broken(record: TaskRecord, now: float, listed_at: float | None = None,
@@ -172,6 +182,7 @@ class Row:
     task_id: str
     room: str
     status: str
+    kind: str  # the kind's noun (push, recording, transcode)
     finish_reason: str
     why: str
     exceptions: str
@@ -184,7 +195,7 @@ class Row:
 
     def text(self) -> str:
         """What the filter searches (lower case)."""
-        return " ".join((str(self.sdk_app_id), self.task_id, self.room, self.status, self.finish_reason,
+        return " ".join((str(self.sdk_app_id), self.task_id, self.kind, self.room, self.status, self.finish_reason,
                          self.why, self.sources)).lower()
 
     def sort_key(self) -> tuple[int, int, int, str]:
@@ -197,8 +208,8 @@ def to_row(record: TaskRecord, now: float, health: Health | None = None) -> Row:
     verdict = triage(record, now, health.listed.get(record.key), health.poll_interval, health.listed_within)
     group = HEALTHY if not verdict.why else ENDED_PROBLEM if record.final else ACTIVE_PROBLEM
     return Row(
-        sdk_app_id=record.sdk_app_id, task_id=record.task_id, room=str(task.room_id) if task else "",
-        status=record.status, finish_reason=record.finish_reason, why=verdict.why,
+        sdk_app_id=record.sdk_app_id, task_id=record.task_id, room=str(getattr(task, "room_id", "") or ""),
+        status=record.status, kind=record.spec.noun, finish_reason=record.finish_reason, why=verdict.why,
         exceptions=str(task.exception_cnt) if task else "", duration=push_duration(record),
         data_age=None if record.final or record.last_success is None else max(0.0, now - record.last_success),
         sources=", ".join(sorted(record.sources)), final=record.final, group=group, urgency=verdict.urgency,
@@ -241,6 +252,7 @@ def select(records: list[TaskRecord], now: float, query: str = "", broken_only: 
     answered = [r.last_success for r in records if r.last_success is not None]
     active_added = [r.added_at for r in tracked if r.active]
     return Selection(shown, len(matching), len(rows), start + 1 if shown else 0, page, pages,
-                     {status: by_status.get(status, 0) for status in STATUS_ORDER},
+                     {**{status: by_status.get(status, 0) for status in STATUS_ORDER},  # other kinds' when present
+                      **{status: count for status, count in by_status.items() if status not in STATUS_ORDER}},
                      groups[ACTIVE_PROBLEM] + groups[ENDED_PROBLEM], groups[ACTIVE_PROBLEM], groups[ENDED_PROBLEM],
                      len(active_added), max(answered, default=None), min(active_added, default=None))
