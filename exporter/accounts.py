@@ -21,7 +21,6 @@ from exporter.discovery import Discoverer
 from exporter.kinds import KINDS
 from exporter.liveness import Liveness
 from exporter.model import TaskKey, key_kind
-from exporter.pauses import SdkAppIdPauses
 from exporter.pollstate import PollStates
 from exporter.ratelimit import ActionBudgets, checked_at_send
 from exporter.selfmetrics import ExporterMetrics
@@ -66,8 +65,7 @@ class Account:
 
     @property
     def main(self) -> KindLoops:
-        """The first watched kind's loops (pushes, unless they are not watched): it publishes the account's
-        pauses and lag, which every kind's collector shares."""
+        """The first watched kind's loops (pushes, unless they are not watched)."""
         return next(iter(self.kinds.values()))
 
     @property
@@ -136,39 +134,38 @@ class Accounts:
         )
         budgets = ActionBudgets(account.rate_limit, shared=settings.api.shared_rate_limit)
         built = Account(account.name, account.sdk_app_ids, client, budgets)
-        pauses = SdkAppIdPauses(settings.polling.interval, 300.0, account.name)
         for kind in settings.polling.kinds:
-            built.kinds[kind] = self._kind_loops(settings, account.name, kind, built, pauses, metrics, store)
+            built.kinds[kind] = self._kind_loops(settings, account.name, kind, built, metrics, store)
         return built
 
-    def _kind_loops(self, settings: Settings, account: str, kind: str, built: Account, pauses: SdkAppIdPauses,
-                    metrics: ExporterMetrics, store: TaskStore) -> KindLoops:
+    def _kind_loops(self, settings: Settings, account: str, kind: str, built: Account, metrics: ExporterMetrics,
+                    store: TaskStore) -> KindLoops:
+        """A kind's loops pause on their own: CAM may allow one kind's action and refuse another's (a policy
+        written for pushes only), and a refusal of DescribeOnlineRecord must not stop the pushes."""
         spec, client, budgets = KINDS[kind], built.client, built.budgets
-        main = not built.kinds  # the first kind publishes the account's pauses and lag
+        main = not built.kinds  # the first kind publishes as the account; the others beside it (pollstate.py)
         limiter = budgets.for_action(spec.describe_action)
         # Each send first passes its action's send-time window, in the thread that sends (ratelimit.py)
         describe = checked_at_send(limiter, partial(describe_task, client, kind))
         list_budget = budgets.for_action(DESCRIBE_RUNNING)
         list_pages = tuple(checked_at_send(list_budget, partial(_list_page, client, task_type))
                            for task_type in spec.running_task_types)
-        publish: Callable[..., None] = partial(self.states.publish, account) if main else _ignore
+        publish: Callable[..., None] = partial(self.states.publish, account, None if main else kind)
         collector = Collector(
             store, describe, limiter,
             interval=settings.polling.interval, concurrency=settings.api.concurrency,
             finished_retention=settings.polling.finished_retention, on_api_error=metrics.count_api_error,
             on_anomaly=metrics.count_anomaly,
             in_account=lambda key: key_kind(key) == kind and self.name_for(key[0]) == account,
-            account=account, not_found_grace=settings.polling.not_found_grace, publish=publish, pauses=pauses,
+            account=account, not_found_grace=settings.polling.not_found_grace, publish=publish,
         )
         liveness = None
         if settings.polling.liveness_interval > 0:
-            publish_liveness = publish if main else (
-                lambda liveness: self.states.publish_kind_liveness(account, kind, liveness))
             liveness = Liveness(store, list_pages, list_budget,
                                 interval=settings.polling.liveness_interval,
                                 in_account=collector.in_account, urgent=built.urgent,
                                 on_api_error=metrics.count_api_error,
-                                publish=publish_liveness,
+                                publish=publish,
                                 credential_paused=collector.credential_waiting,
                                 credential_refused=collector.credential_refused,
                                 credential_answered=collector.credential_answered)
@@ -197,6 +194,3 @@ def _list_page(client: TencentCloudClient, task_type: str, sdk_app_id: int, offs
                limit: int) -> tuple[list, int]:
     return describe_running_tasks(client, sdk_app_id, offset, limit, task_type=task_type)
 
-
-def _ignore(**changes: object) -> None:
-    """A kind's collector beside the first: its pauses are the first's (shared), its lag is not published."""

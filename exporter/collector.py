@@ -79,7 +79,6 @@ class Collector:
         account: str = "default",
         not_found_grace: float = NOT_FOUND_GRACE,
         publish: Callable[..., Any] = lambda **changes: None,
-        pauses: SdkAppIdPauses | None = None,
     ) -> None:
         self.store = store
         self.in_account = in_account  # which tracked tasks are this collector's account's: it polls and expires those
@@ -96,8 +95,7 @@ class Collector:
         self.publish = publish  # this account's PollState: pauses and lag, each housekeeping tick
         self.scheduler = Scheduler()
         self.cadence = Cadence(interval, limiter, self.scheduler)
-        # one account's collectors (one per kind) share their pauses: one credential, one SdkAppId, whatever the action
-        self.pauses = pauses if pauses is not None else SdkAppIdPauses(interval, max_backoff, account)
+        self.pauses = SdkAppIdPauses(interval, max_backoff, account)
         self._task_backoff: dict[TaskKey, int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()

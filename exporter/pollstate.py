@@ -68,8 +68,8 @@ class PollState:
     credential_pause: str | None = None  # the code that paused the whole credential
     paused_sdk_app_ids: Mapping[int, str] = field(default_factory=_empty)  # a credential pause: all
     lag: float = 0.0  # how overdue the most overdue active task was
-    liveness: LivenessState | None = None  # None: liveness is off for this account (or it watches no pushes)
-    kind_liveness: Mapping[str, LivenessState] = field(default_factory=_empty)  # the other kinds' liveness
+    liveness: LivenessState | None = None  # None: liveness is off for this account
+    kind_liveness: Mapping[str, LivenessState] = field(default_factory=_empty)  # the other kinds' (merged in)
 
     def every_liveness(self) -> list[LivenessState]:
         """The liveness of every kind of this account (pushes first)."""
@@ -84,13 +84,33 @@ class PollStates:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
-        self._states: Mapping[str, PollState] = MappingProxyType({name: PollState(name) for name in self.accounts})
+        self._own: dict[str, PollState] = {name: PollState(name) for name in self.accounts}
+        self._kinds: dict[tuple[str, str], PollState] = {}  # (account, kind): the loops of a kind beside the first
+        self._states: Mapping[str, PollState] = MappingProxyType(dict(self._own))
 
-    def publish(self, account: str, **changes: Any) -> None:
+    def publish(self, account: str, kind: str | None = None, **changes: Any) -> None:
+        """``kind`` None: the account's first watched kind (pushes); else another kind's loops, each with its
+        own pauses, lag and liveness, merged into the account's state that readers see."""
         with self._lock:
-            states = dict(self._states)
-            states[account] = replace(states[account], **changes)
-            self._states = MappingProxyType(states)
+            if kind is None:
+                self._own[account] = replace(self._own[account], **changes)
+            else:
+                self._kinds[account, kind] = replace(self._kinds.get((account, kind)) or PollState(account), **changes)
+            self._states = MappingProxyType({name: self._merged(name) for name in self._own})
+
+    def _merged(self, account: str) -> PollState:
+        """The account as one: paused if any kind is paused (the first kind's code wins), its worst lag."""
+        own = self._own[account]
+        kinds = {kind: state for (name, kind), state in self._kinds.items() if name == account}
+        if not kinds:
+            return own
+        paused: dict[int, str] = {}
+        for state in (*kinds.values(), own):
+            paused.update(state.paused_sdk_app_ids)
+        pause = own.credential_pause or next((s.credential_pause for s in kinds.values() if s.credential_pause), None)
+        return replace(own, credential_pause=pause, paused_sdk_app_ids=MappingProxyType(paused),
+                       lag=max([own.lag, *(s.lag for s in kinds.values())]),
+                       kind_liveness=MappingProxyType({k: s.liveness for k, s in kinds.items() if s.liveness}))
 
     def current(self) -> Mapping[str, PollState]:
         return self._states
@@ -103,14 +123,6 @@ class PollStates:
 
     def paused_credentials(self) -> dict[str, str]:
         return {s.account: s.credential_pause for s in self._states.values() if s.credential_pause is not None}
-
-    def publish_kind_liveness(self, account: str, kind: str, liveness: LivenessState) -> None:
-        """A kind's liveness beside pushes (its own loop, its own TaskTypes) publishes here."""
-        with self._lock:
-            states = dict(self._states)
-            state = states[account]
-            states[account] = replace(state, kind_liveness=MappingProxyType({**state.kind_liveness, kind: liveness}))
-            self._states = MappingProxyType(states)
 
     def liveness_unsupported(self) -> dict[int, str]:
         return {app: code for s in self._states.values() for live in s.every_liveness()

@@ -184,3 +184,21 @@ def test_the_readme_shows_the_kinds_table_as_the_code_has_it():
     assert start in readme and end in readme
     assert readme.split(start, 1)[1].split(end, 1)[0] == markdown_table()
     assert set(KINDS) == {"push", "record", "transcode"}
+
+
+def test_a_refused_describe_of_one_kind_pauses_that_kind_only(simulator):
+    """A policy written for pushes refuses DescribeOnlineRecord: the recordings of the SdkAppId pause, the
+    pushes of the same SdkAppId are polled on."""
+    push = simulator.add_task(APP, TaskScript(prepare_seconds=0))
+    recording = simulator.add_record(APP, RecordScript(prepare_seconds=0))
+    simulator.set_fault("sdk_app_id_not_found", action="DescribeOnlineRecord")
+    with exporter_for(simulator, liveness_interval="0s") as exporter:
+        add(exporter, "push", push)
+        add(exporter, "record", recording)
+        record_key = task_key(APP, recording, "record")
+        eventually(lambda: exporter.store.get(record_key).last_error is not None, timeout=15)
+        eventually(lambda: metric(scrape(exporter.url), "tiw_exporter_account_paused", sdk_app_id=APP,
+                                  code="InvalidParameter.SdkAppIdNotFound") == 1, timeout=15)
+        answered = exporter.store.get((APP, push)).last_success
+        eventually(lambda: exporter.store.get((APP, push)).last_success > answered, timeout=15)
+        assert exporter.store.get(record_key).last_success is None
