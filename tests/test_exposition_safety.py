@@ -19,8 +19,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.callbacks import STARTED, STOPPED, CallbackEndpoint, sign
 from exporter.exposition import Exposition
+from exporter.kind_answers import parse_record_task, parse_transcode_task
+from exporter.kinds import KINDS
 from exporter.lifecycle import FAILED, TaskError, end, merge_error, merge_result
-from exporter.model import PushTask
+from exporter.model import PushTask, task_key
 from exporter.store import TaskStore
 from exporter.tencentcloud.errors import BadResponse
 from exporter.tiw import parse_push_task
@@ -94,6 +96,38 @@ def test_any_answer_is_a_task_or_a_bad_response_and_the_scrape_stays_valid(batch
         store.update(key, lambda r, task=task: merge_result(r, task, NOW))
         if index % 2:  # some also carry an error, or ended failed
             error = TaskError("FailedOperation.WhiteboardPush", str(answer.get("GroupId"))[:50], "", NOW)
+            store.update(key, lambda r, error=error: end(merge_error(r, error), FAILED, NOW))
+    _checked(*_render(store))
+
+
+VALID_RECORD = {"Status": "FINISHED", "FinishReason": "FORCE_STOP", "RoomId": 880528, "GroupId": "880528",
+                "RecordUserId": "tic_record_user", "RecordStartTime": NOW - 60, "RecordStopTime": NOW,
+                "TotalTime": 60000, "ExceptionCnt": 2, "OmittedDurations": [{"VideoTime": 1, "PauseTime": 5,
+                                                                              "ResumeTime": 9}],
+                "VideoInfos": [{"VideoUrl": "u", "VideoType": 2}], "Interrupts": [{"UserId": "u", "Count": 3}],
+                "ReplayUrl": None, "RequestId": "r", "TaskId": "t"}
+VALID_TRANSCODE = {"Status": "PROCESSING", "Progress": 40, "Pages": 12, "Title": "lesson.pptx",
+                   "Resolution": "1024x768", "CreateTime": NOW - 60, "AssignTime": NOW - 50, "FinishedTime": None,
+                   "ResultUrl": "", "RequestId": "r", "TaskId": "t"}
+KIND_PARSERS = {"record": parse_record_task, "transcode": parse_transcode_task}
+
+
+@pytest.mark.slow
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(sorted(KIND_PARSERS)), _mutated(VALID_RECORD) | _mutated(VALID_TRANSCODE)),
+                min_size=1, max_size=4))
+def test_any_recording_or_transcode_answer_is_a_task_or_a_bad_response(batch: list[tuple[str, dict]]) -> None:
+    store = TaskStore()
+    for index, (kind, answer) in enumerate(batch):
+        key = task_key(APP, f"task_{index}", kind)
+        try:
+            task = KIND_PARSERS[kind](APP, key[1], answer)
+        except BadResponse:
+            continue
+        store.add(key, "api")
+        store.update(key, lambda r, task=task: merge_result(r, task, NOW))
+        if index % 2:
+            error = TaskError(KINDS[kind].failure_codes[0], str(answer.get("Title"))[:50], "", NOW)
             store.update(key, lambda r, error=error: end(merge_error(r, error), FAILED, NOW))
     _checked(*_render(store))
 

@@ -15,6 +15,8 @@ from exporter import exposition as exposition_module
 from exporter.appinfo import SdkAppInfoCollector
 from exporter.exposition import Exposition
 from exporter.freshness import FreshnessIndex, FreshnessSnapshots
+from exporter.kind_answers import RecordTask, TranscodeTask
+from exporter.kinds import RECORD_KIND, TRANSCODE_KIND
 from exporter.lifecycle import FAILED, Milestones, TaskError, TaskRecord, end, merge_error, merge_result
 from exporter.model import PushTask
 from exporter.pollstate import LivenessState, PollStates
@@ -194,6 +196,44 @@ def test_fast_text_equals_prometheus_client_output_line_for_line():
         reference = generate_latest(registry).decode()
         assert sorted(fast.splitlines()) == sorted(reference.splitlines())
         tracked(store, "task00001", "STOPPED", exception_cnt=99)
+
+
+def _with_kinds(store: TaskStore, size: int) -> TaskStore:
+    """``store`` plus recordings and transcodes in every status, some failed, with text that needs escaping."""
+    for i in range(size):
+        record_key, transcode_key = (APP, f"rec{i:04d}", "record"), (APP, f"doc{i:04d}", "transcode")
+        store.add(record_key, "api")
+        store.add(transcode_key, "api")
+        status = RECORD_KIND.statuses[i % 5]
+        answer = RecordTask(APP, f"rec{i:04d}", status, finish_reason="FORCE_STOP" if i % 2 else "AUTO",
+                            record_start_time=100, record_stop_time=200 * (i % 2), total_time_ms=1500 * i,
+                            exception_cnt=i, omitted_ms=250, videos=i % 3, interrupts=2 * i, group_id='g"1\\')
+        store.update(record_key, lambda r, a=answer: merge_result(r, a, 1_700_000_000.0))
+        doc = TranscodeTask(APP, f"doc{i:04d}", TRANSCODE_KIND.statuses[i % 3], progress=33 * (i % 4),
+                            pages=i, title="lesson\n1.pptx", create_time=10, assign_time=20 * (i % 2))
+        if i % 6:
+            store.update(transcode_key, lambda r, a=doc: merge_result(r, a, 1_700_000_000.0))
+        if i % 5 == 1:
+            store.update(transcode_key, lambda r: end(merge_error(r, TaskError(
+                "FailedOperation.FileDownloadFail", "x", "", 6)), FAILED, 7))
+    return store
+
+
+def test_fast_text_equals_prometheus_client_output_with_every_kind():
+    store = _with_kinds(_fleet(60), 30)
+    exposition = Exposition(store, CollectorRegistry())
+    registry = CollectorRegistry()
+    registry.register(exposition.task_collector)
+    fast = b"".join(exposition.render_text()).decode()
+    assert sorted(fast.splitlines()) == sorted(generate_latest(registry).decode().splitlines())
+    found = samples(store)
+    assert value(found, "tiw_record_tasks", status="RECORDING") == 6
+    assert value(found, "tiw_record_task_finish_reason", task_id="rec0003", reason="FORCE_STOP") == 1  # STOPPED
+    assert value(found, "tiw_record_task_finish_reason", task_id="rec0002", reason="AUTO") is None  # PAUSED
+    assert value(found, "tiw_transcode_task_failure_info", task_id="doc0001", code="FailedOperation.FileDownloadFail")
+    assert value(found, "tiw_exporter_tracked_tasks") is None  # it has no sdk_app_id label
+    tracked_line = [line for line in fast.splitlines() if line.startswith("tiw_exporter_tracked_tasks ")]
+    assert tracked_line == ["tiw_exporter_tracked_tasks 60.0"]  # pushes only, as before
 
 
 def test_gzip_is_served_when_accepted():

@@ -8,7 +8,7 @@ import pytest
 import requests
 from tencentcloud.common.credential import Credential
 
-from exporter.kind_answers import RecordTask, TranscodeTask
+from exporter.kind_answers import RecordTask, TranscodeTask, parse_record_task, parse_transcode_task
 from exporter.kinds import KINDS, markdown_table
 from exporter.lifecycle import FAILED, TaskRecord, merge_result
 from exporter.model import task_key
@@ -16,6 +16,7 @@ from exporter.simulator import Simulator
 from exporter.simulator.record_lifecycle import RecordScript
 from exporter.simulator.tasks import TaskScript
 from exporter.simulator.transcode_lifecycle import TranscodeScript
+from exporter.tencentcloud.errors import BadResponse
 from tests.constants import APP, SECRET_ID, SECRET_KEY
 from tests.harness import eventually, metric, running_exporter, scrape
 
@@ -202,3 +203,25 @@ def test_a_refused_describe_of_one_kind_pauses_that_kind_only(simulator):
         answered = exporter.store.get((APP, push)).last_success
         eventually(lambda: exporter.store.get((APP, push)).last_success > answered, timeout=15)
         assert exporter.store.get(record_key).last_success is None
+
+
+@pytest.mark.parametrize(("parse", "answer", "problem"), [
+    (parse_record_task, {"Status": "RECORDING", "OmittedDurations": {"PauseTime": 1}}, "OmittedDurations"),
+    (parse_record_task, {"Status": "RECORDING", "Interrupts": [{"UserId": "u", "Count": -1}]}, "Count"),
+    (parse_record_task, {"Status": "RECORDING", "TotalTime": "long"}, "TotalTime"),
+    (parse_record_task, {"FinishReason": "AUTO"}, "Status"),
+    (parse_transcode_task, {"Status": "PROCESSING", "Progress": 150}, "Progress"),
+    (parse_transcode_task, {"Status": "FINISHED", "Pages": True}, "Pages"),
+])
+def test_a_bad_field_of_another_kind_is_a_bad_response_naming_it(parse, answer, problem):
+    with pytest.raises(BadResponse, match=problem):
+        parse(APP, "t", answer)
+
+
+def test_other_kinds_read_lists_as_figures_and_null_as_nothing_yet():
+    task = parse_record_task(APP, "t", {"Status": "RECORDING", "Interrupts": None, "VideoInfos": None,
+                                        "OmittedDurations": [{"PauseTime": 1000, "ResumeTime": 4000},
+                                                             {"PauseTime": 9000, "ResumeTime": 8000}]})
+    assert (task.interrupts, task.videos, task.omitted_ms) == (0, 0, 3000)  # a resume before its pause adds 0
+    doc = parse_transcode_task(APP, "t", {"Status": "QUEUED", "AssignTime": None, "Progress": "0", "Title": 7})
+    assert (doc.assign_time, doc.progress, doc.title) == (0, 0, "7")
