@@ -317,6 +317,8 @@ def _kind_of(path: Path) -> str:
 @click.option("--rate-limit", type=float, default=20.0, show_default=True, help="Requests/s per action (0: off).")
 @click.option("--tasks", "task_count", type=click.IntRange(min=0), default=0, help="Extra generated tasks.")
 @click.option("--demo-mix/--no-demo-mix", default=True, show_default=True, help="Create the demo's task mix.")
+@click.option("--demo-kinds/--no-demo-kinds", default=False, show_default=True,
+              help="With the demo mix, also a class's recordings and courseware transcodes.")
 @click.option("--sdk-app-id", "sdk_app_ids", type=click.IntRange(min=1), multiple=True, default=(1400000001,),
               show_default=True, help="An SdkAppId it serves (repeatable); the first gets the demo's tasks.")
 @click.option("--unregistered-sdk-app-id", "unregistered", type=click.IntRange(min=1), multiple=True,
@@ -330,9 +332,9 @@ def _kind_of(path: Path) -> str:
 @click.option("--fault", "faults", multiple=True,
               help="Inject a fault: KIND[:ratio=R,count=N,seconds=S,action=A], e.g. http500:ratio=0.1 (repeatable).")
 def simulate(listen: str, secret_id: str, secret_key: str, latency: str, rate_limit: float, task_count: int,
-             demo_mix: bool, sdk_app_ids: tuple[int, ...], unregistered: tuple[int, ...], expired: tuple[int, ...],
-             spawn_every: str | None, seed: int, callback_url: str | None, callback_key: str | None,
-             faults: tuple[str, ...]) -> None:
+             demo_mix: bool, demo_kinds: bool, sdk_app_ids: tuple[int, ...], unregistered: tuple[int, ...],
+             expired: tuple[int, ...], spawn_every: str | None, seed: int, callback_url: str | None,
+             callback_key: str | None, faults: tuple[str, ...]) -> None:
     """Run the built-in TIW API simulator."""
     from exporter.config import parse_listen
     from exporter.simulator import SimulatorOptions, run
@@ -346,7 +348,8 @@ def simulate(listen: str, secret_id: str, secret_key: str, latency: str, rate_li
     try:
         run(SimulatorOptions(
             listen=address, secret_id=secret_id, secret_key=secret_key, latency=latency_seconds,
-            rate_limit=rate_limit, tasks=task_count, seed=seed, demo=demo_mix, callback_url=callback_url,
+            rate_limit=rate_limit, tasks=task_count, seed=seed, demo=demo_mix, demo_kinds=demo_kinds,
+            callback_url=callback_url,
             callback_key=callback_key, faults=faults, sdk_app_ids=sdk_app_ids,
             unregistered_sdk_app_ids=unregistered, expired_sdk_app_ids=expired, spawn_every=spawn_seconds,
         ))
