@@ -16,7 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from exporter.kinds import DEFAULT_KINDS, parse_kinds
+from exporter.kinds import DEFAULT_KINDS, KINDS, parse_kinds
 from exporter.model import (
     KIND_NAMES,
     PUSH,
@@ -309,19 +309,32 @@ def _accounts(value: Any) -> tuple[AccountSettings, ...]:
     return accounts
 
 
-def _callback_keys(value: Any) -> tuple[tuple[int, Path], ...]:
-    """``callback_keys:`` maps SdkAppId -> key file (TIW sets one CallbackKey per SdkAppId); each file must read."""
+CALLBACK_KEY_ALL_KINDS = "all"  # callback_keys: {app: {all: file}}: the key of the kinds not named
+
+
+def _callback_keys(value: Any) -> tuple[tuple[int, Path, str], ...]:
+    """``callback_keys:`` maps SdkAppId -> key file for all its kinds, or -> {kind: key file} (``all``: the kinds not
+    named); TIW sets one CallbackKey per SdkAppId and kind. Each file must read. Entries are (SdkAppId, file,
+    kind), kind "" for every kind."""
     if not isinstance(value, dict) or not value:
         raise ValueError("must be a mapping of SdkAppId: key file")
     keys = []
-    for raw_app, raw_path in value.items():
+    for raw_app, raw_files in value.items():
         app = validate_sdk_app_id(raw_app)
-        path = Path(str(raw_path)).expanduser()
-        try:
-            read_secret_file(path, f"callback key of SdkAppId {app}")
-        except SecretFileError as exc:
-            raise ValueError(str(exc)) from None
-        keys.append((app, path))
+        files = raw_files if isinstance(raw_files, dict) else {CALLBACK_KEY_ALL_KINDS: raw_files}
+        if not files or isinstance(raw_files, list):
+            raise ValueError(f"SdkAppId {app}: must be a key file, or a mapping of kind: key file")
+        for kind, raw_path in files.items():
+            if kind != CALLBACK_KEY_ALL_KINDS and kind not in KINDS:
+                raise ValueError(f"SdkAppId {app}: unknown kind {str(kind)[:40]!r} (known: "
+                                 f"{', '.join([*KINDS, CALLBACK_KEY_ALL_KINDS])})")
+            kind = "" if kind == CALLBACK_KEY_ALL_KINDS else kind
+            path = Path(str(raw_path)).expanduser()
+            try:
+                read_secret_file(path, f"{kind} callback key of SdkAppId {app}".lstrip())
+            except SecretFileError as exc:
+                raise ValueError(str(exc)) from None
+            keys.append((app, path, kind))
     return tuple(keys)
 
 

@@ -4,8 +4,10 @@ For each account: do the credentials resolve (and from which source), does the e
 that region, does the API accept the key for each SdkAppId, is our clock close to the API's, does
 ``DescribeRunningTasks`` answer (when liveness or discovery uses it), and does TIW's push callback
 point at the URL the operator says is public, with the same key (and does a signed test callback
-reach it)? Is TIW's warning callback (queued pushes) set? ``run`` performs the same checks once at
-start and logs them; it never exits for a remote failure.
+reach it)? The same for the callback of each other kind ``--kinds`` watches (``Describe<Kind>Callback``;
+one not set at all is only a warning: that kind is polled anyway). Is TIW's warning callback (queued
+pushes) set? ``run`` performs the same checks once at start and logs them; it never exits for a remote
+failure.
 
 The SdkAppIds checked are every one ``run`` would know at start: ``--task``, the tasks file,
 ``--discover-sdk-app-id``, ``--sdk-app-id``, each account's ``sdk_app_ids`` and ``callback_keys:``.
@@ -33,6 +35,8 @@ from exporter.accounts import account_settings
 from exporter.callbacks import sign
 from exporter.config import AccountSettings, Settings
 from exporter.errors import UNKNOWN, CollectorAction, DiscoveryAction, disposition
+from exporter.kinds import KINDS, TaskKind
+from exporter.model import PUSH
 from exporter.secretfile import SecretFileError, read_secret_file
 from exporter.tasksfile import TasksFileError, load_tasks_file
 from exporter.tencentcloud.chain import resolve_chain
@@ -51,6 +55,10 @@ DESCRIBE_PUSH = "DescribeWhiteboardPush"
 DESCRIBE_RUNNING = "DescribeRunningTasks"
 DESCRIBE_PUSH_CALLBACK = "DescribeWhiteboardPushCallback"
 DESCRIBE_WARNING_CALLBACK = "DescribeWarningCallback"
+# Each watched kind's own callback setting (spelled out so SECURITY.md's policy test finds them)
+DESCRIBE_KIND_CALLBACKS = {"record": "DescribeOnlineRecordCallback", "transcode": "DescribeTranscodeCallback"}
+assert {k.name: k.callback_describe_action for k in KINDS.values() if k.name != PUSH} == DESCRIBE_KIND_CALLBACKS, \
+    "kinds.py names these actions"
 WARNINGS_SUFFIX = "/warnings/"  # TIW's warning callbacks go to <--callback-public-url>/warnings/<token>
 CALLBACK_ONLY = "SdkAppIds that reach this exporter only by callback are not checked"
 API_ONLY = "SdkAppIds added only through the task API are not checked"
@@ -95,7 +103,7 @@ def run_checks(settings: Settings, providers: Mapping[str, CredentialProvider] |
 
     ``providers`` are the accounts' credential sources when the caller has them already (``run``);
     ``pace(account, action)`` is called before each API request (``run`` takes a slot of that action's budget);
-    ``callbacks`` False skips the push- and warning-callback checks (an exporter that does not use callbacks).
+    ``callbacks`` False skips the callback checks, of every kind and of warnings (an exporter without callbacks).
     """
     apps, checks = sdk_app_ids(settings)
     accounts = account_settings(settings)
@@ -137,6 +145,8 @@ def _account_checks(settings: Settings, account: AccountSettings, owned: list[in
         if callbacks:  # not for an SdkAppId that already failed: its line says why
             for app in (app for app, check in zip(owned, app_checks) if check.status != "fail"):
                 checks += _push_callback_checks(paced, prefix, app, settings)
+                for kind in (KINDS[name] for name in settings.polling.kinds if name != PUSH):
+                    checks += _kind_callback_checks(paced, prefix, app, settings, kind)
                 checks.append(_warning_callback_check(paced, prefix, app, settings))
     finally:
         client.close()
@@ -177,7 +187,7 @@ def sdk_app_ids(settings: Settings) -> tuple[dict[int, list[str]], list[Check]]:
     add([sources.sdk_app_id] if sources.sdk_app_id else [], "sdk_app_id")
     for account in settings.api.accounts:
         add(account.sdk_app_ids, f"account {account.name}")
-    add((app for app, _ in sources.callback_keys), "callback_keys")
+    add((app for app, _, _ in sources.callback_keys), "callback_keys")
     return dict(sorted(found.items())), problems
 
 
@@ -313,6 +323,39 @@ def _push_callback_checks(client: _Paced, prefix: str, sdk_app_id: int,
             _round_trip(f"{prefix}test callback {sdk_app_id}", public, sdk_app_id, ours)]
 
 
+def _kind_callback_checks(client: _Paced, prefix: str, sdk_app_id: int, settings: Settings,
+                          kind: TaskKind) -> list[Check]:
+    """A watched kind's own callback (``Set<Kind>Callback`` / ``Set<Kind>CallbackKey``), as the push one is checked:
+    does TIW call --callback-public-url with the key this exporter verifies that kind with? Not set at all is a
+    warning only: the kind is polled anyway, its end shows at the next poll instead of at once."""
+    name, needs = f"{prefix}{kind.noun} callback {sdk_app_id}", permission(kind.callback_describe_action)
+    try:
+        result = client.call(kind.callback_describe_action, {"SdkAppId": sdk_app_id})
+    except CallFailure as failure:
+        return [Check(name, "warn", f"cannot read TIW's {kind.noun} callback settings: {failure.code}"
+                                    f"{_needs(needs, failure)}", permission=needs)]
+    url = str(result.response.get("Callback") or "")
+    key = str(result.response.get("CallbackKey") or "")
+    public = settings.sources.callback_public_url
+    set_url = f"tccli tiw Set{kind.callback_settings}Callback --SdkAppId {sdk_app_id} --Callback {public}"
+    if not public:
+        where = f"TIW calls {url}" if url else f"TIW sends no {kind.noun} callbacks for it"
+        return [Check(name, "warn", f"{where}; set --callback-public-url to check it is this exporter",
+                      permission=needs)]
+    if not url:
+        return [Check(name, "warn", f"TIW sends no {kind.noun} callbacks for it: a {kind.noun}'s end shows at the "
+                                    f"next poll, not at once; to have it at once: {set_url}", permission=needs)]
+    if url != public:
+        return [Check(name, "fail", f"TIW calls {url}, not {public}: {set_url}", permission=needs)]
+    ours = _callback_key_of(settings, sdk_app_id, kind.name)
+    if not ours or key != ours:
+        return [Check(name, "fail", f"TIW's {kind.noun} callback key differs from this exporter's (keys not shown): "
+                                    f"tccli tiw {kind.callback_key_action} --SdkAppId {sdk_app_id} ...",
+                      permission=needs)]
+    return [Check(name, "ok", f"TIW calls {public} with this exporter's {kind.noun} key", permission=needs),
+            _round_trip(f"{prefix}test {kind.noun} callback {sdk_app_id}", public, sdk_app_id, ours)]
+
+
 def _warning_callback_check(client: _Paced, prefix: str, sdk_app_id: int, settings: Settings) -> Check:
     """TIW's warning callback (TaskQueued*LimitWarning, set with SetWarningCallback): is it set, and here?
 
@@ -356,12 +399,14 @@ def _without_token(url: str) -> str:
     return f"{head}{WARNINGS_SUFFIX}<token>" if found else url
 
 
-def _callback_key_of(settings: Settings, sdk_app_id: int) -> str | None:
-    """The key this exporter verifies ``sdk_app_id``'s callbacks with: its own (callback_keys:) or the default."""
-    for app, path in settings.sources.callback_keys:
-        if app == sdk_app_id:
+def _callback_key_of(settings: Settings, sdk_app_id: int, kind: str = PUSH) -> str | None:
+    """The key this exporter verifies ``sdk_app_id``'s callbacks of ``kind`` with (as ``CallbackEndpoint.key_for``):
+    its own for that kind, else its own for every kind (callback_keys:), else the default."""
+    own = {entry_kind: path for app, path, entry_kind in settings.sources.callback_keys if app == sdk_app_id}
+    for slot in (kind, ""):
+        if slot in own:
             try:
-                return read_secret_file(path, f"callback key of SdkAppId {app}")
+                return read_secret_file(own[slot], f"{slot} callback key of SdkAppId {sdk_app_id}".lstrip())
             except SecretFileError:
                 return None
     return settings.sources.callback_key

@@ -10,6 +10,7 @@ import signal
 import ssl
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 
 from exporter import statedb
@@ -53,6 +54,13 @@ def _listen(option: str, address: tuple[str, int], routes: Routes, ssl_context: 
         raise ListenError(option, address, exc) from None
 
 
+def _app_callback_key(app: int, kind: str, path: Path, grace: float) -> WatchedSecret:
+    """The key file of one SdkAppId's callbacks (``callback_keys:``): of one kind, or of every kind (kind "")."""
+    if not kind:
+        return WatchedSecret(f"callback_key/{app}", f"callback key of SdkAppId {app}", path, grace=grace)
+    return WatchedSecret(f"callback_key/{app}/{kind}", f"{kind} callback key of SdkAppId {app}", path, grace=grace)
+
+
 @dataclass
 class Exporter:
     """A running exporter; ``install_signal_handlers()``, ``start()``, then ``wait()``/``stop()``."""
@@ -78,9 +86,8 @@ class Exporter:
         grace = settings.sources.callback_key_grace  # TIW's callbacks signed with a rotated key may be in flight
         self.callback_key = WatchedSecret("callback_key", "callback key", settings.sources.callback_key_file,
                                           settings.sources.callback_key, grace=grace)
-        self.app_callback_keys = {app: WatchedSecret(f"callback_key/{app}", f"callback key of SdkAppId {app}", path,
-                                                     grace=grace)
-                                  for app, path in settings.sources.callback_keys}
+        self.app_callback_keys = {(app, kind): _app_callback_key(app, kind, path, grace)
+                                  for app, path, kind in settings.sources.callback_keys}
         self.warning_token = WatchedSecret("warning_callback_token", "warning callback token",
                                            settings.sources.warning_callback_token_file,
                                            settings.sources.warning_callback_token)
@@ -91,8 +98,9 @@ class Exporter:
         self.registry.register(FreshnessCollector(self.freshness))
         self.callbacks = CallbackEndpoint(
             self.store, self.callback_key.get, self.metrics.count_callback,
-            app_keys={app: s.get for app, s in self.app_callback_keys.items()}, previous_key=self.callback_key.previous,
-            app_previous_keys={app: s.previous for app, s in self.app_callback_keys.items()})
+            app_keys={k: s.get for k, s in self.app_callback_keys.items()}, previous_key=self.callback_key.previous,
+            app_previous_keys={k: s.previous for k, s in self.app_callback_keys.items()},
+            kinds=settings.polling.kinds)
         self.warnings = WarningEndpoint(self.store, self.warning_token.get, self.metrics.count_queue_warning)
         self.exposition = Exposition(self.store, self.registry)
         self.renderer = Periodic("render", 1.0, self.exposition.catch_up, fixed_rate=True)  # per change, not scrape

@@ -74,7 +74,7 @@ class SourceSettings:
     warning_callback_token_file: Path | None = None  # the secret in TIW's warning-callback URL (queue_warnings.py)
     warning_callback_token: str | None = field(default=None, repr=False)
     callback_key_grace: float = 600.0  # after a key file changes, its previous key still verifies this long
-    callback_keys: tuple[tuple[int, Path], ...] = ()  # config file only: SdkAppId -> its key file
+    callback_keys: tuple[tuple[int, Path, str], ...] = ()  # config file only: (SdkAppId, key file, kind; "": all)
     callback_public_url: str | None = None  # where TIW should send push callbacks (checked at start, `check`)
 
 

@@ -10,8 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from exporter.cli import cli
+from exporter.config import build_settings
+from exporter.runtime import Exporter
 from exporter.simulator import Simulator
-from exporter.tencentcloud.credentials import Credential
+from exporter.tencentcloud.credentials import Credential, StaticCredentials
 from tests.constants import APP, SECRET_ID, SECRET_KEY
 from tests.harness import eventually, running_exporter
 
@@ -272,6 +274,7 @@ def test_without_liveness_and_discovery_the_running_list_is_not_asked(sim, key_f
 
 
 @pytest.mark.parametrize(("action", "check_name"), [("DescribeWhiteboardPushCallback", f"push callback {APP}"),
+                                                    ("DescribeOnlineRecordCallback", f"recording callback {APP}"),
                                                     ("DescribeWarningCallback", f"warning callback {APP}")])
 def test_a_callback_setting_the_account_may_not_read_is_a_warning_naming_its_permission(
         sim, key_file, monkeypatch, action, check_name) -> None:
@@ -296,6 +299,7 @@ def test_every_api_check_carries_its_permission(sim, key_file) -> None:
         "credentials": "", "clock": "", "SdkAppIds": "",
         f"SdkAppId {APP}": "tiw:DescribeWhiteboardPush", "running list": "tiw:DescribeRunningTasks",
         f"push callback {APP}": "tiw:DescribeWhiteboardPushCallback",
+        f"recording callback {APP}": "tiw:DescribeOnlineRecordCallback",  # --kinds watches recordings by default
         f"warning callback {APP}": "tiw:DescribeWarningCallback",
     }
 
@@ -359,3 +363,83 @@ def test_securitys_least_privilege_policy_lists_every_action_the_exporter_calls(
     assert set(policy["statement"][0]["action"]) == {f"tiw:{action}" for action in called}
     for action in called:
         assert f"| `tiw:{action}` |" in section  # a row saying what breaks without it
+
+
+# --- the callbacks of the other kinds --kinds watches (Describe<Kind>Callback) ---
+
+RECORD_KEY = "preflight-record-key"
+
+
+def test_each_watched_kinds_callback_pointing_here_with_its_key_is_ok_and_reaches_the_exporter(
+        sim, key_file, tmp_path) -> None:
+    (tmp_path / "record.key").write_text(RECORD_KEY + "\n")
+    config = tmp_path / "config.yml"
+    config.write_text(f"callback_keys:\n  {APP}:\n    record: {tmp_path / 'record.key'}\n")
+    settings = build_settings({"listen": "127.0.0.1:0", "endpoint": sim.url, "callback_key": CALLBACK_KEY,
+                               "kinds": "push,record,transcode"}, config)
+    exporter = Exporter(settings, credentials=StaticCredentials(Credential(SECRET_ID, SECRET_KEY))).start()
+    try:
+        public = f"{exporter.url}/callbacks/tiw"
+        sim.configure_callbacks(public, CALLBACK_KEY)
+        sim.configure_callbacks(public, RECORD_KEY, kind="record")  # as SetOnlineRecordCallback(Key) would
+        sim.configure_callbacks(public, CALLBACK_KEY, kind="transcode")  # the default key: every kind without one
+        status, report = check(sim, key_file, "--callback-public-url", public, "--config", str(config),
+                               "--kinds", "push,record,transcode", env={"TIW_EXPORTER_CALLBACK_KEY": CALLBACK_KEY})
+        checks = by_name(report)
+        assert status == 0, report
+        for name in ("push", "recording", "transcode"):
+            assert checks[f"{name} callback {APP}"]["status"] == "ok", checks[f"{name} callback {APP}"]
+        assert checks[f"recording callback {APP}"]["detail"] == f"TIW calls {public} with this exporter's recording key"
+        assert checks[f"transcode callback {APP}"]["permission"] == "tiw:DescribeTranscodeCallback"
+        for name in (f"test recording callback {APP}", f"test transcode callback {APP}"):
+            assert checks[name]["status"] == "ok", checks[name]  # signed with that kind's key
+        eventually(lambda: exporter.metrics.callbacks.labels("other", "unknown_event")._value.get() == 3)
+    finally:
+        exporter.stop()
+    assert RECORD_KEY not in json.dumps(report) and CALLBACK_KEY not in json.dumps(report)
+
+
+def test_a_kinds_callback_with_another_key_than_that_kinds_fails_with_the_command_to_fix_it(sim, key_file,
+                                                                                            tmp_path) -> None:
+    """The record key of an SdkAppId with one: TIW's recording callbacks signed with the push key are refused."""
+    (tmp_path / "record.key").write_text(RECORD_KEY + "\n")
+    config = tmp_path / "config.yml"
+    config.write_text(f"callback_keys:\n  {APP}:\n    record: {tmp_path / 'record.key'}\n")
+    public = "https://exporter.example.com/callbacks/tiw"
+    sim.configure_callbacks(public, CALLBACK_KEY)
+    sim.configure_callbacks(public, CALLBACK_KEY, kind="record")
+    status, report = check(sim, key_file, "--callback-public-url", public, "--config", str(config),
+                           env={"TIW_EXPORTER_CALLBACK_KEY": CALLBACK_KEY})
+    checks = by_name(report)
+    assert status == 1 and checks[f"push callback {APP}"]["status"] == "ok"
+    recording = checks[f"recording callback {APP}"]
+    assert recording["status"] == "fail"
+    assert "recording callback key differs" in recording["detail"]
+    assert f"tccli tiw SetOnlineRecordCallbackKey --SdkAppId {APP}" in recording["detail"]
+    assert RECORD_KEY not in json.dumps(report) and CALLBACK_KEY not in json.dumps(report)
+
+
+def test_a_kinds_callback_elsewhere_fails_and_one_not_set_warns_that_its_end_waits_for_a_poll(sim, key_file) -> None:
+    public = "https://exporter.example.com/callbacks/tiw"
+    sim.configure_callbacks(public, CALLBACK_KEY)
+    sim.configure_callbacks("https://old.example.com/callbacks/tiw", CALLBACK_KEY, kind="record")
+    status, report = check(sim, key_file, "--callback-public-url", public, "--kinds", "push,record,transcode",
+                           env={"TIW_EXPORTER_CALLBACK_KEY": CALLBACK_KEY})
+    checks = by_name(report)
+    recording, transcode = checks[f"recording callback {APP}"], checks[f"transcode callback {APP}"]
+    assert status == 1 and recording["status"] == "fail"
+    assert recording["detail"] == (f"TIW calls https://old.example.com/callbacks/tiw, not {public}: tccli tiw "
+                                   f"SetOnlineRecordCallback --SdkAppId {APP} --Callback {public}")
+    assert transcode["status"] == "warn"
+    assert "TIW sends no transcode callbacks for it: a transcode's end shows at the next poll" in transcode["detail"]
+    assert f"SetTranscodeCallback --SdkAppId {APP} --Callback {public}" in transcode["detail"]
+
+
+def test_only_the_watched_kinds_callbacks_are_checked(sim, key_file) -> None:
+    _, report = check(sim, key_file, "--kinds", "push")
+    assert not [name for name in by_name(report) if name.startswith(("recording callback", "transcode callback"))]
+    _, report = check(sim, key_file, "--kinds", "record")
+    checks = by_name(report)
+    assert checks[f"recording callback {APP}"]["status"] == "warn"  # no --callback-public-url to compare with
+    assert "set --callback-public-url to check it is this exporter" in checks[f"recording callback {APP}"]["detail"]
+    assert f"transcode callback {APP}" not in checks
