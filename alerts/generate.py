@@ -7,10 +7,14 @@
     python alerts/generate.py --grafana-url https://grafana.example.com \
         --runbook-url https://wiki.example.com/tiw-push/runbook --output my.rules.yml
     python alerts/generate.py --site-labels region,cluster --output my.rules.yml
+    python alerts/generate.py --record-slo-target 0.995 --transcode-queue-wait-seconds 300 --output my.rules.yml
 
 Why code and not a hand-kept YAML file: the scrape job selector, the SLO target and the links appear
-in every rule; one value each here keeps them from drifting. The paging policy (what pages and why)
-is in alerts/runbook.md, "How these alerts are built"; tests/test_alerts.py checks the file is current.
+in every rule; one value each here keeps them from drifting. Besides pushes, the rules cover the two other
+TIW task kinds the exporter watches: real-time recordings (``tiw_record_*``: their own SLO and per-task
+alerts) and document transcodes (``tiw_transcode_*``: failure ratio and queue wait). The paging policy
+(what pages and why) is in alerts/runbook.md, "How these alerts are built"; tests/test_alerts.py checks
+the file is current.
 """
 
 from __future__ import annotations
@@ -49,6 +53,16 @@ GAP = "5m"  # the range every gauge under a `for:` is read through (a failed scr
 # The account of each SdkAppId (tiw_exporter_sdk_app_info), recorded once per SdkAppId and joined onto the
 # per-task and per-app alerts, so that Alertmanager can scope an inhibition to one account.
 ACCOUNT_INFO = "sdk_app_id:tiw_exporter_sdk_app_info:last5m"
+# Real-time recordings (DescribeOnlineRecord): STOPPED is not final (the video is still processed and uploaded),
+# FINISHED is. A recording ends badly with TIW's EXCEPTION or FORCE_STOP (paused over 90 minutes, recording over
+# 24 hours) or our FAILED (FailedOperation.Record confirmed); FAILED and NOT_FOUND are the exporter's own endings.
+RECORD_BAD = "EXCEPTION|FORCE_STOP|FAILED"
+RECORD_ENDED_BY_US = "FAILED|NOT_FOUND"
+# The recording SLI's windows: the burn pairs' (PAGE_BURNS, TICKET_BURNS) per SdkAppId, FLEET_WINDOWS over the
+# fleet. No customer split: a failed recording carries no TRTC code to tell whose mistake it was.
+RECORD_SLI_WINDOWS = ("5m", "30m", "1h", "6h", "3d")
+# Document transcodes (DescribeTranscode): one window for the failure ratio and the queue wait.
+TRANSCODE_WINDOW = "30m"
 
 
 @dataclass(frozen=True)
@@ -79,6 +93,20 @@ class Config:
     stale_floor_seconds: int = 600  # a task's detail answer older than this and...
     stale_intervals: float = 2.0  # ...than this many steady intervals is stale
     coverage_min: float = 0.95  # share of active tasks with a fresh answer (liveness or detail)
+    # Recordings: the share of finished recordings that end without EXCEPTION, FORCE_STOP or FAILED. The
+    # burn alerts take min_bad, page_volume_per_hour and keep_firing_for from the push SLO above.
+    record_slo_target: float = 0.99
+    # How long a recording may stay STOPPED (video processed and uploaded) before it is stuck. TIW does not
+    # document how long that processing takes: an hour is a guess that a class of a few hours fits in.
+    record_stopped_for: str = "60m"
+    # Transcodes: the share of finished transcodes that FAILED in TRANSCODE_WINDOW that opens a ticket...
+    transcode_failure_ratio: float = 0.2
+    transcode_min_failed: int = 3  # ...with at least this many failures...
+    # ...among at least this many finished transcodes; the same volume of assigned transcodes for the queue
+    # wait's p95 (one slow transcode of a small app is the per-task alert's, not a p95).
+    transcode_min_volume: int = 5
+    transcode_queue_wait_seconds: float = 120  # p95 of the queue wait (AssignTime - CreateTime) above this
+    transcode_stuck_queued_for: str = "10m"  # one transcode QUEUED this long
     # Target labels that tell one site from another where one Prometheus sees several (external labels
     # and relabelling): sums keep them anyway (`without`), the account join matches on them, and
     # alerts/alertmanager.example.yml groups and inhibits by them.
@@ -95,6 +123,9 @@ class Config:
     def budget(self) -> float:
         return round(1 - self.slo_target, 6)
 
+    def record_budget(self) -> float:
+        return round(1 - self.record_slo_target, 6)
+
     def customer_codes(self) -> str:
         return "|".join(self.customer_trtc_codes)
 
@@ -103,11 +134,20 @@ class Config:
         return ", ".join(("job", *self.site_labels, "sdk_app_id"))
 
 
+def _lookup(info: str, label: str, text: str) -> str:
+    """`` (<text> <label>)`` of the task's ``info`` series, in a description, or nothing without one."""
+    return ("{{ with printf \"" + info + "{sdk_app_id='%s',task_id='%s'}\" $labels.sdk_app_id $labels.task_id"
+            " | query }}{{ with first . }} (" + text + " {{ label \"" + label + "\" . }}){{ end }}{{ end }}")
+
+
 # The room of a task, looked up in the description rather than joined in the expression: a missing
 # info series must never silence an alert.
-ROOM = ("{{ with printf \"tiw_push_task_info{sdk_app_id='%s',task_id='%s'}\" $labels.sdk_app_id $labels.task_id"
-        " | query }}{{ with first . }} (room {{ label \"room_id\" . }}){{ end }}{{ end }}")
+ROOM = _lookup("tiw_push_task_info", "room_id", "room")
 TASK = "Push task {{ $labels.task_id }} of SdkAppId {{ $labels.sdk_app_id }}" + ROOM
+RECORDING = ("Recording {{ $labels.task_id }} of SdkAppId {{ $labels.sdk_app_id }}"
+             + _lookup("tiw_record_task_info", "room_id", "room"))
+TRANSCODE = ("Transcode {{ $labels.task_id }} of SdkAppId {{ $labels.sdk_app_id }}"
+             + _lookup("tiw_transcode_task_info", "title", "document"))
 
 
 def alert(cfg: Config, name: str, expr: str, severity: str, summary: str, description: str,
@@ -226,23 +266,70 @@ def slo_rules(cfg: Config) -> list[dict[str, Any]]:
     return rules
 
 
+def record_slo_rules(cfg: Config) -> list[dict[str, Any]]:
+    """The recording SLI, as the push one: per SdkAppId over the burn pairs' windows, summed over SdkAppIds
+    over the fleet's; from ``tiw_record_tasks_finished_total`` (each recording once, when FINISHED or ended
+    by the exporter). Bad: EXCEPTION, FORCE_STOP, FAILED (every bad ending: no customer split)."""
+    rules: list[dict[str, Any]] = []
+    total = "tiw_record_tasks_finished_total"
+    for window in RECORD_SLI_WINDOWS:
+        finished = f"sdk_app_id:tiw_record_tasks_finished:increase{window}"
+        bad = f"sdk_app_id:tiw_record_tasks_finished_bad:increase{window}"
+        rules.append({"record": finished, "expr": f"sum without ({REPLICA}, reason) "
+                      f"(increase({cfg.sel(total)}[{window}]))"})
+        rules.append({"record": bad, "expr": f"sum without ({REPLICA}, reason) "
+                      f"(increase({cfg.sel(total, reason='~' + RECORD_BAD)}[{window}]))"})
+        rules.append({"record": f"sdk_app_id:tiw_record_tasks_finished_bad:ratio_rate{window}",
+                      "expr": f"{bad}\n  /\n({finished} > 0)"})
+    for window in FLEET_WINDOWS:
+        for part in ("", "_bad"):
+            source = f"sdk_app_id:tiw_record_tasks_finished{part}:increase{window}"
+            rules.append({"record": f"job:tiw_record_tasks_finished{part}:increase{window}",
+                          "expr": f"sum without (sdk_app_id) ({source})"})
+        rules.append({"record": f"job:tiw_record_tasks_finished_bad:ratio_rate{window}",
+                      "expr": f"job:tiw_record_tasks_finished_bad:increase{window}\n  /\n"
+                              f"(job:tiw_record_tasks_finished:increase{window} > 0)"})
+    return rules
+
+
+def transcode_rules(cfg: Config) -> list[dict[str, Any]]:
+    """Transcodes per SdkAppId over ``TRANSCODE_WINDOW``: finished, FAILED, the FAILED share
+    (``tiw_transcode_tasks_finished_total``, each transcode once)."""
+    window = TRANSCODE_WINDOW
+    total = "tiw_transcode_tasks_finished_total"
+    finished = f"sdk_app_id:tiw_transcode_tasks_finished:increase{window}"
+    failed = f"sdk_app_id:tiw_transcode_tasks_finished_failed:increase{window}"
+    return [
+        {"record": finished, "expr": f"sum without ({REPLICA}, reason) (increase({cfg.sel(total)}[{window}]))"},
+        {"record": failed,
+         "expr": f"sum without ({REPLICA}, reason) (increase({cfg.sel(total, reason='FAILED')}[{window}]))"},
+        {"record": f"sdk_app_id:tiw_transcode_tasks_finished_failed:ratio_rate{window}",
+         "expr": f"{failed}\n  /\n({finished} > 0)"},
+    ]
+
+
 def _kind(window: str) -> str:
     return "tiw_bad" if window in SPLIT_WINDOWS else "bad"
 
 
-def _burn(cfg: Config, level: str, burns: tuple[tuple[str, str, float], ...], volume: bool) -> str:
+def _burn(cfg: Config, level: str, burns: tuple[tuple[str, str, float], ...], volume: bool,
+          sli: str = "tiw_push_tasks_finished", budget: float | None = None) -> str:
     """Both windows of each pair above factor x budget, with at least ``min_bad`` bad endings in the long
-    window and (``volume``) ``page_volume_per_hour`` finished pushes per hour of it. The ratios are
-    TIW-side wherever the window allows (customer-side FAILED taken out)."""
+    window and (``volume``) ``page_volume_per_hour`` finished tasks per hour of it. For pushes (``sli``) the
+    ratios are TIW-side wherever the window allows (customer-side FAILED taken out); recordings
+    (``tiw_record_tasks_finished``, with its own ``budget``) have no such split."""
+    split = sli == "tiw_push_tasks_finished"
+    kind = _kind if split else (lambda window: "bad")
+    budget = cfg.budget() if budget is None else budget
     terms = []
     for long, short, factor in burns:
-        limit = f"{factor:g} * {cfg.budget():g}"
-        lines = [f"{level}:tiw_push_tasks_finished_{_kind(long)}:ratio_rate{long} > {limit}",
-                 f"{level}:tiw_push_tasks_finished_{_kind(short)}:ratio_rate{short} > {limit}",
-                 f"{level}:tiw_push_tasks_finished_{_kind(long)}:increase{long} >= {cfg.min_bad}"]
+        limit = f"{factor:g} * {budget:g}"
+        lines = [f"{level}:{sli}_{kind(long)}:ratio_rate{long} > {limit}",
+                 f"{level}:{sli}_{kind(short)}:ratio_rate{short} > {limit}",
+                 f"{level}:{sli}_{kind(long)}:increase{long} >= {cfg.min_bad}"]
         if volume:
             hours = {"1h": 1, "6h": 6, "3d": 72}[long]
-            lines.append(f"{level}:tiw_push_tasks_finished:increase{long} >= {hours * cfg.page_volume_per_hour}")
+            lines.append(f"{level}:{sli}:increase{long} >= {hours * cfg.page_volume_per_hour}")
         terms.append("(\n  " + "\n  and\n  ".join(lines) + "\n)")
     return "\n or \n".join(terms)
 
@@ -349,6 +436,109 @@ def task_alerts(cfg: Config) -> list[dict[str, Any]]:
               f"than {floor // 60} minutes and than {cfg.stale_intervals:g} steady detail intervals of its exporter "
               "(liveness spreads the detail polls of confirmed tasks over the budget): its exception count and "
               "finish reason are stale.", "5m", TASK_VIEW),
+    ]
+
+
+def record_alerts(cfg: Config) -> list[dict[str, Any]]:
+    """Real-time recordings, as pushes: the SLO burns page (fleet, or one SdkAppId with volume) and tickets
+    (slow burn); how one recording ended is information; a recording that does not progress is a ticket."""
+    slo = f"{cfg.record_slo_target * 100:g}%"
+    volume = cfg.page_volume_per_hour
+    windows = "14.4x over 1h and 5m, or 6x over 6h and 30m"
+    sli, budget = "tiw_record_tasks_finished", cfg.record_budget()
+    bad = "EXCEPTION, FORCE_STOP or FAILED"
+    # A recording the exporter ended (FAILED, NOT_FOUND) is final whatever status it shows (the exporter reports
+    # FINISHED; an exporter that kept the last answered status would otherwise make it "stuck").
+    ended = (f"unless ignoring (status, reason)\nlast_over_time("
+             f"{cfg.sel('tiw_record_task_finish_reason', reason='~' + RECORD_ENDED_BY_US)}[{GAP}]) == 1")
+    status = {name: cfg.sel("tiw_record_task_status", status=name) for name in ("PREPARED", "RECORDING", "STOPPED")}
+    return [
+        alert(cfg, "TiwPushRecordingFleetErrorBudgetBurn", _burn(cfg, "job", PAGE_BURNS, True, sli, budget),
+              "critical", "Recordings of job {{ $labels.job }} fail fast enough to spend the monthly error budget.",
+              f"{{{{ $value | humanizePercentage }}}} of the finished recordings over all SdkAppIds of job "
+              f"{{{{ $labels.job }}}} ended with {bad} (SLO: {slo} end well), in the long window of the pair that "
+              f"fired ({windows}): a fleet-wide failure, not one customer. Each is a class replay lost or cut "
+              "short.", "2m", keep_firing_for=cfg.keep_firing_for),
+        alert(cfg, "TiwPushRecordingErrorBudgetBurn", _burn(cfg, "sdk_app_id", PAGE_BURNS, True, sli, budget),
+              "critical", "Recordings of SdkAppId {{ $labels.sdk_app_id }} fail fast enough to spend the monthly "
+              "error budget.",
+              f"{{{{ $value | humanizePercentage }}}} of the finished recordings of SdkAppId "
+              f"{{{{ $labels.sdk_app_id }}}} ended with {bad} (SLO: {slo} end well), in the long window of the "
+              f"pair that fired ({windows}). It has at least {volume} recordings an hour, so this is many classes "
+              "whose replay is lost or cut short, not noise.", "2m", APP_VIEW, keep_firing_for=cfg.keep_firing_for),
+        alert(cfg, "TiwPushRecordingErrorBudgetBurnSlow", _burn(cfg, "sdk_app_id", TICKET_BURNS, False, sli, budget),
+              "warning", "Recordings of SdkAppId {{ $labels.sdk_app_id }} spend the error budget.",
+              f"{{{{ $value | humanizePercentage }}}} of the finished recordings of SdkAppId "
+              f"{{{{ $labels.sdk_app_id }}}} ended with {bad} over 3 days and 6 hours, above the {slo} SLO's budget "
+              f"(at least {cfg.min_bad} bad endings; any volume: the ticket for SdkAppIds too small to page).",
+              "1h", APP_VIEW),
+        alert(cfg, "TiwPushRecordingFailed",
+              cfg.sel("tiw_record_task_finish_reason", reason="~" + RECORD_BAD) + " == 1", "info",
+              "Recording {{ $labels.task_id }} ended with {{ $labels.reason }}.",
+              f"{RECORDING} ended with {{{{ $labels.reason }}}}"
+              "{{ if eq $labels.reason \"FAILED\" }}: TIW answered FailedOperation.Record twice in a row (the code "
+              "is in tiw_record_task_failure_info, the message in GET /api/v1/tasks)"
+              "{{ else if eq $labels.reason \"FORCE_STOP\" }}: TIW stopped it, paused for over 90 minutes or "
+              "recording for over 24 hours{{ else }}: TIW reports that the recording stopped abnormally{{ end }}. "
+              "The class replay is missing or cut short; start a new recording if the class is still running.",
+              None, TASK_VIEW),
+        alert(cfg, "TiwPushRecordingExceptionsIncreasing",
+              f"(increase({cfg.sel('tiw_record_task_exceptions_total')}[5m]) > 0)\nand ignoring(status)\n"
+              f"(last_over_time({status['RECORDING']}[{GAP}]) == 1)", "warning",
+              "Recording {{ $labels.task_id }} keeps reporting exceptions.",
+              f"{RECORDING} is RECORDING and its ExceptionCnt grew by {{{{ $value | printf \"%.0f\" }}}} in the last "
+              "5 minutes, continuously for 10 minutes. The replay probably has gaps or glitches.", "10m", TASK_VIEW),
+        alert(cfg, "TiwPushRecordingStuckPrepared",
+              f"min_over_time({status['PREPARED']}[5m]) == 1\n{ended}", "warning",
+              "Recording {{ $labels.task_id }} is stuck in PREPARED.",
+              f"{RECORDING} has been PREPARED for more than 5 minutes: the recording service has not started "
+              "recording, and the class is not being recorded.", "5m", TASK_VIEW),
+        alert(cfg, "TiwPushRecordingStuckStopped",
+              f"min_over_time({status['STOPPED']}[{GAP}]) == 1\n{ended}", "warning",
+              "Recording {{ $labels.task_id }} stays STOPPED and does not reach FINISHED.",
+              f"{RECORDING} stopped more than {cfg.record_stopped_for} ago and TIW is still processing or uploading "
+              "its video: it has not reached FINISHED, so there is no replay yet. TIW does not document how long "
+              f"that takes; {cfg.record_stopped_for} is this site's threshold (record_stopped_for).",
+              cfg.record_stopped_for, TASK_VIEW),
+    ]
+
+
+def transcode_alerts(cfg: Config) -> list[dict[str, Any]]:
+    """Document transcodes: courseware that fails or waits is a class without slides, but a ticket, never a
+    page (the cause is usually the customer's file or TIW's capacity)."""
+    window = TRANSCODE_WINDOW
+    failed = f"sdk_app_id:tiw_transcode_tasks_finished_failed:increase{window}"
+    finished = f"sdk_app_id:tiw_transcode_tasks_finished:increase{window}"
+    bucket = cfg.sel("tiw_transcode_queue_wait_seconds_bucket")
+    count = cfg.sel("tiw_transcode_queue_wait_seconds_count")
+    wait = cfg.transcode_queue_wait_seconds
+    queued = cfg.sel("tiw_transcode_task_status", status="QUEUED")
+    final = cfg.sel("tiw_transcode_task_finish_reason")
+    return [
+        alert(cfg, "TiwPushTranscodeFailureRatioHigh",
+              f"sdk_app_id:tiw_transcode_tasks_finished_failed:ratio_rate{window} > {cfg.transcode_failure_ratio:g}\n"
+              f"and\n{failed} >= {cfg.transcode_min_failed}\nand\n{finished} >= {cfg.transcode_min_volume}",
+              "warning", "Document transcodes of SdkAppId {{ $labels.sdk_app_id }} fail.",
+              f"{{{{ $value | humanizePercentage }}}} of the transcodes of SdkAppId {{{{ $labels.sdk_app_id }}}} that "
+              f"finished in the last {window} FAILED (at least {cfg.transcode_min_failed} failures among at least "
+              f"{cfg.transcode_min_volume} transcodes; threshold {cfg.transcode_failure_ratio:.0%}): teachers start "
+              "classes without their slides. tiw_transcode_failures_total tells whose: file codes "
+              "(FailedOperation.File*, InvalidParameter.*, LimitExceeded.TranscodePagesLimitation) are usually the "
+              "customer's documents, FailedOperation.Transcode* and *ServerError are TIW's.", "5m", APP_VIEW),
+        alert(cfg, "TiwPushTranscodeQueueWaitHigh",
+              f"histogram_quantile(0.95,\n  sum without ({REPLICA}) (rate({bucket}[{window}]))\n) > {wait:g}\n"
+              f"and\nsum without ({REPLICA}) (increase({count}[{window}])) >= {cfg.transcode_min_volume}",
+              "warning", "Document transcodes of SdkAppId {{ $labels.sdk_app_id }} wait long in TIW's queue.",
+              f"95% of the transcodes of SdkAppId {{{{ $labels.sdk_app_id }}}} that TIW assigned in the last {window} "
+              f"waited up to {{{{ $value | humanizeDuration }}}} in its queue (AssignTime - CreateTime; threshold "
+              f"{wait:g}s, at least {cfg.transcode_min_volume} transcodes): teachers wait for their slides. The "
+              "cause is TIW's capacity or the account's concurrency quota, not the exporter.", "5m", APP_VIEW),
+        alert(cfg, "TiwPushTranscodeStuckQueued",
+              f"min_over_time({queued}[{GAP}]) == 1\nunless ignoring (status, reason)\n"
+              f"last_over_time({final}[{GAP}]) == 1", "warning",
+              "Transcode {{ $labels.task_id }} is stuck in TIW's queue.",
+              f"{TRANSCODE} has been QUEUED for more than {cfg.transcode_stuck_queued_for}: TIW has not started "
+              "converting the document, and its class has no slides yet.", cfg.transcode_stuck_queued_for, TASK_VIEW),
     ]
 
 
@@ -494,11 +684,13 @@ def rules(cfg: Config) -> dict[str, Any]:
     """The whole rule file document."""
     return {"groups": [
         {"name": "tiw-push.recording", "rules": recording_rules(cfg)},
-        {"name": "tiw-push.slo", "rules": slo_rules(cfg)},
+        {"name": "tiw-push.slo", "rules": slo_rules(cfg) + record_slo_rules(cfg) + transcode_rules(cfg)},
         {"name": "tiw-push.fleet", "rules": fleet_alerts(cfg)},
         {"name": "tiw-push.tasks", "rules": task_alerts(cfg)},
         {"name": "tiw-push.accounts", "rules": account_alerts(cfg)},
         {"name": "tiw-push.exporter", "rules": exporter_alerts(cfg)},
+        {"name": "tiw-push.recordings", "rules": record_alerts(cfg)},
+        {"name": "tiw-push.transcodes", "rules": transcode_alerts(cfg)},
     ]}
 
 
@@ -560,6 +752,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="exit 1 if the committed file is stale")
     parser.add_argument("--job-selector", default=Config.job_selector, help="label matchers of the exporter's job")
     parser.add_argument("--slo-target", type=float, default=Config.slo_target, help="share of pushes that end well")
+    parser.add_argument("--record-slo-target", type=float, default=Config.record_slo_target,
+                        help="share of recordings that end well (without EXCEPTION, FORCE_STOP or FAILED)")
+    parser.add_argument("--record-stopped-for", default=Config.record_stopped_for,
+                        help="how long a recording may stay STOPPED (video processing, undocumented by TIW) before "
+                             "TiwPushRecordingStuckStopped fires")
+    parser.add_argument("--transcode-queue-wait-seconds", type=float, default=Config.transcode_queue_wait_seconds,
+                        help="p95 of the transcode queue wait above which TiwPushTranscodeQueueWaitHigh fires")
     parser.add_argument("--grafana-url", default=Config.grafana_url, help="base of the dashboard_url annotations")
     parser.add_argument("--runbook-url", default=Config.runbook_url,
                         help="the runbook (alerts/runbook.md) as your site serves it: each alert's runbook_url is "
@@ -571,7 +770,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sites = tuple(label.strip() for label in args.site_labels.split(",") if label.strip())
     text = render(Config(job_selector=args.job_selector, slo_target=args.slo_target, grafana_url=args.grafana_url,
-                         runbook_url=args.runbook_url, site_labels=sites))
+                         runbook_url=args.runbook_url, site_labels=sites, record_slo_target=args.record_slo_target,
+                         record_stopped_for=args.record_stopped_for,
+                         transcode_queue_wait_seconds=args.transcode_queue_wait_seconds))
     return write_or_check(args.output, text, args.check, "python alerts/generate.py")
 
 

@@ -8,7 +8,9 @@ Why code: the job selector, the $job/$instance filter on every query and the pan
 (datasource variable, unit, description) live in one place instead of 2,000 lines of JSON. Why
 grafana-foundation-sdk: Grafana's own typed builders, released per Grafana version; pinned to the
 11.6 build (schemaVersion 41), which Grafana 10.x to 12.x import. The page tells a story from the
-top: what is broken now, then the SLO and the fleet, then the exporter's health, then one task.
+top: what is broken now, then the SLO and the fleet, then the exporter's health, then one task; then
+the other TIW task kinds, real-time recordings and courseware transcodes (rows of their own, after the
+push rows so that the push panels keep their ids and links).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ NOT_FOUND = 'reason="NOT_FOUND"'
 PUSHING = 'status="PUSHING"'
 ACTIVE = 'status=~"PREPARED|PUSHING"'
 PREPARED = 'status="PREPARED"'
+STOPPED = 'status="STOPPED"'
 STUCK_WINDOW = "5m"  # alerts/generate.py TiwPushTaskStuckPrepared
 KEY = "job, instance, sdk_app_id, task_id"
 # The task_id variable's "All": a task id no task has, so the drill-down stays empty until tasks are
@@ -385,6 +388,138 @@ def drill_panels() -> list[Any]:
     ]
 
 
+# --------------------------------------------------------------------------- recordings
+
+# Colours of the ways a recording ends badly (alerts/generate.py RECORD_BAD) and of NOT_FOUND.
+RECORD_FAILURE_COLOURS = {"EXCEPTION": "red", "FORCE_STOP": "light-red", "FAILED": "dark-red",
+                          "NOT_FOUND": "semi-dark-red"}
+RECORD_BAD = 'reason=~"' + ALERTS["RECORD_BAD"] + '"'
+
+
+def seconds(duration: str) -> int:
+    """A Prometheus duration of one unit (``60m``, ``2h``) in seconds."""
+    return int(duration[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[duration[-1]]
+
+
+def record_burn_panel() -> Any:
+    """The recording burn-rate alerts' long windows (the recorded ratio each reads, over the budget) against
+    their lines, per SdkAppId and over the fleet (TiwPushRecording[Fleet]ErrorBudgetBurn[Slow])."""
+    cfg = ALERTS["Config"]()
+    budget = cfg.record_budget()
+    burns = [("sdk_app_id", long, factor, "pages") for long, _short, factor in ALERTS["PAGE_BURNS"]]
+    burns += [("sdk_app_id", long, factor, "tickets") for long, _short, factor in ALERTS["TICKET_BURNS"]]
+    burns += [("job", long, factor, "pages") for long, _short, factor in ALERTS["PAGE_BURNS"]]
+    targets = []
+    for i, (level, long, factor, what) in enumerate(burns):
+        record = f"{level}:tiw_record_tasks_finished_bad:ratio_rate{long}"
+        if level == "job":
+            expr, legend = f'{record}{{job=~"$job"}}', f"fleet {{{{job}}}} {long} ({what} above {factor:g}x)"
+        else:
+            expr, legend = recorded(record), f"{{{{sdk_app_id}}}} {long} ({what} above {factor:g}x)"
+        targets.append(query(f"{expr} / {budget:g}", legend, chr(ord("A") + i)))
+    lines = sorted({factor for _level, _long, factor, _what in burns})
+    colours = ["yellow", "orange", "red"][-len(lines):] if len(lines) <= 3 else ["red"] * len(lines)
+    panel = series("Recording error budget burn rate, per SdkAppId", "How fast each SdkAppId, and the fleet, "
+                   f"spends its recording error budget ({cfg.record_slo_target * 100:g}% of finished recordings end "
+                   f"without EXCEPTION, FORCE_STOP or FAILED; 1x spends it in exactly {SLO_PERIOD}), over the long "
+                   "window of each burn-rate alert, from the recorded ratio that alert reads. The dashed lines are "
+                   "the alerts' factors: TiwPushRecordingErrorBudgetBurn (per SdkAppId) and "
+                   "TiwPushRecordingFleetErrorBudgetBurn (fleet) page when the long and the short window are both "
+                   "above theirs with enough recordings; TiwPushRecordingErrorBudgetBurnSlow tickets. No data: no "
+                   "recording finished in the window.", "none", *targets, width=16)
+    return (panel.thresholds(thresholds("transparent", *zip(lines, colours, strict=True)))
+            .thresholds_style(common.GraphThresholdsStyleConfig().mode(common_model.GraphThresholdsStyleMode.DASHED)))
+
+
+def record_panels() -> list[Any]:
+    cfg = ALERTS["Config"]()
+    finished_total = sel("tiw_record_tasks_finished_total")
+    finished = f"increase({finished_total}[{SLO_PERIOD}])"
+    bad = f"increase({sel('tiw_record_tasks_finished_total', RECORD_BAD)}[{SLO_PERIOD}])"
+    stopped = f"({sel('tiw_record_task_status', STOPPED)} == 1)"
+    stopped_for = cfg.record_stopped_for
+    reasons = series("Recordings finished, by reason", "Recordings that became final per interval, by finish reason "
+                     "(tiw_record_tasks_finished_total; each recording counted once, when FINISHED or ended by the "
+                     "exporter). EXCEPTION, FORCE_STOP and FAILED end the replay badly; NOT_FOUND is a wrong id.",
+                     "short", query(f"sum by (reason) (increase({finished_total}[$__rate_interval]))", "{{reason}}"))
+    for reason, colour in RECORD_FAILURE_COLOURS.items():
+        reasons = reasons.override_by_name(reason, [model.DynamicConfigValue(
+            id_val="color", value={"mode": "fixed", "fixedColor": colour})])
+    return [
+        record_burn_panel(),
+        stat_panel(f"Recording error budget left ({SLO_PERIOD})", f"Share of the {SLO_PERIOD} recording error budget "
+                   f"each SdkAppId has left: 1 - (EXCEPTION + FORCE_STOP + FAILED endings / finished recordings over "
+                   f"{SLO_PERIOD}) / {cfg.record_budget():g} (tiw_record_tasks_finished_total). Red: spent (below 0); "
+                   f"orange: under a quarter left. No data: no recording finished in {SLO_PERIOD}.",
+                   [query(f"1 - (\n  sum by (sdk_app_id) ({bad})\n  / sum by (sdk_app_id) ({finished})\n) / "
+                          f"{cfg.record_budget():g}", "{{sdk_app_id}}", instant=True, table_format=False)],
+                   thresholds("red", (0, "orange"), (0.25, "green")), "percentunit", 8),
+        series("Recordings by status", "Tracked recordings by status (tiw_record_tasks): STOPPED recordings are "
+               "still processed and uploaded, FINISHED ones have their replay; UNKNOWN: no answer yet.", "short",
+               query(f"sum by (status) ({sel('tiw_record_tasks')})", "{{status}}"), width=8),
+        reasons.span(8),
+        series("Recording exceptions per SdkAppId", "New exceptions per minute over all recordings of an SdkAppId "
+               "(tiw_record_task_exceptions_total); TiwPushRecordingExceptionsIncreasing alerts per recording.", "cpm",
+               query(f"sum by (sdk_app_id) (rate({sel('tiw_record_task_exceptions_total')}[$__rate_interval])) * 60",
+                     "{{sdk_app_id}}"), width=8),
+        series("Recordings STOPPED, waiting for their video", "Recordings that stopped and whose video TIW still "
+               "processes and uploads (STOPPED, not yet FINISHED), and those of them that stopped more than "
+               f"{stopped_for} ago (RecordStopTime): TiwPushRecordingStuckStopped's threshold (record_stopped_for). "
+               "TIW does not document how long processing takes: this panel shows how long yours do.", "short",
+               query(f"count by (sdk_app_id) {stopped}", "{{sdk_app_id}} STOPPED"),
+               query(f"count by (sdk_app_id) (\n  (time() - {sel('tiw_record_task_stop_timestamp_seconds')}) > "
+                     f"{seconds(stopped_for)}\n  and ignoring(status) {stopped}\n)",
+                     f"{{{{sdk_app_id}}}} stopped over {stopped_for} ago", "B"), width=12),
+        series("Recorded and paused time", "Per SdkAppId: recorded video (TotalTime, filled once TIW has processed "
+               "the video) and paused time (OmittedDurations) of the recordings tracked now.", "s",
+               query(f"sum by (sdk_app_id) ({sel('tiw_record_task_recorded_seconds')})", "{{sdk_app_id}} recorded"),
+               query(f"sum by (sdk_app_id) ({sel('tiw_record_task_omitted_seconds')})", "{{sdk_app_id}} paused", "B"),
+               width=12),
+    ]
+
+
+# --------------------------------------------------------------------------- courseware transcodes
+
+def transcode_panels() -> list[Any]:
+    cfg = ALERTS["Config"]()
+    finished = sel("tiw_transcode_tasks_finished_total")
+    failed = sel("tiw_transcode_tasks_finished_total", FAILED)
+    wait = cfg.transcode_queue_wait_seconds
+
+    def quantiles(metric: str, qs: tuple[float, ...]) -> list[prometheus.Dataquery]:
+        return [query(f"histogram_quantile({q}, sum by (le, sdk_app_id) (rate({sel(metric)}[$__rate_interval])))",
+                      f"p{int(q * 100)} {{{{sdk_app_id}}}}", chr(ord("A") + i)) for i, q in enumerate(qs)]
+
+    queue = series("Transcode queue wait", "How long transcodes waited in TIW's queue before it assigned them "
+                   "(AssignTime - CreateTime, tiw_transcode_queue_wait_seconds, observed once per transcode), p50 "
+                   f"and p95 per SdkAppId. The dashed line is TiwPushTranscodeQueueWaitHigh's threshold ({wait:g} s, "
+                   "on the p95 over 30 minutes).", "s",
+                   *quantiles("tiw_transcode_queue_wait_seconds_bucket", (0.5, 0.95)), width=8)
+    queue = (queue.thresholds(thresholds("transparent", (wait, "orange")))
+             .thresholds_style(common.GraphThresholdsStyleConfig().mode(common_model.GraphThresholdsStyleMode.DASHED)))
+    return [
+        series("Transcodes by status", "Tracked document transcodes by status (tiw_transcode_tasks): QUEUED waits "
+               "for TIW's capacity, PROCESSING converts, FINISHED is final; UNKNOWN: no answer yet.", "short",
+               query(f"sum by (status) ({sel('tiw_transcode_tasks')})", "{{status}}"), width=8),
+        series("Transcode failure ratio, per SdkAppId", "Share of finished transcodes that FAILED "
+               "(tiw_transcode_tasks_finished_total). TiwPushTranscodeFailureRatioHigh opens a ticket above "
+               f"{cfg.transcode_failure_ratio:.0%} over 30 minutes with at least {cfg.transcode_min_failed} failures "
+               f"among {cfg.transcode_min_volume} transcodes. No data: no transcode finished.", "percentunit",
+               query(f"sum by (sdk_app_id) (increase({failed}[$__rate_interval]))\n  / "
+                     f"sum by (sdk_app_id) (increase({finished}[$__rate_interval]))", "{{sdk_app_id}}"), width=8),
+        queue,
+        series("Transcode processing time", "How long TIW took to convert a document once assigned (FinishedTime - "
+               "AssignTime, tiw_transcode_processing_seconds, observed once per FINISHED transcode), p95 per "
+               "SdkAppId.", "s", *quantiles("tiw_transcode_processing_seconds_bucket", (0.95,)), width=12),
+        series("Transcode failures by code", "Failed transcodes per interval by SdkAppId and failure code "
+               "(tiw_transcode_failures_total): FailedOperation.File*, InvalidParameter.* and "
+               "LimitExceeded.TranscodePagesLimitation are usually the customer's documents, "
+               "FailedOperation.Transcode* and *ServerError TIW's.", "short",
+               query(f"sum by (sdk_app_id, code) (increase({sel('tiw_transcode_failures_total')}[$__rate_interval]))",
+                     "{{sdk_app_id}} {{code}}"), width=12),
+    ]
+
+
 # --------------------------------------------------------------------------- the dashboard
 
 def variables(job: str) -> list[Any]:
@@ -397,7 +532,8 @@ def variables(job: str) -> list[Any]:
         dashboard.DatasourceVariable("datasource").label("Data source").type("prometheus"),
         label_values("job", f"tiw_exporter_build_info{{{job}}}"),
         label_values("instance", 'tiw_exporter_build_info{job=~"$job"}'),
-        label_values("sdk_app_id", sel("tiw_push_tasks", scope=SCOPE)),
+        # Every SdkAppId the exporters know, of every task kind (a recording-only SdkAppId has no push series).
+        label_values("sdk_app_id", sel("tiw_exporter_sdk_app_info", scope=SCOPE)),
         label_values("task_id", sel("tiw_push_task_status", scope=TASKS)).all_value(NO_TASK)
         .current(model.VariableOption(text="All", value="$__all"))
         .description("The tasks of the drill-down row. All (the default) selects none: pick tasks, or click "
@@ -412,7 +548,8 @@ CRITICAL_ALERTS = 'ALERTS{alertname=~"TiwPush.+", alertstate="firing", severity=
 def build(job: str) -> dict[str, Any]:
     board = (dashboard.Dashboard("TIW whiteboard push").uid(UID).readonly()
              .description("Tencent Cloud Interactive Whiteboard push tasks, as seen by tiw-push-exporter: what is "
-                          "broken now, the SLO and the fleet, the exporter's health, one task.")
+                          "broken now, the SLO and the fleet, the exporter's health, one task; then recordings and "
+                          "courseware transcodes.")
              .tags(["tiw", "tiw-push-exporter", "tencent-cloud"]).refresh("30s").time("now-6h", "now")
              .timezone("").tooltip(model.DashboardCursorSync.CROSSHAIR)
              .link(dashboard.DashboardLink("Runbook").type(model.DashboardLinkType.LINK).icon("doc")
@@ -423,7 +560,8 @@ def build(job: str) -> dict[str, Any]:
     for variable in variables(job):
         board = board.with_variable(variable)
     rows = (("Broken now", [broken_table(), alert_list()]), ("SLO and fleet", slo_panels() + fleet_panels()),
-            ("Exporter health", health_panels()), ("Task drill-down", drill_panels()))
+            ("Exporter health", health_panels()), ("Task drill-down", drill_panels()),
+            ("Recordings", record_panels()), ("Courseware transcodes", transcode_panels()))
     panel_id = 0
     for title, panels in rows:
         panel_id += 1

@@ -43,8 +43,17 @@ def _rules() -> list[dict[str, Any]]:
 
 ALERTS = [rule for rule in _rules() if "alert" in rule]
 ALERT_NAMES = [rule["alert"] for rule in ALERTS]
-# TiwPushTask<Something>: TiwPushTasksQueued is about an SdkAppId's queue at TIW, not one task.
-PER_TASK_ALERTS = [rule for rule in ALERTS if re.match(r"TiwPushTask[A-Z]", rule["alert"])]
+# Alerts about one task, of any kind: those that link the dashboard's view of one task. For pushes that is
+# TiwPushTask<Something> (TiwPushTasksQueued is about an SdkAppId's queue at TIW, not one task).
+PER_TASK_ALERTS = [rule for rule in ALERTS if "&var-task_id=" in rule["annotations"]["dashboard_url"]]
+
+
+def test_per_task_alerts_are_the_push_task_alerts_and_those_of_the_other_kinds() -> None:
+    push = {name for name in ALERT_NAMES if re.match(r"TiwPushTask[A-Z]", name)}
+    kinds = {rule["alert"] for rule in PER_TASK_ALERTS} - push
+    assert push <= {rule["alert"] for rule in PER_TASK_ALERTS}
+    assert kinds == {"TiwPushRecordingFailed", "TiwPushRecordingExceptionsIncreasing", "TiwPushRecordingStuckPrepared",
+                     "TiwPushRecordingStuckStopped", "TiwPushTranscodeStuckQueued"}
 
 
 def by_name(rules: list[dict[str, Any]]) -> Any:
@@ -220,9 +229,11 @@ def test_rules_use_only_metrics_of_the_contract() -> None:
 
 JOB_SELECTOR = 'job="tiw-push-exporter"'
 # The paging policy: only fleet symptoms and "we are blind" wake someone up (alerts/runbook.md).
+# Recordings page as pushes do: on the SLO burn of the fleet, or of one SdkAppId with volume.
 PAGING = {
     "TiwPushFleetErrorBudgetBurn", "TiwPushErrorBudgetBurn", "TiwPushManyTasksFailing",
     "TiwPushExporterDown", "TiwPushExporterAbsent", "TiwPushExporterBlind", "TiwPushCredentialPaused",
+    "TiwPushRecordingFleetErrorBudgetBurn", "TiwPushRecordingErrorBudgetBurn",
 }
 _SELECTOR = re.compile(r"\b([a-z_]+)\{([^{}]*)\}")
 
@@ -256,6 +267,25 @@ def test_another_job_selector_changes_every_rule(tmp_path) -> None:
     run_tool_ok("promtool", "check", "rules", out)
 
 
+def test_recording_slo_and_kind_thresholds_follow_their_flags(tmp_path) -> None:
+    out = tmp_path / "rules.yml"
+    subprocess.run([sys.executable, str(GENERATOR), "--record-slo-target", "0.995", "--record-stopped-for", "2h",
+                    "--transcode-queue-wait-seconds", "300", "--output", str(out)], check=True, timeout=60)
+    alerts = {rule["alert"]: rule for group in load_yaml(out)["groups"] for rule in group["rules"] if "alert" in rule}
+    recording, push = alerts["TiwPushRecordingErrorBudgetBurn"]["expr"], alerts["TiwPushErrorBudgetBurn"]["expr"]
+    assert "tiw_record_tasks_finished_bad:ratio_rate1h > 14.4 * 0.005" in recording
+    assert "tiw_push_tasks_finished_tiw_bad:ratio_rate1h > 14.4 * 0.01" in push
+    assert alerts["TiwPushRecordingStuckStopped"]["for"] == "2h"
+    assert "\n  ) > 300\n" in alerts["TiwPushTranscodeQueueWaitHigh"]["expr"]
+    run_tool_ok("promtool", "check", "rules", out)
+
+
+def test_stuck_stopped_says_tiw_does_not_document_the_processing_time() -> None:
+    (rule,) = [rule for rule in ALERTS if rule["alert"] == "TiwPushRecordingStuckStopped"]
+    assert rule["for"] == GENERATOR_CONFIG.record_stopped_for
+    assert "TIW does not document" in rule["annotations"]["description"]
+
+
 def test_another_runbook_and_grafana_url_reach_every_alert(tmp_path) -> None:
     out = tmp_path / "rules.yml"
     runbook, grafana = "https://wiki.example.com/tiw-push/runbook", "https://grafana.example.com"
@@ -276,7 +306,8 @@ def test_only_fleet_symptoms_and_blindness_page(alert: dict[str, Any]) -> None:
 
 
 # How a task ended is information (dashboard, status page), not a ticket stream.
-INFO = {"TiwPushTaskEndedWithException", "TiwPushTaskFailed", "TiwPushTaskNotFound", "TiwPushExporterThrottled"}
+INFO = {"TiwPushTaskEndedWithException", "TiwPushTaskFailed", "TiwPushTaskNotFound", "TiwPushExporterThrottled",
+        "TiwPushRecordingFailed"}
 
 
 @by_name(ALERTS)
@@ -314,7 +345,9 @@ def test_gauges_under_for_are_read_through_over_time(alert: dict[str, Any]) -> N
               "tiw_exporter_credential_paused", "tiw_exporter_account_paused", "tiw_push_tasks_queued",
               "tiw_exporter_liveness_tasks", "tiw_push_task_last_success_timestamp_seconds",
               "tiw_push_task_failure_info", "tiw_exporter_tasks_file_reload_success",
-              "tiw_exporter_web_config_last_reload_successful", "tiw_exporter_credential_expiry_timestamp_seconds"}
+              "tiw_exporter_web_config_last_reload_successful", "tiw_exporter_credential_expiry_timestamp_seconds",
+              "tiw_record_task_status", "tiw_record_task_finish_reason", "tiw_record_tasks",
+              "tiw_transcode_task_status", "tiw_transcode_task_finish_reason", "tiw_transcode_tasks"}
     if not alert.get("for"):
         return
     for match in re.finditer(r"\b([a-z_]+)\{", alert["expr"]):

@@ -117,9 +117,10 @@ def test_query_variables_and_annotations_use_the_datasource_variable() -> None:
 
 
 # A fixed window is allowed only where it is a duration threshold that an alert shares, not a rate, or
-# the SLO's period (the error budget left over 30 days, of the SLI counter only).
+# the SLO's period (the error budget left over 30 days, of the SLI counters only: pushes and recordings).
 THRESHOLD_WINDOWS = {r"min_over_time\((.*?)\[5m\]\)": r"min_over_time(\1)",
-                     r"increase\((tiw_push_tasks_finished_total\{[^{}]*\})\[30d\]\)": r"slo_period_increase(\1)"}
+                     r"increase\((tiw_(?:push|record)_tasks_finished_total\{[^{}]*\})\[30d\]\)":
+                         r"slo_period_increase(\1)"}
 
 
 @by_title(PANELS)
@@ -451,6 +452,32 @@ def test_slo_panels_show_each_burn_rate_against_its_line_and_the_budget_left() -
     assert 'reason=~"EXCEPTION|FAILED"' in " ".join(panel_exprs(budget))
 
 
+def test_recording_panels_follow_the_recording_alerts() -> None:
+    """The recording burn panel shows the very recorded ratios the recording burn alerts read over their long
+    windows, with their factors as lines; the STOPPED panel uses TiwPushRecordingStuckStopped's threshold; the
+    queue-wait panel TiwPushTranscodeQueueWaitHigh's."""
+    alerts = [rule for group in load_yaml(RULES_FILE)["groups"] for rule in group["rules"] if "alert" in rule]
+    used = set()
+    for rule in alerts:
+        if re.fullmatch(r"TiwPushRecording(Fleet)?ErrorBudgetBurn(Slow)?", rule["alert"]):
+            for term in re.split(r"\n\s*or\s*\n", rule["expr"]):
+                (long, factor), *_ = re.findall(r"(\w+:tiw_record_\w+:ratio_rate\w+) > ([\d.]+) \*", term)
+                used.add((long, float(factor)))
+    assert len(used) == 5  # per SdkAppId 1h, 6h (pages) and 3d (ticket); over the fleet 1h and 6h
+    (burn,) = [p for p in PANELS if p["title"] == "Recording error budget burn rate, per SdkAppId"]
+    assert {name for expr in panel_exprs(burn) for name in metric_names(expr)} == {record for record, _ in used}
+    assert {step["value"] for step in burn["fieldConfig"]["defaults"]["thresholds"]["steps"][1:]} == {
+        factor for _, factor in used}
+    (stuck,) = [rule for rule in alerts if rule["alert"] == "TiwPushRecordingStuckStopped"]
+    minutes = int(stuck["for"].removesuffix("m"))
+    (stopped,) = [p for p in PANELS if p["title"] == "Recordings STOPPED, waiting for their video"]
+    assert f"> {minutes * 60}\n" in panel_exprs(stopped)[1]
+    (wait_alert,) = [rule for rule in alerts if rule["alert"] == "TiwPushTranscodeQueueWaitHigh"]
+    (threshold,) = re.findall(r"\) > ([\d.]+)\n", wait_alert["expr"])[:1]
+    (queue,) = [p for p in PANELS if p["title"] == "Transcode queue wait"]
+    assert [step["value"] for step in queue["fieldConfig"]["defaults"]["thresholds"]["steps"][1:]] == [float(threshold)]
+
+
 def test_drill_down_row_has_a_status_timeline_per_task() -> None:
     timelines = [panel for panel in PANELS if panel["type"] == "state-timeline"]
     status = [panel for panel in timelines if "tiw_push_task_status" in " ".join(panel_exprs(panel))]
@@ -479,6 +506,17 @@ def test_drill_down_row_has_a_status_timeline_per_task() -> None:
         "tiw_push_task_error",
         "tiw_push_tasks_queued",
         "tiw_push_queue_warnings_total",
+        # The other task kinds: recordings and courseware transcodes.
+        "tiw_record_tasks",
+        "tiw_record_tasks_finished_total",
+        "tiw_record_task_exceptions_total",
+        "tiw_record_task_status",
+        "tiw_record_task_stop_timestamp_seconds",
+        "tiw_transcode_tasks",
+        "tiw_transcode_tasks_finished_total",
+        "tiw_transcode_queue_wait_seconds_bucket",
+        "tiw_transcode_processing_seconds_bucket",
+        "tiw_transcode_failures_total",
     ],
 )
 def test_dashboard_shows_metric(metric: str) -> None:
