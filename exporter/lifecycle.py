@@ -292,7 +292,10 @@ def _regresses(spec: TaskKind, previous: Answer, new: Answer) -> bool:
 
 
 def merge_error(record: TaskRecord, error: TaskError) -> TaskRecord:
-    """Record a failed query; consecutive failures with one code form a streak (to confirm endings)."""
+    """Record a failed query; consecutive failures with one code form a streak (to confirm endings). A final
+    task keeps its last error: a query in flight when it ended cannot change the code it failed with."""
+    if record.final:
+        return record
     same = record.last_error is not None and record.last_error.code == error.code
     return replace(record, last_error=error, error_streak=record.error_streak + 1 if same else 1,
                    error_since=record.error_since if same and record.error_since is not None else error.at)

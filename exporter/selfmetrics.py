@@ -62,7 +62,7 @@ class ExporterMetrics:
             "worked (1) or not (0).", registry=registry)
         self.web_config_reload_success.set(1)
         self.callbacks = Counter(
-            "tiw_exporter_callbacks", "TIW push callbacks received, by event type and outcome.",
+            "tiw_exporter_callbacks", "TIW callbacks received (every task kind), by event type and outcome.",
             ["event_type", "outcome"], registry=registry)
         self.queue_warnings = Counter(
             "tiw_push_queue_warnings", "TIW's task warning callbacks about pushes waiting for capacity "
