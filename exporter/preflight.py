@@ -138,7 +138,11 @@ def _account_checks(settings: Settings, account: AccountSettings, owned: list[in
     paced = _Paced(client, pace)
     try:
         app_checks = [_sdk_app_id_check(paced, prefix, app) for app in owned or [0]]
-        checks += [*app_checks, _clock_check(prefix, endpoint)]
+        checks += app_checks
+        for app in (app for app, check in zip(owned, app_checks) if check.status != "fail"):
+            checks += [_kind_action_check(paced, prefix, app, KINDS[name]) for name in settings.polling.kinds
+                       if name != PUSH]
+        checks.append(_clock_check(prefix, endpoint))
         listing = _running_list_user(settings, owned)
         if listing is not None:
             checks.append(_running_tasks_check(paced, prefix, *listing))
@@ -248,6 +252,25 @@ def _sdk_app_id_check(client: _Paced, prefix: str, sdk_app_id: int) -> Check:
         return Check(name, "fail", f"{client.endpoint} does not answer: {failure.code}: {_short(failure.message)}",
                      permission=needs)
     return Check(name, "warn", "the probe task unexpectedly exists; the key works", permission=needs)
+
+
+def _kind_action_check(client: _Paced, prefix: str, sdk_app_id: int, kind: TaskKind) -> Check:
+    """One Describe of a task that cannot exist, with the action of a watched kind beside pushes: CAM may
+    allow pushes and refuse it (a policy written before recordings were watched). Only a warning: that
+    kind's tasks pause, pushes are polled on."""
+    name, needs = f"{prefix}{kind.noun}s {sdk_app_id}", permission(kind.describe_action)
+    try:
+        client.call(kind.describe_action, {"SdkAppId": sdk_app_id, "TaskId": PROBE_TASK_ID})
+    except CallFailure as failure:
+        if failure.code == "InvalidParameter.TaskNotFound":
+            return Check(name, "ok", f"{kind.describe_action} answers", permission=needs)
+        if _cam_refused(failure.code):
+            return Check(name, "warn", f"{failure.code}: CAM denies {needs}: this SdkAppId's {kind.noun}s cannot be "
+                         f"polled (pushes are not affected); add the action or leave {kind.name} out of --kinds",
+                         permission=needs)
+        return Check(name, "warn", f"{kind.describe_action}: {failure.code}: {_short(failure.message)}"
+                     f"{_needs(needs, failure)}", permission=needs)
+    return Check(name, "warn", "the probe task unexpectedly exists; the action works", permission=needs)
 
 
 def _running_list_user(settings: Settings, owned: list[int]) -> tuple[int, str] | None:

@@ -300,6 +300,7 @@ def test_every_api_check_carries_its_permission(sim, key_file) -> None:
         f"SdkAppId {APP}": "tiw:DescribeWhiteboardPush", "running list": "tiw:DescribeRunningTasks",
         f"push callback {APP}": "tiw:DescribeWhiteboardPushCallback",
         f"recording callback {APP}": "tiw:DescribeOnlineRecordCallback",  # --kinds watches recordings by default
+        f"recordings {APP}": "tiw:DescribeOnlineRecord",
         f"warning callback {APP}": "tiw:DescribeWarningCallback",
     }
 
@@ -443,3 +444,17 @@ def test_only_the_watched_kinds_callbacks_are_checked(sim, key_file) -> None:
     assert checks[f"recording callback {APP}"]["status"] == "warn"  # no --callback-public-url to compare with
     assert "set --callback-public-url to check it is this exporter" in checks[f"recording callback {APP}"]["detail"]
     assert f"transcode callback {APP}" not in checks
+
+
+
+def test_a_cam_policy_without_a_watched_kinds_action_warns_and_names_it(sim, key_file, monkeypatch) -> None:
+    """A policy written for pushes: DescribeOnlineRecord refused by CAM is a warning naming the action (the
+    recordings pause, the pushes do not), never a failure of the preflight."""
+    refusing(monkeypatch, "DescribeOnlineRecord", "UnauthorizedOperation")
+    status, report = check(sim, key_file)
+    recordings = by_name(report)[f"recordings {APP}"]
+    assert status == 0 and recordings["status"] == "warn"
+    assert "CAM denies tiw:DescribeOnlineRecord" in recordings["detail"] and "--kinds" in recordings["detail"]
+    assert by_name(report)[f"SdkAppId {APP}"]["status"] == "ok"
+    status, report = check(sim, key_file, "--kinds", "push")
+    assert f"recordings {APP}" not in by_name(report)
