@@ -77,10 +77,8 @@ EXTENSION_METRICS = frozenset(
         "tiw_push_queue_warnings_total",
     }
 )
-# The families of the other TIW task kinds, real-time recordings and document transcodes: the metric
-# contract of the task kinds (issue 21), which the alert rules and the dashboard already read. Kept apart
-# from EXTENSION_METRICS, which tests/test_metrics.py holds equal to what the exporter exports, until the
-# exporter exports them.
+# The families of the other TIW task kinds, real-time recordings and document transcodes (README, "Task
+# kinds"); tests/test_metrics.py holds CONTRACT | EXTENSION | KIND equal to what the exporter exports.
 KIND_METRICS = frozenset(
     {
         "tiw_record_task_info",

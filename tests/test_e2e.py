@@ -87,6 +87,21 @@ SCRIPTS: dict[str, dict[str, Any]] = {
     FAILED: {"prepare_seconds": 0, "fail_with": "FailedOperation.WhiteboardPush"},
 }
 TRACKED = [(SDK_APP_ID, task_id) for task_id in [*SCRIPTS, NOT_FOUND]] + [(UNKNOWN_SDK_APP_ID, UNKNOWN_APP_TASK)]
+# The class's recording and courseware beside its pushes: one recording goes on, one is cut off (FORCE_STOP);
+# one transcode finishes, one fails. None waits in a queue: a QUEUED transcode would be "stuck" after the
+# shortened `for:`.
+RECORDING = "recording-on"
+RECORDING_CUT = "recording-force-stop"
+SLIDES = "slides-finished"
+SLIDES_BROKEN = "slides-failed"
+KIND_SCRIPTS: dict[tuple[str, str], dict[str, Any]] = {
+    ("record", RECORDING): {"prepare_seconds": 0},
+    ("record", RECORDING_CUT): {"prepare_seconds": 0, "record_seconds": 2, "finish_reason": "FORCE_STOP",
+                                "finish_seconds": 1},
+    ("transcode", SLIDES): {"queued_seconds": 0, "processing_seconds": 2},
+    ("transcode", SLIDES_BROKEN): {"queued_seconds": 0, "processing_seconds": 1,
+                                   "fail_with": "FailedOperation.FileDownloadFail"},
+}
 HEALTHY_TASKS = (HEALTHY, USER_CALL, AUTO)
 THROTTLING = {"kind": "request_limit", "ratio": 0.2, "action": "DescribeWhiteboardPush"}
 
@@ -125,6 +140,16 @@ SHORT_FOR: dict[str, str | None] = {
     "TiwPushExporterTasksFileReloadFailed": "3s",
     "TiwPushExporterSecretReloadFailed": "3s",
     "TiwPushExporterCoverageLow": "3s",
+    "TiwPushRecordingFleetErrorBudgetBurn": "3s",
+    "TiwPushRecordingErrorBudgetBurn": "3s",
+    "TiwPushRecordingErrorBudgetBurnSlow": "3s",
+    "TiwPushRecordingFailed": None,
+    "TiwPushRecordingExceptionsIncreasing": "3s",
+    "TiwPushRecordingStuckPrepared": "3s",
+    "TiwPushRecordingStuckStopped": "3s",
+    "TiwPushTranscodeFailureRatioHigh": "3s",
+    "TiwPushTranscodeQueueWaitHigh": "3s",
+    "TiwPushTranscodeStuckQueued": "3s",
 }
 
 
@@ -157,6 +182,10 @@ EXPECTED_ALERTS = (
     ExpectedAlert("TiwPushTaskNeverAnswered", None, {
         "sdk_app_id": UNKNOWN_SDK_APP_ID, "account": ACCOUNT, "task_id": UNKNOWN_APP_TASK, "severity": "warning"}),
     ExpectedAlert("TiwPushExporterThrottled", "low-priority", {"severity": "info"}),
+    # A recording cut off is information, as a failed push is; the burn alerts page when many are.
+    ExpectedAlert("TiwPushRecordingFailed", "low-priority", {
+        "sdk_app_id": SDK_APP_ID, "account": ACCOUNT, "task_id": RECORDING_CUT, "reason": "FORCE_STOP",
+        "severity": "info"}),
     # The paused SdkAppId's task has no fresh answer: a quarter of the active tasks here. True, and a
     # ticket; muting it under any paused SdkAppId would hide coverage lost to the budget on a big fleet.
     ExpectedAlert("TiwPushExporterCoverageLow", "ticket", {"severity": "warning"}),
@@ -181,6 +210,10 @@ NO_DATA_EXPECTED: dict[str, str] = {
     "annotation 'Critical TiwPush alerts'": "the calm scenario pages no one (critical only); the burst pages later",
     "panel 'Error budget burn rate, per SdkAppId'": "the recorded ratios need a push that finished while Prometheus "
                                                     "watched; the calm pushes end first; the burst fills them",
+    "panel 'Recording error budget burn rate, per SdkAppId'": "as for pushes: the cut-off recording ends before "
+                                                              "Prometheus has two samples of its counter",
+    "panel 'Recordings STOPPED, waiting for their video'": "no recording stays STOPPED here (TIW's processing time "
+                                                           "is undocumented; the simulator's is a second)",
 }
 # The fleet stat panels (by title) for $sdk_app_id: the 8 tracked tasks of SDK_APP_ID by state.
 FLEET_STATS = {
@@ -244,14 +277,19 @@ def scenario(tmp_path_factory: pytest.TempPathFactory, key_file: Path) -> Iterat
         control = SimulatorClient(simulator)
         for task_id, script in SCRIPTS.items():
             assert control.add_task(int(SDK_APP_ID), task_id, **script) == task_id  # raises unless 201 Created
+        for (kind, task_id), script in KIND_SCRIPTS.items():
+            add = control.add_record if kind == "record" else control.add_transcode
+            assert add(int(SDK_APP_ID), task_id, **script) == task_id
         control.set_fault(**THROTTLING)
 
         tasks = [arg for app, task_id in TRACKED for arg in ("--task", f"{app}:{task_id}")]
+        tasks += [arg for kind, task_id in KIND_SCRIPTS for arg in ("--task", f"{kind}:{SDK_APP_ID}:{task_id}")]
         token_file = tmp / "api-token"
         token_file.write_text(API_TOKEN, encoding="utf-8")
         exporter_proc, exporter_url = exporter_process(
             "--listen", "127.0.0.1:0", "--endpoint", simulator, "--secret-id", SECRET_ID, "--secret-key-file",
-            str(key_file), "--interval", "1s", "--not-found-grace", "2s", "--api-token-file", str(token_file), *tasks)
+            str(key_file), "--interval", "1s", "--not-found-grace", "2s", "--api-token-file", str(token_file),
+            "--kinds", "push,record,transcode", *tasks)
         stack.enter_context(exporter_proc)
 
         webhook = stack.enter_context(WebhookReceiver())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import subprocess
+from dataclasses import replace
 
 import pytest
 import requests
@@ -33,7 +34,7 @@ from exporter.selfmetrics import (
 from exporter.store import TaskStore
 from tests.constants import APP
 from tests.harness import eventually
-from tests.monitoring import CONTRACT_METRICS, EXTENSION_METRICS
+from tests.monitoring import CONTRACT_METRICS, EXTENSION_METRICS, KIND_METRICS
 from tests.procs import Process, exporter_cmd
 from tests.tools import find_tool
 
@@ -210,7 +211,11 @@ def _with_kinds(store: TaskStore, size: int) -> TaskStore:
                             exception_cnt=i, omitted_ms=250, videos=i % 3, interrupts=2 * i, group_id='g"1\\')
         store.update(record_key, lambda r, a=answer: merge_result(r, a, 1_700_000_000.0))
         doc = TranscodeTask(APP, f"doc{i:04d}", TRANSCODE_KIND.statuses[i % 3], progress=33 * (i % 4),
-                            pages=i, title="lesson\n1.pptx", create_time=10, assign_time=20 * (i % 2))
+                            pages=i, title="lesson\n1.pptx", create_time=10, assign_time=20 * (i % 2),
+                            finished_time=60 if i % 3 == 2 else 0)
+        if i % 4 == 3:  # a recording that failed for good
+            store.update(record_key, lambda r: end(merge_error(r, TaskError("FailedOperation.Record", "x", "", 6)),
+                                                   FAILED, 7))
         if i % 6:
             store.update(transcode_key, lambda r, a=doc: merge_result(r, a, 1_700_000_000.0))
         if i % 5 == 1:
@@ -227,8 +232,8 @@ def test_fast_text_equals_prometheus_client_output_with_every_kind():
     fast = b"".join(exposition.render_text()).decode()
     assert sorted(fast.splitlines()) == sorted(generate_latest(registry).decode().splitlines())
     found = samples(store)
-    assert value(found, "tiw_record_tasks", status="RECORDING") == 6
-    assert value(found, "tiw_record_task_finish_reason", task_id="rec0003", reason="FORCE_STOP") == 1  # STOPPED
+    assert value(found, "tiw_record_tasks", status="RECORDING") == 5  # rec0011 failed
+    assert value(found, "tiw_record_task_finish_reason", task_id="rec0013", reason="FORCE_STOP") == 1  # STOPPED
     assert value(found, "tiw_record_task_finish_reason", task_id="rec0002", reason="AUTO") is None  # PAUSED
     assert value(found, "tiw_transcode_task_failure_info", task_id="doc0001", code="FailedOperation.FileDownloadFail")
     assert value(found, "tiw_exporter_tracked_tasks") is None  # it has no sdk_app_id label
@@ -294,7 +299,13 @@ def _every_family(tmp_path) -> str:
     metrics.count_milestones(TaskRecord(APP, "t", frozenset({"api"}), 0.0), Milestones(started=True))
     metrics.count_state_write_failure("symlink")
     metrics.count_queue_warning(APP, "TaskQueuedTimeLimitWarning")
-    fleet = _fleet(30)
+    fleet = _with_kinds(_fleet(30), 6)
+    finished_transcode = replace(TaskRecord(APP, "d", frozenset({"api"}), 0.0, kind="transcode"), latest=TranscodeTask(
+        APP, "d", "FINISHED", create_time=10, assign_time=20, finished_time=50))
+    failed_transcode = end(merge_error(TaskRecord(APP, "f", frozenset({"api"}), 0.0, kind="transcode"), TaskError(
+        "FailedOperation.FileOpenFail", "x", "", 1.0)), FAILED, 2.0)
+    for record in (finished_transcode, failed_transcode, TaskRecord(APP, "r", frozenset({"api"}), 0.0, kind="record")):
+        metrics.count_milestones(record, Milestones(started=True, finished=True))
     states = PollStates(["default"])
     states.publish("default", paused_sdk_app_ids={APP: "AuthFailure.SecretIdNotFound"},
                    credential_pause="AuthFailure.SecretIdNotFound",
@@ -390,4 +401,4 @@ def test_exported_series_names_are_exactly_the_contract_plus_documented_extensio
     body = _every_family(tmp_path)
     names = {line.split("{")[0].split(" ")[0] for line in body.splitlines() if line and not line.startswith("#")}
     ours = {n for n in names if n.startswith("tiw_")}
-    assert ours == CONTRACT_METRICS | EXTENSION_METRICS
+    assert ours == CONTRACT_METRICS | EXTENSION_METRICS | KIND_METRICS
