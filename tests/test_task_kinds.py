@@ -225,3 +225,24 @@ def test_other_kinds_read_lists_as_figures_and_null_as_nothing_yet():
     assert (task.interrupts, task.videos, task.omitted_ms) == (0, 0, 3000)  # a resume before its pause adds 0
     doc = parse_transcode_task(APP, "t", {"Status": "QUEUED", "AssignTime": None, "Progress": "0", "Title": 7})
     assert (doc.assign_time, doc.progress, doc.title) == (0, 0, "7")
+
+
+def test_every_failure_code_of_a_kind_ends_its_task_failed_and_is_counted_by_code(simulator):
+    """Each documented failure code of recordings and transcodes, answered twice by the simulator, ends the
+    task FAILED with that code (one exporter, every code at once)."""
+    failing = {simulator.add_transcode(APP, TranscodeScript(queued_seconds=0, processing_seconds=0.2,
+                                                            fail_with=code)): ("transcode", code)
+               for code in KINDS["transcode"].failure_codes}
+    failing |= {simulator.add_record(APP, RecordScript(prepare_seconds=0, fail_with=code)): ("record", code)
+                for code in KINDS["record"].failure_codes}
+    with exporter_for(simulator) as exporter:
+        for task_id, (kind, _) in failing.items():
+            add(exporter, kind, task_id)
+        eventually(lambda: all(exporter.store.get(task_key(APP, task_id, kind)).ended == FAILED
+                               for task_id, (kind, _) in failing.items()), timeout=30)
+        found = scrape(exporter.url)
+    for task_id, (kind, code) in failing.items():
+        prefix = KINDS[kind].metric_prefix
+        assert metric(found, f"{prefix}_task_failure_info", sdk_app_id=APP, task_id=task_id, code=code) == 1
+        if kind == "transcode":
+            assert metric(found, "tiw_transcode_failures_total", sdk_app_id=APP, code=code) == 1
