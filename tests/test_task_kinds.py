@@ -246,3 +246,15 @@ def test_every_failure_code_of_a_kind_ends_its_task_failed_and_is_counted_by_cod
         assert metric(found, f"{prefix}_task_failure_info", sdk_app_id=APP, task_id=task_id, code=code) == 1
         if kind == "transcode":
             assert metric(found, "tiw_transcode_failures_total", sdk_app_id=APP, code=code) == 1
+
+
+def test_a_recording_or_transcode_that_does_not_exist_ends_not_found_after_the_grace(simulator):
+    with exporter_for(simulator, not_found_grace="2s") as exporter:
+        for kind in ("record", "transcode"):
+            add(exporter, kind, f"no_such_{kind}")
+        keys = [task_key(APP, f"no_such_{kind}", kind) for kind in ("record", "transcode")]
+        eventually(lambda: all(exporter.store.get(key).finish_reason == "NOT_FOUND" for key in keys), timeout=20)
+        found = scrape(exporter.url)
+    assert metric(found, "tiw_record_task_finish_reason", sdk_app_id=APP, task_id="no_such_record",
+                  reason="NOT_FOUND") == 1
+    assert metric(found, "tiw_transcode_tasks_finished_total", sdk_app_id=APP, reason="NOT_FOUND") == 1
