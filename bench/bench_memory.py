@@ -9,6 +9,12 @@ successful answers a second.
 
 Run: python -m bench.bench_memory [--liveness-interval=0] [--state-save-interval=1h] [tasks ...]
 (default 1 10000 50000; options are passed to the exporter, to split the CPU by cause)
+
+``--mix`` (issue 21; not passed to the exporter): at each size, push-only against the mix of the same
+task count (5/6 pushes, 1/6 recordings: bench.fleet ``records=True``; the exporter watches both kinds,
+its default), one after the other in this run, and an exporter restored from 1 push as the floor.
+Printed: memory per task, (RSS - the floor's RSS) / tasks, and the ratio mix / push-only.
+Run: python -m bench.bench_memory --mix [tasks ...]   (default 12000 60000)
 """
 
 from __future__ import annotations
@@ -43,17 +49,24 @@ def cpu_seconds(pid: int, tid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def write_restored_state(state: Path, size: int) -> None:
-    """A state database of ``size`` bench.fleet tasks as "api" tasks: restored whatever the
-    configuration says (bench.fleet's are "file" tasks)."""
+def write_restored_state(state: Path, size: int, records: bool = False) -> None:
+    """A state database of ``size`` bench.fleet tasks (the push / recording mix with ``records``) as "api"
+    tasks: restored whatever the configuration says (bench.fleet's are "file" tasks)."""
     db = StateDB(state)
-    db.write([replace(r, sources=frozenset({"api"})) for r in build_store(size).snapshot()], [])
+    db.write([replace(r, sources=frozenset({"api"})) for r in build_store(size, records=records).snapshot()], [])
     db.close()
 
 
 def measure(size: int, simulator_url: str, directory: Path, key_file: Path, extra: list[str]) -> str:
-    state = directory / f"state-{size}.db"
-    write_restored_state(state, size)
+    r = run_restored(size, simulator_url, directory, key_file, extra)
+    return f"| {size:,} | {r['tracked']:,} | {r['rss']:.0f} MiB | {r['ready']:.1f} s | {r['cpu'] * 100:.1f} % |"
+
+
+def run_restored(size: int, simulator_url: str, directory: Path, key_file: Path, extra: list[str],
+                 records: bool = False) -> dict[str, float]:
+    """A ``tiw-exporter run`` restored from ``size`` tasks: tasks exported, RSS MiB, seconds to ready, CPU share."""
+    state = directory / f"state-{size}{'-mix' if records else ''}.db"
+    write_restored_state(state, size, records)
     args = exporter_cmd("run", "--listen", "127.0.0.1:0", "--endpoint", simulator_url, "--secret-id",
                         "AKIDsimulator", "--secret-key-file", str(key_file), "--state-file", str(state),
                         "--log-level", "info", *extra)
@@ -64,7 +77,8 @@ def measure(size: int, simulator_url: str, directory: Path, key_file: Path, extr
         while requests.get(f"{url}/-/ready", timeout=30).status_code != 200:
             time.sleep(0.05)
         ready = time.monotonic() - started
-        tracked = requests.get(f"{url}/metrics", timeout=60).text.count("tiw_push_task_info{")
+        text = requests.get(f"{url}/metrics", timeout=60).text
+        tracked = text.count("tiw_push_task_info{") + text.count("tiw_record_task_info{")
         cpu0, t0 = cpu_seconds(process.proc.pid), time.monotonic()
         while time.monotonic() - t0 < WINDOW:
             requests.get(f"{url}/metrics", timeout=60)
@@ -73,7 +87,31 @@ def measure(size: int, simulator_url: str, directory: Path, key_file: Path, extr
         rss = rss_mib(process.proc.pid)
     finally:
         process.stop()
-    return f"| {size:,} | {tracked:,} | {rss:.0f} MiB | {ready:.1f} s | {cpu * 100:.1f} % |"
+    return {"tracked": tracked, "rss": rss, "ready": ready, "cpu": cpu}
+
+
+def main_mix(sizes: list[int], extra: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as tmp, \
+            running(exporter_cmd("simulate", "--listen", "127.0.0.1:0", "--no-demo-mix"), SIMULATOR_URL) as (_, sim):
+        directory = Path(tmp)
+        key_file = directory / "key"
+        key_file.write_text("simulator-secret-key\n")
+        floor = run_restored(1, sim, directory, key_file, extra)
+        print(f"floor: an exporter restored from 1 push, RSS {floor['rss']:.0f} MiB")
+        print("| tasks | fleet | exported | whole-process RSS | per task above the floor | start -> /-/ready "
+              "| CPU of one core |")
+        print("|---|---|---|---|---|---|---|")
+        for size in sizes:
+            runs = {}
+            for name, records in (("push only", False), ("5/6 push + 1/6 record", True)):
+                r = runs[name] = run_restored(size, sim, directory, key_file, extra, records)
+                r["per_task"] = (r["rss"] - floor["rss"]) * 2**20 / size
+                print(f"| {size:,} | {name} | {r['tracked']:,} | {r['rss']:.0f} MiB | {r['per_task'] / 1024:.2f} KiB "
+                      f"| {r['ready']:.1f} s | {r['cpu'] * 100:.1f} % |", flush=True)
+            push, mix = runs["push only"], runs["5/6 push + 1/6 record"]
+            print(f"| {size:,} | ratio mix / push only | | {mix['rss'] / push['rss']:.2f}x "
+                  f"| {mix['per_task'] / push['per_task']:.2f}x | {mix['ready'] / push['ready']:.2f}x "
+                  f"| {mix['cpu'] / push['cpu']:.2f}x |", flush=True)
 
 
 def main(sizes: list[int], extra: list[str]) -> None:
@@ -90,5 +128,8 @@ def main(sizes: list[int], extra: list[str]) -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    main([int(a) for a in sys.argv[1:] if a.isdigit()] or [1, 10_000, 50_000],
-         [a for a in sys.argv[1:] if a.startswith("--")])
+    options = [a for a in sys.argv[1:] if a.startswith("--") and a != "--mix"]
+    if "--mix" in sys.argv[1:]:
+        main_mix([int(a) for a in sys.argv[1:] if a.isdigit()] or [12_000, 60_000], options)
+    else:
+        main([int(a) for a in sys.argv[1:] if a.isdigit()] or [1, 10_000, 50_000], options)
