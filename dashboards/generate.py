@@ -186,13 +186,28 @@ def burn_panel() -> Any:
     its line: per SdkAppId (TiwPushErrorBudgetBurn, TiwPushErrorBudgetBurnSlow) and over the fleet
     (TiwPushFleetErrorBudgetBurn, from the ``job:`` rules: filtered by $job only)."""
     cfg = ALERTS["Config"]()
-    budget = cfg.budget()
+    return _burn_rate_panel(
+        burn_series, cfg.budget(), "Error budget burn rate, per SdkAppId",
+        f"How fast each SdkAppId, and the fleet (all SdkAppIds "
+        f"of a job), spends its error budget ({cfg.slo_target * 100:g}% of finished pushes end without "
+        f"EXCEPTION or FAILED; 1x spends it in exactly {SLO_PERIOD}), over the long window of each "
+        "burn-rate alert, from the recorded ratio that alert reads: TIW-side (customer-side FAILED "
+        "taken out, *_tiw_bad:ratio_rate*) over the windows where the cause of FAILED is known, every "
+        "bad ending (*_bad:ratio_rate*) over longer ones. The dashed lines are the alerts' factors: "
+        "TiwPushErrorBudgetBurn (per SdkAppId) and TiwPushFleetErrorBudgetBurn (fleet) page when the "
+        "long and the short window are both above theirs with enough pushes; TiwPushErrorBudgetBurnSlow "
+        "tickets. No data: no push finished in the window.")
+
+
+def _burn_rate_panel(series_of: Any, budget: float, title: str, description: str) -> Any:
+    """A burn-rate panel: the long window of each page and ticket burn (``series_of(level, long)``, the recorded
+    ratio the alert reads) over ``budget``, per SdkAppId and over the fleet, with the alerts' factors dashed."""
     burns = [("sdk_app_id", long, factor, "pages") for long, _short, factor in ALERTS["PAGE_BURNS"]]
     burns += [("sdk_app_id", long, factor, "tickets") for long, _short, factor in ALERTS["TICKET_BURNS"]]
     burns += [("job", long, factor, "pages") for long, _short, factor in ALERTS["PAGE_BURNS"]]
     targets = []
     for i, (level, long, factor, what) in enumerate(burns):
-        record = burn_series(level, long)
+        record = series_of(level, long)
         if level == "job":
             expr, legend = f'{record}{{job=~"$job"}}', f"fleet {{{{job}}}} {long} ({what} above {factor:g}x)"
         else:
@@ -200,15 +215,7 @@ def burn_panel() -> Any:
         targets.append(query(f"{expr} / {budget:g}", legend, chr(ord("A") + i)))
     lines = sorted({factor for _level, _long, factor, _what in burns})
     colours = ["yellow", "orange", "red"][-len(lines):] if len(lines) <= 3 else ["red"] * len(lines)
-    panel = series("Error budget burn rate, per SdkAppId", f"How fast each SdkAppId, and the fleet (all SdkAppIds "
-                   f"of a job), spends its error budget ({cfg.slo_target * 100:g}% of finished pushes end without "
-                   f"EXCEPTION or FAILED; 1x spends it in exactly {SLO_PERIOD}), over the long window of each "
-                   "burn-rate alert, from the recorded ratio that alert reads: TIW-side (customer-side FAILED "
-                   "taken out, *_tiw_bad:ratio_rate*) over the windows where the cause of FAILED is known, every "
-                   "bad ending (*_bad:ratio_rate*) over longer ones. The dashed lines are the alerts' factors: "
-                   "TiwPushErrorBudgetBurn (per SdkAppId) and TiwPushFleetErrorBudgetBurn (fleet) page when the "
-                   "long and the short window are both above theirs with enough pushes; TiwPushErrorBudgetBurnSlow "
-                   "tickets. No data: no push finished in the window.", "none", *targets, width=16)
+    panel = series(title, description, "none", *targets, width=16)
     return (panel.thresholds(thresholds("transparent", *zip(lines, colours, strict=True)))
             .thresholds_style(common.GraphThresholdsStyleConfig().mode(common_model.GraphThresholdsStyleMode.DASHED)))
 
@@ -405,30 +412,16 @@ def record_burn_panel() -> Any:
     """The recording burn-rate alerts' long windows (the recorded ratio each reads, over the budget) against
     their lines, per SdkAppId and over the fleet (TiwPushRecording[Fleet]ErrorBudgetBurn[Slow])."""
     cfg = ALERTS["Config"]()
-    budget = cfg.record_budget()
-    burns = [("sdk_app_id", long, factor, "pages") for long, _short, factor in ALERTS["PAGE_BURNS"]]
-    burns += [("sdk_app_id", long, factor, "tickets") for long, _short, factor in ALERTS["TICKET_BURNS"]]
-    burns += [("job", long, factor, "pages") for long, _short, factor in ALERTS["PAGE_BURNS"]]
-    targets = []
-    for i, (level, long, factor, what) in enumerate(burns):
-        record = f"{level}:tiw_record_tasks_finished_bad:ratio_rate{long}"
-        if level == "job":
-            expr, legend = f'{record}{{job=~"$job"}}', f"fleet {{{{job}}}} {long} ({what} above {factor:g}x)"
-        else:
-            expr, legend = recorded(record), f"{{{{sdk_app_id}}}} {long} ({what} above {factor:g}x)"
-        targets.append(query(f"{expr} / {budget:g}", legend, chr(ord("A") + i)))
-    lines = sorted({factor for _level, _long, factor, _what in burns})
-    colours = ["yellow", "orange", "red"][-len(lines):] if len(lines) <= 3 else ["red"] * len(lines)
-    panel = series("Recording error budget burn rate, per SdkAppId", "How fast each SdkAppId, and the fleet, "
-                   f"spends its recording error budget ({cfg.record_slo_target * 100:g}% of finished recordings end "
-                   f"without EXCEPTION, FORCE_STOP or FAILED; 1x spends it in exactly {SLO_PERIOD}), over the long "
-                   "window of each burn-rate alert, from the recorded ratio that alert reads. The dashed lines are "
-                   "the alerts' factors: TiwPushRecordingErrorBudgetBurn (per SdkAppId) and "
-                   "TiwPushRecordingFleetErrorBudgetBurn (fleet) page when the long and the short window are both "
-                   "above theirs with enough recordings; TiwPushRecordingErrorBudgetBurnSlow tickets. No data: no "
-                   "recording finished in the window.", "none", *targets, width=16)
-    return (panel.thresholds(thresholds("transparent", *zip(lines, colours, strict=True)))
-            .thresholds_style(common.GraphThresholdsStyleConfig().mode(common_model.GraphThresholdsStyleMode.DASHED)))
+    return _burn_rate_panel(
+        lambda level, long: f"{level}:tiw_record_tasks_finished_bad:ratio_rate{long}", cfg.record_budget(),
+        "Recording error budget burn rate, per SdkAppId", "How fast each SdkAppId, and the fleet, "
+        f"spends its recording error budget ({cfg.record_slo_target * 100:g}% of finished recordings end "
+        f"without EXCEPTION, FORCE_STOP or FAILED; 1x spends it in exactly {SLO_PERIOD}), over the long "
+        "window of each burn-rate alert, from the recorded ratio that alert reads. The dashed lines are "
+        "the alerts' factors: TiwPushRecordingErrorBudgetBurn (per SdkAppId) and "
+        "TiwPushRecordingFleetErrorBudgetBurn (fleet) page when the long and the short window are both "
+        "above theirs with enough recordings; TiwPushRecordingErrorBudgetBurnSlow tickets. No data: no "
+        "recording finished in the window.")
 
 
 def record_panels() -> list[Any]:
