@@ -46,7 +46,7 @@ from exporter.callbacks import KNOWN_EVENTS, STARTED, STOPPED, CallbackEndpoint,
 from exporter.collector import Collector
 from exporter.config import OPTION_NAMES, ConfigError, build_settings
 from exporter.exposition import Exposition
-from exporter.model import MAX_SDK_APP_ID, STATUSES, PushTask, TaskKey
+from exporter.model import KIND_NAMES, MAX_SDK_APP_ID, PUSH, STATUSES, PushTask, TaskKey
 from exporter.ratelimit import PacedLimiter
 from exporter.store import TaskStore
 from exporter.tasksfile import TasksFileError, load_tasks_file
@@ -86,10 +86,13 @@ VALID_TASK_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def check_keys(keys: Iterable[TaskKey]) -> None:
-    """Every key names a possible task: SdkAppId a positive int64, TaskId 1-64 of [A-Za-z0-9_-]."""
-    for app, task in keys:
+    """Every key names a possible task: SdkAppId a positive int64, TaskId 1-64 of [A-Za-z0-9_-], and a kind
+    beside pushes as a third item (a push's key stays the 2-tuple)."""
+    for key in keys:
+        app, task = key[0], key[1]
         assert type(app) is int and 0 < app <= MAX_SDK_APP_ID, app
         assert isinstance(task, str) and VALID_TASK_ID.fullmatch(task), task
+        assert len(key) == 2 or (len(key) == 3 and key[2] in KIND_NAMES and key[2] != PUSH), key
 
 
 # --------------------------------------------------------------------------- a server answering anything
