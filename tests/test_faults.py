@@ -111,10 +111,10 @@ class Gate:
     def blackhole(self) -> None:
         self.close()
         self._listener = socket.create_server(("127.0.0.1", self.port), backlog=0)
-        try:  # fill the backlog, so that further connects hang
+        # fill the backlog, so that further connects hang; a poller's connect may fill it first (one kind's loop
+        # or another's): they hang all the same
+        with contextlib.suppress(TimeoutError):
             self._track(socket.create_connection(("127.0.0.1", self.port), timeout=1))
-        except TimeoutError:
-            pass  # a poller's connect filled it first (one kind's loop or another's): connects hang all the same
 
     def _accept(self, listener: socket.socket, stop: threading.Event) -> None:
         while not stop.is_set():
