@@ -249,7 +249,7 @@ class Collector:
         left = self.cadence.answered(key)
         self._lift(sdk_app_id)
         if updated is not None and updated.active:
-            if left:
+            if left and updated.status not in updated.spec.reason_statuses:  # a STOPPED recording left as it should
                 log.info("%s %s:%s left the running list but is still %s (created over 3 days ago?); "
                          "polled one by one instead", updated.spec.noun, sdk_app_id, key[1], updated.status)
             self._schedule_after(key, now, self.cadence.next_interval(key, updated, now))
