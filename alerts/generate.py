@@ -600,10 +600,23 @@ def unpaused_active(cfg: Config) -> str:
     SdkAppIds whose polling is paused: a pause has its own alert (AccountPaused; for a refused key every
     SdkAppId of the account is paused and CredentialPaused pages), and the tasks it leaves unanswered are
     its consequence, not a second outage."""
-    active = cfg.sel("tiw_push_tasks", status="~UNKNOWN|" + ACTIVE)
     paused = cfg.sel("tiw_exporter_account_paused")
-    return (f"sum without (sdk_app_id, status) (\n  max_over_time({active}[{GAP}])\n"
-            f"  unless ignoring (status, code)\n  max_over_time({paused}[{GAP}]) == 1\n)")
+    return (f"sum without (sdk_app_id, status, kind) (\n  (\n{_indent(_indent(active_tasks(cfg)))}\n  )\n"
+            f"  unless ignoring (status, code, kind)\n  max_over_time({paused}[{GAP}]) == 1\n)")
+
+
+# The not-yet-final statuses of the other task kinds (a recording's STOPPED is not final: it is still polled)
+KIND_ACTIVE = (("tiw_record_tasks", "PREPARED|RECORDING|PAUSED|STOPPED"), ("tiw_transcode_tasks", "QUEUED|PROCESSING"))
+
+
+def active_tasks(cfg: Config) -> str:
+    """Every kind's active (or not yet answered) tasks through 5 minutes of samples, per SdkAppId and status:
+    pushes as they are, the other kinds with a ``kind`` label so that their series never shadow a push's.
+    Parenthesise it before ``unless`` or ``and``: ``or`` binds more loosely."""
+    parts = [f"max_over_time({cfg.sel('tiw_push_tasks', status='~UNKNOWN|' + ACTIVE)}[{GAP}])"]
+    parts += [f'label_replace(max_over_time({cfg.sel(family, status="~UNKNOWN|" + statuses)}[{GAP}]), "kind", '
+              f'"{family.split("_")[1]}", "", "")' for family, statuses in KIND_ACTIVE]
+    return "\nor\n".join(parts)
 
 
 def exporter_alerts(cfg: Config) -> list[dict[str, Any]]:
@@ -611,8 +624,7 @@ def exporter_alerts(cfg: Config) -> list[dict[str, Any]]:
     up = cfg.sel("up")
     requests = "tiw_exporter_api_requests_total"
     # Every active task of the exporter belongs to a paused SdkAppId: what it has not answered is explained.
-    all_paused = (f"sum without (sdk_app_id, status) (max_over_time("
-                  f"{cfg.sel('tiw_push_tasks', status='~UNKNOWN|' + ACTIVE)}[{GAP}])) > 0\n"
+    all_paused = (f"sum without (sdk_app_id, status, kind) (\n{_indent(active_tasks(cfg))}\n) > 0\n"
                   f"unless on (job, instance)\n{unpaused_active(cfg)} > 0")
     return [
         alert(cfg, "TiwPushExporterDown", f"{up} == 0", "critical",
