@@ -1,6 +1,7 @@
-"""The SLI counters of recordings and transcodes, and the transcode timing histograms.
+"""The SLI counters of every kind (``<prefix>_tasks_started_total``, ``_finished_total``), and the transcode
+timing histograms.
 
-As for pushes (``selfmetrics.ExporterMetrics.count_milestones``) each task is counted once in its life
+Each task is counted once in its life
 (``lifecycle.take_milestones``, kept across restarts), so rates over days stay honest after the per-task
 series left with ``--finished-retention``. Every reason of an SdkAppId starts at 0, so ``increase()``
 sees the first failure too.
@@ -15,7 +16,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from exporter.kind_metrics import RECORD_REASONS, TRANSCODE_REASONS
-from exporter.lifecycle import FAILED, Milestones, TaskRecord
+from exporter.kinds import PUSH_KIND
+from exporter.lifecycle import ENDINGS, FAILED, Milestones, TaskRecord
 
 QUEUE_WAIT_BUCKETS = (1, 5, 10, 30, 60, 120, 300, 600, 1800)
 PROCESSING_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1800, 3600)
@@ -24,13 +26,14 @@ PROCESSING_BUCKETS = (5, 15, 30, 60, 120, 300, 600, 1800, 3600)
 class KindCounters:
     """``<prefix>_tasks_started_total`` and ``<prefix>_tasks_finished_total`` of one kind."""
 
-    def __init__(self, registry: CollectorRegistry, prefix: str, noun: str, reasons: tuple[str, ...]) -> None:
+    def __init__(self, registry: CollectorRegistry, prefix: str, tasks: str, reasons: tuple[str, ...]) -> None:
+        """``tasks``: what the help text calls them ("Push tasks", "Recordings")."""
         self.reasons = reasons
         self.started = Counter(
-            f"{prefix}_tasks_started", f"{noun.capitalize()}s seen for the first time (first answer, or ending "
+            f"{prefix}_tasks_started", f"{tasks} seen for the first time (first answer, or ending "
             "unanswered), counted once per task, by SdkAppId.", ["sdk_app_id"], registry=registry)
         self.finished = Counter(
-            f"{prefix}_tasks_finished", f"{noun.capitalize()}s that became final, counted once per task, by SdkAppId "
+            f"{prefix}_tasks_finished", f"{tasks} that became final, counted once per task, by SdkAppId "
             f"and finish reason ({', '.join(reasons)}; OTHER for a reason TIW did not document).",
             ["sdk_app_id", "reason"], registry=registry)
 
@@ -50,7 +53,7 @@ class TranscodeCounters(KindCounters):
     """The transcode SLI, its failures by code and its two timing histograms."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        super().__init__(registry, "tiw_transcode", "transcode", TRANSCODE_REASONS)
+        super().__init__(registry, "tiw_transcode", "Transcodes", TRANSCODE_REASONS)
         self.failures = Counter(
             "tiw_transcode_failures", "Transcodes that failed (final), counted once per task, by SdkAppId and the "
             "error code TIW answered.", ["sdk_app_id", "code"], registry=registry)
@@ -77,6 +80,8 @@ class TranscodeCounters(KindCounters):
 
 
 def kind_counters(registry: CollectorRegistry) -> dict[str, KindCounters]:
-    """The counters of every kind beside pushes (the push SLI keeps its place in ``ExporterMetrics``)."""
-    return {"record": KindCounters(registry, "tiw_record", "recording", RECORD_REASONS),
+    """The SLI counters of every kind (``kinds.KINDS``)."""
+    push_reasons = (*PUSH_KIND.finish_reasons, *ENDINGS)
+    return {"push": KindCounters(registry, "tiw_push", "Push tasks", push_reasons),
+            "record": KindCounters(registry, "tiw_record", "Recordings", RECORD_REASONS),
             "transcode": TranscodeCounters(registry)}

@@ -27,7 +27,6 @@ from exporter import __version__
 from exporter.freshness import FreshnessSnapshots
 from exporter.kind_sli import kind_counters
 from exporter.lifecycle import ANOMALY_KINDS, Milestones, TaskRecord
-from exporter.metrics import FINISH_STATES
 from exporter.pollstate import PollStates
 from exporter.secretfile import WatchedSecret
 
@@ -73,17 +72,9 @@ class ExporterMetrics:
             "exceptions never decrease, durations never negative), by kind.", ["kind"], registry=registry)
         for kind in ANOMALY_KINDS:
             self.answer_anomalies.labels(kind)
-        # The SLI: each task counted once (lifecycle.take_milestones), so rates over days are honest
-        # where the per-task gauges vanish after --finished-retention.
-        self.tasks_started = Counter(
-            "tiw_push_tasks_started", "Push tasks seen for the first time (first answer, or ending unanswered), "
-            "counted once per task, by SdkAppId.", ["sdk_app_id"], registry=registry)
-        self.tasks_finished = Counter(
-            "tiw_push_tasks_finished", "Push tasks that became final, counted once per task, by SdkAppId and "
-            "finish reason (AUTO, USER_CALL, EXCEPTION, FAILED, NOT_FOUND; OTHER for a reason TIW did not "
-            "document).", ["sdk_app_id", "reason"],
-            registry=registry)
-        self.kinds = kind_counters(registry)  # recordings' and transcodes' SLI (kind_sli.py)
+        # The SLI of every kind: each task counted once (lifecycle.take_milestones), so rates over days are
+        # honest where the per-task gauges vanish after --finished-retention (kind_sli.py).
+        self.kinds = kind_counters(registry)
         self.state_write_failures = Counter(
             "tiw_exporter_state_file_write_failures", "Saves of --state-file that failed or were skipped, by reason: "
             "error (SQLite or the file system refused the write) or symlink (the path became a symbolic link: the "
@@ -103,21 +94,8 @@ class ExporterMetrics:
         self.queue_warnings.labels(str(sdk_app_id), event_type).inc()
 
     def count_milestones(self, record: TaskRecord, milestones: Milestones) -> None:
-        """Count what ``record`` just reached; every reason of its SdkAppId starts at 0 so that
-        ``increase()`` sees the first EXCEPTION too."""
-        other = self.kinds.get(record.kind)
-        if other is not None:
-            other.count(record, milestones)
-            return
-        app = str(record.sdk_app_id)
-        started = self.tasks_started.labels(app)
-        for reason in FINISH_STATES:
-            self.tasks_finished.labels(app, reason)
-        if milestones.started:
-            started.inc()
-        if milestones.finished:
-            reason = record.finish_reason if record.finish_reason in FINISH_STATES else "OTHER"  # bounded labels
-            self.tasks_finished.labels(app, reason).inc()
+        """Count what ``record`` just reached, in its kind's SLI counters."""
+        self.kinds[record.kind].count(record, milestones)
 
     def count_api_error(self, sdk_app_id: int, code: str) -> None:
         self.api_errors.labels(str(sdk_app_id), code).inc()
