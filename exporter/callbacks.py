@@ -39,7 +39,6 @@ from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any
 
-from exporter.errors import CollectorAction, disposition
 from exporter.kind_answers import parse_record_task, parse_transcode_task
 from exporter.kinds import DEFAULT_KINDS, KIND_OF_EVENT, KINDS, PUSH_KIND, RECORD_KIND, TaskKind
 from exporter.lifecycle import FAILED, TaskError, TaskRecord
@@ -210,10 +209,8 @@ def _event_error(event: CallbackEvent, now: float) -> TaskError | None:
 
 
 def _task_failed(error: TaskError | None, spec: TaskKind) -> bool:
-    """The code of a failed task of this kind (its Describe answers it; the error table calls it TASK_FAILED). A
-    push's Stopped callback names ``FailedOperation.Record`` too, with reason EXCEPTION: that is no failed push."""
-    return error is not None and error.code in spec.failure_codes and \
-        disposition(error.code).collector is CollectorAction.TASK_FAILED
+    """The code of a failed task of this kind, as polling judges it (``TaskKind.failed_by``)."""
+    return error is not None and spec.failed_by(error.code)
 
 
 def _push_started(event: CallbackEvent, task_id: str, now: float) -> RecordChange:

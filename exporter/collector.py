@@ -31,6 +31,7 @@ from typing import Any
 from exporter.backoff import exponential_backoff
 from exporter.cadence import Cadence, LivenessView
 from exporter.errors import UNKNOWN, CollectorAction, disposition
+from exporter.kinds import KINDS
 from exporter.lifecycle import (
     FAILED,
     NOT_FOUND,
@@ -42,7 +43,7 @@ from exporter.lifecycle import (
     merge_result,
 )
 from exporter.logs import task_fields
-from exporter.model import Answer, TaskKey
+from exporter.model import Answer, TaskKey, key_kind
 from exporter.pauses import SdkAppIdPauses
 from exporter.periodic import Periodic
 from exporter.ratelimit import PacedLimiter
@@ -277,10 +278,8 @@ class Collector:
         now = self.clock()
         self.on_api_error(sdk_app_id, failure.code)
         meaning = disposition(failure.code)
-        record = self.store.get(key)
-        if (meaning.collector is CollectorAction.TASK_FAILED and record is not None
-                and failure.code not in record.spec.failure_codes):
-            meaning = UNKNOWN  # another kind's failure code says nothing about this task: a problem of it alone
+        if meaning.collector is CollectorAction.TASK_FAILED and not KINDS[key_kind(key)].failed_by(failure.code):
+            meaning = UNKNOWN  # another kind's failure code: a problem of this task alone
         if meaning.collector is CollectorAction.THROTTLE:
             self.limiter.throttled()
             self.scheduler.schedule(key, due)  # keep its place at the front of the queue

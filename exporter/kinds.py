@@ -41,6 +41,12 @@ class TaskKind:
     callback_settings: str  # <Kind> of Set<Kind>Callback, Set<Kind>CallbackKey, Describe<Kind>Callback
     metric_prefix: str  # every per-task family is <prefix>_task_*, aggregates <prefix>_tasks*
 
+    def failed_by(self, code: str) -> bool:
+        """Whether an error ``code`` says a task of this kind failed for good. A code the error table calls
+        TASK_FAILED for another kind says nothing of this task: a push's Stopped callback names
+        ``FailedOperation.Record`` too, and that is no failed push."""
+        return code in self.failure_codes
+
     @property
     def callback_key_action(self) -> str:
         """The action that sets the key this kind's callbacks are signed with (the user calls it, never us)."""

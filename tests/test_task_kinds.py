@@ -258,3 +258,14 @@ def test_a_recording_or_transcode_that_does_not_exist_ends_not_found_after_the_g
     assert metric(found, "tiw_record_task_finish_reason", sdk_app_id=APP, task_id="no_such_record",
                   reason="NOT_FOUND") == 1
     assert metric(found, "tiw_transcode_tasks_finished_total", sdk_app_id=APP, reason="NOT_FOUND") == 1
+
+
+def test_every_kinds_failure_codes_are_task_failed_rows_of_the_error_table():
+    """``TaskKind.failed_by`` (polling and callbacks both ask it) and the error table agree on every code."""
+    from exporter.errors import CollectorAction, disposition
+
+    for kind in KINDS.values():
+        for code in kind.failure_codes:
+            assert disposition(code).collector is CollectorAction.TASK_FAILED, (kind.name, code)
+            assert kind.failed_by(code)
+    assert not KINDS["push"].failed_by("FailedOperation.Record")  # named by a push's Stopped callback too
