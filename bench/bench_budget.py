@@ -51,7 +51,7 @@ def main(seconds: float) -> None:
             time.sleep(seconds)
             ok1, throttled1 = accepted(url)
             elapsed = time.monotonic() - started
-            lag = exporter.accounts.by_name["default"].collector.lag()
+            lag = exporter.accounts.by_name["default"].kinds["push"].collector.lag()
         finally:
             exporter.stop()
         stats = control.stats()

@@ -63,23 +63,6 @@ class Account:
     budgets: ActionBudgets
     kinds: dict[str, KindLoops] = field(default_factory=dict)  # in KINDS order: pushes first
 
-    @property
-    def main(self) -> KindLoops:
-        """The first watched kind's loops (pushes, unless they are not watched)."""
-        return next(iter(self.kinds.values()))
-
-    @property
-    def collector(self) -> Collector:
-        return self.main.collector
-
-    @property
-    def discoverer(self) -> Discoverer:
-        return self.main.discoverer
-
-    @property
-    def liveness(self) -> Liveness | None:
-        return self.main.liveness
-
     def urgent(self, key: TaskKey) -> None:
         """Liveness found ``key`` gone from the running list: its kind's collector asks it first."""
         loops = self.kinds.get(key_kind(key))

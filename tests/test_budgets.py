@@ -36,8 +36,8 @@ def test_accounts_poll_and_list_on_separate_budgets_unless_shared():
     for shared, same in ((None, False), (True, True)):
         account = next(iter(build_accounts(rate_limit="10", shared_rate_limit=shared)))
         try:
-            assert (account.discoverer.limiter is account.collector.limiter) is same
-            assert account.collector.limiter.nominal == 10 * HEADROOM
+            assert (account.kinds["push"].discoverer.limiter is account.kinds["push"].collector.limiter) is same
+            assert account.kinds["push"].collector.limiter.nominal == 10 * HEADROOM
         finally:
             account.stop()
 

@@ -322,13 +322,13 @@ def _clock_offset_learned(rig: Rig) -> None:
 
 
 def _limiter_slowed(rig: Rig) -> None:
-    limiter = rig.exporter.accounts.by_name["default"].collector.limiter
+    limiter = rig.exporter.accounts.by_name["default"].kinds["push"].collector.limiter
     rig.notes["rate"] = eventually(lambda: limiter.current_rate if limiter.current_rate < limiter.nominal / 4 else 0)
     assert all(rig.exporter.store.get((APP, task)).last_error is None for task in rig.tasks)
 
 
 def _limiter_recovering(rig: Rig) -> None:
-    limiter = rig.exporter.accounts.by_name["default"].collector.limiter
+    limiter = rig.exporter.accounts.by_name["default"].kinds["push"].collector.limiter
     eventually(lambda: limiter.current_rate > rig.notes["rate"])
 
 

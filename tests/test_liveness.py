@@ -49,7 +49,7 @@ def test_a_task_leaving_the_running_list_is_queried_at_once_and_ends(simulator):
     steady = simulator.add_task(APP, TaskScript(prepare_seconds=0))
     stopping = simulator.add_task(APP, TaskScript(prepare_seconds=0, push_seconds=2, finish_reason="USER_CALL"))
     with exporter_for(simulator, steady, stopping) as exporter:
-        liveness = exporter.accounts.by_name["default"].liveness
+        liveness = exporter.accounts.by_name["default"].kinds["push"].liveness
         eventually(lambda: liveness.covered((APP, stopping)), timeout=10)  # seen on the list
         record = eventually(lambda: (r := exporter.store.get((APP, stopping))) and r.final and r, timeout=15)
         assert record.finish_reason == "USER_CALL"
@@ -66,7 +66,7 @@ def test_tasks_older_than_the_lists_window_are_polled_one_by_one(simulator):
     old = simulator.add_task(APP, TaskScript(prepare_seconds=0), created_at=time.time() - 4 * DAY)
     with exporter_for(simulator, old, interval="0.5s") as exporter:
         eventually(lambda: simulator.stats()["describes_by_task"][old] >= 3, timeout=15)
-        assert not exporter.accounts.by_name["default"].liveness.covered((APP, old))
+        assert not exporter.accounts.by_name["default"].kinds["push"].liveness.covered((APP, old))
         assert metric(scrape(exporter.url), "tiw_exporter_liveness_tasks", mode="polled") == 1
 
 
@@ -89,7 +89,7 @@ def test_liveness_can_be_turned_off(simulator):
     task = simulator.add_task(APP, TaskScript(prepare_seconds=0))
     with exporter_for(simulator, task, liveness_interval="0", interval="0.5s") as exporter:
         eventually(lambda: simulator.stats()["describes_by_task"][task] >= 2, timeout=10)
-        assert all(a.liveness is None for a in exporter.accounts)
+        assert all(loops.liveness is None for a in exporter.accounts for loops in a.kinds.values())
         assert simulator.stats()["requests"].get("DescribeRunningTasks") is None
 
 
@@ -216,7 +216,7 @@ def test_the_running_list_is_liveness_never_status():
 def test_a_stuck_prepared_push_stays_prepared_with_liveness_on(simulator):
     stuck = simulator.add_task(APP, TaskScript(prepare_seconds=3600))
     with exporter_for(simulator, stuck, interval="0.5s") as exporter:
-        liveness = exporter.accounts.by_name["default"].liveness
+        liveness = exporter.accounts.by_name["default"].kinds["push"].liveness
         eventually(lambda: liveness.covered((APP, stuck)), timeout=10)  # on the running list
         eventually(lambda: simulator.stats()["describes_by_task"][stuck] >= 3, timeout=15)
         found = scrape(exporter.url)

@@ -214,10 +214,10 @@ def test_a_throttled_account_does_not_slow_the_others(tmp_path):
         exporter = Exporter(settings).start()
         try:
             calm_account, busy_account = exporter.accounts.by_name["calm"], exporter.accounts.by_name["busy"]
-            busy_limiter = busy_account.collector.limiter
+            busy_limiter = busy_account.kinds["push"].collector.limiter
             eventually(lambda: busy_limiter.current_rate < busy_limiter.nominal, timeout=20)
             eventually(lambda: all(exporter.store.get((calm_app, t)).last_success for t in calm), timeout=20)
-            calm_limiter = calm_account.collector.limiter
+            calm_limiter = calm_account.kinds["push"].collector.limiter
             assert calm_limiter.current_rate == calm_limiter.nominal  # never slowed down
             assert all(exporter.store.get((calm_app, t)).last_error is None for t in calm)
         finally:

@@ -132,9 +132,10 @@ def test_every_describe_and_list_passes_its_accounts_window_for_that_action(tmp_
         windows = {(account.name, action): account.budgets.for_action(action).sends
                    for account in accounts for action in (DESCRIBE_PUSH, DESCRIBE_RUNNING)}
         a = accounts.by_name["a"]
-        assert a.collector.describe(1400000001, "t") == "answer"
-        assert a.liveness is not None and a.liveness.list_page[0](1400000001, 0, 500) == ([], 0)
-        assert a.discoverer.list_page[0](1400000001, 500, 500) == ([], 0)
+        push = a.kinds["push"]
+        assert push.collector.describe(1400000001, "t") == "answer"
+        assert push.liveness is not None and push.liveness.list_page[0](1400000001, 0, 500) == ([], 0)
+        assert push.discoverer.list_page[0](1400000001, 500, 500) == ([], 0)
         if shared:  # one window for both actions of the account
             assert windows["a", DESCRIBE_PUSH].sends == 3
         else:
