@@ -30,8 +30,9 @@ from prometheus_client.samples import Sample as ClientSample
 from exporter.families import Family, KindFamilies, Labels, Sample
 from exporter.families import state_set as _state_set
 from exporter.kind_metrics import RECORD_EXPORT, TRANSCODE_EXPORT
+from exporter.kinds import PUSH_KIND
 from exporter.lifecycle import ENDINGS, FAILED, TaskRecord, push_duration, trtc_code
-from exporter.model import FINISH_REASONS, PUSH, STATUSES, TaskKey, backup_exception_cnt, parse_backup
+from exporter.model import PUSH, TaskKey, backup_exception_cnt, parse_backup
 from exporter.store import TaskStore
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,8 @@ TASK_FAMILIES = (
 )
 (INFO, STATUS, FINISH, DURATION, START, STOP, EXCEPTIONS, ERROR, LAST_SUCCESS, BACKUP_STATUS,
  BACKUP_EXCEPTIONS, FAILURE_INFO) = range(len(TASK_FAMILIES))
-FINISH_STATES = (*FINISH_REASONS, *ENDINGS)
+STATUSES = PUSH_KIND.statuses
+FINISH_STATES = (*PUSH_KIND.finish_reasons, *ENDINGS)
 
 AGGREGATE_STATUSES = (*STATUSES, "UNKNOWN")
 TASKS_FAMILY = Family("tiw_push_tasks", "gauge", "Tracked push tasks by SdkAppId and status (UNKNOWN before the "

@@ -1,4 +1,5 @@
-"""The plain data of the exporter: ids, ``TaskKey``, ``PushTask``, statuses, and the one field coercion.
+"""The plain data of the exporter: ids, ``TaskKey``, ``PushTask``, and the one field coercion (each kind's
+statuses are its row in ``kinds``).
 
 Everything here is free of I/O and of the HTTP client, so config, store, callbacks, web and the
 API wire format all share it. ``int_field``/``str_field`` are the ONE coercion of task fields, used
@@ -23,10 +24,6 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
-
-STATUSES = ("PREPARED", "PUSHING", "STOPPED")
-FINISH_REASONS = ("AUTO", "USER_CALL", "EXCEPTION")
-STATUS_RANK = {status: rank for rank, status in enumerate(STATUSES)}
 
 # How every part of the exporter names a task: (sdk_app_id, task_id) for a push, the kind as a third item
 # for any other kind (``task_key``). A push's key stays the 2-tuple it always was, so every state file,
@@ -155,13 +152,6 @@ class PushTask(Answer):
     request_id: str = ""
     answered_task_id: str = ""
 
-    @property
-    def known_status(self) -> str | None:
-        return self.status if self.status in STATUS_RANK else None
-
-    @property
-    def stopped(self) -> bool:
-        return self.status == "STOPPED"
 
 
 class FieldError(ValueError):

@@ -5,8 +5,8 @@ coercion of each field is ``model.int_field``/``model.str_field``, shared with c
 
 * ``Status`` must be a non-empty string. Missing, ``null`` or non-string -> ``BadResponse``
   (without a status nothing useful can be exported). A string outside
-  PREPARED/PUSHING/STOPPED is kept verbatim; ``known_status`` is then ``None`` and the
-  task counts as ``UNKNOWN`` in aggregates.
+  PREPARED/PUSHING/STOPPED is kept verbatim; the task's status (``TaskRecord.status``, from the kind's
+  row in ``kinds``) is then ``UNKNOWN`` and it counts so in aggregates.
 * Integer fields (RoomId, PushStartTime, PushStopTime, ExceptionCnt, IMSyncTime) and string fields
   (TaskId, FinishReason, GroupId, PushUserId, RequestId): as ``model`` says; a field it refuses
   makes the whole answer a ``BadResponse`` naming the field. An unknown FinishReason is kept verbatim.

@@ -28,7 +28,8 @@ from tencentcloud.tiw.v20190919 import models, tiw_client
 
 from exporter import tiw
 from exporter.errors import client_retry
-from exporter.model import FINISH_REASONS, PushTask, parse_backup
+from exporter.kinds import PUSH_KIND
+from exporter.model import PushTask, parse_backup
 from exporter.simulator import (
     DEMO_SECRET_ID,
     DEMO_SECRET_KEY,
@@ -254,7 +255,7 @@ def test_a_single_retryable_fault_is_retried_and_the_call_succeeds(h: Harness, k
 # --------------------------------------------------------------------------- lifecycles on a manual clock
 
 
-@pytest.mark.parametrize("reason", FINISH_REASONS)
+@pytest.mark.parametrize("reason", PUSH_KIND.finish_reasons)
 def test_a_task_moves_prepared_pushing_stopped_and_reports_its_finish_reason(h: Harness, reason: str) -> None:
     created = h.clock()
     task_id = h.task(TaskScript(prepare_seconds=2, push_seconds=10, finish_reason=reason))

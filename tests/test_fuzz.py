@@ -46,7 +46,8 @@ from exporter.callbacks import KNOWN_EVENTS, STARTED, STOPPED, CallbackEndpoint,
 from exporter.collector import Collector
 from exporter.config import OPTION_NAMES, ConfigError, build_settings
 from exporter.exposition import Exposition
-from exporter.model import KIND_NAMES, MAX_SDK_APP_ID, PUSH, STATUSES, PushTask, TaskKey
+from exporter.kinds import PUSH_KIND
+from exporter.model import KIND_NAMES, MAX_SDK_APP_ID, PUSH, PushTask, TaskKey
 from exporter.ratelimit import PacedLimiter
 from exporter.store import TaskStore
 from exporter.tasksfile import TasksFileError, load_tasks_file
@@ -293,7 +294,7 @@ ERROR_CODES = ["AuthFailure.SignatureExpire", "AuthFailure.SecretIdNotFound", "R
 INT_FIELDS = ["RoomId", "PushStartTime", "PushStopTime", "ExceptionCnt", "IMSyncTime"]
 STR_FIELDS = ["TaskId", "FinishReason", "GroupId", "PushUserId", "RequestId"]
 push_responses = mutated(
-    st.fixed_dictionaries({"Status": st.sampled_from(STATUSES)}, optional={
+    st.fixed_dictionaries({"Status": st.sampled_from(PUSH_KIND.statuses)}, optional={
         **dict.fromkeys(INT_FIELDS, st.integers(0, 2**40)), **dict.fromkeys(STR_FIELDS, st.text(max_size=20)),
         "Backup": st.sampled_from(["", "null", "{}", '{"Status": "PUSHING", "ExceptionCnt": 2}', "{not json"])}),
     {"Status": json_values, **dict.fromkeys(INT_FIELDS, int_likes), **dict.fromkeys(STR_FIELDS, json_values),
@@ -439,7 +440,7 @@ class ScriptedApi:
 
 failure_messages = st.text(max_size=20)
 poll_steps = st.one_of(
-    st.tuples(st.sampled_from(STATUSES) | st.text(max_size=8), st.integers(0, 10**6)),
+    st.tuples(st.sampled_from(PUSH_KIND.statuses) | st.text(max_size=8), st.integers(0, 10**6)),
     st.builds(ApiError, st.sampled_from(ERROR_CODES) | st.text(max_size=20), failure_messages),
     st.builds(lambda cls, message: cls("ClientError.Network", message),
               st.sampled_from([NetworkFailure, TimeoutFailure, StaleConnection, BadResponse, HttpStatusFailure,

@@ -30,7 +30,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
-from exporter.model import FINISH_REASONS
+PUSH_STATUSES = ("PREPARED", "PUSHING", "STOPPED")  # as DescribeWhiteboardPush documents them
+PUSH_FINISH_REASONS = ("AUTO", "USER_CALL", "EXCEPTION")
 
 # Seed example 2: what DescribeWhiteboardPush answers for a push that failed.
 SEED_FAILURE_MESSAGE = (
@@ -116,8 +117,8 @@ class TaskScript:
         if self.push_seconds is not None:
             check_non_negative("push_seconds", self.push_seconds)
         check_non_negative("exceptions_per_minute", self.exceptions_per_minute)
-        if self.finish_reason not in FINISH_REASONS:
-            raise ValueError(f"finish_reason must be one of {FINISH_REASONS}, got {self.finish_reason!r}")
+        if self.finish_reason not in PUSH_FINISH_REASONS:
+            raise ValueError(f"finish_reason must be one of {PUSH_FINISH_REASONS}, got {self.finish_reason!r}")
         check_code("fail_with", self.fail_with)
         if self.backup is not None and not isinstance(self.backup, str):
             raise ValueError("backup must be text (e.g. a JSON object as a string)")

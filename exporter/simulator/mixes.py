@@ -10,8 +10,7 @@ from __future__ import annotations
 import random
 import string
 
-from exporter.model import FINISH_REASONS
-from exporter.simulator.lifecycle import DOCUMENTED_DESCRIBE_BACKUP, TaskScript
+from exporter.simulator.lifecycle import DOCUMENTED_DESCRIBE_BACKUP, PUSH_FINISH_REASONS, TaskScript
 from exporter.simulator.record_lifecycle import RecordScript
 from exporter.simulator.transcode_lifecycle import TranscodeScript
 
@@ -23,7 +22,7 @@ def _uniform(rng: random.Random, low: float, high: float) -> float:
 
 
 def _weighted_reason(rng: random.Random) -> str:
-    return rng.choices(FINISH_REASONS, weights=(50, 35, 15))[0]
+    return rng.choices(PUSH_FINISH_REASONS, weights=(50, 35, 15))[0]
 
 
 def random_id(rng: random.Random) -> str:

@@ -13,8 +13,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from exporter.model import STATUSES
-from exporter.simulator.lifecycle import STARTED_EVENT, STOPPED_EVENT, SimTask, TaskScript, TaskState
+from exporter.simulator.lifecycle import PUSH_STATUSES, STARTED_EVENT, STOPPED_EVENT, SimTask, TaskScript, TaskState
 from exporter.simulator.mixes import random_id, random_user_suffix
 
 RUNNING_TASKS_MAX_AGE_SECONDS = 3 * 86400
@@ -170,7 +169,7 @@ class TaskBook:
     def statuses(self, now: float) -> dict[str, int]:
         with self._lock:
             counts = collections.Counter(task.state(now).status for task in self._tasks.values())
-        return {status: counts.get(status, 0) for status in STATUSES}
+        return {status: counts.get(status, 0) for status in PUSH_STATUSES}
 
     def transitions(self, now: float) -> list[tuple[SimTask, str, dict[str, Any]]]:
         """The (task, event type, event data) of transitions not yet announced; marks them announced."""
