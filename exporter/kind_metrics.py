@@ -17,7 +17,7 @@ TRANSCODE_REASONS = (*TRANSCODE_KIND.finish_reasons, *ENDINGS)
 
 
 def _common(prefix: str, noun: str) -> tuple[Family, ...]:
-    """The families every kind has, after its own (indexes ``-4`` to ``-1`` of its tuple)."""
+    """The families every kind has, after its own (the last three of its tuple)."""
     return (
         Family(f"{prefix}_task_error", "gauge", f"1 with the error code the {noun}'s latest query returned."),
         Family(f"{prefix}_task_last_success_timestamp_seconds", "gauge",

@@ -37,7 +37,6 @@ class TaskKind:
     counters: tuple[str, ...]  # answer fields that only grow: an answer with less keeps the highest seen
     times: tuple[str, str]  # answer fields of the start and end times (Unix seconds), for sanity checks
     callback_events: tuple[str, ...]  # event types TIW sends for this kind
-    final_events: frozenset[str]  # the events that say the task is final
     callback_settings: str  # <Kind> of Set<Kind>Callback, Set<Kind>CallbackKey, Describe<Kind>Callback
     metric_prefix: str  # every per-task family is <prefix>_task_*, aggregates <prefix>_tasks*
 
@@ -72,7 +71,6 @@ PUSH_KIND = TaskKind(
     failure_codes=("FailedOperation.WhiteboardPush",),
     counters=("exception_cnt",), times=("push_start_time", "push_stop_time"),
     callback_events=("WhiteboardPushStarted", "WhiteboardPushStopped"),
-    final_events=frozenset({"WhiteboardPushStopped"}),
     callback_settings="WhiteboardPush",
     metric_prefix="tiw_push",
 )
@@ -88,7 +86,6 @@ RECORD_KIND = TaskKind(
     failure_codes=("FailedOperation.Record",),
     counters=("exception_cnt", "interrupts"), times=("record_start_time", "record_stop_time"),
     callback_events=("OnlineRecordStarted", "OnlineRecordStopped", "OnlineRecordFinished"),
-    final_events=frozenset({"OnlineRecordFinished"}),
     callback_settings="OnlineRecord",
     metric_prefix="tiw_record",
 )
@@ -105,7 +102,6 @@ TRANSCODE_KIND = TaskKind(
     failure_codes=TRANSCODE_FAILURES,
     counters=(), times=("assign_time", "finished_time"),
     callback_events=("TranscodeProgressChanged", "TranscodeFinished"),
-    final_events=frozenset({"TranscodeFinished"}),
     callback_settings="Transcode",
     metric_prefix="tiw_transcode",
 )
@@ -113,8 +109,6 @@ TRANSCODE_KIND = TaskKind(
 KINDS: Mapping[str, TaskKind] = MappingProxyType({k.name: k for k in (PUSH_KIND, RECORD_KIND, TRANSCODE_KIND)})
 assert tuple(KINDS) == KIND_NAMES, "model.KIND_NAMES names the rows of KINDS"
 DEFAULT_KINDS = (PUSH, "record")  # --kinds: transcodes are opt-in (a school's courseware is often converted days ahead)
-KIND_OF_TASK_TYPE: Mapping[str, str] = MappingProxyType(
-    {task_type: kind.name for kind in KINDS.values() for task_type in kind.running_task_types})
 KIND_OF_EVENT: Mapping[str, str] = MappingProxyType(
     {event: kind.name for kind in KINDS.values() for event in kind.callback_events})
 
