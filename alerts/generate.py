@@ -236,14 +236,7 @@ def slo_rules(cfg: Config) -> list[dict[str, Any]]:
     """
     rules: list[dict[str, Any]] = []
     for window in SLI_WINDOWS:
-        finished = f"sdk_app_id:tiw_push_tasks_finished:increase{window}"
-        bad = f"sdk_app_id:tiw_push_tasks_finished_bad:increase{window}"
-        rules.append({"record": finished, "expr": f"sum without ({REPLICA}, reason) "
-                      f"(increase({cfg.sel('tiw_push_tasks_finished_total')}[{window}]))"})
-        rules.append({"record": bad, "expr": f"sum without ({REPLICA}, reason) "
-                      f"(increase({cfg.sel('tiw_push_tasks_finished_total', reason=BAD)}[{window}]))"})
-        rules.append({"record": f"sdk_app_id:tiw_push_tasks_finished_bad:ratio_rate{window}",
-                      "expr": f"{bad}\n  /\n({finished} > 0)"})
+        rules += _app_sli_rules(cfg, "tiw_push_tasks_finished", "_bad", BAD, window)
     for window in SPLIT_WINDOWS:
         customer = f"sdk_app_id:tiw_push_task_failure_customer:count{window}"
         bad = f"sdk_app_id:tiw_push_tasks_finished_bad:increase{window}"
@@ -255,15 +248,35 @@ def slo_rules(cfg: Config) -> list[dict[str, Any]]:
     for window in FLEET_WINDOWS:
         # Over 6h the causes of FAILED are not known: the 6h term counts every bad ending, and the burn
         # alerts pair it with the TIW-side 30m window.
-        kind = "tiw_bad" if window in SPLIT_WINDOWS else "bad"
-        rules.append({"record": f"job:tiw_push_tasks_finished:increase{window}",
-                      "expr": f"sum without (sdk_app_id) (sdk_app_id:tiw_push_tasks_finished:increase{window})"})
-        rules.append({"record": f"job:tiw_push_tasks_finished_{kind}:increase{window}",
-                      "expr": f"sum without (sdk_app_id) (sdk_app_id:tiw_push_tasks_finished_{kind}:increase{window})"})
-        rules.append({"record": f"job:tiw_push_tasks_finished_{kind}:ratio_rate{window}",
-                      "expr": f"job:tiw_push_tasks_finished_{kind}:increase{window}\n  /\n"
-                              f"(job:tiw_push_tasks_finished:increase{window} > 0)"})
+        rules += _fleet_sli_rules("tiw_push_tasks_finished", "_" + _kind(window), window)
     return rules
+
+
+def _app_sli_rules(cfg: Config, family: str, part: str, bad: str, window: str) -> list[dict[str, Any]]:
+    """Per SdkAppId over ``window``: the tasks of ``family`` (a counter without ``_total``) that finished,
+    those with a ``reason`` matching ``bad`` (recorded as ``<family><part>``), and the bad share."""
+    total = f"{family}_total"
+    finished = f"sdk_app_id:{family}:increase{window}"
+    bad_ones = f"sdk_app_id:{family}{part}:increase{window}"
+    return [
+        {"record": finished, "expr": f"sum without ({REPLICA}, reason) (increase({cfg.sel(total)}[{window}]))"},
+        {"record": bad_ones,
+         "expr": f"sum without ({REPLICA}, reason) (increase({cfg.sel(total, reason=bad)}[{window}]))"},
+        {"record": f"sdk_app_id:{family}{part}:ratio_rate{window}", "expr": f"{bad_ones}\n  /\n({finished} > 0)"},
+    ]
+
+
+def _fleet_sli_rules(family: str, part: str, window: str) -> list[dict[str, Any]]:
+    """``_app_sli_rules``' finished and ``<part>`` counts summed over SdkAppIds (``job`` and site labels
+    kept), and their share."""
+    return [
+        {"record": f"job:{family}:increase{window}",
+         "expr": f"sum without (sdk_app_id) (sdk_app_id:{family}:increase{window})"},
+        {"record": f"job:{family}{part}:increase{window}",
+         "expr": f"sum without (sdk_app_id) (sdk_app_id:{family}{part}:increase{window})"},
+        {"record": f"job:{family}{part}:ratio_rate{window}",
+         "expr": f"job:{family}{part}:increase{window}\n  /\n(job:{family}:increase{window} > 0)"},
+    ]
 
 
 def record_slo_rules(cfg: Config) -> list[dict[str, Any]]:
@@ -271,41 +284,17 @@ def record_slo_rules(cfg: Config) -> list[dict[str, Any]]:
     over the fleet's; from ``tiw_record_tasks_finished_total`` (each recording once, when FINISHED or ended
     by the exporter). Bad: EXCEPTION, FORCE_STOP, FAILED (every bad ending: no customer split)."""
     rules: list[dict[str, Any]] = []
-    total = "tiw_record_tasks_finished_total"
     for window in RECORD_SLI_WINDOWS:
-        finished = f"sdk_app_id:tiw_record_tasks_finished:increase{window}"
-        bad = f"sdk_app_id:tiw_record_tasks_finished_bad:increase{window}"
-        rules.append({"record": finished, "expr": f"sum without ({REPLICA}, reason) "
-                      f"(increase({cfg.sel(total)}[{window}]))"})
-        rules.append({"record": bad, "expr": f"sum without ({REPLICA}, reason) "
-                      f"(increase({cfg.sel(total, reason='~' + RECORD_BAD)}[{window}]))"})
-        rules.append({"record": f"sdk_app_id:tiw_record_tasks_finished_bad:ratio_rate{window}",
-                      "expr": f"{bad}\n  /\n({finished} > 0)"})
+        rules += _app_sli_rules(cfg, "tiw_record_tasks_finished", "_bad", "~" + RECORD_BAD, window)
     for window in FLEET_WINDOWS:
-        for part in ("", "_bad"):
-            source = f"sdk_app_id:tiw_record_tasks_finished{part}:increase{window}"
-            rules.append({"record": f"job:tiw_record_tasks_finished{part}:increase{window}",
-                          "expr": f"sum without (sdk_app_id) ({source})"})
-        rules.append({"record": f"job:tiw_record_tasks_finished_bad:ratio_rate{window}",
-                      "expr": f"job:tiw_record_tasks_finished_bad:increase{window}\n  /\n"
-                              f"(job:tiw_record_tasks_finished:increase{window} > 0)"})
+        rules += _fleet_sli_rules("tiw_record_tasks_finished", "_bad", window)
     return rules
 
 
 def transcode_rules(cfg: Config) -> list[dict[str, Any]]:
     """Transcodes per SdkAppId over ``TRANSCODE_WINDOW``: finished, FAILED, the FAILED share
     (``tiw_transcode_tasks_finished_total``, each transcode once)."""
-    window = TRANSCODE_WINDOW
-    total = "tiw_transcode_tasks_finished_total"
-    finished = f"sdk_app_id:tiw_transcode_tasks_finished:increase{window}"
-    failed = f"sdk_app_id:tiw_transcode_tasks_finished_failed:increase{window}"
-    return [
-        {"record": finished, "expr": f"sum without ({REPLICA}, reason) (increase({cfg.sel(total)}[{window}]))"},
-        {"record": failed,
-         "expr": f"sum without ({REPLICA}, reason) (increase({cfg.sel(total, reason='FAILED')}[{window}]))"},
-        {"record": f"sdk_app_id:tiw_transcode_tasks_finished_failed:ratio_rate{window}",
-         "expr": f"{failed}\n  /\n({finished} > 0)"},
-    ]
+    return _app_sli_rules(cfg, "tiw_transcode_tasks_finished", "_failed", "FAILED", TRANSCODE_WINDOW)
 
 
 def _kind(window: str) -> str:
