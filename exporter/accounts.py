@@ -20,7 +20,7 @@ from exporter.config import AccountSettings, Settings
 from exporter.discovery import Discoverer
 from exporter.kinds import KINDS
 from exporter.liveness import Liveness
-from exporter.model import TaskKey, key_kind
+from exporter.model import PUSH, TaskKey, key_kind
 from exporter.pollstate import PollStates
 from exporter.ratelimit import ActionBudgets, checked_at_send
 from exporter.selfmetrics import ExporterMetrics
@@ -126,14 +126,14 @@ class Accounts:
         """A kind's loops pause on their own: CAM may allow one kind's action and refuse another's (a policy
         written for pushes only), and a refusal of DescribeOnlineRecord must not stop the pushes."""
         spec, client, budgets = KINDS[kind], built.client, built.budgets
-        main = not built.kinds  # the first kind publishes as the account; the others beside it (pollstate.py)
         limiter = budgets.for_action(spec.describe_action)
         # Each send first passes its action's send-time window, in the thread that sends (ratelimit.py)
         describe = checked_at_send(limiter, partial(describe_task, client, kind))
         list_budget = budgets.for_action(DESCRIBE_RUNNING)
         list_pages = tuple(checked_at_send(list_budget, partial(_list_page, client, task_type))
                            for task_type in spec.running_task_types)
-        publish: Callable[..., None] = partial(self.states.publish, account, None if main else kind)
+        # pushes publish as the account (their liveness also counts the queued pushes); other kinds beside them
+        publish: Callable[..., None] = partial(self.states.publish, account, None if kind == PUSH else kind)
         collector = Collector(
             store, describe, limiter,
             interval=settings.polling.interval, concurrency=settings.api.concurrency,

@@ -68,7 +68,7 @@ class PollState:
     credential_pause: str | None = None  # the code that paused the whole credential
     paused_sdk_app_ids: Mapping[int, str] = field(default_factory=_empty)  # a credential pause: all
     lag: float = 0.0  # how overdue the most overdue active task was
-    liveness: LivenessState | None = None  # None: liveness is off for this account
+    liveness: LivenessState | None = None  # the pushes' (None: liveness is off, or pushes are not watched)
     kind_liveness: Mapping[str, LivenessState] = field(default_factory=_empty)  # the other kinds' (merged in)
 
     def every_liveness(self) -> list[LivenessState]:
@@ -89,8 +89,8 @@ class PollStates:
         self._states: Mapping[str, PollState] = MappingProxyType(dict(self._own))
 
     def publish(self, account: str, kind: str | None = None, **changes: Any) -> None:
-        """``kind`` None: the account's first watched kind (pushes); else another kind's loops, each with its
-        own pauses, lag and liveness, merged into the account's state that readers see."""
+        """``kind`` None: the account's pushes; else another kind's loops, each with its own pauses, lag and
+        liveness, merged into the account's state that readers see."""
         with self._lock:
             if kind is None:
                 self._own[account] = replace(self._own[account], **changes)
@@ -99,7 +99,7 @@ class PollStates:
             self._states = MappingProxyType({name: self._merged(name) for name in self._own})
 
     def _merged(self, account: str) -> PollState:
-        """The account as one: paused if any kind is paused (the first kind's code wins), its worst lag."""
+        """The account as one: paused if any kind is paused (the pushes' code wins), its worst lag."""
         own = self._own[account]
         kinds = {kind: state for (name, kind), state in self._kinds.items() if name == account}
         if not kinds:

@@ -269,3 +269,16 @@ def test_every_kinds_failure_codes_are_task_failed_rows_of_the_error_table():
             assert disposition(code).collector is CollectorAction.TASK_FAILED, (kind.name, code)
             assert kind.failed_by(code)
     assert not KINDS["push"].failed_by("FailedOperation.Record")  # named by a push's Stopped callback too
+
+
+def test_recordings_waiting_in_tiws_queue_are_not_counted_as_queued_pushes(simulator):
+    """Only the pushes' liveness publishes as the account, so the queued-pushes figure never counts
+    recordings, also when pushes are not watched at all."""
+    waiting = simulator.add_record(APP, RecordScript(queued_seconds=60, prepare_seconds=0))
+    with exporter_for(simulator, kinds="record", liveness_interval="1s") as exporter:
+        add(exporter, "record", waiting)
+        states = exporter.accounts.states
+        eventually(lambda: any(state.kind_liveness.get("record") and state.kind_liveness["record"].queued
+                               for state in states.current().values()), timeout=15)
+        assert states.queued() == {}
+        assert metric(scrape(exporter.url), "tiw_push_tasks_queued", sdk_app_id=APP) is None
